@@ -1,0 +1,31 @@
+"""sentsim: Siamese / bi-encoder sentence similarity.
+
+>>> from sentsim import SentenceEncoder
+>>> encoder = SentenceEncoder.from_pretrained("all-MiniLM-L6-v2")
+>>> encoder.similarity("A man is eating food.", "Someone is having a meal.")
+"""
+
+from sentsim._version import __version__
+from sentsim.encoder import SentenceEncoder
+from sentsim.hub import ModelNotFoundError
+from sentsim.pooling import Pooling
+from sentsim.projection import DenseConfig
+from sentsim.similarity import Metric, similarity
+from sentsim.tokenization import train_tokenizer
+from sentsim.towers import LSTMConfig, LSTMTower, TransformerTower
+from sentsim.weights import WeightsError
+
+__all__ = [
+    "DenseConfig",
+    "LSTMConfig",
+    "LSTMTower",
+    "Metric",
+    "ModelNotFoundError",
+    "Pooling",
+    "SentenceEncoder",
+    "TransformerTower",
+    "WeightsError",
+    "__version__",
+    "similarity",
+    "train_tokenizer",
+]

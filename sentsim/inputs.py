@@ -1,0 +1,21 @@
+"""Validation of user texts at the API boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def validate_texts(texts: object, name: str = "texts") -> list[str]:
+    """Return ``texts`` as a list of str, or raise an error naming the first bad item.
+
+    Accepts a list, tuple, numpy array, pandas Series or any other iterable of str. A single
+    string is not accepted here (callers decide what one string means).
+    """
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
+        raise TypeError(f"{name} must be a str or a list of str, got {type(texts).__name__}")
+    items = list(texts)
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            kind = "NaN" if isinstance(item, float) and item != item else type(item).__name__
+            raise TypeError(f"{name}[{index}] is {kind} ({item!r}); expected str")
+    return items

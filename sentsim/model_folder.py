@@ -1,0 +1,201 @@
+"""Model folders: read sentsim, sentence-transformers and plain Hugging Face folders; write sentsim ones.
+
+A transformer encoder is saved in sentence-transformers' classic layout, which every version of
+sentence-transformers loads::
+
+    config.json, model.safetensors, tokenizer files   the transformer (HF layout, at the root)
+    sentence_bert_config.json                         max_seq_length, do_lower_case
+    modules.json                                      Transformer -> Pooling [-> Dense] [-> Normalize]
+    1_Pooling/config.json                             pooling mode
+    2_Dense/{config.json, model.safetensors}          optional projection
+    N_Normalize/                                      when embeddings are L2-normalized
+    config_sentsim.json                               sentsim's own description and version stamp
+
+An LSTM encoder keeps its weights and ``tokenizer.json`` at the root and is described by
+``config_sentsim.json`` alone (sentence-transformers cannot load it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import transformers
+
+from sentsim._version import __version__
+from sentsim.atomic import atomic_folder
+from sentsim.pooling import Pooling
+from sentsim.projection import Dense, DenseConfig
+from sentsim.towers import LSTMTower, Tower, TransformerTower
+from sentsim.weights import WeightsError
+
+logger = logging.getLogger(__name__)
+
+SENTSIM_CONFIG = "config_sentsim.json"
+DENSE_DIR = "2_Dense"
+ST_TYPES = {
+    "Transformer": "sentence_transformers.models.Transformer",
+    "Pooling": "sentence_transformers.models.Pooling",
+    "Dense": "sentence_transformers.models.Dense",
+    "Normalize": "sentence_transformers.models.Normalize",
+}
+ST_POOLING_FLAGS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+@dataclass
+class EncoderParts:
+    """What a folder holds: a tower, its pooling, an optional projection and normalization."""
+
+    tower: Tower
+    pooling: Pooling = Pooling.MEAN
+    normalize: bool = False
+    dense: Dense | None = None
+
+
+def load_parts(folder: Path, *, max_seq_length: int | None = None, trust_remote_code: bool = False) -> EncoderParts:
+    """Read a sentsim, sentence-transformers or plain Hugging Face model folder."""
+    if (folder / SENTSIM_CONFIG).exists():
+        return _load_sentsim(folder, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
+    if (folder / "modules.json").exists():
+        return _load_sentence_transformers(folder, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
+    if (folder / "config.json").exists():
+        tower = TransformerTower.from_pretrained(folder, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
+        return EncoderParts(tower=tower)
+    raise WeightsError(f"{folder} is not a model folder: it has no {SENTSIM_CONFIG}, modules.json or config.json")
+
+
+def save_parts(parts: EncoderParts, folder: Path) -> None:
+    """Write ``parts`` into ``folder`` atomically (an existing folder is replaced only on success)."""
+    with atomic_folder(folder) as staging:
+        parts.tower.save(staging)
+        if parts.dense is not None:
+            (staging / DENSE_DIR).mkdir()
+            _write_json(staging / DENSE_DIR / "config.json", parts.dense.config.to_st_dict())
+            parts.dense.save(staging / DENSE_DIR)
+        if isinstance(parts.tower, TransformerTower):
+            _write_sentence_transformers_files(parts, staging)
+        config = {
+            "sentsim_version": __version__,
+            "tower": parts.tower.kind,
+            "pooling": parts.pooling.value,
+            "normalize": parts.normalize,
+            "max_seq_length": parts.tower.max_seq_length,
+            "dense": parts.dense.config.to_dict() if parts.dense is not None else None,
+        }
+        if isinstance(parts.tower, TransformerTower):
+            config["do_lower_case"] = parts.tower.do_lower_case
+        else:
+            config["lstm"] = parts.tower.config_dict()
+        _write_json(staging / SENTSIM_CONFIG, config)
+
+
+def _load_sentsim(folder: Path, *, max_seq_length: int | None, trust_remote_code: bool) -> EncoderParts:
+    config = _read_json(folder / SENTSIM_CONFIG)
+    saved_version = str(config.get("sentsim_version", "0"))
+    if int(saved_version.split(".")[0]) > int(__version__.split(".")[0]):
+        warnings.warn(f"{folder} was saved by sentsim {saved_version}, newer than this sentsim {__version__}", stacklevel=3)
+    length = max_seq_length or config.get("max_seq_length")
+    if config.get("tower") == "lstm":
+        tower: Tower = LSTMTower.load(folder, config["lstm"])
+        if length:
+            tower.max_seq_length = length
+    elif config.get("tower") == "transformer":
+        tower = TransformerTower.from_pretrained(
+            folder, max_seq_length=length, do_lower_case=config.get("do_lower_case", False), trust_remote_code=trust_remote_code
+        )
+    else:
+        raise ValueError(f"{folder / SENTSIM_CONFIG}: unknown tower {config.get('tower')!r}; expected 'transformer' or 'lstm'")
+    dense = None
+    if config.get("dense"):
+        dense = Dense.load(folder / DENSE_DIR, DenseConfig(**config["dense"]))
+    return EncoderParts(tower, Pooling.parse(config.get("pooling", "mean")), bool(config.get("normalize")), dense)
+
+
+def _load_sentence_transformers(folder: Path, *, max_seq_length: int | None, trust_remote_code: bool) -> EncoderParts:
+    modules = sorted(_read_json(folder / "modules.json"), key=lambda module: module.get("idx", 0))
+    tower, pooling, normalize, dense = None, Pooling.MEAN, False, None
+    for module in modules:
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        path = folder / module.get("path", "")
+        if kind == "Transformer":
+            st_config = _read_json(path / "sentence_bert_config.json") if (path / "sentence_bert_config.json").exists() else {}
+            tower = TransformerTower.from_pretrained(
+                path,
+                max_seq_length=max_seq_length or st_config.get("max_seq_length"),
+                do_lower_case=st_config.get("do_lower_case", False),
+                trust_remote_code=trust_remote_code,
+            )
+        elif kind == "Pooling":
+            pooling = _read_st_pooling(path / "config.json")
+        elif kind == "Dense" and dense is None:
+            dense = Dense.load(path, DenseConfig.from_st_dict(_read_json(path / "config.json")))
+        elif kind == "Normalize":
+            normalize = True
+        else:
+            raise ValueError(
+                f"{folder / 'modules.json'}: module {module.get('type')!r} is not supported "
+                f"(sentsim reads one each of: {', '.join(ST_TYPES)})"
+            )
+    if tower is None:
+        raise ValueError(f"{folder / 'modules.json'} lists no Transformer module")
+    return EncoderParts(tower, pooling, normalize, dense)
+
+
+def _read_st_pooling(file: Path) -> Pooling:
+    config = _read_json(file)
+    if "pooling_mode" in config:
+        mode = config["pooling_mode"]
+        modes = [mode] if isinstance(mode, str) else list(mode)
+    else:
+        modes = [name for flag, name in ST_POOLING_FLAGS.items() if config.get(flag)]
+    if len(modes) != 1 or modes[0] not in {p.value for p in Pooling}:
+        valid = ", ".join(p.value for p in Pooling)
+        raise ValueError(f"{file}: pooling {modes} is not supported; sentsim supports exactly one of {valid}")
+    return Pooling(modes[0])
+
+
+def _write_sentence_transformers_files(parts: EncoderParts, folder: Path) -> None:
+    tower = parts.tower
+    _write_json(folder / "sentence_bert_config.json", {"max_seq_length": tower.max_seq_length, "do_lower_case": tower.do_lower_case})
+    modules = [("Transformer", "")]
+    (folder / "1_Pooling").mkdir()
+    flags = {flag: name == parts.pooling.value for flag, name in ST_POOLING_FLAGS.items()}
+    _write_json(folder / "1_Pooling" / "config.json", {"word_embedding_dimension": tower.dim, **flags})
+    modules.append(("Pooling", "1_Pooling"))
+    if parts.dense is not None:
+        modules.append(("Dense", DENSE_DIR))
+    if parts.normalize:
+        path = f"{len(modules)}_Normalize"
+        (folder / path).mkdir()
+        modules.append(("Normalize", path))
+    entries = [{"idx": i, "name": str(i), "path": path, "type": ST_TYPES[kind]} for i, (kind, path) in enumerate(modules)]
+    _write_json(folder / "modules.json", entries)
+    versions = {"transformers": transformers.__version__, "pytorch": torch.__version__}
+    _write_json(
+        folder / "config_sentence_transformers.json",
+        {"__version__": versions, "prompts": {}, "default_prompt_name": None, "similarity_fn_name": "cosine"},
+    )
+
+
+def _read_json(file: Path) -> dict | list:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WeightsError(f"missing file {file}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{file} is not valid JSON: {error}") from None
+
+
+def _write_json(file: Path, data: object) -> None:
+    file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,49 @@
+"""Pooling: token embeddings ``(batch, seq, dim)`` -> one sentence embedding ``(batch, dim)``."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+from torch import Tensor
+
+
+class Pooling(str, Enum):
+    """How token embeddings become one sentence embedding.
+
+    - ``mean``: average of the non-padding tokens (the default; what most sentence models use);
+    - ``cls``: the first token (``[CLS]`` for BERT-like towers);
+    - ``max``: element-wise maximum over the non-padding tokens.
+    """
+
+    MEAN = "mean"
+    CLS = "cls"
+    MAX = "max"
+
+    @classmethod
+    def parse(cls, value: str | Pooling) -> Pooling:
+        """``Pooling`` from a name, or a ValueError listing the valid names."""
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(repr(p.value) for p in cls)
+            raise ValueError(f"unknown pooling {value!r}; expected one of {valid}") from None
+
+
+def pool(token_embeddings: Tensor, attention_mask: Tensor, mode: str | Pooling = Pooling.MEAN) -> Tensor:
+    """Pool ``token_embeddings`` (B, L, D) over the tokens where ``attention_mask`` (B, L) is 1.
+
+    Sums run in float32 whatever the input dtype, so bf16/fp16 towers pool exactly; the result
+    has the dtype of ``token_embeddings``. A row without any token pools to zeros.
+    """
+    mode = Pooling.parse(mode)
+    if mode is Pooling.CLS:
+        return token_embeddings[:, 0]  # (B, D)
+    mask = attention_mask.unsqueeze(-1).to(torch.bool)  # (B, L, 1)
+    if mode is Pooling.MAX:
+        filled = token_embeddings.masked_fill(~mask, float("-inf"))
+        pooled = filled.max(dim=1).values  # (B, D)
+        return torch.where(torch.isinf(pooled), torch.zeros_like(pooled), pooled)
+    summed = (token_embeddings * mask).sum(dim=1, dtype=torch.float32)  # (B, D)
+    counts = mask.sum(dim=1, dtype=torch.float32).clamp(min=1e-9)  # (B, 1)
+    return (summed / counts).to(token_embeddings.dtype)

@@ -1,0 +1,90 @@
+"""Similarity between embeddings: cosine, dot, euclidean and manhattan.
+
+Every metric is returned as a *similarity*: higher means more similar. Distances are negated,
+so ``euclidean`` gives ``-||a - b||_2`` and ``manhattan`` gives ``-||a - b||_1`` (0 for
+identical vectors, negative otherwise).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ArrayLike = np.ndarray | Tensor
+
+
+class Metric(str, Enum):
+    """Similarity metrics; distances are negated so that higher is always more similar."""
+
+    COSINE = "cosine"
+    DOT = "dot"
+    EUCLIDEAN = "euclidean"
+    MANHATTAN = "manhattan"
+
+    @classmethod
+    def parse(cls, value: str | Metric) -> Metric:
+        """``Metric`` from a name, or a ValueError listing the valid names."""
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(repr(m.value) for m in cls)
+            raise ValueError(f"unknown metric {value!r}; expected one of {valid}") from None
+
+
+def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, pairwise: bool = False) -> ArrayLike:
+    """Similarity of embeddings ``a`` (n, d) and ``b`` (m, d); a 1-D input counts as one row.
+
+    Returns the ``(n, m)`` matrix, or with ``pairwise=True`` the ``(n,)`` scores of row i of
+    ``a`` against row i of ``b`` (which then need the same length). The result is a numpy
+    array unless both inputs are torch tensors.
+    """
+    metric = Metric.parse(metric)
+    as_numpy = not (isinstance(a, Tensor) and isinstance(b, Tensor))
+    x, y = _as_matrix(a, "a"), _as_matrix(b, "b")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"embedding dimensions differ: a has {x.shape[1]}, b has {y.shape[1]}")
+    if pairwise and x.shape[0] != y.shape[0]:
+        raise ValueError(f"pairwise scores need inputs of the same length; got {x.shape[0]} and {y.shape[0]}")
+    y = y.to(x.device)
+    scores = _pairwise(x, y, metric) if pairwise else _matrix(x, y, metric)
+    if a.ndim == 1 and b.ndim == 1:
+        return float(scores.reshape(-1)[0])
+    return scores.cpu().numpy() if as_numpy else scores
+
+
+def _as_matrix(value: ArrayLike, name: str) -> Tensor:
+    if isinstance(value, np.ndarray):
+        if not np.issubdtype(value.dtype, np.number):
+            raise TypeError(f"{name} must hold numbers, got a numpy array of {value.dtype}; encode texts first")
+        tensor = torch.from_numpy(np.asarray(value, dtype=np.float32))
+    elif isinstance(value, Tensor):
+        tensor = value.detach().float()
+    else:
+        raise TypeError(f"{name} must be a numpy array or torch tensor of embeddings, got {type(value).__name__}")
+    if tensor.ndim == 1:
+        tensor = tensor.unsqueeze(0)
+    if tensor.ndim != 2:
+        raise ValueError(f"{name} must be 1-D (d,) or 2-D (n, d), got shape {tuple(tensor.shape)}")
+    return tensor
+
+
+def _matrix(x: Tensor, y: Tensor, metric: Metric) -> Tensor:
+    if metric is Metric.COSINE:
+        return F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).T  # (n, m)
+    if metric is Metric.DOT:
+        return x @ y.T
+    p = 2.0 if metric is Metric.EUCLIDEAN else 1.0
+    return -torch.cdist(x, y, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _pairwise(x: Tensor, y: Tensor, metric: Metric) -> Tensor:
+    if metric is Metric.COSINE:
+        return (F.normalize(x, dim=-1) * F.normalize(y, dim=-1)).sum(-1)  # (n,)
+    if metric is Metric.DOT:
+        return (x * y).sum(-1)
+    p = 2.0 if metric is Metric.EUCLIDEAN else 1.0
+    return -torch.linalg.vector_norm(x - y, ord=p, dim=-1)

@@ -1,0 +1,104 @@
+"""Tokenization with the Rust ``tokenizers`` library: truncation, padding, and training."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from torch import Tensor
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+@dataclass
+class TokenizedBatch:
+    """Token ids of many texts, not yet padded; ``truncated`` counts texts cut to ``max_length``."""
+
+    ids: list[list[int]]
+    truncated: int
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(ids) for ids in self.ids), dtype=np.int64, count=len(self.ids))
+
+
+class TextTokenizer:
+    """A ``tokenizers.Tokenizer`` set up for a tower: truncates to ``max_length``, pads per batch.
+
+    Args:
+        tokenizer: the Rust tokenizer (its own padding/truncation settings are ignored).
+        max_length: the most tokens a text keeps, special tokens included.
+        lowercase: lowercase texts before tokenizing (for models saved with ``do_lower_case``).
+    """
+
+    def __init__(self, tokenizer: Tokenizer, max_length: int, *, lowercase: bool = False) -> None:
+        if max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {max_length}")
+        self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length)
+        self.max_length = max_length
+        self.lowercase = lowercase
+        self.pad_id = _pad_id(tokenizer)
+        self.unk_id = _token_id(tokenizer, ("[UNK]", "<unk>"))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, texts: Sequence[str]) -> TokenizedBatch:
+        """Token ids of ``texts`` (every text gets at least one token: ``[UNK]`` if it has none)."""
+        if self.lowercase:
+            texts = [text.lower() for text in texts]
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        ids = [encoding.ids or [self.unk_id] for encoding in encodings]
+        truncated = sum(1 for encoding in encodings if encoding.overflowing)
+        return TokenizedBatch(ids=ids, truncated=truncated)
+
+    def pad(self, ids: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+        """Right-pad ``ids`` to the longest: ``(input_ids, attention_mask)``, both ``(B, L)`` int64."""
+        longest = max(len(row) for row in ids)
+        input_ids = np.full((len(ids), longest), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(ids), longest), dtype=np.int64)
+        for i, row in enumerate(ids):
+            input_ids[i, : len(row)] = row
+            attention_mask[i, : len(row)] = 1
+        return torch.from_numpy(input_ids), torch.from_numpy(attention_mask)
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, Tensor]:
+        """Tokenize and pad ``texts``: ``{"input_ids", "attention_mask"}`` ready for a tower."""
+        input_ids, attention_mask = self.pad(self.encode(texts).ids)
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def _pad_id(tokenizer: Tokenizer) -> int:
+    if tokenizer.padding and tokenizer.padding.get("pad_id") is not None:
+        return int(tokenizer.padding["pad_id"])
+    return _token_id(tokenizer, ("[PAD]", "<pad>"))
+
+
+def _token_id(tokenizer: Tokenizer, candidates: tuple[str, ...]) -> int:
+    """Id of the first of ``candidates`` in the vocabulary, else 0."""
+    for token in candidates:
+        token_id = tokenizer.token_to_id(token)
+        if token_id is not None:
+            return token_id
+    return 0
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 30000, *, lowercase: bool = True) -> Tokenizer:
+    """Train a BERT-style WordPiece tokenizer (``[CLS] ... [SEP]``) on the user's texts."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS))
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    return tokenizer

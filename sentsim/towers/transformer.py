@@ -1,0 +1,129 @@
+"""Transformer tower: a Hugging Face ``AutoModel`` with its fast tokenizer."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+from torch import Tensor, nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
+
+from sentsim.tokenization import TextTokenizer
+from sentsim.weights import safetensors_files
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_SEQ_LENGTH = 512
+
+
+class TransformerTower(nn.Module):
+    """A pretrained (or freshly configured) transformer: token ids -> last hidden states.
+
+    Args:
+        model: the transformer, e.g. from ``AutoModel.from_pretrained``.
+        tokenizer: its fast tokenizer (one backed by ``tokenizer.json``).
+        max_seq_length: tokens kept per text; defaults to what the model and tokenizer allow, at most 512.
+        do_lower_case: lowercase texts before tokenizing.
+    """
+
+    kind = "transformer"
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerFast,
+        *,
+        max_seq_length: int | None = None,
+        do_lower_case: bool = False,
+    ) -> None:
+        super().__init__()
+        if getattr(tokenizer, "backend_tokenizer", None) is None:
+            raise TypeError(f"{type(tokenizer).__name__} is not a fast tokenizer; sentsim needs one backed by tokenizer.json")
+        self.model = model
+        self.hf_tokenizer = tokenizer
+        self.do_lower_case = do_lower_case
+        self.max_seq_length = max_seq_length or self._length_limit()  # builds self.tokenizer
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        max_seq_length: int | None = None,
+        do_lower_case: bool = False,
+        trust_remote_code: bool = False,
+    ) -> TransformerTower:
+        """Load model and tokenizer from a local folder (safetensors weights only)."""
+        safetensors_files(path)
+        model = AutoModel.from_pretrained(
+            str(path), dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        return cls(model, tokenizer, max_seq_length=max_seq_length, do_lower_case=do_lower_case)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: PretrainedConfig | dict,
+        tokenizer: Tokenizer | PreTrainedTokenizerFast,
+        *,
+        max_seq_length: int | None = None,
+    ) -> TransformerTower:
+        """A transformer with random weights built from ``config`` (a config object, or a dict with ``model_type``)."""
+        if isinstance(config, dict):
+            config = AutoConfig.for_model(**config)
+        if isinstance(tokenizer, Tokenizer):
+            tokenizer = _wrap_tokenizer(tokenizer, max_seq_length or DEFAULT_MAX_SEQ_LENGTH)
+        model = AutoModel.from_config(config)
+        return cls(model.float(), tokenizer, max_seq_length=max_seq_length)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.get_text_config().hidden_size)
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.tokenizer.max_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        limit = self._length_limit()
+        if not 1 <= value <= limit:
+            raise ValueError(f"max_seq_length must be between 1 and {limit} for this model, got {value}")
+        self.tokenizer = TextTokenizer(self.hf_tokenizer.backend_tokenizer, value, lowercase=self.do_lower_case)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Token embeddings ``(B, L, D)`` for ``input_ids`` and ``attention_mask`` ``(B, L)``."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def save(self, folder: Path) -> None:
+        """Write the model (safetensors) and tokenizer files at the root of ``folder``."""
+        self.model.save_pretrained(str(folder))
+        self.hf_tokenizer.model_max_length = self.max_seq_length
+        self.hf_tokenizer.save_pretrained(str(folder))
+
+    def _length_limit(self) -> int:
+        limits = [DEFAULT_MAX_SEQ_LENGTH]
+        positions = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+        if isinstance(positions, int) and positions > 0:
+            limits.append(positions)
+        model_max = getattr(self.hf_tokenizer, "model_max_length", None)
+        if isinstance(model_max, int) and 0 < model_max < 1_000_000:
+            limits.append(model_max)
+        return min(limits)
+
+
+def _wrap_tokenizer(tokenizer: Tokenizer, max_length: int) -> PreTrainedTokenizerFast:
+    """A transformers tokenizer around a Rust one, with the special tokens it knows."""
+    vocab = tokenizer.get_vocab()
+    specials = {
+        "pad_token": "[PAD]",
+        "unk_token": "[UNK]",
+        "cls_token": "[CLS]",
+        "sep_token": "[SEP]",
+        "mask_token": "[MASK]",
+    }
+    present = {name: token for name, token in specials.items() if token in vocab}
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=max_length, **present)
