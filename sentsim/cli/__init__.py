@@ -1,0 +1,32 @@
+"""The ``sentsim`` command: results on stdout, progress and messages on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from sentsim._version import __version__
+from sentsim.cli import encode, evaluate, similarity
+
+COMMANDS = (encode, similarity, evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sentsim", description="Sentence embeddings and similarity with Siamese bi-encoders.")
+    parser.add_argument("--version", action="version", version=f"sentsim {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args) or 0
+    except (ValueError, TypeError, OSError) as error:
+        print(f"sentsim {args.command}: error: {error}", file=sys.stderr)
+        return 2

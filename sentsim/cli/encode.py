@@ -1,0 +1,42 @@
+"""``sentsim encode``: texts from a file -> embeddings in a ``.npy`` file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sentsim.cli.common import add_model_options, load_encoder
+from sentsim.data.texts import read_texts
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("encode", help="embed texts into a .npy file", description=__doc__)
+    parser.add_argument("--input", required=True, help="one text a line, .jsonl with a 'text' field, or - for stdin")
+    parser.add_argument("--output", required=True, help="where to write the (n, dim) float32 .npy array")
+    parser.add_argument("--field", default="text", help="the text field of .jsonl input (default: text)")
+    parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None, help="L2-normalize (default: the model's setting)")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    texts = read_texts(args.input, field=args.field)
+    encoder = load_encoder(args)
+    embeddings = encoder.encode(texts, batch_size=args.batch_size, normalize=args.normalize, show_progress=not args.no_progress)
+    output = Path(args.output)
+    if output.suffix != ".npy":
+        output = output.with_name(output.name + ".npy")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        np.save(handle, embeddings)
+    os.replace(tmp, output)
+    print(f"{output}\t{embeddings.shape[0]}x{encoder.dim}")
+    return 0

@@ -1,0 +1,37 @@
+"""Column checks that name the column and the row of the first bad value."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def require_columns(available: Sequence[str], required: Sequence[str], source: str) -> None:
+    missing = [name for name in required if name not in available]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {missing}; found {list(available)}")
+
+
+def text_column(values: Sequence[object], column: str, source: str) -> list[str]:
+    """``values`` as str, or a ValueError naming ``column`` and the row of the first non-text value."""
+    texts = list(values)
+    for row, value in enumerate(texts):
+        if not isinstance(value, str):
+            raise ValueError(f"{source}: column {column!r}, row {row}: expected text, got {value!r}")
+    return texts
+
+
+def float_column(values: Sequence[object], column: str, source: str) -> np.ndarray:
+    """``values`` as float64, or a ValueError naming ``column`` and the row of the first bad number."""
+    numbers = np.empty(len(values), dtype=np.float64)
+    for row, value in enumerate(values):
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ValueError(f"{source}: column {column!r}, row {row}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise ValueError(f"{source}: column {column!r}, row {row}: expected a finite number, got {value!r}")
+        numbers[row] = number
+    return numbers
