@@ -1,24 +1,58 @@
-"""``sentsim similarity``: the similarity score of two texts."""
+"""``sentsim similarity``: the similarity of two texts, or of every pair in a file."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
 
 from sentsim.cli.common import add_model_options, load_encoder
 from sentsim.similarity import Metric
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("similarity", help="score two texts", description=__doc__)
-    parser.add_argument("text_a")
-    parser.add_argument("text_b")
+    parser = subparsers.add_parser(
+        "similarity",
+        help="score two texts, or the pairs of a TSV file",
+        description="Print the similarity of TEXT_A and TEXT_B, or with --pairs one score per line of a "
+        "two-column TSV file (text_a<TAB>text_b), followed by the pair.",
+    )
+    parser.add_argument("text_a", nargs="?")
+    parser.add_argument("text_b", nargs="?")
+    parser.add_argument("--pairs", help="a TSV file of text_a<TAB>text_b lines")
     parser.add_argument("--metric", default="cosine", choices=[m.value for m in Metric], help="(default: cosine; distances are negated)")
     add_model_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.pairs is None) == (args.text_a is None or args.text_b is None):
+        raise ValueError("give either two texts or --pairs FILE")
+    left, right = ([args.text_a], [args.text_b]) if args.pairs is None else _read_pairs(Path(args.pairs))
     encoder = load_encoder(args)
-    score = encoder.similarity(args.text_a, args.text_b, metric=args.metric)
-    print(f"{score:.6f}")
+    show = not args.no_progress and len(left) > 10 * args.batch_size
+    embeddings = encoder.encode(left + right, batch_size=args.batch_size, show_progress=show)
+    scores = np.atleast_1d(encoder.similarity(embeddings[: len(left)], embeddings[len(left) :], args.metric, pairwise=True))
+    if args.pairs is None:
+        print(f"{scores[0]:.6f}")
+    else:
+        for score, a, b in zip(scores, left, right):
+            print(f"{score:.6f}\t{a}\t{b}")
     return 0
+
+
+def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
+    left, right = [], []
+    with open(path, encoding="utf-8", newline="") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
+            if not row:
+                continue
+            if len(row) != 2:
+                raise ValueError(f"{path}:{number}: expected text_a<TAB>text_b, got {len(row)} field(s)")
+            left.append(row[0])
+            right.append(row[1])
+    if not left:
+        raise ValueError(f"{path}: no pairs")
+    return left, right

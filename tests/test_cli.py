@@ -1,0 +1,87 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sentsim import SentenceEncoder
+from sentsim.cli import main
+
+TEXTS = ["The cat sat on the mat.", "A dog is running in the park.", "Rain is expected over the weekend."]
+
+
+@pytest.fixture
+def model_dir(tiny_transformer, tmp_path):
+    SentenceEncoder(tiny_transformer, normalize=True).save_pretrained(tmp_path / "model")
+    return tmp_path / "model"
+
+
+def test_encode_lines(model_dir, tmp_path, capsys):
+    source = tmp_path / "texts.txt"
+    source.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    assert main(["encode", "--model", str(model_dir), "--input", str(source), "--output", str(tmp_path / "out.npy")]) == 0
+    embeddings = np.load(tmp_path / "out.npy")
+    np.testing.assert_allclose(embeddings, SentenceEncoder.from_pretrained(model_dir).encode(TEXTS), atol=1e-6)
+    assert "out.npy" in capsys.readouterr().out
+
+
+def test_encode_jsonl_and_stdin(model_dir, tmp_path, monkeypatch):
+    source = tmp_path / "texts.jsonl"
+    source.write_text("\n".join(json.dumps({"text": t}) for t in TEXTS), encoding="utf-8")
+    main(["encode", "--model", str(model_dir), "--input", str(source), "--output", str(tmp_path / "a.npy")])
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("\n".join(TEXTS)))
+    main(["encode", "--model", str(model_dir), "--input", "-", "--output", str(tmp_path / "b.npy"), "--no-progress"])
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    assert np.load(tmp_path / "a.npy").shape == (3, 32)
+
+
+def test_similarity_prints_the_score(model_dir, capsys):
+    assert main(["similarity", "--model", str(model_dir), TEXTS[0], TEXTS[1]]) == 0
+    expected = SentenceEncoder.from_pretrained(model_dir).similarity(TEXTS[0], TEXTS[1])
+    assert float(capsys.readouterr().out) == pytest.approx(expected, abs=1e-5)
+
+
+def test_similarity_of_a_pairs_file(model_dir, tmp_path, capsys):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"{TEXTS[0]}\t{TEXTS[1]}\n{TEXTS[1]}\t{TEXTS[2]}\n", encoding="utf-8")
+    main(["similarity", "--model", str(model_dir), "--pairs", str(pairs), "--metric", "dot"])
+    lines = capsys.readouterr().out.splitlines()
+    encoder = SentenceEncoder.from_pretrained(model_dir)
+    assert len(lines) == 2
+    assert float(lines[1].split("\t")[0]) == pytest.approx(encoder.similarity(TEXTS[1], TEXTS[2], "dot"), abs=1e-5)
+
+
+def test_eval_sts_json(model_dir, tmp_path, capsys):
+    data = tmp_path / "sts.csv"
+    data.write_text("".join(f"{a},{b},{s}\n" for a, b, s in [(TEXTS[0], TEXTS[1], 1.0), (TEXTS[0], TEXTS[0], 5.0), (TEXTS[1], TEXTS[2], 2.5)]))
+    assert main(["eval", "sts", "--model", str(model_dir), "--data", str(data), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 3 and -100 <= result["spearman"] <= 100 and "pearson" in result
+    assert {"dot_spearman", "euclidean_spearman", "manhattan_spearman"} <= set(result)
+
+
+def test_errors_are_short_and_on_stderr(model_dir, tmp_path, capsys):
+    assert main(["encode", "--model", str(model_dir), "--input", str(tmp_path / "nope.txt"), "--output", "x.npy"]) == 2
+    captured = capsys.readouterr()
+    assert "input file not found" in captured.err and captured.out == ""
+    assert main(["similarity", "--model", str(tmp_path / "no-model-here"), "a", "b"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["encode"], ["similarity"], ["eval"], ["eval", "sts"]])
+def test_help_on_every_subcommand(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: sentsim" in capsys.readouterr().out
+
+
+def test_module_and_console_script_entry_points():
+    result = subprocess.run([sys.executable, "-m", "sentsim", "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("sentsim ")
+    script = shutil.which("sentsim")
+    if script is None:
+        pytest.skip("sentsim is not installed as a console script in this environment")
+    assert subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout.startswith("usage: sentsim")

@@ -1,0 +1,78 @@
+import json
+
+import numpy as np
+import pytest
+
+from sentsim.data import read_sts
+from sentsim.data.texts import read_texts
+
+
+def test_headerless_sts_csv_with_quoted_commas(tmp_path):
+    path = tmp_path / "sts.csv"
+    path.write_text('A cat sits.,A cat is sitting.,4.5\n"Hello, world",Goodbye,0.0\n', encoding="utf-8")
+    pairs = read_sts(path)
+    assert pairs.sentences1 == ["A cat sits.", "Hello, world"]
+    assert pairs.sentences2 == ["A cat is sitting.", "Goodbye"]
+    np.testing.assert_array_equal(pairs.scores, [4.5, 0.0])
+
+
+def test_csv_with_header_and_column_mapping(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("a,b,similarity\nx,y,1\nz,w,2\n", encoding="utf-8")
+    pairs = read_sts(path, columns={"a": "sentence1", "b": "sentence2", "similarity": "score"})
+    assert len(pairs) == 2 and pairs.sentences1 == ["x", "z"]
+
+
+def test_jsonl_and_dataset_objects(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    rows = [{"sentence1": "a", "sentence2": "b", "score": 0.5}, {"sentence1": "c", "sentence2": "d", "score": 1.0}]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    assert read_sts(path).sentences2 == ["b", "d"]
+    dataset = datasets.Dataset.from_list(rows)
+    np.testing.assert_array_equal(read_sts(dataset).scores, [0.5, 1.0])
+    datasets.DatasetDict({"test": dataset}).save_to_disk(str(tmp_path / "saved"))
+    assert read_sts(tmp_path / "saved", split="test").sentences1 == ["a", "c"]
+
+
+def test_missing_column_is_named(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("sentence1,sentence2,label\nx,y,1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['score'\]"):
+        read_sts(path)
+
+
+@pytest.mark.parametrize("score", ["high", "nan", "inf"])
+def test_bad_score_names_column_and_row(tmp_path, score):
+    path = tmp_path / "sts.csv"
+    path.write_text(f"a,b,1.0\nc,d,{score}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"column 'score', row 1: expected a (finite )?number, got '{score}'"):
+        read_sts(path)
+
+
+def test_null_text_names_column_and_row():
+    datasets = pytest.importorskip("datasets")
+    dataset = datasets.Dataset.from_list([{"sentence1": "a", "sentence2": "b", "score": 1.0}, {"sentence1": None, "sentence2": "d", "score": 1.0}])
+    with pytest.raises(ValueError, match="column 'sentence1', row 1: expected text, got None"):
+        read_sts(dataset)
+
+
+def test_ragged_csv_row(tmp_path):
+    path = tmp_path / "sts.csv"
+    path.write_text("a,b,1.0\nc,2.0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="row 1 has 2 fields, expected 3"):
+        read_sts(path)
+
+
+def test_read_texts_lines_jsonl_and_stdin(tmp_path, monkeypatch):
+    lines = tmp_path / "texts.txt"
+    lines.write_text("first\n\nthird\n", encoding="utf-8")
+    assert read_texts(lines) == ["first", "", "third"]
+    records = tmp_path / "texts.jsonl"
+    records.write_text('{"text": "a"}\n{"text": "b", "id": 2}\n', encoding="utf-8")
+    assert read_texts(records) == ["a", "b"]
+    records.write_text('{"text": "a"}\n{"body": "b"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"texts.jsonl:2: expected an object with a text field 'text'"):
+        read_texts(records)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("x\ny\n"))
+    assert read_texts("-") == ["x", "y"]
