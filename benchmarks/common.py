@@ -1,0 +1,52 @@
+"""Helpers shared by the benchmarks: data paths, texts, timing."""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+DEFAULT_DATA_DIR = Path(os.environ.get("SENTSIM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def stsb_sentences(data_dir: Path = DEFAULT_DATA_DIR) -> list[str]:
+    """Every sentence of STS-B train, dev and test, in file order (duplicates kept)."""
+    sentences = []
+    for split in ("train", "dev", "test"):
+        path = data_dir / "stsb" / f"{split}.csv"
+        if not path.exists():
+            raise SystemExit(f"STS Benchmark not found at {path}; pass --data-dir or set SENTSIM_DATA_DIR")
+        with open(path, encoding="utf-8", newline="") as handle:
+            for row in csv.reader(handle):
+                sentences.extend(row[:2])
+    return sentences
+
+
+def long_texts(sentences: list[str], count: int, per_text: int = 8) -> list[str]:
+    """``count`` texts of ``per_text`` consecutive sentences joined by spaces."""
+    return [" ".join(sentences[i * per_text : (i + 1) * per_text]) for i in range(count)]
+
+
+def best_time(run: Callable[[], object], repeats: int) -> float:
+    """The fastest of ``repeats`` timed runs (after the caller's warm-up), in seconds."""
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        run()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
