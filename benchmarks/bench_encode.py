@@ -27,7 +27,9 @@ from sentsim.hub import resolve_model_path  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--device", action="append", help="cpu / cuda (repeatable; default: cpu, and cuda when present)")
+    parser.add_argument(
+        "--device", action="append", help="cpu / cuda (repeatable; default: cpu, and cuda when present)"
+    )
     parser.add_argument("--n-short", type=int, default=2000)
     parser.add_argument("--n-long", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -43,7 +45,9 @@ def main() -> None:
     sets = {"short": sentences[: args.n_short], "long": long_texts(sentences, args.n_long)}
     path = str(resolve_model_path(args.model))
     print(f"# encode throughput, {args.model}, batch {args.batch_size}, best of {args.repeats}; {machine()}")
-    print(f"{'device':<6} {'texts':<6} {'n':>6} {'sentence-transformers':>22} {'sentsim':>10} {'ratio':>6} {'max |diff|':>11}")
+    print(
+        f"{'device':<6} {'texts':<6} {'n':>6} {'sentence-transformers':>22} {'sentsim':>10} {'ratio':>6} {'max |diff|':>11}"
+    )
     results = []
     for device in devices:
         ours = SentenceEncoder.from_pretrained(path, device=device)
@@ -52,13 +56,17 @@ def main() -> None:
             kwargs = {"batch_size": args.batch_size, "show_progress": False}
             ours.encode(texts[: args.batch_size * 2], **kwargs)  # warm-up
             theirs.encode(texts[: args.batch_size * 2], batch_size=args.batch_size)
-            ours_s = best_time(lambda: ours.encode(texts, **kwargs), args.repeats)
-            theirs_s = best_time(lambda: theirs.encode(texts, batch_size=args.batch_size), args.repeats)
+            ours_s = best_time(lambda: ours.encode(texts, **kwargs), args.repeats)  # noqa: B023
+            theirs_s = best_time(lambda: theirs.encode(texts, batch_size=args.batch_size), args.repeats)  # noqa: B023
             diff = float(np.abs(ours.encode(texts, **kwargs) - theirs.encode(texts, batch_size=args.batch_size)).max())
             row = {
-                "device": device, "texts": name, "n": len(texts),
-                "st_texts_per_s": len(texts) / theirs_s, "sentsim_texts_per_s": len(texts) / ours_s,
-                "ratio": theirs_s / ours_s, "max_abs_diff": diff,
+                "device": device,
+                "texts": name,
+                "n": len(texts),
+                "st_texts_per_s": len(texts) / theirs_s,
+                "sentsim_texts_per_s": len(texts) / ours_s,
+                "ratio": theirs_s / ours_s,
+                "max_abs_diff": diff,
             }
             results.append(row)
             print(

@@ -202,7 +202,9 @@ class SentenceEncoder(nn.Module):
         return similarity(left, right, metric, pairwise=pairwise)
 
     def _as_embeddings(self, value: object, name: str, batch_size: int) -> ArrayLike:
-        if isinstance(value, (np.ndarray, Tensor)) and not (isinstance(value, np.ndarray) and value.dtype.kind in "OUS"):
+        if isinstance(value, (np.ndarray, Tensor)) and not (
+            isinstance(value, np.ndarray) and value.dtype.kind in "OUS"
+        ):
             return value
         if isinstance(value, str):
             return self.encode(value, batch_size=batch_size)

@@ -52,7 +52,9 @@ def resolve_model_path(name_or_path: str | Path, *, revision: str | None = None,
         try:
             return _download(repo_id, revision=revision, cache_dir=cache_dir)
         except Exception as error:  # noqa: BLE001 - every Hub failure becomes one line of the report
-            tried.append(f"Hugging Face Hub {repo_id!r}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+            tried.append(
+                f"Hugging Face Hub {repo_id!r}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            )
     raise ModelNotFoundError(f"model {name!r} not found. Tried:\n  - " + "\n  - ".join(tried))
 
 

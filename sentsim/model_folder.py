@@ -70,7 +70,9 @@ def load_parts(folder: Path, *, max_seq_length: int | None = None, trust_remote_
     if (folder / "modules.json").exists():
         return _load_sentence_transformers(folder, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
     if (folder / "config.json").exists():
-        tower = TransformerTower.from_pretrained(folder, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
+        tower = TransformerTower.from_pretrained(
+            folder, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code
+        )
         return EncoderParts(tower=tower)
     raise WeightsError(f"{folder} is not a model folder: it has no {SENTSIM_CONFIG}, modules.json or config.json")
 
@@ -104,7 +106,9 @@ def _load_sentsim(folder: Path, *, max_seq_length: int | None, trust_remote_code
     config = _read_json(folder / SENTSIM_CONFIG)
     saved_version = str(config.get("sentsim_version", "0"))
     if int(saved_version.split(".")[0]) > int(__version__.split(".")[0]):
-        warnings.warn(f"{folder} was saved by sentsim {saved_version}, newer than this sentsim {__version__}", stacklevel=3)
+        warnings.warn(
+            f"{folder} was saved by sentsim {saved_version}, newer than this sentsim {__version__}", stacklevel=3
+        )
     length = max_seq_length or config.get("max_seq_length")
     if config.get("tower") == "lstm":
         tower: Tower = LSTMTower.load(folder, config["lstm"])
@@ -112,10 +116,15 @@ def _load_sentsim(folder: Path, *, max_seq_length: int | None, trust_remote_code
             tower.max_seq_length = length
     elif config.get("tower") == "transformer":
         tower = TransformerTower.from_pretrained(
-            folder, max_seq_length=length, do_lower_case=config.get("do_lower_case", False), trust_remote_code=trust_remote_code
+            folder,
+            max_seq_length=length,
+            do_lower_case=config.get("do_lower_case", False),
+            trust_remote_code=trust_remote_code,
         )
     else:
-        raise ValueError(f"{folder / SENTSIM_CONFIG}: unknown tower {config.get('tower')!r}; expected 'transformer' or 'lstm'")
+        raise ValueError(
+            f"{folder / SENTSIM_CONFIG}: unknown tower {config.get('tower')!r}; expected 'transformer' or 'lstm'"
+        )
     dense = None
     if config.get("dense"):
         dense = Dense.load(folder / DENSE_DIR, DenseConfig(**config["dense"]))
@@ -129,7 +138,9 @@ def _load_sentence_transformers(folder: Path, *, max_seq_length: int | None, tru
         kind = str(module.get("type", "")).rsplit(".", 1)[-1]
         path = folder / module.get("path", "")
         if kind == "Transformer":
-            st_config = _read_json(path / "sentence_bert_config.json") if (path / "sentence_bert_config.json").exists() else {}
+            st_config = (
+                _read_json(path / "sentence_bert_config.json") if (path / "sentence_bert_config.json").exists() else {}
+            )
             tower = TransformerTower.from_pretrained(
                 path,
                 max_seq_length=max_seq_length or st_config.get("max_seq_length"),
@@ -167,7 +178,10 @@ def _read_st_pooling(file: Path) -> Pooling:
 
 def _write_sentence_transformers_files(parts: EncoderParts, folder: Path) -> None:
     tower = parts.tower
-    _write_json(folder / "sentence_bert_config.json", {"max_seq_length": tower.max_seq_length, "do_lower_case": tower.do_lower_case})
+    _write_json(
+        folder / "sentence_bert_config.json",
+        {"max_seq_length": tower.max_seq_length, "do_lower_case": tower.do_lower_case},
+    )
     modules = [("Transformer", "")]
     (folder / "1_Pooling").mkdir()
     flags = {flag: name == parts.pooling.value for flag, name in ST_POOLING_FLAGS.items()}
@@ -179,7 +193,9 @@ def _write_sentence_transformers_files(parts: EncoderParts, folder: Path) -> Non
         path = f"{len(modules)}_Normalize"
         (folder / path).mkdir()
         modules.append(("Normalize", path))
-    entries = [{"idx": i, "name": str(i), "path": path, "type": ST_TYPES[kind]} for i, (kind, path) in enumerate(modules)]
+    entries = [
+        {"idx": i, "name": str(i), "path": path, "type": ST_TYPES[kind]} for i, (kind, path) in enumerate(modules)
+    ]
     _write_json(folder / "modules.json", entries)
     versions = {"transformers": transformers.__version__, "pytorch": torch.__version__}
     _write_json(

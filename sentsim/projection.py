@@ -48,7 +48,12 @@ class DenseConfig:
         by_path = {st_path: name for name, (_, st_path) in ACTIVATIONS.items()}
         if path not in by_path:
             raise ValueError(f"unsupported Dense activation {path!r}; supported: {', '.join(by_path)}")
-        return cls(in_features=data["in_features"], out_features=data["out_features"], bias=data.get("bias", True), activation=by_path[path])
+        return cls(
+            in_features=data["in_features"],
+            out_features=data["out_features"],
+            bias=data.get("bias", True),
+            activation=by_path[path],
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -49,7 +49,9 @@ def tiny_transformer(tokenizer) -> TransformerTower:
 @pytest.fixture
 def tiny_lstm(tokenizer) -> LSTMTower:
     torch.manual_seed(0)
-    config = LSTMConfig(vocab_size=tokenizer.get_vocab_size(), embedding_dim=16, hidden_size=12, num_layers=2, max_seq_length=32)
+    config = LSTMConfig(
+        vocab_size=tokenizer.get_vocab_size(), embedding_dim=16, hidden_size=12, num_layers=2, max_seq_length=32
+    )
     return LSTMTower(config, tokenizer)
 
 

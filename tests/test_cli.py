@@ -21,7 +21,9 @@ def model_dir(tiny_transformer, tmp_path):
 def test_encode_lines(model_dir, tmp_path, capsys):
     source = tmp_path / "texts.txt"
     source.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
-    assert main(["encode", "--model", str(model_dir), "--input", str(source), "--output", str(tmp_path / "out.npy")]) == 0
+    assert (
+        main(["encode", "--model", str(model_dir), "--input", str(source), "--output", str(tmp_path / "out.npy")]) == 0
+    )
     embeddings = np.load(tmp_path / "out.npy")
     np.testing.assert_allclose(embeddings, SentenceEncoder.from_pretrained(model_dir).encode(TEXTS), atol=1e-6)
     assert "out.npy" in capsys.readouterr().out
@@ -55,7 +57,12 @@ def test_similarity_of_a_pairs_file(model_dir, tmp_path, capsys):
 
 def test_eval_sts_json(model_dir, tmp_path, capsys):
     data = tmp_path / "sts.csv"
-    data.write_text("".join(f"{a},{b},{s}\n" for a, b, s in [(TEXTS[0], TEXTS[1], 1.0), (TEXTS[0], TEXTS[0], 5.0), (TEXTS[1], TEXTS[2], 2.5)]))
+    data.write_text(
+        "".join(
+            f"{a},{b},{s}\n"
+            for a, b, s in [(TEXTS[0], TEXTS[1], 1.0), (TEXTS[0], TEXTS[0], 5.0), (TEXTS[1], TEXTS[2], 2.5)]
+        )
+    )
     assert main(["eval", "sts", "--model", str(model_dir), "--data", str(data), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 3 and -100 <= result["spearman"] <= 100 and "pearson" in result
@@ -84,4 +91,6 @@ def test_module_and_console_script_entry_points():
     script = shutil.which("sentsim")
     if script is None:
         pytest.skip("sentsim is not installed as a console script in this environment")
-    assert subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout.startswith("usage: sentsim")
+    assert subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout.startswith(
+        "usage: sentsim"
+    )

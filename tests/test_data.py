@@ -52,7 +52,9 @@ def test_bad_score_names_column_and_row(tmp_path, score):
 
 def test_null_text_names_column_and_row():
     datasets = pytest.importorskip("datasets")
-    dataset = datasets.Dataset.from_list([{"sentence1": "a", "sentence2": "b", "score": 1.0}, {"sentence1": None, "sentence2": "d", "score": 1.0}])
+    dataset = datasets.Dataset.from_list(
+        [{"sentence1": "a", "sentence2": "b", "score": 1.0}, {"sentence1": None, "sentence2": "d", "score": 1.0}]
+    )
     with pytest.raises(ValueError, match="column 'sentence1', row 1: expected text, got None"):
         read_sts(dataset)
 

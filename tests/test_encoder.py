@@ -36,7 +36,7 @@ def test_empty_list_gives_empty_matrix(tiny_encoder):
 
 def test_batched_equals_one_by_one_in_input_order(tiny_encoder):
     batched = tiny_encoder.encode(TEXTS, batch_size=4)
-    alone = np.stack([tiny_encoder.encode([text]) [0] for text in TEXTS])
+    alone = np.stack([tiny_encoder.encode([text])[0] for text in TEXTS])
     np.testing.assert_allclose(batched, alone, atol=1e-5)
     np.testing.assert_allclose(tiny_encoder.encode(TEXTS, batch_size=1), batched, atol=1e-5)
 
@@ -73,7 +73,12 @@ def test_normalize_option_and_model_default(tiny_encoder):
 
 @pytest.mark.parametrize(
     "bad, index, kind",
-    [([ "ok", 3, "ok"], 1, "int"), (["ok", "ok", None], 2, "NoneType"), ([float("nan")], 0, "NaN"), (["a", b"b"], 1, "bytes")],
+    [
+        (["ok", 3, "ok"], 1, "int"),
+        (["ok", "ok", None], 2, "NoneType"),
+        ([float("nan")], 0, "NaN"),
+        (["a", b"b"], 1, "bytes"),
+    ],
 )
 def test_non_string_items_name_their_index(tiny_encoder, bad, index, kind):
     with pytest.raises(TypeError, match=rf"texts\[{index}\] is {kind}"):

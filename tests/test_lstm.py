@@ -33,7 +33,9 @@ def test_matches_a_plain_lstm_reference(tiny_lstm):
 def test_pretrained_embeddings_are_copied_and_can_be_frozen(tokenizer):
     vocab = tokenizer.get_vocab_size()
     vectors = np.random.default_rng(0).normal(size=(vocab, 8)).astype(np.float32)
-    tower = LSTMTower(LSTMConfig(vocab_size=vocab, embedding_dim=8, freeze_embeddings=True), tokenizer, embeddings=vectors)
+    tower = LSTMTower(
+        LSTMConfig(vocab_size=vocab, embedding_dim=8, freeze_embeddings=True), tokenizer, embeddings=vectors
+    )
     np.testing.assert_array_equal(tower.embedding.weight.detach().numpy(), vectors)
     assert not tower.embedding.weight.requires_grad
     with pytest.raises(ValueError, match=r"embeddings must have shape \(\d+, 9\), got \(\d+, 8\)"):

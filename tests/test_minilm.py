@@ -47,7 +47,9 @@ def test_saved_folder_round_trips_through_sentence_transformers(minilm, st_model
 
 
 def test_eval_sts_test_gives_the_reference_spearman(stsb_dir, capsys):
-    assert main(["eval", "sts", "--data", str(stsb_dir / "test.csv"), "--json", "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(["eval", "sts", "--data", str(stsb_dir / "test.csv"), "--json", "--no-progress", "--device", "cpu"]) == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 1379
     assert result["spearman"] == pytest.approx(82.03, abs=0.01)

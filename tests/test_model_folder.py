@@ -15,7 +15,9 @@ TEXTS = ["The cat sat on the mat.", "A dog is running in the park.", "", "Rain i
 def rich_encoder(tiny_transformer):
     """Transformer tower + cls pooling + dense + normalize: every module of the saved layout."""
     torch.manual_seed(1)
-    return SentenceEncoder(tiny_transformer, pooling="cls", normalize=True, dense=DenseConfig(in_features=32, out_features=8))
+    return SentenceEncoder(
+        tiny_transformer, pooling="cls", normalize=True, dense=DenseConfig(in_features=32, out_features=8)
+    )
 
 
 def test_transformer_round_trip(rich_encoder, tmp_path):
@@ -30,11 +32,17 @@ def test_saved_layout(rich_encoder, tmp_path):
     rich_encoder.save_pretrained(folder)
     modules = json.loads((folder / "modules.json").read_text())
     assert [(m["path"], m["type"].rsplit(".", 1)[-1]) for m in modules] == [
-        ("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Dense", "Dense"), ("3_Normalize", "Normalize")
+        ("", "Transformer"),
+        ("1_Pooling", "Pooling"),
+        ("2_Dense", "Dense"),
+        ("3_Normalize", "Normalize"),
     ]
     pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
     assert pooling["pooling_mode_cls_token"] and not pooling["pooling_mode_mean_tokens"]
-    assert json.loads((folder / "sentence_bert_config.json").read_text()) == {"max_seq_length": 32, "do_lower_case": False}
+    assert json.loads((folder / "sentence_bert_config.json").read_text()) == {
+        "max_seq_length": 32,
+        "do_lower_case": False,
+    }
     config = json.loads((folder / "config_sentsim.json").read_text())
     assert config["sentsim_version"] == sentsim.__version__ and config["tower"] == "transformer"
     assert (folder / "model.safetensors").exists() and (folder / "2_Dense" / "model.safetensors").exists()
@@ -42,7 +50,9 @@ def test_saved_layout(rich_encoder, tmp_path):
 
 
 def test_lstm_round_trip(tiny_lstm, tmp_path):
-    encoder = SentenceEncoder(tiny_lstm, pooling="max", dense=DenseConfig(in_features=24, out_features=5, activation="relu"))
+    encoder = SentenceEncoder(
+        tiny_lstm, pooling="max", dense=DenseConfig(in_features=24, out_features=5, activation="relu")
+    )
     encoder.save_pretrained(tmp_path / "lstm")
     loaded = SentenceEncoder.from_pretrained(tmp_path / "lstm")
     assert loaded.tower.kind == "lstm" and loaded.tower.config == tiny_lstm.config
@@ -114,7 +124,9 @@ def test_pickled_weights_are_never_loaded(rich_encoder, tmp_path, monkeypatch):
         raise AssertionError("torch.load must not be called")
 
     monkeypatch.setattr(torch, "load", forbidden)
-    with pytest.raises(WeightsError, match=r"only pickled weights \(pytorch_model.bin\); sentsim loads safetensors only"):
+    with pytest.raises(
+        WeightsError, match=r"only pickled weights \(pytorch_model.bin\); sentsim loads safetensors only"
+    ):
         SentenceEncoder.from_pretrained(tmp_path / "model")
 
 

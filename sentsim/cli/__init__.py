@@ -13,7 +13,9 @@ COMMANDS = (encode, similarity, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sentsim", description="Sentence embeddings and similarity with Siamese bi-encoders.")
+    parser = argparse.ArgumentParser(
+        prog="sentsim", description="Sentence embeddings and similarity with Siamese bi-encoders."
+    )
     parser.add_argument("--version", action="version", version=f"sentsim {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -24,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.run(args) or 0
     except (ValueError, TypeError, OSError) as error:

@@ -9,7 +9,9 @@ from sentsim.hub import DEFAULT_MODEL
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder, short name or Hub id (default: {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"model folder, short name or Hub id (default: {DEFAULT_MODEL})"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default: 64)")
     parser.add_argument("--max-seq-length", type=int, default=None, help="truncate texts to this many tokens")

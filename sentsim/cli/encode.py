@@ -21,7 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input", required=True, help="one text a line, .jsonl with a 'text' field, or - for stdin")
     parser.add_argument("--output", required=True, help="where to write the (n, dim) float32 .npy array")
     parser.add_argument("--field", default="text", help="the text field of .jsonl input (default: text)")
-    parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None, help="L2-normalize (default: the model's setting)")
+    parser.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="L2-normalize (default: the model's setting)",
+    )
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -29,7 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     texts = read_texts(args.input, field=args.field)
     encoder = load_encoder(args)
-    embeddings = encoder.encode(texts, batch_size=args.batch_size, normalize=args.normalize, show_progress=not args.no_progress)
+    embeddings = encoder.encode(
+        texts, batch_size=args.batch_size, normalize=args.normalize, show_progress=not args.no_progress
+    )
     output = Path(args.output)
     if output.suffix != ".npy":
         output = output.with_name(output.name + ".npy")

@@ -18,7 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="Spearman/Pearson of similarity against gold scores",
         description="STS: Spearman and Pearson x 100 of cosine similarity (and dot, euclidean, manhattan) against gold scores.",
     )
-    sts.add_argument("--data", required=True, help="headerless sentence1,sentence2,score CSV, a data file, or a dataset name")
+    sts.add_argument(
+        "--data", required=True, help="headerless sentence1,sentence2,score CSV, a data file, or a dataset name"
+    )
     sts.add_argument("--split", default=None, help="split of a Hugging Face dataset (default: test)")
     sts.add_argument("--json", action="store_true", help="print one JSON object (keys: spearman, pearson, n, ...)")
     add_model_options(sts)

@@ -22,7 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("text_a", nargs="?")
     parser.add_argument("text_b", nargs="?")
     parser.add_argument("--pairs", help="a TSV file of text_a<TAB>text_b lines")
-    parser.add_argument("--metric", default="cosine", choices=[m.value for m in Metric], help="(default: cosine; distances are negated)")
+    parser.add_argument(
+        "--metric", default="cosine", choices=[m.value for m in Metric], help="(default: cosine; distances are negated)"
+    )
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -34,11 +36,13 @@ def run(args: argparse.Namespace) -> int:
     encoder = load_encoder(args)
     show = not args.no_progress and len(left) > 10 * args.batch_size
     embeddings = encoder.encode(left + right, batch_size=args.batch_size, show_progress=show)
-    scores = np.atleast_1d(encoder.similarity(embeddings[: len(left)], embeddings[len(left) :], args.metric, pairwise=True))
+    scores = np.atleast_1d(
+        encoder.similarity(embeddings[: len(left)], embeddings[len(left) :], args.metric, pairwise=True)
+    )
     if args.pairs is None:
         print(f"{scores[0]:.6f}")
     else:
-        for score, a, b in zip(scores, left, right):
+        for score, a, b in zip(scores, left, right, strict=True):
             print(f"{score:.6f}\t{a}\t{b}")
     return 0
 

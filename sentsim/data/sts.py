@@ -84,7 +84,9 @@ def _read_dataset(source: object, split: str | None) -> dict[str, list]:
         elif path.is_file():
             kind = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(path.suffix.lower())
             if kind is None:
-                raise ValueError(f"{path}: unsupported file type {path.suffix!r}; expected .csv, .tsv, .json, .jsonl or .parquet")
+                raise ValueError(
+                    f"{path}: unsupported file type {path.suffix!r}; expected .csv, .tsv, .json, .jsonl or .parquet"
+                )
             source = datasets.load_dataset(kind, data_files=str(path), split="train")
         else:
             source = datasets.load_dataset(str(source), split=split or "test")

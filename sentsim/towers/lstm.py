@@ -119,7 +119,7 @@ class LSTMTower(nn.Module):
             vocab.setdefault(word, len(vocab))
         matrix = np.zeros((len(vocab), vectors.shape[1]), dtype=np.float32)
         matrix[1] = vectors.mean(axis=0)
-        for word, vector in zip(words, vectors):
+        for word, vector in zip(words, vectors, strict=True):
             matrix[vocab[word]] = vector
         tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
         if lowercase:
@@ -136,7 +136,9 @@ class LSTMTower(nn.Module):
         state = load_safetensors(folder / WEIGHTS_NAME)
         missing, unexpected = tower.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise ValueError(f"{folder / WEIGHTS_NAME} does not fit the LSTM config: missing {missing}, unexpected {unexpected}")
+            raise ValueError(
+                f"{folder / WEIGHTS_NAME} does not fit the LSTM config: missing {missing}, unexpected {unexpected}"
+            )
         return tower
 
     @property
@@ -182,7 +184,9 @@ def _read_word_vectors(path: Path) -> tuple[list[str], np.ndarray]:
             try:
                 vector = np.asarray(parts[1:], dtype=np.float32)
             except ValueError:
-                raise ValueError(f"{path}:{number}: expected 'word v1 v2 ...' with numbers, got {line[:60]!r}") from None
+                raise ValueError(
+                    f"{path}:{number}: expected 'word v1 v2 ...' with numbers, got {line[:60]!r}"
+                ) from None
             if rows and vector.shape != rows[0].shape:
                 raise ValueError(f"{path}:{number}: vector has {vector.size} values, earlier lines had {rows[0].size}")
             words.append(parts[0])

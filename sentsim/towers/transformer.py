@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
 from torch import Tensor, nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
+from transformers.utils import logging as hf_logging
 
 from sentsim.tokenization import TextTokenizer
 from sentsim.weights import safetensors_files
@@ -40,7 +50,9 @@ class TransformerTower(nn.Module):
     ) -> None:
         super().__init__()
         if getattr(tokenizer, "backend_tokenizer", None) is None:
-            raise TypeError(f"{type(tokenizer).__name__} is not a fast tokenizer; sentsim needs one backed by tokenizer.json")
+            raise TypeError(
+                f"{type(tokenizer).__name__} is not a fast tokenizer; sentsim needs one backed by tokenizer.json"
+            )
         self.model = model
         self.hf_tokenizer = tokenizer
         self.do_lower_case = do_lower_case
@@ -57,9 +69,10 @@ class TransformerTower(nn.Module):
     ) -> TransformerTower:
         """Load model and tokenizer from a local folder (safetensors weights only)."""
         safetensors_files(path)
-        model = AutoModel.from_pretrained(
-            str(path), dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
-        )
+        with _quiet_transformers():
+            model = AutoModel.from_pretrained(
+                str(path), dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
+            )
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
         return cls(model, tokenizer, max_seq_length=max_seq_length, do_lower_case=do_lower_case)
 
@@ -113,6 +126,18 @@ class TransformerTower(nn.Module):
         if isinstance(model_max, int) and 0 < model_max < 1_000_000:
             limits.append(model_max)
         return min(limits)
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' per-load "Loading weights" progress bar (sentsim loads are quick)."""
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _wrap_tokenizer(tokenizer: Tokenizer, max_length: int) -> PreTrainedTokenizerFast:
