@@ -7,9 +7,9 @@ import logging
 import sys
 
 from sentsim._version import __version__
-from sentsim.cli import encode, evaluate, similarity
+from sentsim.cli import classify, encode, evaluate, similarity
 
-COMMANDS = (encode, similarity, evaluate)
+COMMANDS = (encode, similarity, evaluate, classify)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,11 +1,24 @@
-"""Options shared by the subcommands."""
+"""Options and helpers shared by the subcommands."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 
+from sentsim.data import (
+    LabelledTexts,
+    SentencePairs,
+    load_clinc150,
+    load_stsb,
+    read_labelled_texts,
+    read_sts,
+)
 from sentsim.encoder import SentenceEncoder
+from sentsim.evaluation.report import write_results
 from sentsim.hub import DEFAULT_MODEL
+
+NAMED = re.compile(r"^(stsb|clinc150):(\w+)$")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +32,44 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object (keys in the README)")
+    parser.add_argument("--output", help="also write the results to a .json or .csv file")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="local folder of the named sets stsb:SPLIT, clinc150:SPLIT (default: $SENTSIM_DATA_DIR, else the Hub)",
+    )
+
+
 def load_encoder(args: argparse.Namespace) -> SentenceEncoder:
     return SentenceEncoder.from_pretrained(
         args.model, device=args.device, max_seq_length=args.max_seq_length, trust_remote_code=args.trust_remote_code
     )
+
+
+def read_scored_pairs(source: str, args: argparse.Namespace) -> SentencePairs:
+    """``stsb:SPLIT`` or any source :func:`read_sts` reads."""
+    named = NAMED.match(source)
+    if named and named.group(1) == "stsb":
+        return load_stsb(named.group(2), data_dir=args.data_dir)
+    return read_sts(source, split=getattr(args, "split", None))
+
+
+def read_texts_with_labels(source: str, args: argparse.Namespace) -> LabelledTexts:
+    """``clinc150:SPLIT`` or any source :func:`read_labelled_texts` reads."""
+    named = NAMED.match(source)
+    if named and named.group(1) == "clinc150":
+        return load_clinc150(named.group(2), data_dir=args.data_dir)
+    return read_labelled_texts(source, split=getattr(args, "split", None))
+
+
+def emit(results: dict, args: argparse.Namespace, summary: str) -> None:
+    """Print ``results`` (JSON with ``--json``, else ``summary``) and write them to ``--output``."""
+    print(json.dumps(results) if args.json else summary)
+    if args.output:
+        write_results(results, args.output)
+
+
+def progress(args: argparse.Namespace) -> bool | None:
+    return False if args.no_progress else None

@@ -1,38 +1,220 @@
-"""``sentsim eval``: evaluate a model on a benchmark task."""
+"""``sentsim eval TASK``: evaluate a model on STS, pair classification, retrieval, triplets or classification."""
 
 from __future__ import annotations
 
 import argparse
-import json
 
-from sentsim.cli.common import add_model_options, load_encoder
-from sentsim.data.sts import read_sts
-from sentsim.evaluation.sts import evaluate_sts
+from sentsim.cli.common import (
+    add_model_options,
+    add_output_options,
+    emit,
+    load_encoder,
+    progress,
+    read_scored_pairs,
+    read_texts_with_labels,
+)
+from sentsim.data import read_beir, read_pairs, read_triplets, sts_pair_classification, sts_paraphrase_retrieval
+from sentsim.decisions.few_shot import FewShotClassifier
+from sentsim.evaluation import evaluate_classifier, evaluate_pairs, evaluate_retrieval, evaluate_sts, evaluate_triplets
+
+DATA_HELP = (
+    "a data file (csv, tsv, json, jsonl, parquet), a saved dataset folder, a Hub dataset, or a named set (stsb:test)"
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a model", description=__doc__)
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
-    sts = tasks.add_parser(
+
+    sts = _task(
+        tasks,
         "sts",
-        help="Spearman/Pearson of similarity against gold scores",
-        description="STS: Spearman and Pearson x 100 of cosine similarity (and dot, euclidean, manhattan) against gold scores.",
+        run_sts,
+        "Spearman/Pearson x 100 of similarity (cosine, dot, euclidean, manhattan) against gold scores.",
     )
-    sts.add_argument(
-        "--data", required=True, help="headerless sentence1,sentence2,score CSV, a data file, or a dataset name"
+    sts.add_argument("--data", required=True, help="headerless sentence1,sentence2,score CSV, or " + DATA_HELP)
+
+    pairs = _task(
+        tasks,
+        "pairs",
+        run_pairs,
+        "Pair classification: accuracy, precision, recall, F1 and average precision of similarity >= threshold.",
     )
-    sts.add_argument("--split", default=None, help="split of a Hugging Face dataset (default: test)")
-    sts.add_argument("--json", action="store_true", help="print one JSON object (keys: spearman, pearson, n, ...)")
-    add_model_options(sts)
-    sts.set_defaults(run=run_sts)
+    pairs.add_argument(
+        "--data", required=True, help="sentence1,sentence2,label pairs (with --from-sts: scored pairs); " + DATA_HELP
+    )
+    pairs.add_argument(
+        "--threshold", type=float, help="apply this threshold (default: the best one on --tune-data, else on --data)"
+    )
+    pairs.add_argument("--tune-data", help="tune the threshold on these pairs (e.g. dev) and apply it to --data")
+    pairs.add_argument(
+        "--objective", choices=["accuracy", "f1"], default="accuracy", help="what the tuned threshold maximizes"
+    )
+    pairs.add_argument("--metric", default="cosine", choices=["cosine", "dot", "euclidean", "manhattan"])
+    pairs.add_argument(
+        "--from-sts",
+        action="store_true",
+        help="derive labels from scores: similar >= --positive-min, dissimilar <= --negative-max",
+    )
+    pairs.add_argument("--positive-min", type=float, default=4.0)
+    pairs.add_argument("--negative-max", type=float, default=1.0)
+
+    retrieval = _task(
+        tasks, "retrieval", run_retrieval, "Retrieval: MRR@10, nDCG@10, Recall@1/5/10/100, MAP@100 with exact search."
+    )
+    retrieval.add_argument("--data", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)")
+    retrieval.add_argument(
+        "--sts", help="paraphrase retrieval from scored pairs: queries = sentence1 of pairs >= --min-score"
+    )
+    retrieval.add_argument(
+        "--corpus", nargs="*", default=[], help="with --sts: more scored-pair sources whose sentences join the corpus"
+    )
+    retrieval.add_argument("--min-score", type=float, default=4.0)
+    retrieval.add_argument("--metric", default="cosine", choices=["cosine", "dot", "euclidean", "manhattan"])
+
+    triplets = _task(
+        tasks, "triplets", run_triplets, "Triplets: accuracy of sim(anchor, positive) > sim(anchor, negative)."
+    )
+    triplets.add_argument("--data", required=True, help="anchor,positive,negative rows; " + DATA_HELP)
+
+    classify = _task(
+        tasks,
+        "classify",
+        run_classify,
+        "Few-shot classification: accuracy and macro-F1, with optional out-of-scope detection.",
+    )
+    classify.add_argument(
+        "--support", required=True, help="labelled examples (text,label), or a named set such as clinc150:train"
+    )
+    classify.add_argument("--data", required=True, help="labelled test texts, or a named set such as clinc150:test")
+    classify.add_argument("--shots", type=int, help="sample this many support examples per class")
+    classify.add_argument("--seed", type=int, default=0, help="seed of the --shots sample (default 0)")
+    classify.add_argument("--strategy", choices=["prototype", "knn"], default="prototype")
+    classify.add_argument("--k", type=int, default=3, help="neighbours per class for knn")
+    classify.add_argument(
+        "--out-of-scope", action="append", default=[], help="texts that belong to no class (e.g. clinc150:oos_test)"
+    )
+    classify.add_argument("--threshold", type=float, help="answer 'none' below this score")
+    classify.add_argument(
+        "--tune-data", action="append", default=[], help="tune the threshold on these labelled texts ..."
+    )
+    classify.add_argument(
+        "--tune-out-of-scope",
+        action="append",
+        default=[],
+        help="... and these out-of-scope texts (e.g. clinc150:val, clinc150:oos_val)",
+    )
+
+
+def _task(tasks: argparse._SubParsersAction, name: str, run, description: str) -> argparse.ArgumentParser:
+    parser = tasks.add_parser(name, help=description.split(":")[0], description=description)
+    parser.add_argument("--split", default=None, help="split of a Hub dataset or DatasetDict (default: test)")
+    add_output_options(parser)
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+    return parser
 
 
 def run_sts(args: argparse.Namespace) -> int:
-    pairs = read_sts(args.data, split=args.split)
+    pairs = read_scored_pairs(args.data, args)
+    results = evaluate_sts(load_encoder(args), pairs, batch_size=args.batch_size, show_progress=progress(args))
+    emit(
+        results,
+        args,
+        f"n={results['n']}  spearman={results['spearman']:.2f}  pearson={results['pearson']:.2f}  (cosine, x100)",
+    )
+    return 0
+
+
+def run_pairs(args: argparse.Namespace) -> int:
+    def read(source):
+        if args.from_sts:
+            return sts_pair_classification(
+                read_scored_pairs(source, args), positive_min=args.positive_min, negative_max=args.negative_max
+            )
+        return read_pairs(source, split=args.split)
+
     encoder = load_encoder(args)
-    results = evaluate_sts(encoder, pairs, batch_size=args.batch_size, show_progress=not args.no_progress)
-    if args.json:
-        print(json.dumps(results))
+    options = {
+        "metric": args.metric,
+        "objective": args.objective,
+        "batch_size": args.batch_size,
+        "show_progress": progress(args),
+    }
+    threshold = args.threshold
+    if threshold is None and args.tune_data:
+        threshold = evaluate_pairs(encoder, read(args.tune_data), **options)["threshold"]
+    results = evaluate_pairs(encoder, read(args.data), threshold=threshold, **options)
+    emit(
+        results,
+        args,
+        f"n={results['n']}  accuracy={results['accuracy']:.2f}  f1={results['f1']:.2f}  "
+        f"ap={results['average_precision']:.2f}  threshold={results['threshold']:.4f}",
+    )
+    return 0
+
+
+def run_retrieval(args: argparse.Namespace) -> int:
+    if (args.data is None) == (args.sts is None):
+        raise ValueError("give either --data BEIR_FOLDER or --sts SCORED_PAIRS")
+    if args.data is not None:
+        data = read_beir(args.data, split=args.split or "test")
     else:
-        print(f"n={results['n']}  spearman={results['spearman']:.2f}  pearson={results['pearson']:.2f}  (cosine, x100)")
+        corpus = [read_scored_pairs(source, args) for source in args.corpus]
+        data = sts_paraphrase_retrieval(read_scored_pairs(args.sts, args), corpus, min_score=args.min_score)
+    results = evaluate_retrieval(
+        load_encoder(args),
+        data,
+        metric=args.metric,
+        batch_size=args.batch_size,
+        device=args.device,
+        show_progress=progress(args),
+    )
+    emit(
+        results,
+        args,
+        f"queries={results['queries']}  corpus={results['corpus']}  mrr@10={results['mrr@10']:.2f}  "
+        f"ndcg@10={results['ndcg@10']:.2f}  recall@10={results['recall@10']:.2f}",
+    )
+    return 0
+
+
+def run_triplets(args: argparse.Namespace) -> int:
+    results = evaluate_triplets(
+        load_encoder(args),
+        read_triplets(args.data, split=args.split),
+        batch_size=args.batch_size,
+        show_progress=progress(args),
+    )
+    emit(results, args, f"n={results['n']}  accuracy={results['accuracy']:.2f}  (cosine)")
+    return 0
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    support = read_texts_with_labels(args.support, args)
+    if args.shots:
+        support = support.sample_per_class(args.shots, args.seed)
+    test = read_texts_with_labels(args.data, args)
+    classifier = FewShotClassifier(
+        load_encoder(args),
+        strategy=args.strategy,
+        k=args.k,
+        threshold=args.threshold,
+        batch_size=args.batch_size,
+        show_progress=progress(args),
+    )
+    classifier.add_examples(support.texts, support.labels)
+    if args.tune_data or args.tune_out_of_scope:
+        tune = [read_texts_with_labels(source, args) for source in args.tune_data]
+        outside = [text for source in args.tune_out_of_scope for text in read_texts_with_labels(source, args).texts]
+        texts = [text for part in tune for text in part.texts] + outside
+        labels = [label for part in tune for label in part.labels] + [classifier.unknown_label] * len(outside)
+        classifier.fit_threshold(texts, labels)
+    out_of_scope = [text for source in args.out_of_scope for text in read_texts_with_labels(source, args).texts]
+    results = evaluate_classifier(classifier, test.texts, test.labels, out_of_scope=out_of_scope)
+    results |= {"classes": len(classifier.classes), "support": len(support), "threshold": classifier.threshold}
+    summary = f"n={results['n']}  accuracy={results['accuracy']:.2f}  macro_f1={results['macro_f1']:.2f}"
+    if out_of_scope:
+        summary += f"  oos_recall={results['oos_recall']:.2f}"
+    emit(results, args, summary)
     return 0

@@ -35,3 +35,28 @@ def float_column(values: Sequence[object], column: str, source: str) -> np.ndarr
             raise ValueError(f"{source}: column {column!r}, row {row}: expected a finite number, got {value!r}")
         numbers[row] = number
     return numbers
+
+
+def binary_column(values: Sequence[object], column: str, source: str) -> np.ndarray:
+    """``values`` as 0/1 int64 (accepts bools, 0/1 numbers and "0"/"1"/"true"/"false" text)."""
+    labels = np.empty(len(values), dtype=np.int64)
+    words = {"0": 0, "1": 1, "false": 0, "true": 1, "0.0": 0, "1.0": 1}
+    for row, value in enumerate(values):
+        if isinstance(value, str) and value.strip().lower() in words:
+            labels[row] = words[value.strip().lower()]
+        elif isinstance(value, (bool, int, float, np.integer, np.floating)) and value in (0, 1):
+            labels[row] = int(value)
+        else:
+            raise ValueError(f"{source}: column {column!r}, row {row}: expected a label 0 or 1, got {value!r}")
+    return labels
+
+
+def class_column(values: Sequence[object], column: str, source: str) -> list[str | int]:
+    """Class labels (str or int), or a ValueError naming the row of the first missing or ill-typed one."""
+    labels = list(values)
+    for row, value in enumerate(labels):
+        if isinstance(value, bool) or not isinstance(value, (str, int, np.integer)) or value == "":
+            raise ValueError(
+                f"{source}: column {column!r}, row {row}: expected a class label (str or int), got {value!r}"
+            )
+    return [int(value) if isinstance(value, np.integer) else value for value in labels]

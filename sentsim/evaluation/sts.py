@@ -6,26 +6,31 @@ import numpy as np
 
 from sentsim.data.sts import SentencePairs
 from sentsim.evaluation.correlation import pearson, spearman
+from sentsim.evaluation.encoding import encode_columns
 from sentsim.similarity import Metric, similarity
 
 
 def evaluate_sts(encoder, pairs: SentencePairs, *, batch_size: int = 64, show_progress: bool | None = None) -> dict:
     """Spearman and Pearson x 100 of each metric's similarity against the gold scores.
 
-    Returns ``{"spearman", "pearson"}`` for cosine (``spearman`` is the primary metric), the
-    same for every metric as ``"<metric>_spearman"`` / ``"<metric>_pearson"``, ``"n"`` and
-    ``"primary_metric"``. Each distinct sentence is encoded once.
+    Returns ``spearman`` and ``pearson`` for cosine (``spearman`` is the primary metric),
+    ``<metric>_spearman`` / ``<metric>_pearson`` for every metric, ``n`` and
+    ``primary_metric``. Gold scores that are all equal raise a ValueError (correlation is
+    undefined); similarities that are all equal (a collapsed model) correlate 0.
     """
-    unique = list(dict.fromkeys(pairs.sentences1 + pairs.sentences2))
-    index = {text: i for i, text in enumerate(unique)}
-    embeddings = encoder.encode(unique, batch_size=batch_size, show_progress=show_progress)
-    left = embeddings[[index[text] for text in pairs.sentences1]]  # (n, d)
-    right = embeddings[[index[text] for text in pairs.sentences2]]  # (n, d)
+    if len(pairs) < 2:
+        raise ValueError(f"STS evaluation needs at least 2 pairs, got {len(pairs)}")
+    if np.all(pairs.scores == pairs.scores[0]):
+        raise ValueError(f"all {len(pairs)} gold scores equal {pairs.scores[0]}; correlation is undefined")
+    left, right = encode_columns(
+        encoder, pairs.sentences1, pairs.sentences2, batch_size=batch_size, show_progress=show_progress
+    )
     results: dict = {"n": len(pairs), "primary_metric": "spearman"}
     for metric in Metric:
-        scores = np.asarray(similarity(left, right, metric, pairwise=True))
-        results[f"{metric.value}_spearman"] = 100 * spearman(scores, pairs.scores)
-        results[f"{metric.value}_pearson"] = 100 * pearson(scores, pairs.scores)
+        scores = np.asarray(similarity(left, right, metric, pairwise=True), dtype=np.float64)
+        constant = np.all(scores == scores[0])
+        results[f"{metric.value}_spearman"] = 0.0 if constant else 100 * spearman(scores, pairs.scores)
+        results[f"{metric.value}_pearson"] = 0.0 if constant else 100 * pearson(scores, pairs.scores)
     results["spearman"] = results["cosine_spearman"]
     results["pearson"] = results["cosine_pearson"]
     return results

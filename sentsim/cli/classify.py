@@ -1,0 +1,50 @@
+"""``sentsim classify``: label texts by their nearest classes in a few labelled examples."""
+
+from __future__ import annotations
+
+import argparse
+
+from sentsim.cli.common import add_model_options, load_encoder, read_texts_with_labels
+from sentsim.data.texts import read_texts
+from sentsim.decisions.few_shot import FewShotClassifier
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "classify",
+        help="few-shot classification of texts",
+        description="Print label<TAB>score<TAB>text for each input text, using a support set of labelled examples "
+        "(a text,label file; as few as one example per class).",
+    )
+    parser.add_argument(
+        "--support", required=True, help="labelled examples: csv/tsv/json/jsonl/parquet with text,label columns"
+    )
+    parser.add_argument(
+        "--input", required=True, help="texts to label: one a line, .jsonl with a 'text' field, or - for stdin"
+    )
+    parser.add_argument("--strategy", choices=["prototype", "knn"], default="prototype")
+    parser.add_argument("--k", type=int, default=3, help="neighbours per class for knn")
+    parser.add_argument("--threshold", type=float, help="answer 'none' when the best score is below this")
+    parser.add_argument("--data-dir", default=None, help="local folder of named sets such as clinc150:train")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    support = read_texts_with_labels(args.support, args)
+    texts = read_texts(args.input)
+    classifier = FewShotClassifier(
+        load_encoder(args),
+        strategy=args.strategy,
+        k=args.k,
+        threshold=args.threshold,
+        batch_size=args.batch_size,
+        show_progress=False if args.no_progress else None,
+    )
+    classifier.add_examples(support.texts, support.labels)
+    if not texts:
+        return 0
+    scores = classifier.scores(texts)
+    for text, label, row in zip(texts, classifier.predict(scores), scores, strict=True):
+        print(f"{label}\t{row.max():.4f}\t{text}")
+    return 0

@@ -1,0 +1,51 @@
+"""Labelled texts for classification: ``text``, ``label``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sentsim.data.columns import class_column, require_columns, text_column
+from sentsim.data.tables import read_table
+
+COLUMNS = ["text", "label"]
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    texts: list[str]
+    labels: list[str | int]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def sample_per_class(self, shots: int, seed: int = 0) -> LabelledTexts:
+        """``shots`` examples of each class, drawn without replacement.
+
+        Classes are visited in ``sorted(set(labels))`` order and each draws with one
+        ``numpy.random.default_rng(seed)``, so a seed always gives the same sample.
+        """
+        if shots < 1:
+            raise ValueError(f"shots must be >= 1, got {shots}")
+        rng = np.random.default_rng(seed)
+        labels = np.asarray(self.labels, dtype=object)
+        chosen: list[int] = []
+        for label in sorted(set(self.labels)):
+            members = np.flatnonzero(labels == label)
+            if len(members) < shots:
+                raise ValueError(f"class {label!r} has {len(members)} examples, fewer than shots={shots}")
+            chosen.extend(rng.choice(members, size=shots, replace=False).tolist())
+        return LabelledTexts([self.texts[i] for i in chosen], [self.labels[i] for i in chosen])
+
+
+def read_labelled_texts(
+    source: object, *, split: str | None = None, columns: dict[str, str] | None = None
+) -> LabelledTexts:
+    """Read ``text``/``label`` rows from a file, dataset or Hub name (see :func:`sentsim.data.tables.read_table`)."""
+    table, name = read_table(source, split=split, columns=columns)
+    require_columns(list(table), COLUMNS, name)
+    data = LabelledTexts(text_column(table["text"], "text", name), class_column(table["label"], "label", name))
+    if len(data) == 0:
+        raise ValueError(f"{name}: no labelled texts")
+    return data

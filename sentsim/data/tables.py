@@ -1,0 +1,75 @@
+"""Read a table of columns from a local file, a ``datasets`` object or a Hugging Face Hub name."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+DELIMITED = {".csv": ",", ".tsv": "\t"}
+DATASETS_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def read_table(
+    source: object,
+    *,
+    split: str | None = None,
+    columns: dict[str, str] | None = None,
+    header: list[str] | None = None,
+) -> tuple[dict[str, list], str]:
+    """``({column: values}, name)`` of ``source``, with columns renamed by ``columns``.
+
+    ``source`` is a CSV/TSV (header row unless ``header`` names the columns), JSON, JSONL or
+    parquet file, a folder written by ``save_to_disk``, a ``datasets.Dataset``/``DatasetDict``
+    (``split`` picks one, default ``"test"``), or a Hub dataset name (where online).
+    """
+    if isinstance(source, (str, Path)) and Path(source).is_file() and Path(source).suffix.lower() in DELIMITED:
+        table, name = _read_delimited(Path(source), header), str(source)
+    else:
+        table = _read_dataset(source, split)
+        name = str(source) if isinstance(source, (str, Path)) else type(source).__name__
+    rename = columns or {}
+    return {rename.get(key, key): values for key, values in table.items()}, name
+
+
+def _read_delimited(path: Path, header: list[str] | None) -> dict[str, list]:
+    delimiter = DELIMITED[path.suffix.lower()]
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = [row for row in csv.reader(handle, delimiter=delimiter, quoting=quoting) if row]
+    if not rows:
+        raise ValueError(f"{path}: empty file")
+    names, body = (header, rows) if header is not None else (rows[0], rows[1:])
+    for row_number, row in enumerate(body):
+        if len(row) != len(names):
+            raise ValueError(
+                f"{path}: row {row_number} has {len(row)} fields, expected {len(names)} ({', '.join(names)})"
+            )
+    return {column: [row[i] for row in body] for i, column in enumerate(names)}
+
+
+def _read_dataset(source: object, split: str | None) -> dict[str, list]:
+    import datasets
+
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
+            source = datasets.load_from_disk(str(path))
+        elif path.is_file():
+            kind = DATASETS_FORMATS.get(path.suffix.lower())
+            if kind is None:
+                raise ValueError(
+                    f"{path}: unsupported file type {path.suffix!r}; expected .csv, .tsv, .json, .jsonl or .parquet"
+                )
+            source = datasets.load_dataset(kind, data_files=str(path), split="train")
+        elif path.exists() or str(source).startswith((".", "/", "~")):
+            raise FileNotFoundError(f"{path} is neither a data file nor a saved dataset folder")
+        else:
+            source = datasets.load_dataset(str(source), split=split or "test")
+    if isinstance(source, datasets.DatasetDict):
+        chosen = split or "test"
+        if chosen not in source:
+            raise ValueError(f"split {chosen!r} not found; available: {list(source)}")
+        source = source[chosen]
+    if not isinstance(source, datasets.Dataset):
+        raise TypeError(f"expected a path, a Hub name or a datasets.Dataset, got {type(source).__name__}")
+    return source.to_dict()

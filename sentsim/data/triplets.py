@@ -1,0 +1,30 @@
+"""Triplets: ``anchor``, ``positive`` (similar to the anchor), ``negative`` (not similar)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sentsim.data.columns import require_columns, text_column
+from sentsim.data.tables import read_table
+
+COLUMNS = ["anchor", "positive", "negative"]
+
+
+@dataclass(frozen=True)
+class Triplets:
+    anchors: list[str]
+    positives: list[str]
+    negatives: list[str]
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+
+def read_triplets(source: object, *, split: str | None = None, columns: dict[str, str] | None = None) -> Triplets:
+    """Read triplets from a file, dataset or Hub name (see :func:`sentsim.data.tables.read_table`)."""
+    table, name = read_table(source, split=split, columns=columns)
+    require_columns(list(table), COLUMNS, name)
+    triplets = Triplets(*(text_column(table[column], column, name) for column in COLUMNS))
+    if len(triplets) == 0:
+        raise ValueError(f"{name}: no triplets")
+    return triplets

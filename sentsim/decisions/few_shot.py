@@ -1,0 +1,216 @@
+"""Few-shot classification: label texts by their nearest classes in a small support set.
+
+New classes and examples are added without retraining: the support set is just embeddings.
+The tower can also be fine-tuned on pairs built from the support set (same class = similar,
+different = dissimilar); call :meth:`FewShotClassifier.refresh` afterwards to re-embed it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sentsim._version import __version__
+from sentsim.atomic import atomic_folder
+from sentsim.data.columns import class_column
+from sentsim.inputs import validate_texts
+from sentsim.weights import load_safetensors, save_safetensors
+
+STRATEGIES = ("prototype", "knn")
+THRESHOLD_OBJECTIVES = ("balanced", "accuracy")
+CONFIG_NAME, EMBEDDINGS_NAME = "few_shot.json", "support.safetensors"
+
+Label = str | int
+
+
+class FewShotClassifier:
+    """Nearest-class classification over a support set of ``(text, label)`` examples.
+
+    Args:
+        encoder: a ``SentenceEncoder`` (embeddings are L2-normalized here; similarity is cosine).
+        strategy: ``"prototype"``: cosine to each class's mean embedding; ``"knn"``: the mean
+            cosine of the ``k`` most similar examples of each class.
+        k: neighbours per class for ``knn``.
+        threshold: below this best score the answer is ``unknown_label`` ("none of these");
+            ``None`` always answers a class. :meth:`fit_threshold` tunes it.
+        unknown_label: the "none of these" answer.
+        temperature: softmax temperature of :meth:`predict_proba` over cosine scores.
+        batch_size, show_progress: passed to ``encoder.encode``.
+    """
+
+    def __init__(
+        self,
+        encoder,
+        *,
+        strategy: str = "prototype",
+        k: int = 3,
+        threshold: float | None = None,
+        unknown_label: Label = "none",
+        temperature: float = 0.05,
+        batch_size: int = 64,
+        show_progress: bool | None = None,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+        if k < 1 or temperature <= 0:
+            raise ValueError(f"k must be >= 1 and temperature > 0, got k={k}, temperature={temperature}")
+        self.encoder = encoder
+        self.strategy, self.k, self.threshold = strategy, k, threshold
+        self.unknown_label, self.temperature = unknown_label, temperature
+        self.batch_size, self.show_progress = batch_size, show_progress
+        self._texts: list[str] = []
+        self._labels: list[Label] = []
+        self._embeddings = np.zeros((0, encoder.dim), dtype=np.float32)
+
+    @property
+    def classes(self) -> list[Label]:
+        """The labels of the support set, in the order they were first added."""
+        return list(dict.fromkeys(self._labels))
+
+    def support(self) -> tuple[list[str], list[Label]]:
+        """The support set's texts and labels (for building fine-tuning pairs)."""
+        return list(self._texts), list(self._labels)
+
+    def add_examples(
+        self, texts: Sequence[str], labels: Sequence[Label], *, embeddings: np.ndarray | None = None
+    ) -> FewShotClassifier:
+        """Add labelled examples (new classes welcome); ``embeddings`` skips encoding when already computed."""
+        texts = validate_texts(texts)
+        labels = class_column(labels, "labels", "support set")
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        if self.unknown_label in labels:
+            raise ValueError(f"the label {self.unknown_label!r} is reserved for 'none of these' answers")
+        if embeddings is None:
+            embeddings = self._encode(texts)
+        embeddings = np.asarray(embeddings, dtype=np.float32).reshape(len(texts), -1)
+        embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        self._texts += texts
+        self._labels += labels
+        self._embeddings = np.concatenate([self._embeddings, embeddings])
+        return self
+
+    def remove_class(self, label: Label) -> None:
+        """Forget every example of ``label``."""
+        if label not in self._labels:
+            raise KeyError(f"no class {label!r}; classes are {self.classes[:10]}")
+        keep = [i for i, known in enumerate(self._labels) if known != label]
+        self._texts = [self._texts[i] for i in keep]
+        self._labels = [self._labels[i] for i in keep]
+        self._embeddings = self._embeddings[keep]
+
+    def refresh(self) -> None:
+        """Re-embed the support set with the (fine-tuned) encoder."""
+        self._embeddings = self._encode(self._texts) if self._texts else self._embeddings
+
+    def scores(self, texts: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Cosine score of each text (or embedding row) for each class: ``(n, len(classes))``."""
+        if not self._labels:
+            raise RuntimeError("the support set is empty: add_examples() first")
+        queries = self._queries(texts)
+        similarities = torch.from_numpy(queries @ self._embeddings.T)  # (n, support)
+        labels = np.asarray(self._labels, dtype=object)
+        columns = []
+        for label in self.classes:
+            members = similarities[:, torch.from_numpy(np.flatnonzero(labels == label))]
+            if self.strategy == "prototype":
+                prototype = self._embeddings[labels == label].mean(axis=0)
+                prototype /= max(float(np.linalg.norm(prototype)), 1e-12)
+                columns.append(torch.from_numpy(queries @ prototype))
+            else:
+                columns.append(members.topk(min(self.k, members.shape[1]), dim=1).values.mean(dim=1))
+        return torch.stack(columns, dim=1).numpy()
+
+    def predict_proba(self, texts: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Softmax over classes of ``scores / temperature``: ``(n, len(classes))``, rows sum to 1."""
+        return torch.softmax(torch.from_numpy(self.scores(texts)) / self.temperature, dim=1).numpy()
+
+    def predict(self, texts: Sequence[str] | np.ndarray) -> list[Label]:
+        """The best class of each text, or ``unknown_label`` where its score is under ``threshold``."""
+        scores = self.scores(texts)
+        classes = self.classes
+        best = scores.argmax(axis=1)
+        return [
+            self.unknown_label if self.threshold is not None and row[i] < self.threshold else classes[i]
+            for row, i in zip(scores, best, strict=True)
+        ]
+
+    def fit_threshold(
+        self, texts: Sequence[str] | np.ndarray, labels: Sequence[Label], *, objective: str = "balanced"
+    ) -> float:
+        """Tune ``threshold`` on labelled texts, where out-of-scope ones carry ``unknown_label``.
+
+        ``balanced`` maximizes the mean of in-scope accuracy and out-of-scope recall;
+        ``accuracy`` maximizes accuracy over all the texts.
+        """
+        if objective not in THRESHOLD_OBJECTIVES:
+            raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(THRESHOLD_OBJECTIVES)}")
+        labels = list(labels)
+        out = np.array([label == self.unknown_label for label in labels])
+        if out.all() or not out.any():
+            raise ValueError(
+                f"fit_threshold needs in-scope texts and out-of-scope ones labelled {self.unknown_label!r}"
+            )
+        scores = self.scores(texts)
+        classes = self.classes
+        best_score = scores.max(axis=1)
+        correct = np.array([classes[i] == label for i, label in zip(scores.argmax(axis=1), labels, strict=True)])
+        candidates = np.unique(np.r_[best_score, best_score.max() + 1e-6])
+        # For each candidate t: in-scope right when correct and score >= t; out-of-scope right when score < t.
+        in_right = np.array([(correct & ~out & (best_score >= t)).sum() for t in candidates])
+        out_right = np.array([(out & (best_score < t)).sum() for t in candidates])
+        if objective == "balanced":
+            values = in_right / (~out).sum() + out_right / out.sum()
+        else:
+            values = (in_right + out_right) / len(labels)
+        self.threshold = float(candidates[int(np.argmax(values))])
+        return self.threshold
+
+    def save(self, folder: str | Path) -> None:
+        """Write the support set (texts, labels, embeddings) and settings to ``folder``, atomically."""
+        config = {
+            "sentsim_version": __version__,
+            "strategy": self.strategy,
+            "k": self.k,
+            "threshold": self.threshold,
+            "unknown_label": self.unknown_label,
+            "temperature": self.temperature,
+            "texts": self._texts,
+            "labels": self._labels,
+        }
+        with atomic_folder(folder) as staging:
+            (staging / CONFIG_NAME).write_text(json.dumps(config, ensure_ascii=False) + "\n", encoding="utf-8")
+            save_safetensors({"embeddings": torch.from_numpy(self._embeddings)}, staging / EMBEDDINGS_NAME)
+
+    @classmethod
+    def load(cls, folder: str | Path, encoder) -> FewShotClassifier:
+        """Read a classifier saved by :meth:`save`; the support set is re-embedded if ``encoder`` has another dimension."""
+        folder = Path(folder)
+        config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+        classifier = cls(
+            encoder,
+            strategy=config["strategy"],
+            k=config["k"],
+            threshold=config["threshold"],
+            unknown_label=config["unknown_label"],
+            temperature=config["temperature"],
+        )
+        embeddings = load_safetensors(folder / EMBEDDINGS_NAME)["embeddings"].numpy()
+        if embeddings.shape[1] != encoder.dim:
+            embeddings = None
+        if config["texts"]:
+            classifier.add_examples(config["texts"], config["labels"], embeddings=embeddings)
+        return classifier
+
+    def _queries(self, texts: Sequence[str] | np.ndarray) -> np.ndarray:
+        if isinstance(texts, np.ndarray) and texts.dtype.kind == "f":
+            queries = texts.astype(np.float32).reshape(-1, self._embeddings.shape[1])
+            return queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        return self._encode(validate_texts(texts)).reshape(-1, self._embeddings.shape[1])
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.encode(texts, normalize=True, batch_size=self.batch_size, show_progress=self.show_progress)

@@ -1,0 +1,45 @@
+"""Classification metrics: accuracy and macro-F1, with out-of-scope detection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def classification_metrics(true: Sequence, predicted: Sequence) -> dict[str, float]:
+    """Accuracy and macro-F1 (x 100); macro-F1 averages over every label seen in ``true`` or ``predicted``."""
+    if len(true) != len(predicted):
+        raise ValueError(f"{len(true)} true labels but {len(predicted)} predictions")
+    if len(true) == 0:
+        raise ValueError("no examples to evaluate")
+    true_a, predicted_a = np.asarray(true, dtype=object), np.asarray(predicted, dtype=object)
+    f1s = []
+    for label in set(true) | set(predicted):
+        tp = np.sum((predicted_a == label) & (true_a == label))
+        fp = np.sum((predicted_a == label) & (true_a != label))
+        fn = np.sum((predicted_a != label) & (true_a == label))
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": 100 * float(np.mean(true_a == predicted_a)), "macro_f1": 100 * float(np.mean(f1s))}
+
+
+def evaluate_classifier(
+    classifier, texts: Sequence[str], labels: Sequence, *, out_of_scope: Sequence[str] = ()
+) -> dict:
+    """Accuracy and macro-F1 of ``classifier.predict`` on in-scope ``texts``; with ``out_of_scope``
+    texts, also ``oos_recall`` (share answered "none of these") and ``oos_precision``.
+
+    ``accuracy`` (primary) counts in-scope texts only, so a "none of these" answer to one of
+    them is an error.
+    """
+    predicted = list(classifier.predict(list(texts) + list(out_of_scope)))
+    results: dict = classification_metrics(labels, predicted[: len(texts)])
+    results |= {"n": len(texts), "primary_metric": "accuracy"}
+    if out_of_scope:
+        unknown = classifier.unknown_label
+        flagged_in = sum(label == unknown for label in predicted[: len(texts)])
+        flagged_out = sum(label == unknown for label in predicted[len(texts) :])
+        results["oos_recall"] = 100 * flagged_out / len(out_of_scope)
+        results["oos_precision"] = 100 * flagged_out / (flagged_in + flagged_out) if flagged_in + flagged_out else 0.0
+        results["n_out_of_scope"] = len(out_of_scope)
+    return results
