@@ -94,3 +94,109 @@ def test_module_and_console_script_entry_points():
     assert subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout.startswith(
         "usage: sentsim"
     )
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_eval_pairs_tuned_on_one_file_applied_to_another(model_dir, tmp_path, capsys):
+    pairs = _write(
+        tmp_path / "pairs.csv",
+        f"sentence1,sentence2,label\n{TEXTS[0]},{TEXTS[0]},1\n{TEXTS[0]},{TEXTS[2]},0\n{TEXTS[1]},{TEXTS[1]},1\n",
+    )
+    code = main(
+        [
+            "eval",
+            "pairs",
+            "--model",
+            str(model_dir),
+            "--data",
+            pairs,
+            "--tune-data",
+            pairs,
+            "--json",
+            "--output",
+            str(tmp_path / "r.csv"),
+        ]
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["accuracy"] == 100.0 and result["n"] == 3
+    assert (tmp_path / "r.csv").read_text().startswith("metric,value")
+
+
+def test_eval_pairs_from_sts_scores(model_dir, tmp_path, capsys):
+    data = _write(
+        tmp_path / "sts.csv", f"{TEXTS[0]},{TEXTS[0]},5.0\n{TEXTS[0]},{TEXTS[2]},0.5\n{TEXTS[1]},{TEXTS[2]},3.0\n"
+    )
+    main(["eval", "pairs", "--model", str(model_dir), "--data", data, "--from-sts", "--threshold", "0.99", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 2 and result["threshold"] == 0.99 and result["accuracy"] == 100.0
+
+
+def test_eval_retrieval_from_sts(model_dir, tmp_path, capsys):
+    data = _write(tmp_path / "sts.csv", f"{TEXTS[0]},{TEXTS[1]},4.5\n{TEXTS[1]},{TEXTS[2]},1.0\n")
+    main(["eval", "retrieval", "--model", str(model_dir), "--sts", data, "--json", "--device", "cpu"])
+    result = json.loads(capsys.readouterr().out)
+    # One query, two other documents: the relevant one is at rank 1 or 2.
+    assert result["queries"] == 1 and result["corpus"] == 3 and result["mrr@10"] in (50.0, 100.0)
+    assert result["recall@10"] == 100.0
+
+
+def test_eval_triplets(model_dir, tmp_path, capsys):
+    data = _write(tmp_path / "t.csv", f"anchor,positive,negative\n{TEXTS[0]},{TEXTS[0]},{TEXTS[2]}\n")
+    main(["eval", "triplets", "--model", str(model_dir), "--data", data, "--json"])
+    assert json.loads(capsys.readouterr().out)["accuracy"] == 100.0
+
+
+def test_eval_and_run_classify(model_dir, tmp_path, capsys):
+    support = _write(
+        tmp_path / "support.csv", f"text,label\n{TEXTS[0]},animal\n{TEXTS[1]},animal\n{TEXTS[2]},weather\n"
+    )
+    test = _write(tmp_path / "test.csv", f"text,label\n{TEXTS[0]},animal\n{TEXTS[2]},weather\n")
+    main(["eval", "classify", "--model", str(model_dir), "--support", support, "--data", test, "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["accuracy"] == 100.0 and result["classes"] == 2 and result["support"] == 3
+    texts = _write(tmp_path / "in.txt", f"{TEXTS[2]}\n{TEXTS[0]}\n")
+    main(["classify", "--model", str(model_dir), "--support", support, "--input", texts])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["weather", "animal"]
+    assert float(lines[0].split("\t")[1]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_eval_classify_reports_out_of_scope(model_dir, tmp_path, capsys):
+    support = _write(tmp_path / "support.csv", f"text,label\n{TEXTS[0]},animal\n{TEXTS[2]},weather\n")
+    outside = _write(tmp_path / "oos.csv", f"text,label\n{TEXTS[1]},oos\n")
+    main(
+        [
+            "eval",
+            "classify",
+            "--model",
+            str(model_dir),
+            "--support",
+            support,
+            "--data",
+            support,
+            "--out-of-scope",
+            outside,
+            "--threshold",
+            "0.999",
+            "--json",
+        ]
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["accuracy"] == 100.0 and result["n_out_of_scope"] == 1 and result["oos_recall"] in (0.0, 100.0)
+
+
+@pytest.mark.parametrize("task", ["pairs", "retrieval", "triplets", "classify"])
+def test_help_on_eval_tasks(task, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", task, "--help"])
+    assert exit_info.value.code == 0 and "--json" in capsys.readouterr().out
+
+
+def test_classify_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["classify", "--help"])
+    assert "--support" in capsys.readouterr().out

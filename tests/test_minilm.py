@@ -58,3 +58,18 @@ def test_eval_sts_test_gives_the_reference_spearman(stsb_dir, capsys):
 def test_similarity_ranks_paraphrases_above_unrelated(minilm):
     scores = minilm.similarity("A man is eating food.", ["A man is having a meal.", "A plane is taking off."])
     assert scores.shape == (1, 2) and scores[0, 0] > 0.6 > 0.1 > scores[0, 1]
+
+
+def test_clinc150_one_shot_prototypes_match_the_reference(minilm):
+    from sentsim.data import load_clinc150
+    from sentsim.decisions import FewShotClassifier
+    from sentsim.evaluation import evaluate_classifier
+
+    from .conftest import DATA_DIR
+
+    if not (DATA_DIR / "clinc150").exists():
+        pytest.skip("CLINC150 not found")
+    support = load_clinc150("train", data_dir=DATA_DIR).sample_per_class(1, seed=0)
+    test = load_clinc150("test", data_dir=DATA_DIR)
+    classifier = FewShotClassifier(minilm, batch_size=128, show_progress=False).add_examples(support.texts, support.labels)
+    assert evaluate_classifier(classifier, test.texts, test.labels)["accuracy"] == pytest.approx(64.9, abs=0.05)

@@ -44,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     classifier.add_examples(support.texts, support.labels)
     if not texts:
         return 0
-    scores = classifier.scores(texts)
-    for text, label, row in zip(texts, classifier.predict(scores), scores, strict=True):
+    embeddings = classifier.encoder.encode(
+        texts, normalize=True, batch_size=args.batch_size, show_progress=classifier.show_progress
+    )
+    scores = classifier.scores(embeddings)
+    for text, label, row in zip(texts, classifier.predict(embeddings), scores, strict=True):
         print(f"{label}\t{row.max():.4f}\t{text}")
     return 0

@@ -18,6 +18,7 @@ from sentsim.evaluation.binary import (
     brier_score,
     check_binary,
     expected_calibration_error,
+    require_both_classes,
 )
 from sentsim.evaluation.pairs import pair_scores
 from sentsim.inputs import validate_texts
@@ -43,8 +44,11 @@ class PairClassifier:
         metric: str | Metric = "cosine",
         threshold: float | None = None,
         calibrator: Calibrator | None = None,
+        batch_size: int = 64,
+        show_progress: bool | None = None,
     ) -> None:
         self.encoder = encoder
+        self.batch_size, self.show_progress = batch_size, show_progress
         self.metric = Metric.parse(metric)
         self.threshold = threshold
         self.calibrator = calibrator
@@ -67,6 +71,7 @@ class PairClassifier:
         ``held_out`` share of the pairs is set aside for it (and the threshold is tuned on the rest).
         """
         scores, labels_a = self._scored(sentences1, sentences2, labels)
+        require_both_classes(labels_a)
         if calibration_pairs is not None:
             fit_scores, fit_labels = scores, labels_a
             held_scores, held_labels = self._scored(*calibration_pairs)
@@ -83,7 +88,7 @@ class PairClassifier:
         single = isinstance(a, str) and isinstance(b, str)
         left = [a] if isinstance(a, str) else validate_texts(a, "a")
         right = [b] if isinstance(b, str) else validate_texts(b, "b")
-        scores = pair_scores(self.encoder, left, right, self.metric)
+        scores = pair_scores(self.encoder, left, right, self.metric, self.batch_size, self.show_progress)
         return float(scores[0]) if single else scores
 
     def predict(self, a: str | Sequence[str], b: str | Sequence[str]) -> np.ndarray | bool:
@@ -135,7 +140,9 @@ class PairClassifier:
         labels_a = np.asarray(list(labels))
         if len(labels_a) != len(left):
             raise ValueError(f"{len(left)} pairs but {len(labels_a)} labels")
-        return check_binary(pair_scores(self.encoder, left, right, self.metric), labels_a)
+        return check_binary(
+            pair_scores(self.encoder, left, right, self.metric, self.batch_size, self.show_progress), labels_a
+        )
 
 
 def _stratified_split(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

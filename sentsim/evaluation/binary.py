@@ -21,7 +21,7 @@ def check_binary(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
     return scores, labels.astype(np.int64)
 
 
-def _require_both_classes(labels: np.ndarray) -> None:
+def require_both_classes(labels: np.ndarray) -> None:
     if labels.min() == labels.max():
         raise ValueError(f"labels hold a single class ({int(labels[0])}); need both 0 and 1")
 
@@ -35,7 +35,7 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray, objective: str = "acc
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
     scores, labels = check_binary(scores, labels)
-    _require_both_classes(labels)
+    require_both_classes(labels)
     order = np.argsort(-scores, kind="mergesort")
     sorted_scores, sorted_labels = scores[order], labels[order]
     last_of_run = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]  # cut after these positions
@@ -78,7 +78,7 @@ def binary_metrics(predictions: np.ndarray, labels: np.ndarray) -> dict[str, flo
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     """Average precision (x 100): the precision at each distinct threshold, weighted by the recall gained."""
     scores, labels = check_binary(scores, labels)
-    _require_both_classes(labels)
+    require_both_classes(labels)
     order = np.argsort(-scores, kind="mergesort")
     sorted_scores, sorted_labels = scores[order], labels[order]
     last_of_run = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]

@@ -113,7 +113,8 @@ class TransformerTower(nn.Module):
 
     def save(self, folder: Path) -> None:
         """Write the model (safetensors) and tokenizer files at the root of ``folder``."""
-        self.model.save_pretrained(str(folder))
+        with _quiet_transformers():
+            self.model.save_pretrained(str(folder))
         self.hf_tokenizer.model_max_length = self.max_seq_length
         self.hf_tokenizer.save_pretrained(str(folder))
 
@@ -130,7 +131,7 @@ class TransformerTower(nn.Module):
 
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """Hide transformers' per-load "Loading weights" progress bar (sentsim loads are quick)."""
+    """Hide transformers' per-call "Loading weights" / "Writing model shards" progress bars."""
     enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:

@@ -1,0 +1,175 @@
+import math
+
+import numpy as np
+import pytest
+
+from sentsim.decisions import FewShotClassifier, IsotonicCalibration, PairClassifier, PlattScaling
+
+from .fake_encoder import FakeEncoder
+
+ANGLES = {f"t{i}": i * 10 for i in range(36)}  # texts on the unit circle, 10 degrees apart
+
+
+def circle_encoder(extra: dict | None = None) -> FakeEncoder:
+    vectors = {text: [math.cos(math.radians(a)), math.sin(math.radians(a))] for text, a in ANGLES.items()}
+    return FakeEncoder(vectors | (extra or {}))
+
+
+# ---------------------------------------------------------------- calibration
+def test_isotonic_by_hand():
+    calibrator = IsotonicCalibration().fit(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1, 0, 0, 1]))
+    # PAV pools the first three (1, 0, 0) into 1/3 at mean score 2; the last stays 1 at 4.
+    np.testing.assert_allclose(calibrator.x, [2.0, 4.0])
+    np.testing.assert_allclose(calibrator.y, [1 / 3, 1.0])
+    np.testing.assert_allclose(calibrator.predict(np.array([0.0, 3.0, 9.0])), [1 / 3, 2 / 3, 1.0])
+
+
+def test_platt_matches_a_direct_minimization():
+    optimize = pytest.importorskip("scipy.optimize")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=400)
+    scores = rng.normal(loc=labels * 1.5, scale=1.0)
+    calibrator = PlattScaling().fit(scores, labels)
+    n_pos, n_neg = labels.sum(), len(labels) - labels.sum()
+    targets = np.where(labels == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+
+    def loss(params):
+        p = 1 / (1 + np.exp(-(params[0] * scores + params[1])))
+        return -np.sum(targets * np.log(p) + (1 - targets) * np.log(1 - p))
+
+    reference = optimize.minimize(loss, [1.0, 0.0], method="BFGS").x
+    assert [calibrator.a, calibrator.b] == pytest.approx(reference, abs=1e-4)
+    probabilities = calibrator.predict(scores)
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+
+
+# ------------------------------------------------------------ pair classifier
+def pair_data():
+    left, right, labels = [], [], []
+    for i in range(36):
+        for step in (1, 2, 12, 15):  # 10-20 degrees apart: similar; 120-150: not
+            left.append(f"t{i}")
+            right.append(f"t{(i + step) % 36}")
+            labels.append(int(step <= 2))
+    return left, right, np.array(labels)
+
+
+def test_pair_classifier_fits_threshold_and_probabilities():
+    left, right, labels = pair_data()
+    classifier = PairClassifier(circle_encoder()).fit(left, right, labels)
+    assert math.cos(math.radians(120)) < classifier.threshold < math.cos(math.radians(20))
+    assert classifier.predict("t0", "t1") is True and classifier.predict("t0", "t12") is False
+    np.testing.assert_array_equal(classifier.predict(left, right), labels == 1)
+    probabilities = classifier.predict_proba(left, right)
+    assert probabilities.shape == (len(left),) and probabilities[labels == 1].min() > probabilities[labels == 0].max()
+    report = classifier.evaluate(left, right, labels)
+    assert report["accuracy"] == 100.0 and report["average_precision"] == 100.0 and report["brier"] < 0.05
+
+
+def test_pair_classifier_save_and_load(tmp_path):
+    left, right, labels = pair_data()
+    encoder = circle_encoder()
+    classifier = PairClassifier(encoder).fit(left, right, labels, calibration="isotonic")
+    classifier.save(tmp_path / "pairs.json")
+    loaded = PairClassifier.load(tmp_path / "pairs.json", encoder)
+    assert loaded.threshold == classifier.threshold
+    np.testing.assert_allclose(loaded.predict_proba(left, right), classifier.predict_proba(left, right))
+
+
+def test_pair_classifier_bad_input():
+    left, right, labels = pair_data()
+    classifier = PairClassifier(circle_encoder())
+    with pytest.raises(RuntimeError, match="call fit"):
+        classifier.predict("t0", "t1")
+    with pytest.raises(ValueError, match="labels must be 0 or 1"):
+        classifier.fit(left, right, labels * 2)
+    with pytest.raises(ValueError, match="single class"):
+        classifier.fit(left, right, np.ones_like(labels))
+    with pytest.raises(ValueError, match="too few pairs of label 0"):
+        classifier.fit(left[:6], right[:6], labels[:6])
+    with pytest.raises(TypeError, match=r"sentences2\[1\] is NoneType"):
+        classifier.fit(left[:2], ["t1", None], labels[:2])
+    with pytest.raises(ValueError, match="pairwise scores need inputs of the same length"):
+        classifier.score(["t0", "t1"], ["t2"])
+
+
+# ------------------------------------------------------- few-shot classifier
+SUPPORT = (["t0", "t1", "t9", "t18", "t19"], ["east", "east", "north", "west", "west"])
+
+
+def test_prototype_predictions_and_scores():
+    classifier = FewShotClassifier(circle_encoder()).add_examples(*SUPPORT)
+    assert classifier.classes == ["east", "north", "west"]
+    assert classifier.predict(["t2", "t8", "t20", "t13"]) == ["east", "north", "west", "north"]
+    scores = classifier.scores(["t0"])
+    # Prototype of east is at 5 degrees; cosine to t0 = cos(5 deg).
+    assert scores[0, 0] == pytest.approx(math.cos(math.radians(5)), abs=1e-6)
+
+
+def test_knn_uses_the_nearest_examples_of_each_class():
+    classifier = FewShotClassifier(circle_encoder(), strategy="knn", k=1).add_examples(*SUPPORT)
+    scores = classifier.scores(["t3"])
+    expected = [math.cos(math.radians(20)), math.cos(math.radians(60)), math.cos(math.radians(150))]
+    np.testing.assert_allclose(scores[0], expected, atol=1e-6)
+
+
+def test_predict_proba_sums_to_one_and_agrees_with_predict():
+    classifier = FewShotClassifier(circle_encoder()).add_examples(*SUPPORT)
+    texts = [f"t{i}" for i in range(36)]
+    probabilities = classifier.predict_proba(texts)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    assert [classifier.classes[i] for i in probabilities.argmax(axis=1)] == classifier.predict(texts)
+
+
+def test_new_classes_without_retraining():
+    encoder = circle_encoder()
+    classifier = FewShotClassifier(encoder).add_examples(*SUPPORT)
+    assert classifier.predict(["t27"]) == ["west"]  # 85 degrees from west's prototype, 95 from east's
+    classifier.add_examples(["t27"], ["south"])  # one example is enough
+    assert classifier.predict(["t27", "t26"]) == ["south", "south"]
+    classifier.remove_class("south")
+    assert "south" not in classifier.classes
+    with pytest.raises(KeyError, match="no class 'south'"):
+        classifier.remove_class("south")
+
+
+def test_none_of_these_threshold_and_tuning():
+    classifier = FewShotClassifier(circle_encoder(), threshold=math.cos(math.radians(30)), unknown_label="oos")
+    classifier.add_examples(*SUPPORT)
+    assert classifier.predict(["t1", "t27"]) == ["east", "oos"]
+    classifier.threshold = None
+    tune_texts = ["t2", "t10", "t17", "t26", "t28", "t5"]
+    tune_labels = ["east", "north", "west", "oos", "oos", "oos"]
+    threshold = classifier.fit_threshold(tune_texts, tune_labels)
+    assert classifier.predict(tune_texts) == tune_labels  # separable: the tuned threshold gets all right
+    assert threshold == classifier.threshold
+
+
+def test_few_shot_bad_input():
+    classifier = FewShotClassifier(circle_encoder())
+    with pytest.raises(RuntimeError, match="support set is empty"):
+        classifier.predict(["t0"])
+    with pytest.raises(ValueError, match="2 texts but 1 labels"):
+        classifier.add_examples(["t0", "t1"], ["a"])
+    with pytest.raises(ValueError, match="column 'labels', row 1: expected a class label"):
+        classifier.add_examples(["t0", "t1"], ["a", None])
+    with pytest.raises(ValueError, match="reserved"):
+        classifier.add_examples(["t0"], ["none"])
+    classifier.add_examples(["t0"], ["a"])
+    with pytest.raises(ValueError, match="out-of-scope ones"):
+        classifier.fit_threshold(["t1"], ["a"])
+    with pytest.raises(ValueError, match="unknown strategy 'svm'"):
+        FewShotClassifier(circle_encoder(), strategy="svm")
+
+
+def test_few_shot_save_and_load(tmp_path):
+    encoder = circle_encoder()
+    classifier = FewShotClassifier(encoder, strategy="knn", k=2, threshold=0.5).add_examples(*SUPPORT)
+    classifier.save(tmp_path / "clf")
+    calls = encoder.calls
+    loaded = FewShotClassifier.load(tmp_path / "clf", encoder)
+    assert encoder.calls == calls  # the stored embeddings are reused, not re-encoded
+    assert (loaded.strategy, loaded.k, loaded.threshold, loaded.classes) == ("knn", 2, 0.5, classifier.classes)
+    texts = [f"t{i}" for i in range(36)]
+    np.testing.assert_allclose(loaded.scores(texts), classifier.scores(texts), atol=1e-6)
+    assert loaded.support() == classifier.support()
