@@ -32,7 +32,7 @@ def read_sts(source: object, *, split: str | None = None, columns: dict[str, str
     A CSV whose first row ends in a number is read as the headerless STS Benchmark layout
     ``sentence1,sentence2,score``. ``columns`` maps other names, e.g. ``{"text_a": "sentence1"}``.
     """
-    header = COLUMNS if _is_headerless_sts(source) else None
+    header = COLUMNS if is_headerless_sts(source) else None
     table, name = read_table(source, split=split, columns=columns, header=header)
     require_columns(list(table), COLUMNS, name)
     pairs = SentencePairs(
@@ -45,7 +45,8 @@ def read_sts(source: object, *, split: str | None = None, columns: dict[str, str
     return pairs
 
 
-def _is_headerless_sts(source: object) -> bool:
+def is_headerless_sts(source: object) -> bool:
+    """True for a CSV file whose first row is ``text,text,number`` (the STS Benchmark layout)."""
     if not isinstance(source, (str, Path)) or Path(source).suffix.lower() != ".csv" or not Path(source).is_file():
         return False
     with open(source, encoding="utf-8", newline="") as handle:

@@ -1,0 +1,27 @@
+"""Fine-tuning Siamese towers on pairs and triplets; distillation into an LSTM student."""
+
+from sentsim.training.config import TrainingConfig
+from sentsim.training.data import TrainingData, load_training_data
+from sentsim.training.losses import (
+    CoSENTLoss,
+    ContrastiveLoss,
+    CosineSimilarityLoss,
+    InBatchNegativesLoss,
+    TripletLoss,
+    make_loss,
+)
+from sentsim.training.trainer import TrainingResult, train
+
+__all__ = [
+    "CoSENTLoss",
+    "ContrastiveLoss",
+    "CosineSimilarityLoss",
+    "InBatchNegativesLoss",
+    "TrainingConfig",
+    "TrainingData",
+    "TrainingResult",
+    "TripletLoss",
+    "load_training_data",
+    "make_loss",
+    "train",
+]

@@ -1,0 +1,148 @@
+"""Training data: named columns, validated before the first step.
+
+Columns, by documented names:
+
+- ``sentence1``, ``sentence2`` with ``score`` (regression; ``score_range=(0, 5)`` rescales to
+  [0, 1]) or ``label`` (0/1): pair losses (cosine, cosent, contrastive);
+- ``anchor``, ``positive`` and optional ``negative``: triplet and in-batch negatives losses
+  (an optional ``label`` column holds group ids: rows of one group are never negatives of
+  each other).
+
+Other names are mapped with ``columns={"question": "anchor", ...}``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sentsim.data.columns import require_columns
+from sentsim.data.sts import COLUMNS as STS_COLUMNS
+from sentsim.data.sts import is_headerless_sts
+from sentsim.data.tables import read_table
+
+TEXT_COLUMNS = ("sentence1", "sentence2", "anchor", "positive", "negative")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Validated columns: texts as lists of str, ``score`` as float64, ``label`` as int64."""
+
+    columns: dict[str, list | np.ndarray]
+    source: str = "training data"
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    def rows(self, indices: np.ndarray) -> dict[str, list | np.ndarray]:
+        """The columns of the rows at ``indices``."""
+        return {
+            name: values[indices] if isinstance(values, np.ndarray) else [values[i] for i in indices]
+            for name, values in self.columns.items()
+        }
+
+
+def load_training_data(
+    source: object,
+    *,
+    split: str | None = "train",
+    columns: dict[str, str] | None = None,
+    score_range: tuple[float, float] | None = None,
+) -> TrainingData:
+    """Read and validate training columns from a file, a ``datasets`` object or a Hub name.
+
+    ``source`` is anything :func:`sentsim.data.tables.read_table` reads, the headerless STS-B
+    CSV, or a dict of columns. Raises a ValueError naming the column and row of the first
+    missing text, bad score or bad label, or of an empty dataset.
+    """
+    if isinstance(source, dict):
+        table, name = {columns.get(k, k) if columns else k: list(v) for k, v in source.items()}, "training data"
+    else:
+        header = STS_COLUMNS if isinstance(source, (str, Path)) and is_headerless_sts(source) else None
+        table, name = read_table(source, split=split, columns=columns, header=header)
+    known = [column for column in (*TEXT_COLUMNS, "score", "label") if column in table]
+    if not any(column in table for column in TEXT_COLUMNS):
+        raise ValueError(f"{name}: no text columns; expected {', '.join(TEXT_COLUMNS)} (found {list(table)})")
+    validated: dict[str, list | np.ndarray] = {}
+    for column in known:
+        values = list(table[column])
+        if column == "score":
+            validated[column] = _scores(values, name, score_range)
+        elif column == "label":
+            validated[column] = _labels(values, name)
+        else:
+            validated[column] = _texts(values, column, name)
+    lengths = {len(values) for values in validated.values()}
+    if lengths == {0}:
+        raise ValueError(f"{name}: the dataset is empty")
+    return TrainingData(validated, name)
+
+
+def check_fits(data: TrainingData, loss) -> None:
+    """Raise a ValueError unless ``data`` has the columns (and label kind) that ``loss`` needs."""
+    optional = set(getattr(loss, "optional_columns", ()))
+    required = [column for column in loss.columns if column not in optional]
+    try:
+        require_columns(list(data.columns), required, data.source)
+    except ValueError:
+        raise ValueError(
+            f"{type(loss).__name__} needs the columns {', '.join(loss.columns)}"
+            f"{' (' + ', '.join(optional) + ' optional)' if optional else ''}; "
+            f"{data.source} has {', '.join(data.columns)}"
+        ) from None
+    if loss.target == "score" and "score" not in data.columns:
+        raise ValueError(f"{type(loss).__name__} needs a 'score' column; {data.source} has {', '.join(data.columns)}")
+    if loss.target == "label":
+        if "label" not in data.columns:
+            raise ValueError(
+                f"{type(loss).__name__} needs a 0/1 'label' column; {data.source} has {', '.join(data.columns)}"
+            )
+        bad = np.flatnonzero(~np.isin(data.columns["label"], (0, 1)))
+        if bad.size:
+            row = int(bad[0])
+            raise ValueError(
+                f"{data.source}: column 'label', row {row}: {type(loss).__name__} needs 0 or 1, got {data.columns['label'][row]}"
+            )
+
+
+def _texts(values: list, column: str, source: str) -> list[str]:
+    for row, value in enumerate(values):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{source}: column {column!r}, row {row}: expected a non-empty text, got {value!r}")
+    return values
+
+
+def _scores(values: list, source: str, score_range: tuple[float, float] | None) -> np.ndarray:
+    scores = np.empty(len(values), dtype=np.float64)
+    for row, value in enumerate(values):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or isinstance(value, bool):
+            raise ValueError(f"{source}: column 'score', row {row}: expected a finite number, got {value!r}")
+        if score_range is not None and not score_range[0] <= number <= score_range[1]:
+            raise ValueError(f"{source}: column 'score', row {row}: {number} is outside the score range {score_range}")
+        scores[row] = number
+    if score_range is not None:
+        low, high = score_range
+        if high <= low:
+            raise ValueError(f"score_range must be (low, high) with low < high, got {score_range}")
+        scores = (scores - low) / (high - low)
+    return scores
+
+
+def _labels(values: list, source: str) -> np.ndarray:
+    labels = np.empty(len(values), dtype=np.int64)
+    for row, value in enumerate(values):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{source}: column 'label', row {row}: expected an integer label, got {value!r}")
+        labels[row] = value
+    return labels

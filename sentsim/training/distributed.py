@@ -1,0 +1,48 @@
+"""DDP helpers: rank and world size, sharding, and an all-gather that keeps local gradients."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+
+def rank_and_world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the initialized process group, else ``(0, 1)``."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_from_environment() -> bool:
+    """Join the process group that ``torchrun`` describes in the environment (NCCL on CUDA, else gloo).
+
+    Returns True when running distributed. Does nothing outside torchrun or when already initialized.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+        return dist.is_available() and dist.is_initialized()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def gather_with_grad(tensor: Tensor) -> Tensor:
+    """All-gather ``tensor`` from every rank, in rank order, differentiably.
+
+    In backward each rank's slice receives the gradients of every rank's loss, so with DDP's
+    gradient averaging the update equals that of one process with the global batch.
+    """
+    _, world = rank_and_world()
+    if world == 1:
+        return tensor
+    if not tensor.is_floating_point():
+        pieces = [torch.empty_like(tensor) for _ in range(world)]
+        dist.all_gather(pieces, tensor.contiguous())
+        return torch.cat(pieces)
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor))

@@ -1,0 +1,46 @@
+"""Losses on embeddings: ``forward(anchor, positive, negative=None, labels=None) -> Tensor``.
+
+The training loop encodes the text columns; a loss only sees embeddings, so each one is
+tested on random tensors against a naive reference. ``columns`` names the dataset columns a
+loss needs, in the order they are passed, and ``target`` the column given as ``labels``.
+
+| name | class | columns | labels |
+|---|---|---|---|
+| ``cosine`` | CosineSimilarityLoss | sentence1, sentence2 | score in [0, 1] |
+| ``cosent`` | CoSENTLoss | sentence1, sentence2 | score (any scale; only the order matters) |
+| ``contrastive`` | ContrastiveLoss (``online=True``: hard pairs only) | sentence1, sentence2 | label 0/1 |
+| ``triplet`` | TripletLoss (``batch_hard=True``: hardest in-batch negative) | anchor, positive, negative | none |
+| ``mnrl`` | InBatchNegativesLoss | anchor, positive [, negative] | optional group ids |
+"""
+
+from sentsim.training.losses.contrastive import ContrastiveLoss
+from sentsim.training.losses.cosent import CoSENTLoss
+from sentsim.training.losses.cosine_similarity import CosineSimilarityLoss
+from sentsim.training.losses.in_batch_negatives import InBatchNegativesLoss
+from sentsim.training.losses.triplet import TripletLoss
+
+LOSSES = {
+    "cosine": CosineSimilarityLoss,
+    "cosent": CoSENTLoss,
+    "contrastive": ContrastiveLoss,
+    "triplet": TripletLoss,
+    "mnrl": InBatchNegativesLoss,
+}
+
+
+def make_loss(name: str, **options):
+    """A loss by its short name (see the table above)."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
+    return LOSSES[name](**options)
+
+
+__all__ = [
+    "LOSSES",
+    "CoSENTLoss",
+    "ContrastiveLoss",
+    "CosineSimilarityLoss",
+    "InBatchNegativesLoss",
+    "TripletLoss",
+    "make_loss",
+]

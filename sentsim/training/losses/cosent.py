@@ -1,0 +1,41 @@
+"""CoSENT: a ranking loss over all pairs of pairs in the batch (Su, 2022)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class CoSENTLoss(nn.Module):
+    """``log(1 + sum over (i, j) with score_i > score_j of exp(scale * (cos_j - cos_i)))``.
+
+    Inputs:
+        | columns | labels |
+        |---|---|
+        | sentence1, sentence2 | score (only the order of scores matters) |
+
+    Relations: like CosineSimilarityLoss it learns from scored pairs, but it asks only that
+    higher-scored pairs get higher cosines, which converges faster and scores higher on STS.
+
+    Args:
+        scale: inverse temperature applied to cosine differences (20 as in the paper).
+    """
+
+    columns = ("sentence1", "sentence2")
+    target = "score"
+
+    def __init__(self, scale: float = 20.0) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(
+        self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
+    ) -> Tensor:
+        if labels is None:
+            raise ValueError("CoSENTLoss needs a score per pair")
+        cosine = F.cosine_similarity(anchor.float(), positive.float(), dim=-1) * self.scale  # (B,)
+        differences = cosine[None, :] - cosine[:, None]  # (B, B): cos_j - cos_i
+        ordered = labels[:, None] > labels[None, :]  # score_i > score_j
+        differences = differences.masked_fill(~ordered, float("-inf")).flatten()
+        return torch.logsumexp(torch.cat([differences.new_zeros(1), differences]), dim=0)

@@ -1,0 +1,72 @@
+"""In-batch negatives (InfoNCE / multiple-negatives ranking), gathered across GPUs under DDP."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sentsim.training.distributed import gather_with_grad, rank_and_world
+
+
+class InBatchNegativesLoss(nn.Module):
+    """Cross-entropy of each anchor against every positive (and hard negative) of the batch.
+
+    ``scores = cos(anchor_i, candidate_j) / temperature``; the right candidate of anchor i is
+    positive i, all others are negatives. Under DDP the candidates of every rank are gathered
+    (local gradients kept), so the negatives are those of the global batch.
+
+    Inputs:
+        | columns | labels |
+        |---|---|
+        | anchor, positive [, negative] | optional group ids: rows of one group are never each other's negatives |
+
+    The training loop passes as labels a hash of each positive text, so a text repeated in
+    a batch is never its own negative; the few-shot fine-tuning passes class ids.
+
+    Relations: the loss of SimCSE / multiple-negatives ranking; ``symmetric=True`` adds the
+    positive -> anchor direction (as in CLIP). TripletLoss uses one negative per anchor.
+
+    Args:
+        temperature: softmax temperature (0.05 = scale 20).
+        symmetric: also classify each positive's anchor among all anchors.
+        gather: gather candidates across DDP ranks (ignored without torch.distributed).
+    """
+
+    columns = ("anchor", "positive", "negative")
+    optional_columns = ("negative",)
+    target = "group"
+
+    def __init__(self, temperature: float = 0.05, symmetric: bool = False, gather: bool = True) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature, self.symmetric, self.gather = temperature, symmetric, gather
+
+    def forward(
+        self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
+    ) -> Tensor:
+        anchor, positive = F.normalize(anchor.float(), dim=-1), F.normalize(positive.float(), dim=-1)
+        negative = F.normalize(negative.float(), dim=-1) if negative is not None else None
+        rank, world = rank_and_world() if self.gather else (0, 1)
+        groups = labels if labels is not None else torch.arange(len(anchor), device=anchor.device)
+        all_anchors, all_positives, all_groups = anchor, positive, groups
+        all_negatives = negative
+        if world > 1:
+            all_anchors, all_positives = gather_with_grad(anchor), gather_with_grad(positive)
+            all_groups = gather_with_grad(groups)
+            all_negatives = gather_with_grad(negative) if negative is not None else None
+        targets = torch.arange(len(anchor), device=anchor.device) + rank * len(anchor)  # (B,)
+        loss = self._direction(anchor, all_positives, all_negatives, groups, all_groups, targets)
+        if self.symmetric:
+            loss = (loss + self._direction(positive, all_anchors, None, groups, all_groups, targets)) / 2
+        return loss
+
+    def _direction(self, queries, candidates, extra, groups, candidate_groups, targets) -> Tensor:
+        scores = queries @ candidates.T / self.temperature  # (B, world * B)
+        same_group = groups[:, None] == candidate_groups[None, :]
+        same_group[torch.arange(len(queries)), targets] = False  # the target itself stays
+        scores = scores.masked_fill(same_group, float("-inf"))
+        if extra is not None:
+            scores = torch.cat([scores, queries @ extra.T / self.temperature], dim=1)  # (B, world * 2B)
+        return F.cross_entropy(scores, targets)

@@ -1,0 +1,52 @@
+"""Triplet margin loss, with optional batch-hard negative mining."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sentsim.training.losses.distances import check_distance, distance_matrix, pair_distance
+
+
+class TripletLoss(nn.Module):
+    """``mean(max(0, d(anchor, positive) - d(anchor, negative) + margin))``.
+
+    Inputs:
+        | columns | labels |
+        |---|---|
+        | anchor, positive, negative | none |
+
+    Relations: with ``batch_hard=True`` each anchor's negative is the closest of every
+    negative and every other row's positive in the batch (its hardest in-batch negative);
+    InBatchNegativesLoss uses all of them at once through a softmax instead of the hardest.
+
+    Args:
+        margin: how much closer the positive must be (5 for euclidean, 0.5 for cosine are common).
+        distance: ``"euclidean"`` or ``"cosine"`` (``1 - cos``).
+        batch_hard: mine the hardest in-batch negative for each anchor.
+    """
+
+    columns = ("anchor", "positive", "negative")
+    target = None
+
+    def __init__(self, margin: float = 5.0, distance: str = "euclidean", batch_hard: bool = False) -> None:
+        super().__init__()
+        self.margin, self.distance, self.batch_hard = margin, check_distance(distance), batch_hard
+
+    def forward(
+        self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
+    ) -> Tensor:
+        if negative is None:
+            raise ValueError("TripletLoss needs a negative for each anchor")
+        anchor, positive, negative = anchor.float(), positive.float(), negative.float()
+        to_positive = pair_distance(anchor, positive, self.distance)  # (B,)
+        if self.batch_hard:
+            candidates = torch.cat([negative, positive])  # (2B, D)
+            distances = distance_matrix(anchor, candidates, self.distance)  # (B, 2B)
+            own_positive = torch.arange(len(anchor), device=anchor.device) + len(anchor)
+            distances[torch.arange(len(anchor)), own_positive] = float("inf")
+            to_negative = distances.min(dim=1).values
+        else:
+            to_negative = pair_distance(anchor, negative, self.distance)
+        return F.relu(to_positive - to_negative + self.margin).mean()

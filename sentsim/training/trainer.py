@@ -1,0 +1,361 @@
+"""The training loop: plain and readable (AdamW, linear warm-up/decay, AMP on CUDA, DDP-aware)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from sentsim.training.checkpoint import TrainState, load_checkpoint, read_checkpoint_run, save_checkpoint
+from sentsim.training.config import TrainingConfig
+from sentsim.training.data import TrainingData, check_fits
+from sentsim.training.distributed import rank_and_world
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE, METRICS_FILE, CHECKPOINT_DIR = "run.json", "metrics.jsonl", "checkpoint"
+Evaluator = Callable[[object], dict]
+
+
+@dataclass
+class TrainingResult:
+    steps: int
+    epochs: int
+    seconds: float
+    examples_per_second: float
+    final_loss: float
+    best_metric: float | None
+    best_step: int | None
+    stopped_early: bool
+    history: list[dict]
+    output_dir: Path | None
+
+
+def train(
+    encoder,
+    data: TrainingData,
+    loss: torch.nn.Module,
+    config: TrainingConfig = TrainingConfig(),
+    *,
+    output_dir: str | Path | None = None,
+    evaluator: Evaluator | None = None,
+    resume: bool = False,
+    device: str | torch.device | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainingResult:
+    """Fine-tune ``encoder`` on ``data`` with ``loss``; everything is checked before the first step.
+
+    Args:
+        encoder: a ``SentenceEncoder`` (trained in place).
+        data: from :func:`load_training_data`; its columns must fit ``loss``.
+        loss: a loss from :mod:`sentsim.training.losses`.
+        config: the settings.
+        output_dir: where ``run.json``, ``metrics.jsonl``, ``checkpoint/``, ``best/`` (the best
+            model by the evaluator's primary metric) and ``final/`` go. None keeps nothing on disk.
+        evaluator: ``evaluator(encoder) -> dict`` with a ``primary_metric`` key (higher is better),
+            e.g. ``lambda e: evaluate_sts(e, dev)``; run every ``eval_steps`` and at each epoch end.
+        resume: continue the run in ``output_dir`` from its last checkpoint.
+        device: default CUDA when available (under DDP, this rank's GPU), else CPU.
+        on_step: called as ``on_step(step, loss)`` after each optimizer step.
+    """
+    rank, world = rank_and_world()
+    check_fits(data, loss)
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} must divide evenly over {world} processes")
+    if config.batch_size > len(data):
+        raise ValueError(f"batch_size {config.batch_size} is larger than the {len(data)} training examples")
+    if config.checkpoint_steps and output_dir is None:
+        raise ValueError("checkpoint_steps needs an output_dir")
+    output = Path(output_dir) if output_dir is not None else None
+    run = _fingerprint(encoder, data, loss, config, world)
+    if output is not None:
+        _prepare_output(output, run, resume, rank)
+    elif resume:
+        raise ValueError("resume needs the output_dir of the run to continue")
+
+    device = torch.device(device or (f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(config.seed)
+    encoder.to(device).train()
+    model = (
+        DistributedDataParallel(encoder, device_ids=[device] if device.type == "cuda" else None)
+        if world > 1
+        else encoder
+    )
+    autocast_dtype = _autocast_dtype(config.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
+    batches_per_epoch = len(data) // config.batch_size if world > 1 else math.ceil(len(data) / config.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = torch.optim.AdamW(_parameter_groups(encoder, config.weight_decay), lr=config.learning_rate)
+    scheduler = _linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    state = TrainState()
+    if resume:
+        state = load_checkpoint(
+            output / CHECKPOINT_DIR, model=encoder, optimizer=optimizer, scheduler=scheduler, scaler=scaler
+        )
+        logger.info("resumed at epoch %d, batch %d, step %d", state.epoch, state.batch_in_epoch, state.global_step)
+
+    writes = output is not None and rank == 0
+    progress = tqdm(
+        total=total_steps,
+        initial=state.global_step,
+        desc="train",
+        unit="step",
+        disable=not (config.show_progress and rank == 0),
+    )
+    start, examples, running, stopped_early = time.perf_counter(), 0, [], False
+    for epoch in range(state.epoch, config.epochs):
+        order = np.random.default_rng(config.seed + epoch).permutation(len(data))
+        for batch in range(state.batch_in_epoch, batches_per_epoch):
+            indices = order[batch * config.batch_size : (batch + 1) * config.batch_size]
+            local = np.array_split(indices, world)[rank]  # this rank's share of the global batch
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                value = _batch_loss(model, encoder, loss, data.rows(local), device)
+            scaler.scale(value / config.gradient_accumulation).backward()
+            running.append(float(value.detach()))
+            examples += len(indices)
+            last_of_group = (batch + 1) % config.gradient_accumulation == 0 or batch == batches_per_epoch - 1
+            if not last_of_group:
+                continue
+            if config.max_grad_norm is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.global_step += 1
+            state.batch_in_epoch = batch + 1
+            progress.update(1)
+            progress.set_postfix(loss=f"{np.mean(running[-20:]):.4f}")
+            if on_step is not None:
+                on_step(state.global_step, running[-1])
+            if state.global_step % config.log_steps == 0:
+                _log(
+                    output,
+                    writes,
+                    state,
+                    {
+                        "epoch": epoch,
+                        "loss": float(np.mean(running[-config.log_steps :])),
+                        "lr": scheduler.get_last_lr()[0],
+                    },
+                )
+            if config.eval_steps and state.global_step % config.eval_steps == 0 and evaluator is not None:
+                stopped_early = _evaluate(encoder, evaluator, state, config, output, writes)
+            if config.checkpoint_steps and state.global_step % config.checkpoint_steps == 0 and writes:
+                save_checkpoint(
+                    output / CHECKPOINT_DIR,
+                    model=encoder,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    scaler=scaler,
+                    state=state,
+                    run=run,
+                )
+            if stopped_early:
+                break
+        state.epoch, state.batch_in_epoch = epoch + 1, 0
+        if (
+            evaluator is not None
+            and not stopped_early
+            and not (config.eval_steps and state.global_step % config.eval_steps == 0)
+        ):
+            stopped_early = _evaluate(encoder, evaluator, state, config, output, writes)
+        if writes:
+            save_checkpoint(
+                output / CHECKPOINT_DIR,
+                model=encoder,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                scaler=scaler,
+                state=state,
+                run=run,
+            )
+        if stopped_early:
+            logger.info(
+                "early stopping after %d evaluations without improvement", state.evaluations_without_improvement
+            )
+            break
+    progress.close()
+    encoder.eval()
+    if writes:
+        encoder.save_pretrained(output / "final")
+    seconds = time.perf_counter() - start
+    return TrainingResult(
+        steps=state.global_step,
+        epochs=state.epoch,
+        seconds=seconds,
+        examples_per_second=examples / seconds if seconds > 0 else 0.0,
+        final_loss=float(np.mean(running[-config.log_steps :])) if running else float("nan"),
+        best_metric=state.best_metric,
+        best_step=state.best_step,
+        stopped_early=stopped_early,
+        history=state.history,
+        output_dir=output,
+    )
+
+
+def _batch_loss(model, encoder, loss, rows: dict, device: torch.device) -> Tensor:
+    """Encode every text column of the batch in one forward pass, then apply the loss."""
+    names = [column for column in loss.columns if column in rows]
+    texts = [text for column in names for text in rows[column]]
+    features = encoder.tokenize(texts)
+    embeddings = model(features["input_ids"].to(device), features["attention_mask"].to(device))  # (columns * B, dim)
+    parts = dict(zip(names, embeddings.split(len(rows[names[0]])), strict=True))
+    labels = _labels(loss, rows, device)
+    anchor, positive = parts[names[0]], parts[names[1]]
+    return loss(anchor, positive, parts.get("negative") if len(names) > 2 else None, labels)
+
+
+def _labels(loss, rows: dict, device: torch.device) -> Tensor | None:
+    if loss.target == "score":
+        return torch.as_tensor(rows["score"], dtype=torch.float32, device=device)
+    if loss.target == "label":
+        return torch.as_tensor(rows["label"], dtype=torch.float32, device=device)
+    if loss.target == "group":
+        if "label" in rows:
+            return torch.as_tensor(rows["label"], dtype=torch.long, device=device)
+        return torch.tensor([_text_id(text) for text in rows["positive"]], dtype=torch.long, device=device)
+    return None
+
+
+def _text_id(text: str) -> int:
+    """A stable 63-bit id of a text (equal texts, equal ids, on every rank)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little") >> 1
+
+
+def _evaluate(
+    encoder, evaluator: Evaluator, state: TrainState, config: TrainingConfig, output: Path | None, writes: bool
+) -> bool:
+    """Run the evaluator (rank 0), keep the best model, and say whether to stop early (all ranks agree)."""
+    rank, world = rank_and_world()
+    stop = False
+    if rank == 0:
+        results = evaluator(encoder)
+        metric = float(results[results["primary_metric"]])
+        improved = state.best_metric is None or metric > state.best_metric
+        if improved:
+            state.best_metric, state.best_step, state.evaluations_without_improvement = metric, state.global_step, 0
+            if writes:
+                encoder.save_pretrained(output / "best")
+        else:
+            state.evaluations_without_improvement += 1
+        record = {"step": state.global_step, "epoch": state.epoch, "eval": results}
+        state.history.append(record)
+        _log(output, writes, state, {"eval": results})
+        stop = (
+            config.early_stopping_patience is not None
+            and state.evaluations_without_improvement >= config.early_stopping_patience
+        )
+    if world > 1:
+        flag = [stop]
+        dist.broadcast_object_list(flag, src=0)
+        stop = bool(flag[0])
+    return stop
+
+
+def _log(output: Path | None, writes: bool, state: TrainState, record: dict) -> None:
+    record = {"step": state.global_step, **record}
+    logger.info("%s", record)
+    if writes:
+        with open(output / METRICS_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        _tensorboard(output, record)
+
+
+def _tensorboard(output: Path, record: dict) -> None:
+    with contextlib.suppress(ImportError):
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(str(output / "tensorboard")) as writer:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    writer.add_scalar(key, value, record["step"])
+            for key, value in record.get("eval", {}).items():
+                if isinstance(value, (int, float)):
+                    writer.add_scalar(f"eval/{key}", value, record["step"])
+
+
+def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> None:
+    existing = output / RUN_FILE
+    if resume:
+        if not (output / CHECKPOINT_DIR / "state.json").exists():
+            raise ValueError(f"nothing to resume in {output}: it has no {CHECKPOINT_DIR}/")
+        saved = read_checkpoint_run(output / CHECKPOINT_DIR)
+        different = sorted(key for key in run if saved.get(key) != run[key])
+        if different:
+            raise ValueError(
+                f"{output} holds a run with another {', '.join(different)}; resume it with the same model, data, loss and config"
+            )
+        return
+    if existing.exists():
+        raise ValueError(
+            f"{output} already holds a training run; pass resume to continue it, or choose a new output folder"
+        )
+    if output.exists() and any(output.iterdir()):
+        raise ValueError(f"output folder {output} exists and is not empty")
+    if rank == 0:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+
+
+def _fingerprint(encoder, data: TrainingData, loss, config: TrainingConfig, world: int) -> dict:
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("show_progress", "log_steps")}
+    loss_options = {
+        k: v for k, v in vars(loss).items() if not k.startswith("_") and isinstance(v, (int, float, str, bool))
+    }
+    shapes = {name: list(tensor.shape) for name, tensor in encoder.state_dict().items()}
+    return {
+        "model": {
+            "tower": encoder.tower.kind,
+            "dim": encoder.dim,
+            "pooling": encoder.pooling.value,
+            "parameters": hashlib.sha1(json.dumps(shapes, sort_keys=True).encode()).hexdigest(),
+        },
+        "loss": {"name": type(loss).__name__, **loss_options},
+        "data": {"examples": len(data), "columns": sorted(data.columns)},
+        "config": settings,
+        "world_size": world,
+    }
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda":
+        if precision in ("bf16", "fp16"):
+            logger.warning("precision %s needs CUDA; training in fp32 on %s", precision, device)
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _parameter_groups(encoder, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, parameter in encoder.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _linear_schedule(optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
