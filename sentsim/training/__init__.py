@@ -3,8 +3,8 @@
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData, load_training_data
 from sentsim.training.losses import (
-    CoSENTLoss,
     ContrastiveLoss,
+    CoSENTLoss,
     CosineSimilarityLoss,
     InBatchNegativesLoss,
     TripletLoss,

@@ -48,7 +48,7 @@ def train(
     encoder,
     data: TrainingData,
     loss: torch.nn.Module,
-    config: TrainingConfig = TrainingConfig(),
+    config: TrainingConfig | None = None,
     *,
     output_dir: str | Path | None = None,
     evaluator: Evaluator | None = None,
@@ -62,7 +62,7 @@ def train(
         encoder: a ``SentenceEncoder`` (trained in place).
         data: from :func:`load_training_data`; its columns must fit ``loss``.
         loss: a loss from :mod:`sentsim.training.losses`.
-        config: the settings.
+        config: the settings (default ``TrainingConfig()``).
         output_dir: where ``run.json``, ``metrics.jsonl``, ``checkpoint/``, ``best/`` (the best
             model by the evaluator's primary metric) and ``final/`` go. None keeps nothing on disk.
         evaluator: ``evaluator(encoder) -> dict`` with a ``primary_metric`` key (higher is better),
@@ -71,6 +71,7 @@ def train(
         device: default CUDA when available (under DDP, this rank's GPU), else CPU.
         on_step: called as ``on_step(step, loss)`` after each optimizer step.
     """
+    config = config or TrainingConfig()
     rank, world = rank_and_world()
     check_fits(data, loss)
     if config.batch_size % world:
