@@ -71,5 +71,7 @@ def test_clinc150_one_shot_prototypes_match_the_reference(minilm):
         pytest.skip("CLINC150 not found")
     support = load_clinc150("train", data_dir=DATA_DIR).sample_per_class(1, seed=0)
     test = load_clinc150("test", data_dir=DATA_DIR)
-    classifier = FewShotClassifier(minilm, batch_size=128, show_progress=False).add_examples(support.texts, support.labels)
+    classifier = FewShotClassifier(minilm, batch_size=128, show_progress=False).add_examples(
+        support.texts, support.labels
+    )
     assert evaluate_classifier(classifier, test.texts, test.labels)["accuracy"] == pytest.approx(64.9, abs=0.05)

@@ -90,11 +90,10 @@ def train(
     device = torch.device(device or (f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(config.seed)
     encoder.to(device).train()
-    model = (
-        DistributedDataParallel(encoder, device_ids=[device] if device.type == "cuda" else None)
-        if world > 1
-        else encoder
-    )
+    model = encoder
+    if world > 1:  # find_unused_parameters: some towers hold weights the embeddings never use (BERT's pooler)
+        device_ids = [device] if device.type == "cuda" else None
+        model = DistributedDataParallel(encoder, device_ids=device_ids, find_unused_parameters=True)
     autocast_dtype = _autocast_dtype(config.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
     batches_per_epoch = len(data) // config.batch_size if world > 1 else math.ceil(len(data) / config.batch_size)

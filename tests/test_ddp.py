@@ -1,0 +1,80 @@
+"""DDP on CPU: 2 gloo processes give the same losses and weights as one process with the global batch."""
+
+import json
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from sentsim.training import TrainingConfig, load_training_data, make_loss, train
+from sentsim.weights import load_safetensors, save_safetensors
+
+from .toy_task import TOPICS, toy_encoder
+
+CONFIG = TrainingConfig(epochs=2, batch_size=8, learning_rate=1e-3, max_grad_norm=None, show_progress=False)
+
+
+def mnrl_data():
+    topics = list(TOPICS.values())
+    return {
+        "anchor": [t[i] for t in topics for i in range(4)],
+        "positive": [t[(i + 1) % 4] for t in topics for i in range(4)],
+    }
+
+
+def cosine_data():
+    topics = list(TOPICS.values())
+    return {
+        "sentence1": [t[i] for t in topics for i in range(4)],
+        "sentence2": [topics[(k + i % 2) % 4][(i + 1) % 4] for k, _ in enumerate(topics) for i in range(4)],
+        "score": [1.0 - (i % 2) for _ in topics for i in range(4)],
+    }
+
+
+DATA = {"mnrl": mnrl_data, "cosine": cosine_data}
+
+
+def _worker(rank: int, world: int, loss_name: str, folder: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        losses = []
+        encoder = toy_encoder(dropout=0.0)
+        train(
+            encoder,
+            load_training_data(DATA[loss_name]()),
+            make_loss(loss_name),
+            CONFIG,
+            on_step=lambda s, v: losses.append(v),
+        )
+        with open(os.path.join(folder, f"losses{rank}.json"), "w") as handle:
+            json.dump(losses, handle)
+        if rank == 0:
+            save_safetensors(encoder.state_dict(), os.path.join(folder, "weights.safetensors"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("loss_name", ["mnrl", "cosine"])
+def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_name):
+    mp.spawn(_worker, args=(2, loss_name, str(tmp_path)), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"losses{r}.json").read_text()) for r in range(2)]
+    distributed_losses = [(a + b) / 2 for a, b in zip(*ranks, strict=True)]
+
+    single_losses = []
+    encoder = toy_encoder(dropout=0.0)
+    train(
+        encoder,
+        load_training_data(DATA[loss_name]()),
+        make_loss(loss_name),
+        CONFIG,
+        on_step=lambda s, v: single_losses.append(v),
+    )
+
+    assert len(distributed_losses) == len(single_losses) == 4
+    assert distributed_losses == pytest.approx(single_losses, rel=1e-4, abs=1e-5)
+    weights = load_safetensors(tmp_path / "weights.safetensors")
+    for name, tensor in encoder.state_dict().items():
+        torch.testing.assert_close(weights[name], tensor, rtol=1e-3, atol=1e-5, msg=name)

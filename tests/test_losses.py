@@ -1,0 +1,148 @@
+"""Each loss against a naive loop over the batch."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sentsim.training.losses import (
+    ContrastiveLoss,
+    CoSENTLoss,
+    CosineSimilarityLoss,
+    InBatchNegativesLoss,
+    TripletLoss,
+    make_loss,
+)
+
+
+@pytest.fixture
+def batch():
+    torch.manual_seed(0)
+    return torch.randn(6, 8), torch.randn(6, 8), torch.randn(6, 8)
+
+
+def cos(a, b):
+    return float(F.cosine_similarity(a, b, dim=0))
+
+
+def test_cosine_similarity_loss(batch):
+    a, p, _ = batch
+    scores = torch.tensor([0.1, 0.9, 0.5, 0.0, 1.0, 0.3])
+    expected = sum((cos(a[i], p[i]) - float(scores[i])) ** 2 for i in range(6)) / 6
+    assert float(CosineSimilarityLoss()(a, p, labels=scores)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_cosent_loss(batch):
+    a, p, _ = batch
+    scores = torch.tensor([0.1, 0.9, 0.5, 0.5, 1.0, 0.3])
+    total = 1.0
+    for i in range(6):
+        for j in range(6):
+            if scores[i] > scores[j]:
+                total += math.exp(20 * (cos(a[j], p[j]) - cos(a[i], p[i])))
+    assert float(CoSENTLoss()(a, p, labels=scores)) == pytest.approx(math.log(total), rel=1e-5)
+
+
+@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+def test_contrastive_loss(batch, distance):
+    a, p, _ = batch
+    labels = torch.tensor([1, 0, 1, 0, 0, 1])
+    margin = 0.5 if distance == "cosine" else 4.0
+
+    def d(i):
+        return 1 - cos(a[i], p[i]) if distance == "cosine" else float((a[i] - p[i]).norm())
+
+    expected = sum(0.5 * (d(i) ** 2 if labels[i] else max(0.0, margin - d(i)) ** 2) for i in range(6)) / 6
+    loss = ContrastiveLoss(margin=margin, distance=distance)(a, p, labels=labels)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_online_contrastive_keeps_only_hard_pairs(batch):
+    a, p, _ = batch
+    labels = torch.tensor([1, 0, 1, 0, 0, 1])
+    distances = [1 - cos(a[i], p[i]) for i in range(6)]
+    positives = [distances[i] for i in range(6) if labels[i]]
+    negatives = [distances[i] for i in range(6) if not labels[i]]
+    terms = [d**2 for d in positives if d > min(negatives)] + [
+        max(0, 0.5 - d) ** 2 for d in negatives if d < max(positives)
+    ]
+    expected = sum(terms) / len(terms)
+    assert float(ContrastiveLoss(online=True)(a, p, labels=labels)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("distance, margin", [("euclidean", 5.0), ("cosine", 0.5)])
+def test_triplet_loss(batch, distance, margin):
+    a, p, n = batch
+
+    def d(x, y):
+        return 1 - cos(x, y) if distance == "cosine" else float((x - y).norm())
+
+    expected = sum(max(0.0, d(a[i], p[i]) - d(a[i], n[i]) + margin) for i in range(6)) / 6
+    assert float(TripletLoss(margin=margin, distance=distance)(a, p, n)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_batch_hard_triplet_uses_the_closest_other_candidate(batch):
+    a, p, n = batch
+    expected = 0.0
+    for i in range(6):
+        candidates = [n[j] for j in range(6)] + [p[j] for j in range(6) if j != i]
+        hardest = min(float((a[i] - c).norm()) for c in candidates)
+        expected += max(0.0, float((a[i] - p[i]).norm()) - hardest + 1.0)
+    assert float(TripletLoss(margin=1.0, batch_hard=True)(a, p, n)) == pytest.approx(expected / 6, rel=1e-5)
+
+
+def naive_in_batch(a, p, n=None, groups=None, temperature=0.05):
+    total = 0.0
+    for i in range(len(a)):
+        logits = []
+        for j in range(len(p)):
+            if j != i and groups is not None and groups[i] == groups[j]:
+                continue
+            logits.append((cos(a[i], p[j]) / temperature, j == i))
+        if n is not None:
+            logits += [(cos(a[i], n[j]) / temperature, False) for j in range(len(n))]
+        log_z = math.log(sum(math.exp(v) for v, _ in logits))
+        total += log_z - next(v for v, target in logits if target)
+    return total / len(a)
+
+
+def test_in_batch_negatives(batch):
+    a, p, n = batch
+    assert float(InBatchNegativesLoss()(a, p)) == pytest.approx(naive_in_batch(a, p), rel=1e-5)
+    assert float(InBatchNegativesLoss()(a, p, n)) == pytest.approx(naive_in_batch(a, p, n), rel=1e-5)
+    loss = InBatchNegativesLoss(temperature=0.1)(a, p)
+    assert float(loss) == pytest.approx(naive_in_batch(a, p, temperature=0.1), rel=1e-5)
+
+
+def test_in_batch_negatives_masks_duplicates(batch):
+    a, p, _ = batch
+    p = p.clone()
+    p[3] = p[1]  # the same positive text twice in the batch
+    groups = torch.tensor([0, 1, 2, 1, 4, 5])
+    loss = InBatchNegativesLoss()(a, p, labels=groups)
+    assert float(loss) == pytest.approx(naive_in_batch(a, p, groups=groups), rel=1e-5)
+    assert float(loss) < float(InBatchNegativesLoss()(a, p))
+
+
+def test_symmetric_in_batch_negatives(batch):
+    a, p, _ = batch
+    expected = (naive_in_batch(a, p) + naive_in_batch(p, a)) / 2
+    assert float(InBatchNegativesLoss(symmetric=True)(a, p)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["cosine", "cosent", "contrastive", "triplet", "mnrl"])
+def test_every_loss_has_gradients(batch, name):
+    a, p, n = (t.clone().requires_grad_() for t in batch)
+    labels = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    make_loss(name)(a, p, n, labels if name != "mnrl" else None).backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0
+
+
+def test_unknown_loss_and_options():
+    with pytest.raises(ValueError, match="unknown loss 'hinge'; expected one of cosine, cosent"):
+        make_loss("hinge")
+    with pytest.raises(ValueError, match="unknown distance 'l3'"):
+        TripletLoss(distance="l3")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        InBatchNegativesLoss(temperature=0)

@@ -1,0 +1,252 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sentsim import LSTMConfig, LSTMTower, SentenceEncoder
+from sentsim.evaluation import evaluate_sts
+from sentsim.training import TrainingConfig, load_training_data, make_loss, train
+
+from .toy_task import TOPICS, columns, toy_encoder, toy_pairs, toy_tokenizer
+
+QUIET = {"show_progress": False}
+
+
+def test_thirty_steps_lower_the_loss_and_raise_spearman():
+    pairs = toy_pairs()
+    encoder = toy_encoder()
+    before = evaluate_sts(encoder, pairs)["spearman"]
+    losses = []
+    train(
+        encoder,
+        load_training_data(columns(pairs)),
+        make_loss("cosent"),
+        TrainingConfig(epochs=10, batch_size=11, learning_rate=1e-3, warmup_ratio=0.1, **QUIET),
+        on_step=lambda step, loss: losses.append(loss),
+    )
+    after = evaluate_sts(encoder, pairs)["spearman"]
+    assert len(losses) == 30
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+    assert after > before + 20 and after > 70
+
+
+@pytest.mark.parametrize("loss_name", ["cosine", "contrastive", "triplet", "mnrl"])
+def test_each_loss_trains(loss_name):
+    pairs = toy_pairs()
+    topics = list(TOPICS.values())
+    if loss_name in ("cosine", "contrastive"):
+        data = {"sentence1": pairs.sentences1, "sentence2": pairs.sentences2}
+        data["score" if loss_name == "cosine" else "label"] = pairs.scores.astype(int).tolist()
+    else:
+        data = {
+            "anchor": [t[i] for t in topics for i in range(4)],
+            "positive": [t[(i + 1) % 4] for t in topics for i in range(4)],
+            "negative": [topics[(k + 1) % 4][i] for k in range(4) for i in range(4)],
+        }
+    losses = []
+    options = {"margin": 0.5, "distance": "cosine"} if loss_name == "triplet" else {}
+    train(
+        toy_encoder(),
+        load_training_data(data),
+        make_loss(loss_name, **options),
+        TrainingConfig(epochs=8, batch_size=8, learning_rate=1e-3, **QUIET),
+        on_step=lambda step, loss: losses.append(loss),
+    )
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+
+
+def test_lstm_tower_trains_from_scratch(tokenizer):
+    pairs = toy_pairs()
+    torch.manual_seed(0)
+    vocab = toy_tokenizer()
+    encoder = SentenceEncoder(
+        LSTMTower(LSTMConfig(vocab_size=vocab.get_vocab_size(), embedding_dim=16, hidden_size=16), vocab)
+    )
+    before = evaluate_sts(encoder, pairs)["spearman"]
+    train(
+        encoder,
+        load_training_data(columns(pairs)),
+        make_loss("cosent"),
+        TrainingConfig(epochs=15, batch_size=8, learning_rate=5e-3, **QUIET),
+    )
+    assert evaluate_sts(encoder, pairs)["spearman"] > max(before + 20, 60)
+
+
+def test_runs_are_reproducible():
+    pairs = toy_pairs()
+    config = TrainingConfig(epochs=2, batch_size=8, learning_rate=1e-3, **QUIET)
+    first, second = toy_encoder(), toy_encoder()
+    for encoder in (first, second):
+        train(encoder, load_training_data(columns(pairs)), make_loss("cosent"), config)
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_kill_and_resume_equals_uninterrupted(tmp_path):
+    pairs = toy_pairs()
+    data = load_training_data(columns(pairs))
+    config = TrainingConfig(
+        epochs=3, batch_size=5, learning_rate=1e-3, checkpoint_steps=2, gradient_accumulation=2, **QUIET
+    )
+
+    reference = toy_encoder()
+    train(reference, data, make_loss("cosent"), config, output_dir=tmp_path / "straight")
+
+    def crash(step, loss):
+        if step == 5:  # the last checkpoint was written at step 4
+            raise Interrupted
+
+    crashed = toy_encoder()
+    with pytest.raises(Interrupted):
+        train(crashed, data, make_loss("cosent"), config, output_dir=tmp_path / "run", on_step=crash)
+    resumed = toy_encoder(seed=123)  # a fresh process: other weights, other RNG state
+    result = train(resumed, data, make_loss("cosent"), config, output_dir=tmp_path / "run", resume=True)
+    assert result.steps == 3 * 4  # 7 batches an epoch, 2 per step
+    for (name, a), (_, b) in zip(reference.state_dict().items(), resumed.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    loaded = SentenceEncoder.from_pretrained(tmp_path / "run" / "final")
+    np.testing.assert_allclose(loaded.encode(pairs.sentences1), reference.encode(pairs.sentences1), atol=1e-5)
+
+
+def test_gradient_accumulation_equals_a_larger_batch():
+    pairs = toy_pairs()
+    data = load_training_data(columns(pairs))
+    big, accumulated = toy_encoder(dropout=0.0), toy_encoder(dropout=0.0)
+    common = {"epochs": 1, "learning_rate": 1e-3, "warmup_ratio": 0.0, "max_grad_norm": None, **QUIET}
+    train(big, data, make_loss("cosine"), TrainingConfig(batch_size=32, **common))
+    train(accumulated, data, make_loss("cosine"), TrainingConfig(batch_size=16, gradient_accumulation=2, **common))
+    for (name, a), (_, b) in zip(big.state_dict().items(), accumulated.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_evaluation_best_checkpoint_and_metrics_log(tmp_path):
+    pairs = toy_pairs()
+    result = train(
+        toy_encoder(),
+        load_training_data(columns(pairs)),
+        make_loss("cosent"),
+        TrainingConfig(epochs=4, batch_size=8, learning_rate=1e-3, eval_steps=2, log_steps=2, **QUIET),
+        output_dir=tmp_path / "run",
+        evaluator=lambda encoder: evaluate_sts(encoder, pairs),
+    )
+    best = SentenceEncoder.from_pretrained(tmp_path / "run" / "best")
+    assert evaluate_sts(best, pairs)["spearman"] == pytest.approx(result.best_metric, abs=1e-3)
+    assert result.best_metric == max(h["eval"]["spearman"] for h in result.history)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss", "lr"} <= set(records[0]) and any("eval" in r for r in records)
+
+
+def test_early_stopping():
+    pairs = toy_pairs()
+    result = train(
+        toy_encoder(),
+        load_training_data(columns(pairs)),
+        make_loss("cosent"),
+        TrainingConfig(epochs=20, batch_size=8, learning_rate=1e-9, eval_steps=1, early_stopping_patience=2, **QUIET),
+        evaluator=lambda encoder: {"primary_metric": "score", "score": 1.0},  # never improves
+    )
+    assert result.stopped_early and result.steps == 3
+
+
+def test_bad_training_setups_fail_before_any_step(tmp_path):
+    pairs = toy_pairs()
+    data = load_training_data(columns(pairs))
+    encoder = toy_encoder()
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    with pytest.raises(ValueError, match="batch_size 64 is larger than the 32 training examples"):
+        train(encoder, data, make_loss("cosent"), TrainingConfig(batch_size=64, **QUIET))
+    with pytest.raises(
+        ValueError,
+        match="TripletLoss needs the columns anchor, positive, negative; training data has sentence1, sentence2, score",
+    ):
+        train(encoder, data, make_loss("triplet"), TrainingConfig(**QUIET))
+    with pytest.raises(ValueError, match="ContrastiveLoss needs a 0/1 'label' column"):
+        train(encoder, data, make_loss("contrastive"), TrainingConfig(**QUIET))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="exists and is not empty"):
+        train(encoder, data, make_loss("cosent"), TrainingConfig(**QUIET), output_dir=tmp_path / "busy")
+    with pytest.raises(ValueError, match="nothing to resume"):
+        train(encoder, data, make_loss("cosent"), TrainingConfig(**QUIET), output_dir=tmp_path / "busy", resume=True)
+    for name, tensor in encoder.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
+def test_existing_run_and_resume_with_another_config(tmp_path):
+    pairs = toy_pairs()
+    data = load_training_data(columns(pairs))
+    config = TrainingConfig(epochs=1, batch_size=8, **QUIET)
+    train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run")
+    with pytest.raises(ValueError, match="already holds a training run; pass resume"):
+        train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run")
+    with pytest.raises(ValueError, match="holds a run with another config"):
+        train(
+            toy_encoder(),
+            data,
+            make_loss("cosent"),
+            TrainingConfig(epochs=1, batch_size=4, **QUIET),
+            output_dir=tmp_path / "run",
+            resume=True,
+        )
+    with pytest.raises(ValueError, match="holds a run with another loss"):
+        train(toy_encoder(), data, make_loss("cosine"), config, output_dir=tmp_path / "run", resume=True)
+
+
+@pytest.mark.parametrize(
+    "data, options, message",
+    [
+        (
+            {"sentence1": ["a", None], "sentence2": ["b", "c"], "score": [1, 2]},
+            {},
+            "column 'sentence1', row 1: expected a non-empty text, got None",
+        ),
+        (
+            {"sentence1": ["a", ""], "sentence2": ["b", "c"], "score": [1, 2]},
+            {},
+            "column 'sentence1', row 1: expected a non-empty text",
+        ),
+        (
+            {"sentence1": ["a", "b"], "sentence2": ["b", "c"], "score": [1, float("nan")]},
+            {},
+            "column 'score', row 1: expected a finite number",
+        ),
+        (
+            {"sentence1": ["a", "b"], "sentence2": ["b", "c"], "score": [1, 7]},
+            {"score_range": (0, 5)},
+            "column 'score', row 1: 7.0 is outside the score range",
+        ),
+        (
+            {"sentence1": ["a", "b"], "sentence2": ["b", "c"], "label": [1, "x"]},
+            {},
+            "column 'label', row 1: expected an integer label",
+        ),
+        ({"sentence1": [], "sentence2": [], "score": []}, {}, "the dataset is empty"),
+        ({"question": ["a"]}, {}, "no text columns"),
+    ],
+)
+def test_training_data_validation(data, options, message):
+    with pytest.raises(ValueError, match=message):
+        load_training_data(data, **options)
+
+
+def test_labels_outside_their_range_for_contrastive():
+    data = load_training_data({"sentence1": ["a", "b"], "sentence2": ["c", "d"], "label": [1, 2]})
+    with pytest.raises(ValueError, match="column 'label', row 1: ContrastiveLoss needs 0 or 1, got 2"):
+        train(toy_encoder(), data, make_loss("contrastive"), TrainingConfig(batch_size=2, **QUIET))
+
+
+def test_score_range_rescales_and_files_load(tmp_path):
+    path = tmp_path / "sts.csv"
+    path.write_text("a cat,a kitten,5.0\nstocks,rain,0.0\nmusic,piano,2.5\n", encoding="utf-8")
+    data = load_training_data(path, score_range=(0, 5))
+    np.testing.assert_allclose(data.columns["score"], [1.0, 0.0, 0.5])
+    assert data.columns["sentence1"] == ["a cat", "stocks", "music"]
+    datasets = pytest.importorskip("datasets")
+    dataset = datasets.Dataset.from_dict({"q": ["x", "y"], "a": ["z", "w"]})
+    mapped = load_training_data(dataset, columns={"q": "anchor", "a": "positive"})
+    assert mapped.columns == {"anchor": ["x", "y"], "positive": ["z", "w"]}
