@@ -7,9 +7,9 @@ import logging
 import sys
 
 from sentsim._version import __version__
-from sentsim.cli import classify, encode, evaluate, similarity
+from sentsim.cli import classify, encode, evaluate, similarity, train
 
-COMMANDS = (encode, similarity, evaluate, classify)
+COMMANDS = (encode, similarity, evaluate, classify, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

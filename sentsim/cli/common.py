@@ -21,12 +21,14 @@ from sentsim.hub import DEFAULT_MODEL
 NAMED = re.compile(r"^(stsb|clinc150):(\w+)$")
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, *, batch_size: bool = True) -> None:
+    """--model and friends; ``batch_size=False`` where the command has its own --batch-size."""
     parser.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"model folder, short name or Hub id (default: {DEFAULT_MODEL})"
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default: 64)")
+    if batch_size:
+        parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default: 64)")
     parser.add_argument("--max-seq-length", type=int, default=None, help="truncate texts to this many tokens")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

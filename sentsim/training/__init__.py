@@ -2,6 +2,8 @@
 
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData, load_training_data
+from sentsim.training.distill import distill
+from sentsim.training.few_shot import fine_tune_few_shot
 from sentsim.training.losses import (
     ContrastiveLoss,
     CoSENTLoss,
@@ -21,6 +23,8 @@ __all__ = [
     "TrainingData",
     "TrainingResult",
     "TripletLoss",
+    "distill",
+    "fine_tune_few_shot",
     "load_training_data",
     "make_loss",
     "train",

@@ -6,7 +6,8 @@ Columns, by documented names:
   [0, 1]) or ``label`` (0/1): pair losses (cosine, cosent, contrastive);
 - ``anchor``, ``positive`` and optional ``negative``: triplet and in-batch negatives losses
   (an optional ``label`` column holds group ids: rows of one group are never negatives of
-  each other).
+  each other);
+- ``text`` with ``embedding`` (an ``(n, dim)`` array of a teacher's embeddings): distillation.
 
 Other names are mapped with ``columns={"question": "anchor", ...}``.
 """
@@ -24,7 +25,7 @@ from sentsim.data.sts import COLUMNS as STS_COLUMNS
 from sentsim.data.sts import is_headerless_sts
 from sentsim.data.tables import read_table
 
-TEXT_COLUMNS = ("sentence1", "sentence2", "anchor", "positive", "negative")
+TEXT_COLUMNS = ("sentence1", "sentence2", "anchor", "positive", "negative", "text")
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def load_training_data(
     else:
         header = STS_COLUMNS if isinstance(source, (str, Path)) and is_headerless_sts(source) else None
         table, name = read_table(source, split=split, columns=columns, header=header)
-    known = [column for column in (*TEXT_COLUMNS, "score", "label") if column in table]
+    known = [column for column in (*TEXT_COLUMNS, "score", "label", "embedding") if column in table]
     if not any(column in table for column in TEXT_COLUMNS):
         raise ValueError(f"{name}: no text columns; expected {', '.join(TEXT_COLUMNS)} (found {list(table)})")
     validated: dict[str, list | np.ndarray] = {}
@@ -73,11 +74,15 @@ def load_training_data(
             validated[column] = _scores(values, name, score_range)
         elif column == "label":
             validated[column] = _labels(values, name)
+        elif column == "embedding":
+            validated[column] = _embeddings(table[column], name)
         else:
             validated[column] = _texts(values, column, name)
     lengths = {len(values) for values in validated.values()}
     if lengths == {0}:
         raise ValueError(f"{name}: the dataset is empty")
+    if len(lengths) > 1:
+        raise ValueError(f"{name}: columns have different lengths: { {k: len(v) for k, v in validated.items()} }")
     return TrainingData(validated, name)
 
 
@@ -93,8 +98,20 @@ def check_fits(data: TrainingData, loss) -> None:
             f"{' (' + ', '.join(optional) + ' optional)' if optional else ''}; "
             f"{data.source} has {', '.join(data.columns)}"
         ) from None
-    if loss.target == "score" and "score" not in data.columns:
-        raise ValueError(f"{type(loss).__name__} needs a 'score' column; {data.source} has {', '.join(data.columns)}")
+    if loss.target in ("score", "embedding") and loss.target not in data.columns:
+        raise ValueError(
+            f"{type(loss).__name__} needs a {loss.target!r} column; {data.source} has {', '.join(data.columns)}"
+        )
+    bounds = getattr(loss, "score_bounds", None)
+    if bounds is not None:
+        scores = data.columns["score"]
+        outside = np.flatnonzero((scores < bounds[0]) | (scores > bounds[1]))
+        if outside.size:
+            row = int(outside[0])
+            raise ValueError(
+                f"{data.source}: column 'score', row {row}: {scores[row]} is outside {bounds}, the range "
+                f"{type(loss).__name__} compares scores with; rescale with score_range=(low, high)"
+            )
     if loss.target == "label":
         if "label" not in data.columns:
             raise ValueError(
@@ -133,6 +150,16 @@ def _scores(values: list, source: str, score_range: tuple[float, float] | None) 
             raise ValueError(f"score_range must be (low, high) with low < high, got {score_range}")
         scores = (scores - low) / (high - low)
     return scores
+
+
+def _embeddings(values: object, source: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float32)
+    if array.ndim != 2:
+        raise ValueError(f"{source}: column 'embedding' must be an (n, dim) array, got shape {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if bad.size:
+        raise ValueError(f"{source}: column 'embedding', row {int(bad[0])}: NaN or infinity")
+    return array
 
 
 def _labels(values: list, source: str) -> np.ndarray:

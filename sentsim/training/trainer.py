@@ -215,10 +215,9 @@ def _batch_loss(model, encoder, loss, rows: dict, device: torch.device) -> Tenso
     texts = [text for column in names for text in rows[column]]
     features = encoder.tokenize(texts)
     embeddings = model(features["input_ids"].to(device), features["attention_mask"].to(device))  # (columns * B, dim)
-    parts = dict(zip(names, embeddings.split(len(rows[names[0]])), strict=True))
-    labels = _labels(loss, rows, device)
-    anchor, positive = parts[names[0]], parts[names[1]]
-    return loss(anchor, positive, parts.get("negative") if len(names) > 2 else None, labels)
+    parts = list(embeddings.split(len(rows[names[0]])))
+    anchor, positive, negative = parts + [None] * (3 - len(parts))
+    return loss(anchor, positive, negative, _labels(loss, rows, device))
 
 
 def _labels(loss, rows: dict, device: torch.device) -> Tensor | None:
@@ -226,6 +225,8 @@ def _labels(loss, rows: dict, device: torch.device) -> Tensor | None:
         return torch.as_tensor(rows["score"], dtype=torch.float32, device=device)
     if loss.target == "label":
         return torch.as_tensor(rows["label"], dtype=torch.float32, device=device)
+    if loss.target == "embedding":
+        return torch.as_tensor(rows["embedding"], dtype=torch.float32, device=device)
     if loss.target == "group":
         if "label" in rows:
             return torch.as_tensor(rows["label"], dtype=torch.long, device=device)

@@ -11,11 +11,13 @@ loss needs, in the order they are passed, and ``target`` the column given as ``l
 | ``contrastive`` | ContrastiveLoss (``online=True``: hard pairs only) | sentence1, sentence2 | label 0/1 |
 | ``triplet`` | TripletLoss (``batch_hard=True``: hardest in-batch negative) | anchor, positive, negative | none |
 | ``mnrl`` | InBatchNegativesLoss | anchor, positive [, negative] | optional group ids |
+| (distill) | EmbeddingMSELoss | text | the teacher's embedding |
 """
 
 from sentsim.training.losses.contrastive import ContrastiveLoss
 from sentsim.training.losses.cosent import CoSENTLoss
 from sentsim.training.losses.cosine_similarity import CosineSimilarityLoss
+from sentsim.training.losses.embedding_mse import EmbeddingMSELoss
 from sentsim.training.losses.in_batch_negatives import InBatchNegativesLoss
 from sentsim.training.losses.triplet import TripletLoss
 
@@ -40,6 +42,7 @@ __all__ = [
     "CoSENTLoss",
     "ContrastiveLoss",
     "CosineSimilarityLoss",
+    "EmbeddingMSELoss",
     "InBatchNegativesLoss",
     "TripletLoss",
     "make_loss",

@@ -20,6 +20,7 @@ class CosineSimilarityLoss(nn.Module):
 
     columns = ("sentence1", "sentence2")
     target = "score"
+    score_bounds = (-1.0, 1.0)
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None

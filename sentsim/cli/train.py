@@ -1,0 +1,209 @@
+"""``sentsim train`` and ``sentsim distill``: fine-tune a tower, or distill one into an LSTM student."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sentsim.cli.common import NAMED, add_model_options, load_encoder, read_scored_pairs, read_texts_with_labels
+from sentsim.data.texts import read_texts
+from sentsim.encoder import SentenceEncoder
+from sentsim.evaluation import evaluate_sts
+from sentsim.projection import DenseConfig
+from sentsim.towers import LSTMTower
+from sentsim.training import TrainingConfig, distill, load_training_data, make_loss, train
+from sentsim.training.distributed import init_from_environment, rank_and_world
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="fine-tune a model on sentence pairs or triplets",
+        description="Fine-tune a transformer or LSTM tower. DATA is a file (csv, tsv, json, jsonl, parquet; the "
+        "headerless STS-B CSV too), a saved dataset, a Hub dataset, or stsb:train. Runs under "
+        "`torchrun --nproc_per_node N` with DDP. The model is written to OUTPUT/final (and OUTPUT/best with --eval).",
+    )
+    parser.add_argument("--train", required=True, help="training data")
+    parser.add_argument("--eval", help="STS data (sentence1,sentence2,score) evaluated during training, e.g. stsb:dev")
+    parser.add_argument("--loss", required=True, choices=["cosine", "cosent", "contrastive", "triplet", "mnrl"])
+    parser.add_argument("--output", help="run folder (run.json, metrics.jsonl, checkpoint/, best/, final/)")
+    parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    parser.add_argument(
+        "--columns", type=json.loads, default=None, help='rename columns, e.g. \'{"question": "anchor"}\''
+    )
+    parser.add_argument(
+        "--score-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="rescale scores to [0, 1] (stsb: 0 5)"
+    )
+    parser.add_argument("--split", default="train", help="split of a Hub dataset (default: train)")
+    parser.add_argument(
+        "--data-dir", default=None, help="local folder of the named sets (default: $SENTSIM_DATA_DIR, else the Hub)"
+    )
+    _add_lstm_options(
+        parser,
+        "--lstm-from",
+        "build a fresh LSTM tower from this transformer's tokenizer and input embeddings instead of --model",
+    )
+    _add_training_options(parser, epochs=1, batch_size=16, lr=2e-5)
+    add_model_options(parser, batch_size=False)
+    parser.set_defaults(run=run_train)
+
+    distill_parser = subparsers.add_parser(
+        "distill",
+        help="distill a teacher into an LSTM student",
+        description="Train an LSTM student to reproduce the teacher's embeddings on unlabelled texts (MSE). The "
+        "student starts from the teacher's tokenizer and input embeddings. Written to OUTPUT/final.",
+    )
+    distill_parser.add_argument(
+        "--teacher", default="all-MiniLM-L6-v2", help="teacher model (default: all-MiniLM-L6-v2)"
+    )
+    distill_parser.add_argument(
+        "--texts",
+        required=True,
+        nargs="+",
+        help="text files (one a line, .jsonl) or named sets (stsb:train, clinc150:train)",
+    )
+    distill_parser.add_argument("--output", required=True, help="run folder")
+    distill_parser.add_argument("--resume", action="store_true", help="continue the run in --output")
+    distill_parser.add_argument("--eval", help="STS data evaluated during training, e.g. stsb:dev")
+    distill_parser.add_argument("--data-dir", default=None)
+    _add_lstm_options(distill_parser, None, None)
+    _add_training_options(distill_parser, epochs=10, batch_size=64, lr=1e-3)
+    distill_parser.add_argument("--device", default=None)
+    distill_parser.add_argument("--no-progress", action="store_true")
+    distill_parser.set_defaults(run=run_distill)
+
+
+def _add_lstm_options(parser: argparse.ArgumentParser, flag: str | None, help_text: str | None) -> None:
+    if flag:
+        parser.add_argument(flag, metavar="MODEL", help=help_text)
+    parser.add_argument("--hidden-size", type=int, default=512, help="LSTM hidden size per direction (default 512)")
+    parser.add_argument("--layers", type=int, default=1, help="LSTM layers (default 1)")
+    parser.add_argument("--unidirectional", action="store_true", help="a one-way LSTM (default: bidirectional)")
+    parser.add_argument("--pooling", default="max", choices=["mean", "cls", "max"], help="LSTM pooling (default max)")
+    parser.add_argument("--freeze-embeddings", action="store_true", help="keep the starting token embeddings fixed")
+
+
+def _add_training_options(parser: argparse.ArgumentParser, *, epochs: int, batch_size: int, lr: float) -> None:
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="examples per step over all processes")
+    parser.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
+    parser.add_argument("--max-grad-norm", type=float, default=1.0)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-steps", type=int, default=None, help="evaluate every N steps (and at each epoch end)")
+    parser.add_argument(
+        "--checkpoint-steps", type=int, default=None, help="checkpoint every N steps (and at each epoch end)"
+    )
+    parser.add_argument("--patience", type=int, default=None, help="early stopping: evaluations without improvement")
+
+
+def _config(args: argparse.Namespace) -> TrainingConfig:
+    return TrainingConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        gradient_accumulation=args.grad_accum,
+        max_grad_norm=args.max_grad_norm,
+        precision=args.precision,
+        seed=args.seed,
+        eval_steps=args.eval_steps,
+        checkpoint_steps=args.checkpoint_steps,
+        early_stopping_patience=args.patience,
+        show_progress=not args.no_progress,
+    )
+
+
+def _lstm_encoder(source, args: argparse.Namespace, *, normalize: bool, dim: int | None) -> SentenceEncoder:
+    tower = LSTMTower.from_transformer(
+        source,
+        hidden_size=args.hidden_size,
+        num_layers=args.layers,
+        bidirectional=not args.unidirectional,
+        freeze_embeddings=args.freeze_embeddings,
+    )
+    dense = (
+        DenseConfig(in_features=tower.dim, out_features=dim, activation="identity")
+        if dim and dim != tower.dim
+        else None
+    )
+    return SentenceEncoder(tower, pooling=args.pooling, normalize=normalize, dense=dense)
+
+
+def _evaluator(args: argparse.Namespace):
+    if not args.eval:
+        return None
+    pairs = read_scored_pairs(args.eval, args)
+    return lambda encoder: evaluate_sts(encoder, pairs, show_progress=False)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    init_from_environment()
+    output = args.resume or args.output
+    if output is None:
+        raise ValueError("give --output DIR for a new run, or --resume DIR to continue one")
+    named = NAMED.match(args.train)
+    if named and named.group(1) == "stsb":
+        pairs = read_scored_pairs(args.train, args)
+        source: object = {"sentence1": pairs.sentences1, "sentence2": pairs.sentences2, "score": pairs.scores.tolist()}
+        score_range = tuple(args.score_range) if args.score_range else (0.0, 5.0)
+    else:
+        source, score_range = args.train, tuple(args.score_range) if args.score_range else None
+    data = load_training_data(source, split=args.split, columns=args.columns, score_range=score_range)
+    encoder = _lstm_encoder(args.lstm_from, args, normalize=False, dim=None) if args.lstm_from else load_encoder(args)
+    result = train(
+        encoder,
+        data,
+        make_loss(args.loss),
+        _config(args),
+        output_dir=output,
+        evaluator=_evaluator(args),
+        resume=bool(args.resume),
+        device=args.device,
+    )
+    _report(result)
+    return 0
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    init_from_environment()
+    teacher = SentenceEncoder.from_pretrained(args.teacher, device=args.device)
+    texts = []
+    for source in args.texts:
+        named = NAMED.match(source)
+        if named and named.group(1) == "stsb":
+            pairs = read_scored_pairs(source, args)
+            texts += pairs.sentences1 + pairs.sentences2
+        elif named:
+            texts += read_texts_with_labels(source, args).texts
+        else:
+            texts += read_texts(source)
+    student = _lstm_encoder(teacher, args, normalize=teacher.normalize, dim=teacher.dim)
+    result = distill(
+        student, teacher, texts, _config(args), output_dir=args.output, evaluator=_evaluator(args), resume=args.resume
+    )
+    _report(result)
+    return 0
+
+
+def _report(result) -> None:
+    if rank_and_world()[0] != 0:
+        return
+    summary = {
+        "steps": result.steps,
+        "epochs": result.epochs,
+        "seconds": round(result.seconds, 1),
+        "examples_per_second": round(result.examples_per_second, 1),
+        "final_loss": result.final_loss,
+        "best_metric": result.best_metric,
+        "model": str(Path(result.output_dir) / "final") if result.output_dir else None,
+        "best_model": str(Path(result.output_dir) / "best")
+        if result.output_dir and result.best_metric is not None
+        else None,
+    }
+    print(json.dumps(summary))

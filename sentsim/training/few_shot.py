@@ -1,0 +1,54 @@
+"""Siamese fine-tuning of a few-shot classifier's tower on its own support set."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sentsim.training.config import TrainingConfig
+from sentsim.training.data import TrainingData
+from sentsim.training.losses.in_batch_negatives import InBatchNegativesLoss
+from sentsim.training.trainer import TrainingResult, train
+
+FEW_SHOT_CONFIG = TrainingConfig(epochs=1, batch_size=128, learning_rate=5e-5, warmup_ratio=0.1)
+
+
+def fine_tune_few_shot(
+    classifier,
+    *,
+    rounds: int = 10,
+    config: TrainingConfig | None = None,
+    temperature: float = 0.05,
+    seed: int = 0,
+) -> TrainingResult:
+    """Fine-tune the classifier's encoder on pairs from its support set, then re-embed the support set.
+
+    Each round pairs every example (anchor) with another example of its class (positive; a
+    one-example class pairs with itself). In-batch negatives train the anchor to pick its
+    positive out of the batch; examples of the same class are never counted as negatives.
+    """
+    texts, labels = classifier.support()
+    if len(set(labels)) < 2:
+        raise ValueError("fine-tuning needs a support set with at least 2 classes")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    config = config or FEW_SHOT_CONFIG
+    if config.batch_size > len(texts) * rounds:
+        config = TrainingConfig.from_dict(config.to_dict() | {"batch_size": len(texts) * rounds})
+    rng = np.random.default_rng(seed)
+    class_ids = {label: i for i, label in enumerate(dict.fromkeys(labels))}
+    members: dict[object, list[int]] = {}
+    for index, label in enumerate(labels):
+        members.setdefault(label, []).append(index)
+    anchors, positives, groups = [], [], []
+    for _ in range(rounds):
+        for index in rng.permutation(len(texts)):
+            same = [other for other in members[labels[index]] if other != index] or [index]
+            anchors.append(texts[index])
+            positives.append(texts[int(rng.choice(same))])
+            groups.append(class_ids[labels[index]])
+    data = TrainingData(
+        {"anchor": anchors, "positive": positives, "label": np.asarray(groups, dtype=np.int64)}, "support set pairs"
+    )
+    result = train(classifier.encoder, data, InBatchNegativesLoss(temperature=temperature), config)
+    classifier.refresh()
+    return result
