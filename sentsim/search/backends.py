@@ -1,0 +1,234 @@
+"""FAISS backends behind one small interface: exact, IVF-Flat, HNSW, IVF-PQ or a factory string.
+
+Vectors carry int64 ids (``IndexIDMap2``). IVF and PQ indexes are trained on the first vectors
+added. HNSW cannot delete: its deleted ids become tombstones that searches skip, and the
+index is rebuilt without them once they pass a quarter of it (or on ``compact``).
+
+GPU: where ``faiss.get_num_gpus() > 0`` (faiss-gpu installed), searches run on a GPU copy of
+the index, falling back to the CPU index for what GPU FAISS lacks (k > 2048, selectors used by
+filters). Where torch has CUDA but faiss has no GPU, an exact (``flat``) backend searches as a
+matrix product + top-k in torch on the GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+
+from sentsim.exact_search import exact_search
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "flat", "ivf", "hnsw", "ivfpq")
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
+GPU_MAX_K = 2048
+
+
+def resolve_factory(backend: str, dim: int, n: int) -> str:
+    """The FAISS factory string for ``backend`` at ``n`` vectors (a factory string passes through)."""
+    if backend not in BACKENDS:
+        return backend
+    if backend == "auto":
+        backend = "flat" if n < 200_000 else "hnsw" if n < 2_000_000 else "ivfpq"
+    lists = max(1, min(int(4 * math.sqrt(n)), n // 39 or 1, 65536))
+    if backend == "flat":
+        return "Flat"
+    if backend == "hnsw":
+        return f"HNSW{HNSW_M}"
+    if backend == "ivf":
+        return f"IVF{lists},Flat"
+    subquantizers = max(m for m in range(1, dim + 1) if dim % m == 0 and m <= max(1, dim // 4) and m <= 96)
+    return f"IVF{lists},PQ{subquantizers}"
+
+
+class VectorBackend:
+    """A FAISS index with int64 ids, the metric's normalization, tombstones and atomic save."""
+
+    def __init__(
+        self, factory: str, dim: int, metric: str, index: faiss.Index | None = None, tombstones: set[int] | None = None
+    ) -> None:
+        self.factory, self.dim, self.metric = factory, dim, metric
+        self.faiss_metric = faiss.METRIC_L2 if metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        try:
+            self.index = (
+                index if index is not None else faiss.IndexIDMap2(faiss.index_factory(dim, factory, self.faiss_metric))
+            )
+        except RuntimeError as error:
+            raise ValueError(f"invalid FAISS factory string {factory!r}: {str(error).splitlines()[-1]}") from None
+        self.tombstones = tombstones or set()
+        self._gpu_index = None
+        self._configure()
+
+    @property
+    def inner(self) -> faiss.Index:
+        return faiss.downcast_index(self.index.index)
+
+    @property
+    def can_remove(self) -> bool:
+        return not isinstance(self.inner, faiss.IndexHNSW)
+
+    @property
+    def size(self) -> int:
+        """Live vectors (tombstones excluded)."""
+        return self.index.ntotal - len(self.tombstones)
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        vectors = self.prepare(vectors)
+        if not self.index.is_trained:
+            self._train(vectors)
+        self.index.add_with_ids(vectors, ids.astype(np.int64))
+        self._gpu_index = None
+
+    def remove(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        if self.can_remove:
+            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+        else:
+            self.tombstones |= set(ids)
+        self._gpu_index = None
+
+    def needs_compaction(self) -> bool:
+        return len(self.tombstones) > max(1000, self.index.ntotal // 4)
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k ``(similarities, ids)``; ids -1 where fewer exist. ``allowed`` restricts the ids searched."""
+        queries = self.prepare(queries)
+        if self.index.ntotal == 0:
+            return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
+        selector = self._selector(allowed)
+        fetch = min(k + (len(self.tombstones) if selector is None else 0), self.index.ntotal)
+        if selector is None and not self.tombstones and self._torch_exact():
+            distances, ids = self._torch_search(queries, fetch)
+        elif selector is None and fetch <= GPU_MAX_K and self._gpu() is not None:
+            distances, ids = self._gpu().search(queries, fetch)
+        else:
+            params = self._search_parameters(selector)
+            distances, ids = (
+                self.index.search(queries, fetch, params=params)
+                if params is not None
+                else self.index.search(queries, fetch)
+            )
+        scores = -np.sqrt(np.maximum(distances, 0)) if self.metric == "euclidean" else distances
+        scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
+        if self.tombstones and selector is None:
+            dead = np.isin(ids, np.fromiter(self.tombstones, dtype=np.int64))
+            ids, scores = np.where(dead, -1, ids), np.where(dead, -np.inf, scores)
+            order = np.argsort(-scores, axis=1, kind="stable")
+            ids, scores = np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
+        return _pad(scores[:, :k], k, -np.inf), _pad(ids[:, :k], k, -1)
+
+    def prepare(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if not np.isfinite(vectors).all():
+            raise ValueError("vectors contain NaN or infinity")
+        if self.metric == "cosine":
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
+
+    def save(self, path: Path) -> None:
+        """Write the index to ``path`` through a temporary file and a rename."""
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            faiss.write_index(self.index, tmp)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @classmethod
+    def load(cls, path: Path, factory: str, dim: int, metric: str, tombstones: set[int]) -> VectorBackend:
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as error:
+            from sentsim.search.store import IndexCorruptedError
+
+            raise IndexCorruptedError(f"{path} is not a readable FAISS index ({str(error).splitlines()[-1]})") from None
+        if index.d != dim:
+            from sentsim.search.store import IndexCorruptedError
+
+            raise IndexCorruptedError(f"{path} holds {index.d}-dimensional vectors, the manifest says {dim}")
+        return cls(factory, dim, metric, index=index, tombstones=tombstones)  # read_index returns the concrete class
+
+    # --------------------------------------------------------------- internals
+    def _configure(self) -> None:
+        inner = self.inner
+        if isinstance(inner, faiss.IndexHNSW):
+            inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, HNSW_EF_CONSTRUCTION)
+            inner.hnsw.efSearch = max(inner.hnsw.efSearch, HNSW_EF_SEARCH)
+        ivf = faiss.try_extract_index_ivf(inner)
+        if ivf is not None:
+            ivf.nprobe = max(ivf.nprobe, min(ivf.nlist, max(8, ivf.nlist // 8)))
+
+    def _train(self, vectors: np.ndarray) -> None:
+        ivf = faiss.try_extract_index_ivf(self.inner)
+        needed = max(ivf.nlist if ivf is not None else 1, 256 if "PQ" in self.factory else 1)
+        if len(vectors) < needed:
+            raise ValueError(
+                f"the {self.factory!r} index must be trained on at least {needed} vectors, got {len(vectors)}: "
+                "add more documents in the first batch, or use backend='flat'"
+            )
+        sample = vectors
+        limit = max(100_000, 256 * (ivf.nlist if ivf is not None else 1))
+        if len(vectors) > limit:
+            sample = vectors[np.random.default_rng(0).choice(len(vectors), limit, replace=False)]
+        logger.info("training %s on %d vectors", self.factory, len(sample))
+        self.index.train(sample)
+
+    def _selector(self, allowed: np.ndarray | None) -> faiss.IDSelector | None:
+        if allowed is None:
+            return None
+        if self.tombstones:
+            allowed = np.setdiff1d(allowed, np.fromiter(self.tombstones, dtype=np.int64))
+        return faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+
+    def _search_parameters(self, selector: faiss.IDSelector | None):
+        if selector is None:
+            return None
+        inner = self.inner
+        if isinstance(inner, faiss.IndexHNSW):
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=inner.hnsw.efSearch)
+        ivf = faiss.try_extract_index_ivf(inner)
+        if ivf is not None:
+            return faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+        return faiss.SearchParameters(sel=selector)
+
+    def _gpu(self):
+        if faiss.get_num_gpus() == 0:
+            return None
+        if self._gpu_index is None:
+            try:
+                self._gpu_index = faiss.index_cpu_to_all_gpus(self.index)
+            except RuntimeError as error:  # an index type GPU FAISS lacks
+                logger.info("searching on CPU: %s", error)
+                return None
+        return self._gpu_index
+
+    def _torch_exact(self) -> bool:
+        return faiss.get_num_gpus() == 0 and torch.cuda.is_available() and isinstance(self.inner, faiss.IndexFlat)
+
+    def _torch_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        vectors = faiss.rev_swig_ptr(self.inner.get_xb(), self.inner.ntotal * self.dim).reshape(
+            self.inner.ntotal, self.dim
+        )
+        metric = {"cosine": "dot", "dot": "dot", "euclidean": "euclidean"}[self.metric]
+        scores, rows = exact_search(queries, vectors, k, metric=metric, device="cuda")
+        ids = faiss.vector_to_array(self.index.id_map)[np.maximum(rows, 0)]
+        ids = np.where(rows < 0, -1, ids)
+        return (scores**2 if self.metric == "euclidean" else scores), ids
+
+
+def _pad(values: np.ndarray, k: int, fill: float) -> np.ndarray:
+    if values.shape[1] >= k:
+        return values
+    return np.concatenate([values, np.full((len(values), k - values.shape[1]), fill, dtype=values.dtype)], axis=1)

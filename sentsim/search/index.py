@@ -1,0 +1,483 @@
+"""DocumentIndex: semantic search over a user's documents, persisted in a folder.
+
+The folder holds ``manifest.json`` (model fingerprint, metric, backend, chunking),
+``documents.sqlite`` (documents, chunks, metadata and vectors: the source of truth) and
+``index.faiss`` (derived). Each operation commits one SQLite transaction, then writes the
+FAISS file atomically with the generation it reflects; on open, a FAISS file older than the
+database (a crash between the two) is rebuilt from the stored vectors, without re-encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sentsim._version import __version__
+from sentsim.atomic import write_text_atomic
+from sentsim.inputs import validate_texts
+from sentsim.search.backends import VectorBackend, resolve_factory
+from sentsim.search.chunking import chunk_text
+from sentsim.search.fingerprint import fingerprint_mismatch, model_fingerprint
+from sentsim.search.store import DocumentStore, IndexCorruptedError
+from sentsim.similarity import Metric
+
+logger = logging.getLogger(__name__)
+
+MANIFEST, DATABASE, FAISS_FILE = "manifest.json", "documents.sqlite", "index.faiss"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a document (and the chunk of it that matched)."""
+
+    id: str
+    score: float
+    text: str  # the matching chunk's text
+    metadata: dict = field(default_factory=dict)
+    start: int = 0  # the chunk's character offsets in the document
+    end: int = 0
+
+
+class ModelMismatchError(ValueError):
+    """The index was built with another model than the one given."""
+
+
+class DocumentIndex:
+    """A persistent semantic index over documents. Create with :meth:`create`, reopen with :meth:`open`.
+
+    Example:
+        >>> index = DocumentIndex.create("my-index", encoder, backend="auto", chunk_size=128)
+        >>> index.add(["first document ...", "second ..."], ids=["a", "b"], metadata=[{"lang": "en"}, {"lang": "de"}])
+        >>> index.search("what is in the first?", k=5, filter={"lang": "en"})
+    """
+
+    def __init__(
+        self, folder: Path, encoder, manifest: dict, store: DocumentStore, backend: VectorBackend | None
+    ) -> None:
+        self.folder, self.encoder, self.manifest, self.store, self.backend = folder, encoder, manifest, store, backend
+        self._lock = _ReadWriteLock()
+
+    # ------------------------------------------------------------ create / open
+    @classmethod
+    def create(
+        cls,
+        folder: str | Path,
+        encoder,
+        *,
+        backend: str = "auto",
+        metric: str = "cosine",
+        chunk_size: int | None = None,
+        chunk_overlap: int = 32,
+        model_name: str | None = None,
+    ) -> DocumentIndex:
+        """A new, empty index in ``folder`` (which must not hold one already).
+
+        Args:
+            encoder: a ``SentenceEncoder`` or a model name.
+            backend: ``auto`` (exact below 200k vectors, then HNSW, then IVF-PQ past 2M), ``flat``,
+                ``ivf``, ``hnsw``, ``ivfpq``, or any FAISS factory string (e.g. ``"IVF1024,SQ8"``).
+            metric: ``cosine`` (default), ``dot`` or ``euclidean``; scores are similarities.
+            chunk_size: split documents into windows of this many tokens (None: one chunk a document).
+            chunk_overlap: tokens shared by consecutive chunks.
+        """
+        encoder, name = _encoder(encoder, model_name)
+        metric = Metric.parse(metric).value
+        if metric == "manhattan":
+            raise ValueError("FAISS indexes support cosine, dot and euclidean; not manhattan")
+        folder = Path(folder)
+        if (folder / MANIFEST).exists():
+            raise FileExistsError(f"{folder} already holds an index; open it with DocumentIndex.open")
+        if chunk_size is not None and not 0 <= chunk_overlap < chunk_size:
+            raise ValueError(f"need 0 <= chunk_overlap < chunk_size, got {chunk_overlap} and {chunk_size}")
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "sentsim_version": __version__,
+            "model": model_fingerprint(encoder, name),
+            "metric": metric,
+            "backend": backend,
+            "factory": None,
+            "chunk_size": chunk_size,
+            "chunk_overlap": chunk_overlap if chunk_size is not None else 0,
+            "generation": 0,
+            "tombstones": [],
+        }
+        store = DocumentStore(folder / DATABASE)
+        write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        return cls(folder, encoder, manifest, store, None)
+
+    @classmethod
+    def open(cls, folder: str | Path, encoder=None, *, repair: bool = False) -> DocumentIndex:
+        """Open an index; ``encoder`` defaults to the model named in the manifest.
+
+        A different model is refused (:class:`ModelMismatchError`). A truncated or corrupted
+        file raises :class:`IndexCorruptedError`; ``repair=True`` rebuilds a damaged FAISS
+        file from the vectors stored in the database.
+        """
+        folder = Path(folder)
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no index in {folder}: {MANIFEST} is missing") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise IndexCorruptedError(f"{folder / MANIFEST} is corrupted: {error}") from None
+        if encoder is None:
+            if not manifest["model"].get("name"):
+                raise ValueError(f"{folder} does not name its model; pass the encoder")
+            encoder = manifest["model"]["name"]
+        encoder, _ = _encoder(encoder, manifest["model"].get("name"))
+        different = fingerprint_mismatch(manifest["model"], model_fingerprint(encoder))
+        if different:
+            raise ModelMismatchError(
+                f"{folder} was built with model {manifest['model'].get('name') or '(unnamed)'}; the given encoder "
+                f"differs in {', '.join(different)}. Open it with the same model, or build a new index."
+            )
+        store = DocumentStore(folder / DATABASE)
+        index = cls(folder, encoder, manifest, store, None)
+        index._load_backend(repair)
+        return index
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> DocumentIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.store.count("documents")
+
+    # ------------------------------------------------------------------ writes
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[dict | None] | None = None,
+        *,
+        batch_size: int = 64,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Add new documents (an existing id is an error: use :meth:`upsert`). Returns their ids."""
+        return self._write(texts, ids, metadata, replace=False, batch_size=batch_size, show_progress=show_progress)
+
+    def upsert(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str],
+        metadata: Sequence[dict | None] | None = None,
+        *,
+        batch_size: int = 64,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Add or replace documents by id; unchanged texts are not encoded again."""
+        if ids is None:
+            raise ValueError("upsert needs ids")
+        return self._write(texts, ids, metadata, replace=True, batch_size=batch_size, show_progress=show_progress)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete documents by id; returns how many existed. Deleted documents are never returned."""
+        ids = list(dict.fromkeys(validate_texts(ids, "ids")))
+        with self._lock.writing():
+            removed = []
+            with self.store.transaction():
+                present = self.store.has_documents(ids)
+                for doc_id in present:
+                    removed += self.store.delete_document(doc_id)
+            if self.backend is not None:
+                self.backend.remove(removed)
+            self._after_write()
+        return len(present)
+
+    def compact(self) -> None:
+        """Rebuild the FAISS index from the live vectors (drops HNSW tombstones)."""
+        with self._lock.writing():
+            self._rebuild()
+            self._after_write()
+
+    def _write(self, texts, ids, metadata, *, replace: bool, batch_size: int, show_progress: bool | None) -> list[str]:
+        texts = validate_texts(texts)
+        ids = [str(uuid.uuid4()) for _ in texts] if ids is None else validate_texts(ids, "ids")
+        metadata = [None] * len(texts) if metadata is None else list(metadata)
+        if not (len(texts) == len(ids) == len(metadata)):
+            raise ValueError(
+                f"{len(texts)} texts, {len(ids)} ids and {len(metadata)} metadata entries: give one of each per document"
+            )
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate ids in one call: {sorted({i for i in ids if ids.count(i) > 1})[:5]}")
+        for row, (doc_id, meta) in enumerate(zip(ids, metadata, strict=True)):
+            if not doc_id:
+                raise ValueError(f"ids[{row}] is empty")
+            if meta is not None and not isinstance(meta, dict):
+                raise TypeError(f"metadata[{row}] must be a dict or None, got {type(meta).__name__}")
+            try:
+                json.dumps(meta)
+            except (TypeError, ValueError):
+                raise TypeError(f"metadata[{row}] is not JSON-serializable") from None
+        if not texts:
+            return []
+        existing = self.store.has_documents(ids)
+        if existing and not replace:
+            raise ValueError(f"document id(s) {sorted(existing)[:5]} already exist; use upsert to replace them")
+        # Chunk and find vectors in the cache (keyed by content hash; the model is fixed per index).
+        plan = []
+        for doc_id, text, meta in zip(ids, texts, metadata, strict=True):
+            old = self.store.document(doc_id) if doc_id in existing else None
+            chunks = chunk_text(
+                text,
+                self.encoder.tower.tokenizer.tokenizer,
+                self.manifest["chunk_size"],
+                self.manifest["chunk_overlap"],
+            )
+            plan.append((doc_id, text, meta or {}, chunks, [_hash(text[c.start : c.end]) for c in chunks], old))
+        hashes = [h for *_, chunk_hashes, _ in plan for h in chunk_hashes]
+        cached = self.store.cached_vectors(hashes)
+        missing = list(dict.fromkeys(h for h in hashes if h not in cached))
+        if missing:
+            texts_of = {
+                h: text[c.start : c.end]
+                for _, text, _, chunks, chunk_hashes, _ in plan
+                for c, h in zip(chunks, chunk_hashes, strict=True)
+            }
+            vectors = self.encoder.encode(
+                [texts_of[h] for h in missing], batch_size=batch_size, show_progress=show_progress
+            )
+            cached |= dict(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
+        with self._lock.writing(), self._restored_on_error():
+            added_ids, added_vectors, removed = [], [], []
+            with self.store.transaction():
+                if missing:
+                    self.store.put_vectors(missing, np.stack([cached[h] for h in missing]))
+                for doc_id, text, meta, chunks, chunk_hashes, old in plan:
+                    if old is not None and old[0] == text:
+                        self.store.put_document(doc_id, text, meta)  # same text: metadata only
+                        continue
+                    if old is not None:
+                        removed += self.store.delete_document(doc_id)
+                    self.store.put_document(doc_id, text, meta)
+                    vector_ids = self.store.next_vector_ids(len(chunks))
+                    self.store.put_chunks(
+                        (int(v), doc_id, c.start, c.end, h)
+                        for v, c, h in zip(vector_ids, chunks, chunk_hashes, strict=True)
+                    )
+                    added_ids.append(vector_ids)
+                    added_vectors += [cached[h] for h in chunk_hashes]
+                if added_ids:
+                    self._ensure_backend(len(added_vectors) + (self.backend.size if self.backend else 0))
+                    if self.backend is not None:
+                        self.backend.remove(removed)
+                    self.backend.add(np.stack(added_vectors), np.concatenate(added_ids))
+                elif removed and self.backend is not None:
+                    self.backend.remove(removed)
+            self._after_write()
+        return ids
+
+    # ------------------------------------------------------------------- reads
+    def search(
+        self,
+        queries: str | Sequence[str],
+        k: int = 10,
+        *,
+        filter: dict | None = None,
+        by: str = "chunk",
+    ) -> list[Hit] | list[list[Hit]]:
+        """The ``k`` best hits for a query (a list of lists for several queries).
+
+        ``filter`` restricts the search to documents whose metadata match (see
+        :mod:`sentsim.search.filters`), inside FAISS, so k matches come back whenever k exist.
+        ``by="document"`` returns each document once, with its best chunk. A ``k`` larger than
+        the corpus returns what there is.
+        """
+        single = isinstance(queries, str)
+        queries = [queries] if single else validate_texts(queries, "queries")
+        for row, query in enumerate(queries):
+            if not query.strip():
+                raise ValueError(f"queries[{row}] is empty")
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        if by not in ("chunk", "document"):
+            raise ValueError(f"by must be 'chunk' or 'document', got {by!r}")
+        vectors = self.encoder.encode(queries, show_progress=False)
+        results = self.search_vectors(vectors, k, filter=filter, by=by)
+        return results[0] if single else results
+
+    def search_vectors(
+        self, vectors: np.ndarray, k: int, *, filter: dict | None = None, by: str = "chunk"
+    ) -> list[list[Hit]]:
+        """:meth:`search` with query embeddings ``(n, dim)``."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim == 1:
+            vectors = vectors[None, :]
+        if vectors.ndim != 2 or vectors.shape[1] != self.manifest["model"]["dim"]:
+            raise ValueError(f"query vectors must have shape (n, {self.manifest['model']['dim']}), got {vectors.shape}")
+        if not np.isfinite(vectors).all():
+            raise ValueError("query vectors contain NaN or infinity")
+        with self._lock.reading():
+            if self.backend is None or self.backend.size == 0:
+                return [[] for _ in vectors]
+            allowed = self.store.vector_ids_matching(filter) if filter is not None else None
+            available = len(allowed) if allowed is not None else self.backend.size
+            fetch = min(k if by == "chunk" else max(4 * k, k + 32), available)
+            if fetch == 0:
+                return [[] for _ in vectors]
+            while True:
+                scores, ids = self.backend.search(vectors, fetch, allowed)
+                short = (ids >= 0).sum(axis=1) < fetch
+                if short.any():  # an approximate index missed some: exact search over what is allowed
+                    exact_scores, exact_ids = self._exact(vectors[short], fetch, allowed)
+                    scores[short], ids[short] = exact_scores, exact_ids
+                hits = [self._hits(row_scores, row_ids, k, by) for row_scores, row_ids in zip(scores, ids, strict=True)]
+                if by == "chunk" or fetch >= available or all(len(h) >= k for h in hits):
+                    return hits
+                fetch = min(available, fetch * 4)
+
+    def get(self, doc_id: str) -> tuple[str, dict] | None:
+        """A document's text and metadata, or None."""
+        return self.store.document(doc_id)
+
+    # --------------------------------------------------------------- internals
+    def _hits(self, scores: np.ndarray, ids: np.ndarray, k: int, by: str) -> list[Hit]:
+        valid = ids >= 0
+        chunks = self.store.chunks(ids[valid])
+        hits, seen = [], set()
+        for score, vector_id in zip(scores[valid], ids[valid], strict=True):
+            chunk = chunks.get(int(vector_id))
+            if chunk is None or (by == "document" and chunk.doc_id in seen):
+                continue
+            seen.add(chunk.doc_id)
+            text, meta = self.store.document(chunk.doc_id)
+            hits.append(Hit(chunk.doc_id, float(score), text[chunk.start : chunk.end], meta, chunk.start, chunk.end))
+            if len(hits) == k:
+                break
+        return hits
+
+    def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        vector_ids = allowed if allowed is not None else self.store.all_vectors()[0]
+        vector_ids = (
+            np.setdiff1d(vector_ids, np.fromiter(self.backend.tombstones, dtype=np.int64))
+            if self.backend.tombstones
+            else vector_ids
+        )
+        corpus = self.backend.prepare(self.store.vectors_of(vector_ids))
+        metric = {"cosine": "dot", "dot": "dot", "euclidean": "euclidean"}[self.manifest["metric"]]
+        from sentsim.exact_search import exact_search
+
+        scores, rows = exact_search(self.backend.prepare(queries), corpus, k, metric=metric, device="cpu")
+        ids = np.where(rows >= 0, vector_ids[np.maximum(rows, 0)], -1)
+        width = scores.shape[1]
+        if width < k:
+            scores = np.pad(scores, ((0, 0), (0, k - width)), constant_values=-np.inf)
+            ids = np.pad(ids, ((0, 0), (0, k - width)), constant_values=-1)
+        return scores, ids
+
+    @contextmanager
+    def _restored_on_error(self) -> Iterator[None]:
+        """If a write fails, the transaction rolls back; rebuild the FAISS index to match it."""
+        try:
+            yield
+        except BaseException:
+            self.manifest["factory"] = None
+            self._rebuild()
+            raise
+
+    def _ensure_backend(self, n: int) -> None:
+        if self.backend is None:
+            factory = resolve_factory(self.manifest["backend"], self.manifest["model"]["dim"], n)
+            self.backend = VectorBackend(factory, self.manifest["model"]["dim"], self.manifest["metric"])
+            self.manifest["factory"] = factory
+
+    def _rebuild(self) -> None:
+        vector_ids, vectors = self.store.all_vectors()
+        self.backend = None
+        if len(vector_ids):
+            self._ensure_backend(len(vector_ids))
+            self.backend.add(vectors, vector_ids)
+
+    def _after_write(self) -> None:
+        if self.backend is not None and self.backend.needs_compaction():
+            logger.info("compacting: %d tombstones", len(self.backend.tombstones))
+            self._rebuild()
+        if self.backend is not None:
+            self.backend.save(self.folder / FAISS_FILE)
+        self.manifest["generation"] = self.store.generation
+        self.manifest["tombstones"] = sorted(self.backend.tombstones) if self.backend is not None else []
+        write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
+
+    def _load_backend(self, repair: bool) -> None:
+        path = self.folder / FAISS_FILE
+        stale = self.manifest.get("generation") != self.store.generation
+        if self.manifest.get("factory") and path.exists() and not stale:
+            try:
+                self.backend = VectorBackend.load(
+                    path,
+                    self.manifest["factory"],
+                    self.manifest["model"]["dim"],
+                    self.manifest["metric"],
+                    set(self.manifest.get("tombstones", [])),
+                )
+                return
+            except IndexCorruptedError:
+                if not repair:
+                    raise
+                logger.warning("rebuilding the damaged %s from the stored vectors", path)
+        if stale:
+            logger.info("the FAISS file is older than the database (an interrupted write): rebuilding it")
+        self._rebuild()
+        if self.backend is not None or stale:
+            self._after_write()
+
+
+def _encoder(encoder, name: str | None):
+    if isinstance(encoder, (str, Path)):
+        from sentsim.encoder import SentenceEncoder
+
+        return SentenceEncoder.from_pretrained(encoder), name or str(encoder)
+    return encoder, name
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class _ReadWriteLock:
+    """Many readers or one writer."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._condition:
+            while self._writer:
+                self._condition.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._condition:
+            while self._writer or self._readers:
+                self._condition.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writer = False
+                self._condition.notify_all()

@@ -1,0 +1,191 @@
+"""The document store: SQLite holds documents, chunks, metadata and vectors; it is the source of truth.
+
+Every change is one transaction, so a process killed at any moment leaves the last completed
+operation. The FAISS index is derived from it and can always be rebuilt from the vectors here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sentsim.search.filters import filter_sql
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (doc_id TEXT PRIMARY KEY, text TEXT NOT NULL, metadata TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    vector_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS vectors (hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    vector_id: int
+    doc_id: str
+    start: int
+    end: int
+    hash: str
+
+
+class DocumentStore:
+    """Documents and their chunks' vectors in one SQLite file (WAL mode, one writer)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+            check = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as error:
+            raise IndexCorruptedError(f"{path} is not a readable SQLite database: {error}") from None
+        if check != "ok":
+            raise IndexCorruptedError(f"{path} is corrupted: {check}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---------------------------------------------------------------- settings
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    @property
+    def generation(self) -> int:
+        """Counts completed operations; the FAISS file records the generation it reflects."""
+        return int(self.setting("generation", "0"))
+
+    # ------------------------------------------------------------------ writes
+    def transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+    def next_vector_ids(self, count: int) -> np.ndarray:
+        first = int(self.setting("next_vector_id", "0"))
+        self.db.execute("INSERT OR REPLACE INTO settings VALUES ('next_vector_id', ?)", (str(first + count),))
+        return np.arange(first, first + count, dtype=np.int64)
+
+    def put_document(self, doc_id: str, text: str, metadata: dict) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
+            (doc_id, text, json.dumps(metadata, ensure_ascii=False)),
+        )
+
+    def put_chunks(self, rows: Iterable[tuple[int, str, int, int, str]]) -> None:
+        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
+
+    def put_vectors(self, hashes: list[str], vectors: np.ndarray) -> None:
+        self.db.executemany(
+            "INSERT OR IGNORE INTO vectors VALUES (?, ?)",
+            ((h, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)),
+        )
+
+    def delete_document(self, doc_id: str) -> list[int]:
+        """Remove a document and its chunks; returns their vector ids (the cached vectors stay)."""
+        ids = [row[0] for row in self.db.execute("SELECT vector_id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+        return ids
+
+    # ------------------------------------------------------------------- reads
+    def document(self, doc_id: str) -> tuple[str, dict] | None:
+        row = self.db.execute("SELECT text, metadata FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def has_documents(self, doc_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(doc_ids), 500):
+            part = doc_ids[start : start + 500]
+            marks = ", ".join("?" for _ in part)
+            found |= {
+                row[0] for row in self.db.execute(f"SELECT doc_id FROM documents WHERE doc_id IN ({marks})", part)
+            }
+        return found
+
+    def cached_vectors(self, hashes: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            marks = ", ".join("?" for _ in part)
+            for digest, blob in self.db.execute(f"SELECT hash, vector FROM vectors WHERE hash IN ({marks})", part):
+                found[digest] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def chunks(self, vector_ids: Iterable[int]) -> dict[int, StoredChunk]:
+        ids = [int(i) for i in vector_ids]
+        found: dict[int, StoredChunk] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ", ".join("?" for _ in part)
+            for row in self.db.execute(
+                f"SELECT vector_id, doc_id, start, end, hash FROM chunks WHERE vector_id IN ({marks})", part
+            ):
+                found[row[0]] = StoredChunk(*row)
+        return found
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(vector_ids, vectors)`` of every live chunk, for rebuilding the FAISS index."""
+        rows = self.db.execute(
+            "SELECT c.vector_id, v.vector FROM chunks c JOIN vectors v ON v.hash = c.hash ORDER BY c.vector_id"
+        ).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        return np.array([r[0] for r in rows], dtype=np.int64), np.stack(
+            [np.frombuffer(r[1], dtype=np.float32) for r in rows]
+        )
+
+    def vectors_of(self, vector_ids: np.ndarray) -> np.ndarray:
+        chunks = self.chunks(vector_ids)
+        cache = self.cached_vectors([chunks[int(i)].hash for i in vector_ids])
+        return (
+            np.stack([cache[chunks[int(i)].hash] for i in vector_ids])
+            if len(vector_ids)
+            else np.zeros((0, 0), np.float32)
+        )
+
+    def count(self, table: str) -> int:
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed table names
+
+    def metadata_keys(self) -> set[str]:
+        return {
+            row[0]
+            for row in self.db.execute("SELECT DISTINCT j.key FROM documents, json_each(documents.metadata) AS j")
+        }
+
+    def vector_ids_matching(self, spec: dict) -> np.ndarray:
+        condition, parameters = filter_sql(spec, self.metadata_keys())
+        query = f"SELECT c.vector_id FROM chunks c JOIN documents ON documents.doc_id = c.doc_id WHERE {condition}"
+        return np.array([row[0] for row in self.db.execute(query, parameters)], dtype=np.int64)
+
+
+class _Transaction:
+    """``with store.transaction():`` one atomic operation that also bumps the generation."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> DocumentStore:
+        self.store.db.execute("BEGIN IMMEDIATE")
+        return self.store
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.store.db.execute("ROLLBACK")
+            return
+        generation = self.store.generation + 1
+        self.store.db.execute("INSERT OR REPLACE INTO settings VALUES ('generation', ?)", (str(generation),))
+        self.store.db.execute("COMMIT")
+
+
+class IndexCorruptedError(OSError):
+    """A file of the index folder is truncated, corrupted or missing."""
