@@ -7,9 +7,9 @@ import logging
 import sys
 
 from sentsim._version import __version__
-from sentsim.cli import classify, encode, evaluate, similarity, train
+from sentsim.cli import classify, encode, evaluate, search, similarity, train
 
-COMMANDS = (encode, similarity, evaluate, classify, train)
+COMMANDS = (encode, similarity, evaluate, classify, train, search)
 
 
 def build_parser() -> argparse.ArgumentParser:

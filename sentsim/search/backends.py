@@ -27,7 +27,7 @@ from sentsim.exact_search import exact_search
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "flat", "ivf", "hnsw", "ivfpq")
-HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
 GPU_MAX_K = 2048
 
 

@@ -1,0 +1,163 @@
+"""``sentsim index build|add|delete`` and ``sentsim search``: semantic search over documents."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sentsim.atomic import atomic_folder
+from sentsim.cli.common import add_model_options, load_encoder
+from sentsim.data.documents import read_documents
+from sentsim.search import DocumentIndex
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    index = subparsers.add_parser("index", help="build and update a document index", description=__doc__)
+    actions = index.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    build = actions.add_parser(
+        "build", help="build an index from documents", description="Build a new index folder from documents."
+    )
+    build.add_argument(
+        "--docs",
+        required=True,
+        help="documents: .txt (one a line), .jsonl/.csv/.tsv/.parquet with text[, id, metadata...] or a dataset",
+    )
+    build.add_argument("--output", required=True, help="index folder")
+    build.add_argument("--backend", default="auto", help="auto, flat, ivf, hnsw, ivfpq or a FAISS factory string")
+    build.add_argument("--metric", default="cosine", choices=["cosine", "dot", "euclidean"])
+    build.add_argument("--chunk-size", type=int, default=None, help="split documents into chunks of this many tokens")
+    build.add_argument("--chunk-overlap", type=int, default=32, help="tokens shared by consecutive chunks (default 32)")
+    build.add_argument(
+        "--overwrite", action="store_true", help="replace an existing index (atomically, once the new one is built)"
+    )
+    _document_fields(build)
+    add_model_options(build)
+    build.set_defaults(run=run_build)
+
+    add = actions.add_parser(
+        "add", help="add or replace documents", description="Add documents to an index (same ids are replaced)."
+    )
+    add.add_argument("folder")
+    add.add_argument("--docs", required=True)
+    _document_fields(add)
+    add.add_argument("--no-progress", action="store_true")
+    add.set_defaults(run=run_add)
+
+    delete = actions.add_parser("delete", help="delete documents by id", description="Delete documents by id.")
+    delete.add_argument("folder")
+    delete.add_argument("--ids", required=True, nargs="+")
+    delete.set_defaults(run=run_delete)
+
+    search = subparsers.add_parser(
+        "search", help="search an index", description="Print the best hits for a query: score, id, text."
+    )
+    search.add_argument("folder")
+    search.add_argument("query", nargs="+", help="one or more queries")
+    search.add_argument("-k", type=int, default=5, help="hits per query (default 5)")
+    search.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="metadata equality (value read as JSON when it parses)",
+    )
+    search.add_argument("--where", type=json.loads, help='a full filter as JSON, e.g. \'{"year": {"gte": 2020}}\'')
+    search.add_argument("--by-document", action="store_true", help="one hit per document (its best chunk)")
+    search.add_argument("--json", action="store_true", help="print JSON lines: one object per query with its hits")
+    search.set_defaults(run=run_search)
+
+
+def _document_fields(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text-field", default="text")
+    parser.add_argument("--id-field", default="id")
+
+
+def run_build(args: argparse.Namespace) -> int:
+    documents = read_documents(args.docs, text_field=args.text_field, id_field=args.id_field)
+    encoder = load_encoder(args)
+    output = Path(args.output)
+    if output.exists() and any(output.iterdir()) and not args.overwrite:
+        raise ValueError(f"{output} exists and is not empty; pass --overwrite to replace it")
+    with atomic_folder(output) as staging:
+        index = DocumentIndex.create(
+            staging,
+            encoder,
+            backend=args.backend,
+            metric=args.metric,
+            chunk_size=args.chunk_size,
+            chunk_overlap=args.chunk_overlap,
+            model_name=args.model,
+        )
+        index.add(
+            documents.texts,
+            ids=documents.ids,
+            metadata=documents.metadata,
+            batch_size=args.batch_size,
+            show_progress=not args.no_progress,
+        )
+        index.close()
+        for leftover in ("documents.sqlite-wal", "documents.sqlite-shm"):
+            (staging / leftover).unlink(missing_ok=True)
+    index = DocumentIndex.open(output, encoder)
+    print(
+        json.dumps(
+            {
+                "index": str(output),
+                "documents": len(index),
+                "chunks": index.backend.size if index.backend else 0,
+                "factory": index.manifest["factory"],
+            }
+        )
+    )
+    index.close()
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    documents = read_documents(args.docs, text_field=args.text_field, id_field=args.id_field)
+    with DocumentIndex.open(args.folder) as index:
+        if documents.ids is None:
+            index.add(documents.texts, metadata=documents.metadata, show_progress=not args.no_progress)
+        else:
+            index.upsert(
+                documents.texts, ids=documents.ids, metadata=documents.metadata, show_progress=not args.no_progress
+            )
+        print(json.dumps({"index": args.folder, "documents": len(index)}))
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    with DocumentIndex.open(args.folder) as index:
+        removed = index.delete(args.ids)
+        print(json.dumps({"index": args.folder, "deleted": removed, "documents": len(index)}))
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    spec = dict(args.where or {})
+    for item in args.filter:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise ValueError(f"--filter needs KEY=VALUE, got {item!r}")
+        spec[key] = _value(value)
+    with DocumentIndex.open(args.folder) as index:
+        results = index.search(
+            args.query, k=args.k, filter=spec or None, by="document" if args.by_document else "chunk"
+        )
+    for query, hits in zip(args.query, results, strict=True):
+        if args.json:
+            print(json.dumps({"query": query, "hits": [vars(hit) for hit in hits]}, ensure_ascii=False))
+            continue
+        print(f"# {query}")
+        for hit in hits:
+            print(f"{hit.score:.4f}\t{hit.id}\t{hit.text}")
+    return 0
+
+
+def _value(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

@@ -1,0 +1,322 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from sentsim import similarity
+from sentsim.search import DocumentIndex, IndexCorruptedError, ModelMismatchError
+from sentsim.search.backends import VectorBackend, resolve_factory
+from sentsim.search.chunking import chunk_text
+
+from .toy_task import TOPICS, toy_encoder
+
+TEXTS = [text for texts in TOPICS.values() for text in texts]
+IDS = [f"d{i}" for i in range(len(TEXTS))]
+META = [{"topic": topic, "n": i, "even": i % 2 == 0} for i, topic in enumerate(t for t in TOPICS for _ in range(4))]
+
+
+@pytest.fixture
+def encoder():
+    return toy_encoder()
+
+
+@pytest.fixture
+def index(encoder, tmp_path):
+    index = DocumentIndex.create(tmp_path / "index", encoder, backend="flat")
+    index.add(TEXTS, ids=IDS, metadata=META)
+    yield index
+    index.close()
+
+
+def clustered(n, dim=48, clusters=200, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(clusters, dim))
+    points = centers[rng.integers(0, clusters, n)] + 0.35 * rng.normal(size=(n, dim))
+    return points.astype(np.float32)
+
+
+# ------------------------------------------------------------------ backends
+def test_flat_search_equals_brute_force_cosine(index, encoder):
+    queries = ["the cat sleeps", "stocks fell sharply", "piano"]
+    hits = index.search(queries, k=5)
+    documents = encoder.encode(TEXTS)
+    expected = np.argsort(-similarity(encoder.encode(queries), documents), axis=1, kind="stable")[:, :5]
+    assert [[h.id for h in row] for row in hits] == [[IDS[i] for i in row] for row in expected]
+    scores = similarity(encoder.encode(queries), documents)
+    np.testing.assert_allclose([h.score for h in hits[0]], np.sort(scores[0])[::-1][:5], atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["ivf", "hnsw"])
+def test_approximate_backends_recall_at_10(backend):
+    vectors, queries = clustered(20_000), clustered(200, seed=1)
+    exact = VectorBackend("Flat", 48, "cosine")
+    exact.add(vectors, np.arange(len(vectors)))
+    approximate = VectorBackend(resolve_factory(backend, 48, len(vectors)), 48, "cosine")
+    approximate.add(vectors, np.arange(len(vectors)))
+    _, truth = exact.search(queries, 10)
+    _, found = approximate.search(queries, 10)
+    recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
+    assert recall >= 0.95, recall
+
+
+def test_ivfpq_trains_and_searches():
+    vectors = clustered(5000)
+    backend = VectorBackend(resolve_factory("ivfpq", 48, 5000), 48, "cosine")
+    backend.add(vectors, np.arange(5000))
+    _, ids = backend.search(vectors[:20], 1)
+    assert np.mean(ids[:, 0] == np.arange(20)) >= 0.8
+
+
+def test_too_few_vectors_to_train_is_a_clear_error():
+    backend = VectorBackend("IVF64,Flat", 8, "cosine")
+    with pytest.raises(ValueError, match="trained on at least 64 vectors, got 10.*backend='flat'"):
+        backend.add(np.random.default_rng(0).normal(size=(10, 8)), np.arange(10))
+
+
+def test_euclidean_scores_are_negative_distances():
+    backend = VectorBackend("Flat", 2, "euclidean")
+    backend.add(np.array([[0, 0], [3, 4]], dtype=np.float32), np.array([7, 9]))
+    scores, ids = backend.search(np.array([[0, 0]], dtype=np.float32), 5)
+    assert ids[0].tolist() == [7, 9, -1, -1, -1]
+    np.testing.assert_allclose(scores[0][:2], [0.0, -5.0], atol=1e-6)
+
+
+def test_bad_factory_string():
+    with pytest.raises(ValueError, match="invalid FAISS factory string 'Nonsense42'"):
+        VectorBackend("Nonsense42", 8, "cosine")
+
+
+# --------------------------------------------------------------------- index
+def test_k_larger_than_corpus_and_no_minus_one(index):
+    hits = index.search("the cat sleeps", k=100)
+    assert len(hits) == len(TEXTS) and len({h.id for h in hits}) == len(TEXTS)
+
+
+def test_filters_return_k_matching_hits(index):
+    hits = index.search("the cat sleeps", k=4, filter={"topic": "rain"})
+    assert len(hits) == 4 and {h.metadata["topic"] for h in hits} == {"rain"}
+    hits = index.search("the cat sleeps", k=10, filter={"topic": {"in": ["rain", "music"]}, "n": {"gte": 10}})
+    assert sorted(h.metadata["n"] for h in hits) == [10, 11, 12, 13, 14, 15]
+    assert {h.id for h in index.search("stocks", k=20, filter={"even": True})} == {f"d{i}" for i in range(0, 16, 2)}
+    assert index.search("stocks", k=3, filter={"topic": "nothing"}) == []
+
+
+def test_filtered_hnsw_still_finds_k(encoder, tmp_path):
+    index = DocumentIndex.create(tmp_path / "hnsw", encoder, backend="hnsw")
+    index.add(TEXTS, ids=IDS, metadata=META)
+    hits = index.search("the cat sleeps", k=3, filter={"topic": "music"})
+    assert len(hits) == 3 and all(h.metadata["topic"] == "music" for h in hits)
+
+
+def test_bad_filters(index):
+    with pytest.raises(ValueError, match=r"unknown metadata key 'colour' in filter; known keys: \['even', 'n', 'topic'\]"):
+        index.search("x", filter={"colour": "red"})
+    with pytest.raises(ValueError, match="'gte' needs a number"):
+        index.search("x", filter={"n": {"gte": "ten"}})
+    with pytest.raises(ValueError, match="unknown operator 'like'"):
+        index.search("x", filter={"topic": {"like": "ca%"}})
+
+
+@pytest.mark.parametrize("backend", ["flat", "hnsw"])
+def test_deleted_documents_are_never_returned(encoder, tmp_path, backend):
+    index = DocumentIndex.create(tmp_path / backend, encoder, backend=backend)
+    index.add(TEXTS, ids=IDS, metadata=META)
+    assert index.delete(["d0", "d1", "missing"]) == 2
+    for query in TEXTS:
+        assert not {"d0", "d1"} & {h.id for h in index.search(query, k=len(TEXTS))}
+    assert len(index.search("the cat sleeps", k=100)) == len(TEXTS) - 2
+    index.close()
+    reopened = DocumentIndex.open(tmp_path / backend, encoder)
+    assert not {"d0", "d1"} & {h.id for h in reopened.search("the cat sleeps", k=100)}
+    reopened.compact()
+    assert reopened.backend.tombstones == set() and reopened.backend.size == len(TEXTS) - 2
+
+
+def test_upsert_replaces_and_cache_avoids_re_encoding(index, encoder, monkeypatch):
+    calls = []
+    original = encoder.encode
+    monkeypatch.setattr(encoder, "encode", lambda texts, **kw: calls.append(list(texts)) or original(texts, **kw))
+    index.upsert([TEXTS[0]], ids=["d0"], metadata=[{"topic": "cat", "n": 0, "even": True, "new": 1}])
+    assert calls == [] and index.get("d0")[1]["new"] == 1  # same text: metadata only
+    index.upsert(["a rainy day"], ids=["d0"])  # a text seen before (d10): from the cache
+    assert calls == []
+    index.upsert(["a brand new cat text"], ids=["d0"])
+    assert calls == [["a brand new cat text"]]
+    assert index.get("d0")[0] == "a brand new cat text" and len(index) == len(TEXTS)
+    with pytest.raises(ValueError, match=r"document id\(s\) \['d1'\] already exist; use upsert"):
+        index.add(["x"], ids=["d1"])
+
+
+def test_chunks_carry_offsets_and_documents_group(encoder, tmp_path):
+    index = DocumentIndex.create(tmp_path / "chunked", encoder, chunk_size=3, chunk_overlap=1)
+    long_text = "the cat sleeps . stocks fell . it rains today . she plays piano"
+    index.add([long_text, "a kitten naps"], ids=["long", "short"])
+    hits = index.search("stocks fell", k=10)
+    for hit in hits:
+        document = index.get(hit.id)[0]
+        assert document[hit.start : hit.end] == hit.text
+    by_document = index.search("stocks fell", k=10, by="document")
+    assert sorted(h.id for h in by_document) == ["long", "short"]
+    assert len(hits) > 2
+
+
+def test_chunk_text_windows():
+    tokenizer = toy_encoder().tower.tokenizer.tokenizer
+    text = "the cat sleeps a kitten naps the cat is sleeping"
+    chunks = chunk_text(text, tokenizer, chunk_size=4, overlap=1)
+    assert [text[c.start : c.end] for c in chunks] == ["the cat sleeps a", "a kitten naps the", "the cat is sleeping"]
+    assert chunk_text(text, tokenizer, None) == chunk_text("x", tokenizer, None)[:0] + [type(chunks[0])(0, len(text))]
+    with pytest.raises(ValueError, match="overlap"):
+        chunk_text(text, tokenizer, chunk_size=4, overlap=4)
+
+
+def test_save_open_round_trip_and_model_mismatch(index, tmp_path):
+    before = [h.id for h in index.search("the market fell", k=5)]
+    index.close()
+    reopened = DocumentIndex.open(tmp_path / "index", toy_encoder())
+    assert [h.id for h in reopened.search("the market fell", k=5)] == before and len(reopened) == len(TEXTS)
+    with pytest.raises(ModelMismatchError, match="differs in weights_sha256"):
+        DocumentIndex.open(tmp_path / "index", toy_encoder(seed=5))
+    with pytest.raises(FileExistsError, match="already holds an index"):
+        DocumentIndex.create(tmp_path / "index", toy_encoder())
+
+
+def test_corrupted_files_give_clear_errors(index, tmp_path):
+    index.close()
+    folder = tmp_path / "index"
+    faiss_file = folder / "index.faiss"
+    data = faiss_file.read_bytes()
+    faiss_file.write_bytes(data[: len(data) // 3])
+    with pytest.raises(IndexCorruptedError, match=r"index.faiss is not a readable FAISS index"):
+        DocumentIndex.open(folder, toy_encoder())
+    repaired = DocumentIndex.open(folder, toy_encoder(), repair=True)
+    assert len(repaired.search("the cat sleeps", k=100)) == len(TEXTS)
+    repaired.close()
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexCorruptedError, match="manifest.json is corrupted"):
+        DocumentIndex.open(folder, toy_encoder())
+
+
+def test_corrupted_database(index, tmp_path):
+    index.close()
+    (tmp_path / "index" / "documents.sqlite").write_bytes(b"garbage" * 100)
+    for extra in ("documents.sqlite-wal", "documents.sqlite-shm"):
+        (tmp_path / "index" / extra).unlink(missing_ok=True)
+    with pytest.raises(IndexCorruptedError, match="documents.sqlite"):
+        DocumentIndex.open(tmp_path / "index", toy_encoder())
+
+
+def test_bad_input(index):
+    with pytest.raises(ValueError, match=r"queries\[0\] is empty"):
+        index.search("  ")
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        index.search("cat", k=0)
+    with pytest.raises(ValueError, match=r"query vectors must have shape \(n, 32\)"):
+        index.search_vectors(np.zeros((1, 5)), 3)
+    with pytest.raises(ValueError, match="NaN"):
+        index.search_vectors(np.full((1, 32), np.nan), 3)
+    with pytest.raises(TypeError, match=r"texts\[1\] is NoneType"):
+        index.add(["ok", None])
+    with pytest.raises(ValueError, match="2 texts, 1 ids"):
+        index.add(["a", "b"], ids=["x"])
+    with pytest.raises(TypeError, match=r"metadata\[0\] must be a dict"):
+        index.add(["a"], ids=["x"], metadata=["lang=en"])
+
+
+def test_threads_search_while_one_adds(index):
+    errors, stop = [], threading.Event()
+
+    def searcher():
+        while not stop.is_set():
+            try:
+                for hit in index.search("the cat sleeps", k=5):
+                    assert index.get(hit.id) is not None and hit.text
+            except Exception as error:  # noqa: BLE001 - collected for the assertion below
+                errors.append(error)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for i in range(20):
+        index.add([f"new text number {i} about cats"], ids=[f"n{i}"])
+        if i % 3 == 0:
+            index.delete([f"n{i}"])
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(index) == len(TEXTS) + 20 - 7
+
+
+WRITER = """
+import sys
+sys.path.insert(0, {tests!r})
+from toy_task import toy_encoder
+from sentsim.search import DocumentIndex
+index = DocumentIndex.open({folder!r}, toy_encoder())
+for i in range(100000):
+    index.add(["document number %d about cats and rain" % i, "another text %d" % i], ids=["k%d" % i, "j%d" % i])
+    print(i, flush=True)
+"""
+
+
+def test_sigkill_during_adds_leaves_a_consistent_index(index, tmp_path):
+    index.close()
+    script = WRITER.format(tests=os.path.dirname(__file__), folder=str(tmp_path / "index"))
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    completed = -1
+    deadline = time.time() + 60
+    while completed < 5 and time.time() < deadline:
+        completed = int(process.stdout.readline().split()[0])
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    reopened = DocumentIndex.open(tmp_path / "index", toy_encoder())
+    documents = len(reopened)
+    assert documents >= len(TEXTS) + 2 * (completed + 1)  # every completed add is there
+    assert (documents - len(TEXTS)) % 2 == 0  # and no half of one
+    assert reopened.backend.size == reopened.store.count("chunks") == documents
+    hits = reopened.search("document number about cats", k=documents)
+    assert len(hits) == documents and all(reopened.get(h.id) is not None for h in hits)
+    reopened.close()
+
+
+def test_manifest_records_the_model(index, tmp_path):
+    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    assert manifest["model"]["dim"] == 32 and manifest["metric"] == "cosine" and manifest["factory"] == "Flat"
+    assert len(manifest["model"]["weights_sha256"]) == 64
+
+
+def test_cli_build_search_add_delete(tmp_path, capsys):
+    from sentsim.cli import main
+
+    model = tmp_path / "model"
+    toy_encoder().save_pretrained(model)
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"id": i, "text": t, **m}) + "\n" for i, t, m in zip(IDS, TEXTS, META, strict=True)))
+    folder = str(tmp_path / "idx")
+    assert main(["index", "build", "--model", str(model), "--docs", str(docs), "--output", folder, "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == len(TEXTS)
+    assert main(["search", folder, "the cat sleeps", "-k", "3", "--filter", "topic=rain", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["hits"]) == 3 and all(h["metadata"]["topic"] == "rain" for h in result["hits"])
+    assert main(["search", folder, "the cat sleeps", "-k", "2", "--where", '{"n": {"lt": 2}}']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "# the cat sleeps" and {line.split("\t")[1] for line in lines[1:]} == {"d0", "d1"}
+    assert main(["index", "delete", folder, "--ids", "d0"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"index": folder, "deleted": 1, "documents": len(TEXTS) - 1}
+    extra = tmp_path / "extra.txt"
+    extra.write_text("one more cat text\n")
+    assert main(["index", "add", folder, "--docs", str(extra), "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == len(TEXTS)
+    assert main(["index", "build", "--model", str(model), "--docs", str(docs), "--output", folder]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(["index", "build", "--model", str(model), "--docs", str(docs), "--output", folder, "--overwrite", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == len(TEXTS)
+    assert main(["search", folder, "x", "--filter", "colour=red"]) == 2
+    assert "unknown metadata key 'colour'" in capsys.readouterr().err
