@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from sentsim.encoding import autocast_dtype, prefetched, run_chunks, tokenized_chunks
 from sentsim.hub import resolve_model_path
 from sentsim.inputs import validate_texts
 from sentsim.model_folder import EncoderParts, load_parts, save_parts
@@ -22,8 +23,6 @@ from sentsim.similarity import ArrayLike, Metric, similarity
 from sentsim.towers import Tower
 
 logger = logging.getLogger(__name__)
-
-TOKENIZE_CHUNK = 16384  # texts tokenized (and length-sorted) together
 
 
 class SentenceEncoder(nn.Module):
@@ -115,8 +114,10 @@ class SentenceEncoder(nn.Module):
         """Embeddings ``(B, dim)`` with gradients: the path used for training."""
         return self._embed(input_ids, attention_mask, self.normalize)
 
-    def _embed(self, input_ids: Tensor, attention_mask: Tensor, normalize: bool) -> Tensor:
-        tokens = self.tower(input_ids, attention_mask)  # (B, L, D)
+    def _embed(
+        self, input_ids: Tensor, attention_mask: Tensor, normalize: bool, tower: nn.Module | None = None
+    ) -> Tensor:
+        tokens = (tower if tower is not None else self.tower)(input_ids, attention_mask)  # (B, L, D)
         embeddings = pool(tokens, attention_mask, self.pooling)  # (B, D)
         if self.dense is not None:
             embeddings = self.dense(embeddings)  # (B, dim)
@@ -128,22 +129,35 @@ class SentenceEncoder(nn.Module):
         texts: str | Sequence[str],
         *,
         batch_size: int = 32,
+        max_tokens: int | None = None,
         normalize: bool | None = None,
         device: str | torch.device | None = None,
+        dtype: str | None = None,
+        compile: bool = False,
+        output: str | Path | None = None,
         show_progress: bool | None = None,
         as_tensor: bool = False,
     ) -> np.ndarray | Tensor:
         """Embed texts: float32 ``(n, dim)``, or ``(dim,)`` for a single string.
 
-        Texts are sorted by token length and batched, and the output keeps the input order.
-        An empty string gets a valid embedding (for BERT-like towers, that of ``[CLS] [SEP]``).
-        Texts longer than ``max_seq_length`` tokens are truncated, with one warning per call.
+        Texts are tokenized on a background thread, sorted by token length and batched; the
+        output keeps the input order. An empty string gets a valid embedding (for BERT-like
+        towers, that of ``[CLS] [SEP]``). Texts longer than ``max_seq_length`` tokens are
+        truncated, with one warning per call.
 
         Args:
             texts: a string or a list of strings.
-            batch_size: texts per forward pass.
+            batch_size: at most this many texts per forward pass.
+            max_tokens: also at most this many padded tokens per forward pass (e.g. 16384):
+                short texts then go in large batches and long ones in small.
             normalize: L2-normalize; ``None`` uses the model's own setting.
             device: where to run (the model moves there); ``None`` keeps the model's device.
+            dtype: ``"fp32"``, ``"bf16"`` or ``"fp16"`` autocast; ``None``: bf16 on a CUDA GPU
+                that supports it, fp32 elsewhere. bf16 embeddings differ from fp32 by a cosine
+                of about 1e-4; output is always float32.
+            compile: run the tower through ``torch.compile`` (seconds of warm-up; for long runs).
+            output: a ``.npy`` path: embeddings stream into a memory-mapped file, chunk by
+                chunk, and the memory map is returned (for corpora larger than memory).
             show_progress: a progress bar on stderr; ``None`` shows it for more than 10 batches.
             as_tensor: return a torch tensor on the device instead of a numpy array.
         """
@@ -151,36 +165,63 @@ class SentenceEncoder(nn.Module):
         items = [texts] if single else validate_texts(texts)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+            raise ValueError(f"max_tokens must be a positive int or None, got {max_tokens!r}")
+        if output is not None and (single or as_tensor):
+            raise ValueError(
+                "output= streams a list of texts to a .npy file; it does not combine with one string or as_tensor"
+            )
         normalize = self.normalize if normalize is None else normalize
         if device is not None:
             self.to(device)
         device = self.device
+        autocast = autocast_dtype(dtype, device)
         if show_progress is None:
             show_progress = len(items) > 10 * batch_size
+        tower = self._compiled_tower() if compile else self.tower
+
+        def embed(input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+            return self._embed(input_ids, attention_mask, normalize, tower)
+
+        if output is not None:
+            target = _open_npy(Path(output), len(items), self.dim)
+
+            def write(start: int, block: Tensor) -> None:
+                target[start : start + len(block)] = block.cpu().numpy()
+
+        else:
+            collected = torch.empty((len(items), self.dim), dtype=torch.float32, device=device)
+
+            def write(start: int, block: Tensor) -> None:
+                collected[start : start + len(block)] = block
+
         was_training = self.training
         self.eval()
-        output = torch.empty((len(items), self.dim), dtype=torch.float32, device=device)
-        truncated = 0
-        with tqdm(total=len(items), desc="encode", unit="text", disable=not show_progress) as progress:
-            for start in range(0, len(items), TOKENIZE_CHUNK):
-                tokens = self.tower.tokenizer.encode(items[start : start + TOKENIZE_CHUNK])
-                truncated += tokens.truncated
-                order = np.argsort(-tokens.lengths, kind="stable")  # longest first
-                for offset in range(0, len(order), batch_size):
-                    batch = order[offset : offset + batch_size]
-                    input_ids, attention_mask = self.tower.tokenizer.pad([tokens.ids[i] for i in batch])
-                    embeddings = self._embed(input_ids.to(device), attention_mask.to(device), normalize)
-                    output[torch.from_numpy(start + batch).to(device)] = embeddings.float()
-                    progress.update(len(batch))
-        self.train(was_training)
+        try:
+            chunks = tokenized_chunks(
+                items, self.tower.tokenizer, batch_size, max_tokens, pin_memory=device.type == "cuda"
+            )
+            with tqdm(total=len(items), desc="encode", unit="text", disable=not show_progress) as bar:
+                truncated = run_chunks(prefetched(chunks), embed, device, self.dim, write, bar.update, autocast)
+        finally:
+            self.train(was_training)
         if truncated:
             warnings.warn(
                 f"{truncated} of {len(items)} texts were longer than max_seq_length={self.max_seq_length} "
                 "tokens and were truncated",
                 stacklevel=3,
             )
-        result = output if as_tensor else output.cpu().numpy()
+        if output is not None:
+            target.flush()
+            del target
+            return np.load(output, mmap_mode="r")
+        result = collected if as_tensor else collected.cpu().numpy()
         return result[0] if single else result
+
+    def _compiled_tower(self) -> nn.Module:
+        if getattr(self, "_compiled", None) is None:
+            object.__setattr__(self, "_compiled", torch.compile(self.tower, dynamic=True))
+        return self._compiled
 
     def similarity(
         self,
@@ -209,6 +250,13 @@ class SentenceEncoder(nn.Module):
         if isinstance(value, str):
             return self.encode(value, batch_size=batch_size)
         return self.encode(validate_texts(value, name), batch_size=batch_size)
+
+
+def _open_npy(path: Path, rows: int, dim: int) -> np.memmap:
+    if path.suffix != ".npy":
+        raise ValueError(f"output must be a .npy file, got {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, dim))
 
 
 def _default_device(device: str | torch.device | None) -> torch.device:

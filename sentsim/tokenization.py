@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -60,13 +61,13 @@ class TextTokenizer:
 
     def pad(self, ids: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
         """Right-pad ``ids`` to the longest: ``(input_ids, attention_mask)``, both ``(B, L)`` int64."""
-        longest = max(len(row) for row in ids)
-        input_ids = np.full((len(ids), longest), self.pad_id, dtype=np.int64)
-        attention_mask = np.zeros((len(ids), longest), dtype=np.int64)
-        for i, row in enumerate(ids):
-            input_ids[i, : len(row)] = row
-            attention_mask[i, : len(row)] = 1
-        return torch.from_numpy(input_ids), torch.from_numpy(attention_mask)
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+        attention_mask = np.arange(lengths.max(initial=0))[None, :] < lengths[:, None]  # (B, L)
+        input_ids = np.full(attention_mask.shape, self.pad_id, dtype=np.int64)
+        input_ids[attention_mask] = np.fromiter(
+            itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum())
+        )
+        return torch.from_numpy(input_ids), torch.from_numpy(attention_mask.astype(np.int64))
 
     def __call__(self, texts: Sequence[str]) -> dict[str, Tensor]:
         """Tokenize and pad ``texts``: ``{"input_ids", "attention_mask"}`` ready for a tower."""

@@ -115,7 +115,9 @@ def test_filtered_hnsw_still_finds_k(encoder, tmp_path):
 
 
 def test_bad_filters(index):
-    with pytest.raises(ValueError, match=r"unknown metadata key 'colour' in filter; known keys: \['even', 'n', 'topic'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown metadata key 'colour' in filter; known keys: \['even', 'n', 'topic'\]"
+    ):
         index.search("x", filter={"colour": "red"})
     with pytest.raises(ValueError, match="'gte' needs a number"):
         index.search("x", filter={"n": {"gte": "ten"}})
@@ -298,9 +300,13 @@ def test_cli_build_search_add_delete(tmp_path, capsys):
     model = tmp_path / "model"
     toy_encoder().save_pretrained(model)
     docs = tmp_path / "docs.jsonl"
-    docs.write_text("".join(json.dumps({"id": i, "text": t, **m}) + "\n" for i, t, m in zip(IDS, TEXTS, META, strict=True)))
+    docs.write_text(
+        "".join(json.dumps({"id": i, "text": t, **m}) + "\n" for i, t, m in zip(IDS, TEXTS, META, strict=True))
+    )
     folder = str(tmp_path / "idx")
-    assert main(["index", "build", "--model", str(model), "--docs", str(docs), "--output", folder, "--no-progress"]) == 0
+    assert (
+        main(["index", "build", "--model", str(model), "--docs", str(docs), "--output", folder, "--no-progress"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["documents"] == len(TEXTS)
     assert main(["search", folder, "the cat sleeps", "-k", "3", "--filter", "topic=rain", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -316,7 +322,23 @@ def test_cli_build_search_add_delete(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["documents"] == len(TEXTS)
     assert main(["index", "build", "--model", str(model), "--docs", str(docs), "--output", folder]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
-    assert main(["index", "build", "--model", str(model), "--docs", str(docs), "--output", folder, "--overwrite", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                "--model",
+                str(model),
+                "--docs",
+                str(docs),
+                "--output",
+                folder,
+                "--overwrite",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["documents"] == len(TEXTS)
     assert main(["search", folder, "x", "--filter", "colour=red"]) == 2
     assert "unknown metadata key 'colour'" in capsys.readouterr().err

@@ -1,0 +1,74 @@
+"""The encode pipeline: token budgets, streaming to disk, dtypes, the background tokenizer."""
+
+import numpy as np
+import pytest
+import torch
+
+from sentsim.encoding import plan_batches, prefetched
+
+TEXTS = [("the cat sat on the mat " * (i % 5 + 1)).strip() for i in range(50)] + ["", "a dog"]
+
+
+def test_token_budget_batches():
+    lengths = np.array([3, 30, 7, 7, 12, 1, 30, 2])
+    batches = plan_batches(lengths, batch_size=100, max_tokens=32)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(8))
+    for rows in batches:
+        assert len(rows) * lengths[rows].max() <= 32 or len(rows) == 1
+    assert [lengths[rows].max() for rows in batches] == sorted((lengths[rows].max() for rows in batches), reverse=True)
+    assert [len(b) for b in plan_batches(lengths, batch_size=3, max_tokens=None)] == [3, 3, 2]
+
+
+def test_max_tokens_gives_the_same_embeddings(tiny_encoder):
+    reference = tiny_encoder.encode(TEXTS, batch_size=8)
+    np.testing.assert_allclose(tiny_encoder.encode(TEXTS, batch_size=64, max_tokens=64), reference, atol=1e-5)
+    with pytest.raises(ValueError, match="max_tokens must be a positive int"):
+        tiny_encoder.encode(TEXTS, max_tokens=0)
+
+
+def test_stream_to_a_memory_mapped_file(tiny_encoder, tmp_path, monkeypatch):
+    import sentsim.encoding
+
+    monkeypatch.setattr(sentsim.encoding, "CHUNK", 7)  # many chunks
+    result = tiny_encoder.encode(TEXTS, output=tmp_path / "out.npy", batch_size=4)
+    assert isinstance(result, np.memmap) and result.shape == (len(TEXTS), tiny_encoder.dim)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), tiny_encoder.encode(TEXTS), atol=1e-5)
+    with pytest.raises(ValueError, match=r"must be a \.npy file"):
+        tiny_encoder.encode(TEXTS, output=tmp_path / "out.bin")
+    with pytest.raises(ValueError, match="does not combine"):
+        tiny_encoder.encode("one", output=tmp_path / "one.npy")
+
+
+def test_bf16_is_close_to_fp32(tiny_encoder):
+    fp32 = tiny_encoder.encode(TEXTS, normalize=True, dtype="fp32")
+    bf16 = tiny_encoder.encode(TEXTS, normalize=True, dtype="bf16")
+    assert bf16.dtype == np.float32
+    assert (np.sum(fp32 * bf16, axis=1) > 0.99).all()
+    with pytest.raises(ValueError, match="unknown dtype 'int4'"):
+        tiny_encoder.encode(TEXTS, dtype="int4")
+
+
+def test_prefetched_keeps_order_and_raises_errors():
+    assert list(prefetched(iter(range(100)), depth=2)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise RuntimeError("tokenizer broke")
+
+    with pytest.raises(RuntimeError, match="tokenizer broke"):
+        list(prefetched(failing()))
+
+
+def test_pad_is_vectorized_and_exact(tiny_encoder):
+    tokenizer = tiny_encoder.tower.tokenizer
+    ids = [[5, 6, 7], [8], [9, 10]]
+    input_ids, mask = tokenizer.pad(ids)
+    expected = torch.tensor([[5, 6, 7], [8, tokenizer.pad_id, tokenizer.pad_id], [9, 10, tokenizer.pad_id]])
+    assert torch.equal(input_ids, expected)
+    assert torch.equal(mask, torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0]]))
+
+
+@pytest.mark.slow
+def test_compiled_tower_gives_the_same_embeddings(tiny_encoder):
+    reference = tiny_encoder.encode(TEXTS)
+    np.testing.assert_allclose(tiny_encoder.encode(TEXTS, compile=True), reference, atol=1e-4)
