@@ -8,8 +8,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from sentsim.cli.common import add_model_options, load_encoder
 from sentsim.data.texts import read_texts
 
@@ -27,6 +25,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="L2-normalize (default: the model's setting)",
     )
+    parser.add_argument(
+        "--max-tokens", type=int, default=None, help="at most this many padded tokens per batch (e.g. 16384)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16", "fp16"],
+        default=None,
+        help="default: bf16 on a CUDA GPU that supports it, else fp32",
+    )
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -34,16 +41,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     texts = read_texts(args.input, field=args.field)
     encoder = load_encoder(args)
-    embeddings = encoder.encode(
-        texts, batch_size=args.batch_size, normalize=args.normalize, show_progress=not args.no_progress
-    )
     output = Path(args.output)
     if output.suffix != ".npy":
         output = output.with_name(output.name + ".npy")
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        np.save(handle, embeddings)
-    os.replace(tmp, output)
-    print(f"{output}\t{embeddings.shape[0]}x{encoder.dim}")
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.stem}.", suffix=".tmp.npy")
+    os.close(fd)
+    try:  # embeddings stream into a memory-mapped file, renamed into place when complete
+        embeddings = encoder.encode(
+            texts,
+            batch_size=args.batch_size,
+            max_tokens=args.max_tokens,
+            normalize=args.normalize,
+            dtype=args.dtype,
+            output=tmp,
+            show_progress=not args.no_progress,
+        )
+        shape = embeddings.shape
+        del embeddings
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"{output}\t{shape[0]}x{shape[1]}")
     return 0
