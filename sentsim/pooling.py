@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import torch
 from torch import Tensor
 
+from sentsim.choices import Choice
 
-class Pooling(str, Enum):
+
+class Pooling(Choice):
     """How token embeddings become one sentence embedding.
 
     - ``mean``: average of the non-padding tokens (the default; what most sentence models use);
@@ -19,15 +19,6 @@ class Pooling(str, Enum):
     MEAN = "mean"
     CLS = "cls"
     MAX = "max"
-
-    @classmethod
-    def parse(cls, value: str | Pooling) -> Pooling:
-        """``Pooling`` from a name, or a ValueError listing the valid names."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(repr(p.value) for p in cls)
-            raise ValueError(f"unknown pooling {value!r}; expected one of {valid}") from None
 
 
 def pool(token_embeddings: Tensor, attention_mask: Tensor, mode: str | Pooling = Pooling.MEAN) -> Tensor:

@@ -7,32 +7,23 @@ identical vectors, negative otherwise).
 
 from __future__ import annotations
 
-from enum import Enum
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sentsim.choices import Choice
+
 ArrayLike = np.ndarray | Tensor
 
 
-class Metric(str, Enum):
+class Metric(Choice):
     """Similarity metrics; distances are negated so that higher is always more similar."""
 
     COSINE = "cosine"
     DOT = "dot"
     EUCLIDEAN = "euclidean"
     MANHATTAN = "manhattan"
-
-    @classmethod
-    def parse(cls, value: str | Metric) -> Metric:
-        """``Metric`` from a name, or a ValueError listing the valid names."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(repr(m.value) for m in cls)
-            raise ValueError(f"unknown metric {value!r}; expected one of {valid}") from None
 
 
 def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, pairwise: bool = False) -> ArrayLike:

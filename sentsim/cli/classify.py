@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from sentsim.cli.common import add_model_options, load_encoder, read_texts_with_labels
+from sentsim.cli.common import add_model_options, few_shot_classifier, read_texts_with_labels
 from sentsim.data.texts import read_texts
-from sentsim.decisions.few_shot import FewShotClassifier
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,15 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     support = read_texts_with_labels(args.support, args)
     texts = read_texts(args.input)
-    classifier = FewShotClassifier(
-        load_encoder(args),
-        strategy=args.strategy,
-        k=args.k,
-        threshold=args.threshold,
-        batch_size=args.batch_size,
-        show_progress=False if args.no_progress else None,
-    )
-    classifier.add_examples(support.texts, support.labels)
+    classifier = few_shot_classifier(args, support)
     if not texts:
         return 0
     embeddings = classifier.encoder.encode(

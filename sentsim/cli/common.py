@@ -14,6 +14,7 @@ from sentsim.data import (
     read_labelled_texts,
     read_sts,
 )
+from sentsim.decisions.few_shot import FewShotClassifier
 from sentsim.encoder import SentenceEncoder
 from sentsim.evaluation.report import write_results
 from sentsim.hub import DEFAULT_MODEL
@@ -75,3 +76,16 @@ def emit(results: dict, args: argparse.Namespace, summary: str) -> None:
 
 def progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
+
+
+def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> FewShotClassifier:
+    """A classifier over ``support`` with the --model, --strategy, --k and --threshold options."""
+    classifier = FewShotClassifier(
+        load_encoder(args),
+        strategy=args.strategy,
+        k=args.k,
+        threshold=args.threshold,
+        batch_size=args.batch_size,
+        show_progress=progress(args),
+    )
+    return classifier.add_examples(support.texts, support.labels)

@@ -8,13 +8,13 @@ from sentsim.cli.common import (
     add_model_options,
     add_output_options,
     emit,
+    few_shot_classifier,
     load_encoder,
     progress,
     read_scored_pairs,
     read_texts_with_labels,
 )
 from sentsim.data import read_beir, read_pairs, read_triplets, sts_pair_classification, sts_paraphrase_retrieval
-from sentsim.decisions.few_shot import FewShotClassifier
 from sentsim.evaluation import evaluate_classifier, evaluate_pairs, evaluate_retrieval, evaluate_sts, evaluate_triplets
 
 DATA_HELP = (
@@ -195,15 +195,7 @@ def run_classify(args: argparse.Namespace) -> int:
     if args.shots:
         support = support.sample_per_class(args.shots, args.seed)
     test = read_texts_with_labels(args.data, args)
-    classifier = FewShotClassifier(
-        load_encoder(args),
-        strategy=args.strategy,
-        k=args.k,
-        threshold=args.threshold,
-        batch_size=args.batch_size,
-        show_progress=progress(args),
-    )
-    classifier.add_examples(support.texts, support.labels)
+    classifier = few_shot_classifier(args, support)
     if args.tune_data or args.tune_out_of_scope:
         tune = [read_texts_with_labels(source, args) for source in args.tune_data]
         outside = [text for source in args.tune_out_of_scope for text in read_texts_with_labels(source, args).texts]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from sentsim.data.columns import text_column
+from sentsim.data.jsonl import read_jsonl
 from sentsim.data.tables import read_table
 
 
@@ -47,18 +47,9 @@ def read_documents(
 
 
 def _read_jsonl(path: Path) -> dict[str, list]:
-    if not path.is_file():
-        raise FileNotFoundError(f"documents file not found: {path}")
+    """Columns of a JSON Lines file; a nested ``metadata`` object is flattened into them."""
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}:{number}: expected a JSON object")
+    for _, record in read_jsonl(path):
         if isinstance(record.get("metadata"), dict):
             record = {**{k: v for k, v in record.items() if k != "metadata"}, **record["metadata"]}
         records.append(record)

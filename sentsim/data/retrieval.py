@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sentsim.data.jsonl import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,8 @@ def read_beir(folder: str | Path, *, split: str = "test") -> RetrievalData:
 
 def _read_jsonl(path: Path) -> list[dict]:
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            if not isinstance(record, dict) or "_id" not in record or not isinstance(record.get("text"), str):
-                raise ValueError(f"{path}:{number}: expected an object with '_id' and 'text'")
-            records.append(record)
+    for number, record in read_jsonl(path):
+        if "_id" not in record or not isinstance(record.get("text"), str):
+            raise ValueError(f"{path}:{number}: expected an object with '_id' and 'text'")
+        records.append(record)
     return records

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from sentsim.data.jsonl import read_jsonl
 
 
 def read_texts(source: str | Path, *, field: str = "text") -> list[str]:
@@ -22,14 +23,8 @@ def read_texts(source: str | Path, *, field: str = "text") -> list[str]:
     if path.suffix.lower() != ".jsonl":
         return lines
     texts = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get(field), str):
+    for number, record in read_jsonl(path):
+        if not isinstance(record.get(field), str):
             raise ValueError(f"{path}:{number}: expected an object with a text field {field!r}")
         texts.append(record[field])
     return texts

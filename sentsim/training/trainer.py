@@ -109,6 +109,18 @@ def train(
         logger.info("resumed at epoch %d, batch %d, step %d", state.epoch, state.batch_in_epoch, state.global_step)
 
     writes = output is not None and rank == 0
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            output / CHECKPOINT_DIR,
+            model=encoder,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            state=state,
+            run=run,
+        )
+
     progress = tqdm(
         total=total_steps,
         initial=state.global_step,
@@ -157,15 +169,7 @@ def train(
             if config.eval_steps and state.global_step % config.eval_steps == 0 and evaluator is not None:
                 stopped_early = _evaluate(encoder, evaluator, state, config, output, writes)
             if config.checkpoint_steps and state.global_step % config.checkpoint_steps == 0 and writes:
-                save_checkpoint(
-                    output / CHECKPOINT_DIR,
-                    model=encoder,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    scaler=scaler,
-                    state=state,
-                    run=run,
-                )
+                checkpoint()
             if stopped_early:
                 break
         state.epoch, state.batch_in_epoch = epoch + 1, 0
@@ -176,15 +180,7 @@ def train(
         ):
             stopped_early = _evaluate(encoder, evaluator, state, config, output, writes)
         if writes:
-            save_checkpoint(
-                output / CHECKPOINT_DIR,
-                model=encoder,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                scaler=scaler,
-                state=state,
-                run=run,
-            )
+            checkpoint()
         if stopped_early:
             logger.info(
                 "early stopping after %d evaluations without improvement", state.evaluations_without_improvement

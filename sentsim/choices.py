@@ -1,0 +1,21 @@
+"""String enums whose ``parse`` names the valid choices when given an unknown one."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TypeVar
+
+T = TypeVar("T", bound="Choice")
+
+
+class Choice(str, Enum):
+    """A ``str`` Enum with a ``parse`` that explains a bad value."""
+
+    @classmethod
+    def parse(cls: type[T], value: str | T) -> T:
+        """The member named ``value``, or a ValueError listing the valid names."""
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(repr(member.value) for member in cls)
+            raise ValueError(f"unknown {cls.__name__.lower()} {value!r}; expected one of {valid}") from None
