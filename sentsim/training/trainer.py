@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -23,10 +22,11 @@ from sentsim.training.checkpoint import TrainState, load_checkpoint, read_checkp
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData, check_fits
 from sentsim.training.distributed import rank_and_world
+from sentsim.training.metrics_log import MetricsLog
 
 logger = logging.getLogger(__name__)
 
-RUN_FILE, METRICS_FILE, CHECKPOINT_DIR = "run.json", "metrics.jsonl", "checkpoint"
+RUN_FILE, CHECKPOINT_DIR = "run.json", "checkpoint"
 Evaluator = Callable[[object], dict]
 
 
@@ -109,6 +109,8 @@ def train(
         logger.info("resumed at epoch %d, batch %d, step %d", state.epoch, state.batch_in_epoch, state.global_step)
 
     writes = output is not None and rank == 0
+    metrics = MetricsLog(output if writes else None)
+    best_dir = output / "best" if writes else None
 
     def checkpoint() -> None:
         save_checkpoint(
@@ -156,18 +158,10 @@ def train(
             if on_step is not None:
                 on_step(state.global_step, running[-1])
             if state.global_step % config.log_steps == 0:
-                _log(
-                    output,
-                    writes,
-                    state,
-                    {
-                        "epoch": epoch,
-                        "loss": float(np.mean(running[-config.log_steps :])),
-                        "lr": scheduler.get_last_lr()[0],
-                    },
-                )
+                loss_now = float(np.mean(running[-config.log_steps :]))
+                metrics.log(state.global_step, {"epoch": epoch, "loss": loss_now, "lr": scheduler.get_last_lr()[0]})
             if config.eval_steps and state.global_step % config.eval_steps == 0 and evaluator is not None:
-                stopped_early = _evaluate(encoder, evaluator, state, config, output, writes)
+                stopped_early = _evaluate(encoder, evaluator, state, config, best_dir, metrics)
             if config.checkpoint_steps and state.global_step % config.checkpoint_steps == 0 and writes:
                 checkpoint()
             if stopped_early:
@@ -178,7 +172,7 @@ def train(
             and not stopped_early
             and not (config.eval_steps and state.global_step % config.eval_steps == 0)
         ):
-            stopped_early = _evaluate(encoder, evaluator, state, config, output, writes)
+            stopped_early = _evaluate(encoder, evaluator, state, config, best_dir, metrics)
         if writes:
             checkpoint()
         if stopped_early:
@@ -187,6 +181,7 @@ def train(
             )
             break
     progress.close()
+    metrics.close()
     encoder.eval()
     if writes:
         encoder.save_pretrained(output / "final")
@@ -236,7 +231,7 @@ def _text_id(text: str) -> int:
 
 
 def _evaluate(
-    encoder, evaluator: Evaluator, state: TrainState, config: TrainingConfig, output: Path | None, writes: bool
+    encoder, evaluator: Evaluator, state: TrainState, config: TrainingConfig, best_dir: Path | None, metrics: MetricsLog
 ) -> bool:
     """Run the evaluator (rank 0), keep the best model, and say whether to stop early (all ranks agree)."""
     rank, world = rank_and_world()
@@ -247,13 +242,13 @@ def _evaluate(
         improved = state.best_metric is None or metric > state.best_metric
         if improved:
             state.best_metric, state.best_step, state.evaluations_without_improvement = metric, state.global_step, 0
-            if writes:
-                encoder.save_pretrained(output / "best")
+            if best_dir is not None:
+                encoder.save_pretrained(best_dir)
         else:
             state.evaluations_without_improvement += 1
         record = {"step": state.global_step, "epoch": state.epoch, "eval": results}
         state.history.append(record)
-        _log(output, writes, state, {"eval": results})
+        metrics.log(state.global_step, {"eval": results})
         stop = (
             config.early_stopping_patience is not None
             and state.evaluations_without_improvement >= config.early_stopping_patience
@@ -263,28 +258,6 @@ def _evaluate(
         dist.broadcast_object_list(flag, src=0)
         stop = bool(flag[0])
     return stop
-
-
-def _log(output: Path | None, writes: bool, state: TrainState, record: dict) -> None:
-    record = {"step": state.global_step, **record}
-    logger.info("%s", record)
-    if writes:
-        with open(output / METRICS_FILE, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        _tensorboard(output, record)
-
-
-def _tensorboard(output: Path, record: dict) -> None:
-    with contextlib.suppress(ImportError):
-        from torch.utils.tensorboard import SummaryWriter
-
-        with SummaryWriter(str(output / "tensorboard")) as writer:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key != "step":
-                    writer.add_scalar(key, value, record["step"])
-            for key, value in record.get("eval", {}).items():
-                if isinstance(value, (int, float)):
-                    writer.add_scalar(f"eval/{key}", value, record["step"])
 
 
 def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> None:

@@ -1,0 +1,43 @@
+"""The training log: JSON lines in ``metrics.jsonl``, and TensorBoard scalars when it is installed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsLog:
+    """Appends one JSON object per record to ``folder/metrics.jsonl``; ``folder=None`` only logs."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._tensorboard = None
+        if folder is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tensorboard = SummaryWriter(str(folder / "tensorboard"))
+            except ImportError:
+                logger.debug("tensorboard is not installed; metrics go to %s only", METRICS_FILE)
+
+    def log(self, step: int, record: dict) -> None:
+        record = {"step": step, **record}
+        logger.info("%s", record)
+        if self.folder is None:
+            return
+        with open(self.folder / METRICS_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self._tensorboard is not None:
+            scalars = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
+            scalars |= {f"eval/{k}": v for k, v in record.get("eval", {}).items() if isinstance(v, (int, float))}
+            for name, value in scalars.items():
+                self._tensorboard.add_scalar(name, value, step)
+            self._tensorboard.flush()
+
+    def close(self) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.close()
