@@ -1,0 +1,280 @@
+"""Run the benchmark suite (or named parts) and write JSON, a Markdown table and plots.
+
+    python benchmarks/run.py --quick                  # every part, small settings (< 10 min on 2 CPU cores)
+    python benchmarks/run.py                          # full settings (meant for a GPU machine)
+    python benchmarks/run.py --only encode index      # some parts
+
+Results go to ``benchmarks/results/<machine>/``: ``<part>.json`` from each script, ``README.md``
+with every figure beside its reference measured in the same run, and ``*.png`` plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PARTS = {
+    # part: (script, quick arguments, full arguments)
+    "encode": (
+        "bench_encode.py",
+        ["--n-short", "500", "--n-long", "64", "--repeats", "1"],
+        ["--n-short", "100000", "--n-long", "20000", "--batch-size", "256"],
+    ),
+    "quality": ("bench_quality.py", ["--seeds", "2"], []),
+    "train": ("bench_train.py", ["--epochs", "1", "--limit", "400"], []),
+    "few_shot": ("bench_few_shot.py", ["--rounds", "2", "--batch-size", "64"], []),
+    "distill": (
+        "bench_distill.py",
+        ["--hidden-size", "256", "--distill-epochs", "1", "--finetune-epochs", "1", "--speed-texts", "500"],
+        [],
+    ),
+    "index": ("bench_index.py", ["--sizes", "20000", "--real-limit", "5000"], ["--sizes", "100000", "1000000"]),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small settings for a CPU")
+    parser.add_argument("--only", nargs="+", choices=list(PARTS), help="run only these parts")
+    parser.add_argument("--machine", default=None, help="results folder name (default: derived from the hardware)")
+    args = parser.parse_args()
+    folder = HERE / "results" / (args.machine or _machine_name(args.quick))
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in args.only or list(PARTS):
+        script, quick, full = PARTS[part]
+        command = [
+            sys.executable,
+            str(HERE / script),
+            *(quick if args.quick else full),
+            "--json",
+            str(folder / f"{part}.json"),
+        ]
+        print(f"## {part}: {' '.join(command[1:])}", flush=True)
+        start = time.perf_counter()
+        subprocess.run(command, check=True)
+        print(f"## {part} took {time.perf_counter() - start:.0f} s", flush=True)
+    report = render(folder)
+    (folder / "README.md").write_text(report, encoding="utf-8")
+    print(f"wrote {folder / 'README.md'}")
+
+
+def render(folder: Path) -> str:
+    """The Markdown report of every ``<part>.json`` in ``folder`` (and its plots)."""
+    results = {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+    machine = next((r.get("machine") for r in results.values() if isinstance(r, dict) and r.get("machine")), "unknown")
+    lines = [f"# Benchmark results: {folder.name}", "", f"Machine: {machine}.", ""]
+    for part, renderer in RENDERERS.items():
+        if part in results:
+            lines += renderer(results[part], folder) + [""]
+    return "\n".join(lines)
+
+
+def _encode(data: dict, folder: Path) -> list[str]:
+    rows = [
+        "## Encode throughput (texts/s), all-MiniLM-L6-v2",
+        "",
+        "| device | texts | n | sentence-transformers | sentsim | ratio | max abs diff |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in data["results"]:
+        rows.append(
+            f"| {r['device']} | {r['texts']} | {r['n']} | {r['st_texts_per_s']:.0f} | {r['sentsim_texts_per_s']:.0f} | {r['ratio']:.2f} | {r['max_abs_diff']:.1e} |"
+        )
+    _bar_plot(
+        folder / "encode.png",
+        [f"{r['device']} {r['texts']}" for r in data["results"]],
+        {
+            "sentence-transformers": [r["st_texts_per_s"] for r in data["results"]],
+            "sentsim": [r["sentsim_texts_per_s"] for r in data["results"]],
+        },
+        "texts/s",
+    )
+    return rows + ["", "![encode](encode.png)"]
+
+
+def _quality(data: dict, folder: Path) -> list[str]:
+    few = data["clinc_few_shot"]
+    rows = [
+        "## Quality, frozen all-MiniLM-L6-v2",
+        "",
+        "| task | sentsim | reference |",
+        "|---|---|---|",
+        f"| STS-B test Spearman | {data['sts']['spearman']:.2f} | 82.03 |",
+        f"| STS-B pairs, dev threshold, test accuracy / F1 / AP | {data['pairs']['accuracy']:.2f} / {data['pairs']['f1']:.2f} / {data['pairs']['average_precision']:.2f} | |",
+        f"| PairClassifier (Platt) Brier / ECE | {data['pair_classifier_platt']['brier']:.4f} / {data['pair_classifier_platt']['ece']:.4f} | |",
+        f"| STS-B paraphrase retrieval MRR@10 / nDCG@10 / Recall@10 | {data['retrieval']['mrr@10']:.2f} / {data['retrieval']['ndcg@10']:.2f} / {data['retrieval']['recall@10']:.2f} | |",
+    ]
+    references = {"1": 64.9, "5": 85.6, "10": 88.0}
+    for shots in ("1", "5", "10"):
+        f = few[shots]
+        rows.append(
+            f"| CLINC150 {shots}-shot prototypes, seed 0 / mean ± sd | {f['seed_0']:.2f} / {f['mean']:.2f} ± {f['std']:.2f} | {references[shots]} |"
+        )
+    rows.append(f"| CLINC150 all 100 per class | {few['all']:.2f} | 91.7 |")
+    for name, r in data["out_of_scope"].items():
+        rows.append(
+            f"| out-of-scope ({name}): in-scope accuracy / OOS recall | {r['in_scope_accuracy']:.2f} / {r['oos_recall']:.2f} | |"
+        )
+    _line_plot(
+        folder / "few_shot.png",
+        [1, 5, 10],
+        {"sentsim (seed 0)": [few[s]["seed_0"] for s in ("1", "5", "10")], "reference": [64.9, 85.6, 88.0]},
+        "examples per class",
+        "accuracy",
+    )
+    return rows + ["", "![CLINC150 accuracy by shots](clinc_shots.png)"]
+
+
+def _train(data: dict, folder: Path) -> list[str]:
+    rows = [
+        f"## Fine-tuning (CoSENT, {data['pairs']} STS-B pairs x {data['epochs']} epochs)",
+        "",
+        "| | wall s | pairs/s | STS-B test Spearman |",
+        "|---|---|---|---|",
+    ]
+    for name in ("sentsim", "sentence_transformers"):
+        if name in data:
+            r = data[name]
+            rows.append(
+                f"| {name.replace('_', '-')} | {r['seconds']:.1f} | {r['pairs_per_second']:.1f} | {r['test_spearman']:.2f} |"
+            )
+    return rows
+
+
+def _few_shot(data: dict, folder: Path) -> list[str]:
+    return [
+        "## CLINC150 few-shot: frozen vs Siamese fine-tuning",
+        "",
+        "| | accuracy | reference |",
+        "|---|---|---|",
+        f"| frozen prototypes | {data['frozen']['accuracy']:.2f} | 86.0 |",
+        f"| fine-tuned ({data['args']['rounds']} rounds, batch {data['args']['batch_size']}, lr {data['args']['lr']}; {data['seconds']:.0f} s) | {data['fine_tuned']['accuracy']:.2f} | 90.2 (target 91) |",
+    ]
+
+
+def _distill(data: dict, folder: Path) -> list[str]:
+    s, speed = data["sts_test_spearman"], data["cpu_texts_per_second"]
+    return [
+        f"## LSTM student (hidden {data['hidden_size']}) vs all-MiniLM-L6-v2",
+        "",
+        "| | STS-B test Spearman | CPU texts/s |",
+        "|---|---|---|",
+        f"| student, distilled | {s['distilled']:.2f} | |",
+        f"| student, distilled + fine-tuned | {s['fine_tuned']:.2f} | {speed['student']:.0f} |",
+        f"| teacher all-MiniLM-L6-v2 | {s['teacher']:.2f} | {speed['teacher']:.0f} |",
+        "| references: InferSent 68, averaged GloVe 58; targets >= 75 and >= 5x | | |",
+    ]
+
+
+def _index(data: dict, folder: Path) -> list[str]:
+    rows = [
+        "## Index: sentsim backends vs raw FAISS (k=10, 1,000 queries a batch)",
+        "",
+        "| data | backend | build s | bytes/vector | QPS | recall@10 | raw build s | raw QPS | raw recall@10 | overhead |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    points = {}
+    for r in data["rows"]:
+        if "factory" in r:
+            rows.append(
+                f"| {r['data']} | {r['factory']} | {r['build_s']:.1f} | {r['bytes_per_vector']:.0f} | {r['qps']:.0f} | {r['recall@10']:.3f} | {r['raw_build_s']:.1f} | {r['raw_qps']:.0f} | {r['raw_recall@10']:.3f} | {r['overhead']:.1%} |"
+            )
+            points.setdefault(r["data"], []).append((r["recall@10"], r["qps"], r["factory"]))
+        else:
+            rows.append(
+                f"| {r['data']} | {r['backend']} (hits with text and metadata) | | | {r['qps']:.0f} | | | {r['raw_qps']:.0f} | | {r['overhead']:.1%} |"
+            )
+    _scatter_plot(folder / "index.png", points)
+    return rows + ["", "![index](index.png)"]
+
+
+RENDERERS = {
+    "encode": _encode,
+    "quality": _quality,
+    "train": _train,
+    "few_shot": _few_shot,
+    "distill": _distill,
+    "index": _index,
+}
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        return plt
+    except ImportError:
+        return None
+
+
+def _bar_plot(path: Path, labels: list[str], series: dict[str, list[float]], ylabel: str) -> None:
+    plt = _pyplot()
+    if plt is None:
+        return
+    figure, axes = plt.subplots(figsize=(6, 3.2))
+    width = 0.8 / len(series)
+    for i, (name, values) in enumerate(series.items()):
+        axes.bar([x + i * width for x in range(len(labels))], values, width, label=name)
+    axes.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(labels))], labels)
+    axes.set_ylabel(ylabel)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _line_plot(path: Path, x: list[float], series: dict[str, list[float]], xlabel: str, ylabel: str) -> None:
+    plt = _pyplot()
+    if plt is None:
+        return
+    figure, axes = plt.subplots(figsize=(5, 3.2))
+    for name, values in series.items():
+        axes.plot(x, values, marker="o", label=name)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _scatter_plot(path: Path, points: dict[str, list[tuple[float, float, str]]]) -> None:
+    plt = _pyplot()
+    if plt is None:
+        return
+    figure, axes = plt.subplots(figsize=(6, 3.6))
+    for data, rows in points.items():
+        axes.scatter([r[0] for r in rows], [r[1] for r in rows], label=data)
+        for recall, qps, factory in rows:
+            axes.annotate(factory, (recall, qps), fontsize=7)
+    axes.set_xlabel("recall@10")
+    axes.set_ylabel("queries/s")
+    axes.set_yscale("log")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _machine_name(quick: bool) -> str:
+    import torch
+
+    name = (
+        torch.cuda.get_device_name(0).replace(" ", "-").lower()
+        if torch.cuda.is_available()
+        else f"cpu-{os.cpu_count()}core"
+    )
+    return f"{name}-quick" if quick else name
+
+
+if __name__ == "__main__":
+    main()
