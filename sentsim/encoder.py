@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from sentsim.encoding import autocast_dtype, prefetched, run_chunks, tokenized_chunks
 from sentsim.hub import resolve_model_path

@@ -18,11 +18,15 @@ import os
 import tempfile
 from pathlib import Path
 
-import faiss
 import numpy as np
 import torch
 
 from sentsim.exact_search import exact_search
+
+try:
+    import faiss
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError("sentsim.search needs FAISS: pip install 'sentsim[faiss]' (or a faiss-gpu build)") from error
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from sentsim.training.checkpoint import TrainState, load_checkpoint, read_checkpoint_run, save_checkpoint
 from sentsim.training.config import TrainingConfig
