@@ -42,6 +42,6 @@ def distill(
         )
     config = config or TrainingConfig()
     logger.info("encoding %d texts with the teacher", len(unique))
-    targets = teacher.encode(unique, batch_size=teacher_batch_size, show_progress=config.show_progress or None)
+    targets = teacher.encode(unique, batch_size=teacher_batch_size, show_progress=config.show_progress)
     data = TrainingData({"text": unique, "embedding": targets}, "distillation texts")
     return train(student, data, EmbeddingMSELoss(), config, output_dir=output_dir, evaluator=evaluator, resume=resume)
