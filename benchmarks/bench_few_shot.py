@@ -34,23 +34,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--temperature", type=float, default=0.05)
+    parser.add_argument("--symmetric", action="store_true")
+    parser.add_argument(
+        "--eval-split", default="test", choices=["val", "test"], help="choose settings on val, report on test"
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    train_set, test = load_clinc150("train", data_dir=args.data_dir), load_clinc150("test", data_dir=args.data_dir)
+    train_set, test = (
+        load_clinc150("train", data_dir=args.data_dir),
+        load_clinc150(args.eval_split, data_dir=args.data_dir),
+    )
     support = train_set.sample_per_class(args.shots, args.seed)
     encoder = SentenceEncoder.from_pretrained(args.model)
     classifier = FewShotClassifier(encoder, batch_size=128, show_progress=False).add_examples(
         support.texts, support.labels
     )
-    print(f"# CLINC150 {args.shots}-shot (seed {args.seed}), {args.model}; {machine()}")
+    print(f"# CLINC150 {args.shots}-shot (seed {args.seed}), evaluated on {args.eval_split}, {args.model}; {machine()}")
     frozen = evaluate_classifier(classifier, test.texts, test.labels)
     print(f"frozen prototypes:   accuracy {frozen['accuracy']:.2f}  macro-F1 {frozen['macro_f1']:.2f}   reference 86.0")
     config = TrainingConfig(
         epochs=1, batch_size=args.batch_size, learning_rate=args.lr, warmup_ratio=0.1, show_progress=False
     )
     start = time.perf_counter()
-    result = classifier.fine_tune(rounds=args.rounds, config=config, seed=args.seed)
+    result = classifier.fine_tune(
+        rounds=args.rounds, config=config, temperature=args.temperature, symmetric=args.symmetric, seed=args.seed
+    )
     seconds = time.perf_counter() - start
     tuned = evaluate_classifier(classifier, test.texts, test.labels)
     print(

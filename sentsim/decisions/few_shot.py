@@ -103,12 +103,16 @@ class FewShotClassifier:
         self._labels = [self._labels[i] for i in keep]
         self._embeddings = self._embeddings[keep]
 
-    def fine_tune(self, *, rounds: int = 10, config=None, seed: int = 0):
+    def fine_tune(
+        self, *, rounds: int = 10, config=None, temperature: float = 0.05, symmetric: bool = False, seed: int = 0
+    ):
         """Siamese fine-tuning of the encoder on pairs from the support set (see
         :func:`sentsim.training.few_shot.fine_tune_few_shot`); the support set is re-embedded after."""
         from sentsim.training.few_shot import fine_tune_few_shot
 
-        return fine_tune_few_shot(self, rounds=rounds, config=config, seed=seed)
+        return fine_tune_few_shot(
+            self, rounds=rounds, config=config, temperature=temperature, symmetric=symmetric, seed=seed
+        )
 
     def refresh(self) -> None:
         """Re-embed the support set with the (fine-tuned) encoder."""

@@ -18,6 +18,7 @@ def fine_tune_few_shot(
     rounds: int = 10,
     config: TrainingConfig | None = None,
     temperature: float = 0.05,
+    symmetric: bool = False,
     seed: int = 0,
 ) -> TrainingResult:
     """Fine-tune the classifier's encoder on pairs from its support set, then re-embed the support set.
@@ -49,6 +50,6 @@ def fine_tune_few_shot(
     data = TrainingData(
         {"anchor": anchors, "positive": positives, "label": np.asarray(groups, dtype=np.int64)}, "support set pairs"
     )
-    result = train(classifier.encoder, data, InBatchNegativesLoss(temperature=temperature), config)
+    result = train(classifier.encoder, data, InBatchNegativesLoss(temperature=temperature, symmetric=symmetric), config)
     classifier.refresh()
     return result
