@@ -172,7 +172,7 @@ class VectorBackend:
             inner.hnsw.efSearch = max(inner.hnsw.efSearch, HNSW_EF_SEARCH)
         ivf = faiss.try_extract_index_ivf(inner)
         if ivf is not None:
-            ivf.nprobe = max(ivf.nprobe, min(ivf.nlist, max(8, ivf.nlist // 8)))
+            ivf.nprobe = max(ivf.nprobe, min(ivf.nlist, max(16, ivf.nlist // 4)))
 
     def _train(self, vectors: np.ndarray) -> None:
         ivf = faiss.try_extract_index_ivf(self.inner)
