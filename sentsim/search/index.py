@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from sentsim.inputs import validate_texts
 from sentsim.search.backends import VectorBackend, resolve_factory
 from sentsim.search.chunking import chunk_text
 from sentsim.search.fingerprint import fingerprint_mismatch, model_fingerprint
+from sentsim.search.locking import ReadWriteLock
 from sentsim.search.store import DocumentStore, IndexCorruptedError
 from sentsim.similarity import Metric
 
@@ -64,7 +64,7 @@ class DocumentIndex:
         self, folder: Path, encoder, manifest: dict, store: DocumentStore, backend: VectorBackend | None
     ) -> None:
         self.folder, self.encoder, self.manifest, self.store, self.backend = folder, encoder, manifest, store, backend
-        self._lock = _ReadWriteLock()
+        self._lock = ReadWriteLock()
 
     # ------------------------------------------------------------ create / open
     @classmethod
@@ -446,38 +446,3 @@ def _encoder(encoder, name: str | None):
 
 def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class _ReadWriteLock:
-    """Many readers or one writer."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        with self._condition:
-            while self._writer:
-                self._condition.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._readers -= 1
-                self._condition.notify_all()
-
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        with self._condition:
-            while self._writer or self._readers:
-                self._condition.wait()
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._writer = False
-                self._condition.notify_all()
