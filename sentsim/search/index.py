@@ -348,13 +348,14 @@ class DocumentIndex:
     def _hits(self, scores: np.ndarray, ids: np.ndarray, k: int, by: str) -> list[Hit]:
         valid = ids >= 0
         chunks = self.store.chunks(ids[valid])
+        documents = self.store.documents(chunk.doc_id for chunk in chunks.values())
         hits, seen = [], set()
         for score, vector_id in zip(scores[valid], ids[valid], strict=True):
             chunk = chunks.get(int(vector_id))
             if chunk is None or (by == "document" and chunk.doc_id in seen):
                 continue
             seen.add(chunk.doc_id)
-            text, meta = self.store.document(chunk.doc_id)
+            text, meta = documents[chunk.doc_id]
             hits.append(Hit(chunk.doc_id, float(score), text[chunk.start : chunk.end], meta, chunk.start, chunk.end))
             if len(hits) == k:
                 break

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,36 +102,29 @@ class DocumentStore:
         return (row[0], json.loads(row[1])) if row else None
 
     def has_documents(self, doc_ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(doc_ids), 500):
-            part = doc_ids[start : start + 500]
-            marks = ", ".join("?" for _ in part)
-            found |= {
-                row[0] for row in self.db.execute(f"SELECT doc_id FROM documents WHERE doc_id IN ({marks})", part)
-            }
-        return found
+        return {row[0] for row in self._rows_in("SELECT doc_id FROM documents WHERE doc_id IN ({})", doc_ids)}
+
+    def documents(self, doc_ids: Iterable[str]) -> dict[str, tuple[str, dict]]:
+        """``doc_id -> (text, metadata)`` for the given ids, in one pass."""
+        query = "SELECT doc_id, text, metadata FROM documents WHERE doc_id IN ({})"
+        return {row[0]: (row[1], json.loads(row[2])) for row in self._rows_in(query, list(dict.fromkeys(doc_ids)))}
 
     def cached_vectors(self, hashes: list[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        unique = list(dict.fromkeys(hashes))
-        for start in range(0, len(unique), 500):
-            part = unique[start : start + 500]
-            marks = ", ".join("?" for _ in part)
-            for digest, blob in self.db.execute(f"SELECT hash, vector FROM vectors WHERE hash IN ({marks})", part):
-                found[digest] = np.frombuffer(blob, dtype=np.float32)
-        return found
+        query = "SELECT hash, vector FROM vectors WHERE hash IN ({})"
+        return {
+            digest: np.frombuffer(blob, dtype=np.float32)
+            for digest, blob in self._rows_in(query, list(dict.fromkeys(hashes)))
+        }
 
     def chunks(self, vector_ids: Iterable[int]) -> dict[int, StoredChunk]:
-        ids = [int(i) for i in vector_ids]
-        found: dict[int, StoredChunk] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ", ".join("?" for _ in part)
-            for row in self.db.execute(
-                f"SELECT vector_id, doc_id, start, end, hash FROM chunks WHERE vector_id IN ({marks})", part
-            ):
-                found[row[0]] = StoredChunk(*row)
-        return found
+        query = "SELECT vector_id, doc_id, start, end, hash FROM chunks WHERE vector_id IN ({})"
+        return {row[0]: StoredChunk(*row) for row in self._rows_in(query, [int(i) for i in vector_ids])}
+
+    def _rows_in(self, query: str, values: list) -> Iterator[tuple]:
+        """Rows of ``query`` (with one ``IN ({})``) over ``values``, 500 at a time (SQLite's parameter limit)."""
+        for start in range(0, len(values), 500):
+            part = values[start : start + 500]
+            yield from self.db.execute(query.format(", ".join("?" for _ in part)), part)
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """``(vector_ids, vectors)`` of every live chunk, for rebuilding the FAISS index."""
