@@ -1,15 +1,20 @@
-"""Encode throughput: sentsim vs sentence-transformers, same model, same texts, same run.
+"""Encode throughput and fidelity: sentsim vs sentence-transformers, same model, same texts, same run.
 
     python benchmarks/bench_encode.py                 # CPU, and CUDA when present
-    python benchmarks/bench_encode.py --device cpu --n-short 2000 --n-long 256
+    python benchmarks/bench_encode.py --device cuda --n-short 100000 --n-long 20000 --compile
 
-Prints texts/s for short texts (STS-B sentences) and long ones (8 sentences joined), the
-ratio sentsim / sentence-transformers, and the largest difference between their embeddings.
+For short texts (STS-B sentences, cycled to ``--n-short``) and long ones (8 sentences joined):
+end-to-end texts/s of sentence-transformers (fp32, the reference) and of sentsim with its
+defaults (on CUDA: bf16, packed sequences; on CPU: fp32, padded), the ratio, and how close the
+embeddings are (largest |diff| and smallest cosine to the reference over every text). On CUDA,
+extra sentsim rows: the padded bf16 path, the fp32 path, and (``--compile``) torch.compile.
+Then STS-B test Spearman of each sentsim setting (fp32 reference: 82.03).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -21,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA_DIR, best_time, long_texts, machine, stsb_sentences  # noqa: E402
 
 from sentsim import SentenceEncoder  # noqa: E402
+from sentsim.evaluation.correlation import spearman  # noqa: E402
 from sentsim.hub import resolve_model_path  # noqa: E402
 
 
@@ -32,8 +38,12 @@ def main() -> None:
     )
     parser.add_argument("--n-short", type=int, default=2000)
     parser.add_argument("--n-long", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size of both libraries (padded paths)")
+    parser.add_argument(
+        "--st-batch-size", type=int, nargs=2, metavar=("SHORT", "LONG"), help="sentence-transformers' batch sizes"
+    )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="also time sentsim with compile=True on CUDA")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args()
@@ -42,40 +52,87 @@ def main() -> None:
 
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     sentences = stsb_sentences(args.data_dir)
-    sets = {"short": sentences[: args.n_short], "long": long_texts(sentences, args.n_long)}
+    sets = {
+        "short": _cycled(sentences, args.n_short),
+        "long": _cycled(long_texts(sentences, len(sentences) // 8), args.n_long),
+    }
     path = str(resolve_model_path(args.model))
-    print(f"# encode throughput, {args.model}, batch {args.batch_size}, best of {args.repeats}; {machine()}")
+    st_batches = dict(zip(sets, args.st_batch_size or (args.batch_size, args.batch_size), strict=True))
+    print(f"# encode, {args.model}, batch {args.batch_size} (ST {st_batches}), best of {args.repeats}; {machine()}")
     print(
-        f"{'device':<6} {'texts':<6} {'n':>6} {'sentence-transformers':>22} {'sentsim':>10} {'ratio':>6} {'max |diff|':>11}"
+        f"{'device':<6} {'texts':<6} {'n':>7} {'sentsim setting':<18} {'ST texts/s':>11} {'sentsim':>9} {'ratio':>6}"
+        f" {'max |diff|':>10} {'min cos':>9}"
     )
-    results = []
+    results, quality = [], []
     for device in devices:
         ours = SentenceEncoder.from_pretrained(path, device=device)
-        theirs = SentenceTransformer(path, device=device)
+        theirs = SentenceTransformer(path, device=device).float()  # fp32 reference
+        settings = _settings(device, args.batch_size, args.compile)
         for name, texts in sets.items():
-            kwargs = {"batch_size": args.batch_size, "show_progress": False}
-            ours.encode(texts[: args.batch_size * 2], **kwargs)  # warm-up
-            theirs.encode(texts[: args.batch_size * 2], batch_size=args.batch_size)
-            ours_s = best_time(lambda: ours.encode(texts, **kwargs), args.repeats)  # noqa: B023
-            theirs_s = best_time(lambda: theirs.encode(texts, batch_size=args.batch_size), args.repeats)  # noqa: B023
-            diff = float(np.abs(ours.encode(texts, **kwargs) - theirs.encode(texts, batch_size=args.batch_size)).max())
-            row = {
-                "device": device,
-                "texts": name,
-                "n": len(texts),
-                "st_texts_per_s": len(texts) / theirs_s,
-                "sentsim_texts_per_s": len(texts) / ours_s,
-                "ratio": theirs_s / ours_s,
-                "max_abs_diff": diff,
-            }
-            results.append(row)
-            print(
-                f"{device:<6} {name:<6} {len(texts):>6} {row['st_texts_per_s']:>22.0f} {row['sentsim_texts_per_s']:>10.0f} "
-                f"{row['ratio']:>6.2f} {diff:>11.1e}"
-            )
+            warm, st_batch = texts[: 4 * args.batch_size], st_batches[name]
+            theirs.encode(warm, batch_size=st_batch)
+            theirs_s = best_time(lambda: theirs.encode(texts, batch_size=st_batch), args.repeats)  # noqa: B023
+            reference = theirs.encode(texts, batch_size=st_batch)
+            for setting, kwargs in settings.items():
+                ours.encode(texts if kwargs.get("compile") else warm, **kwargs)  # warm-up (compile: every shape)
+                ours_s = best_time(lambda: ours.encode(texts, **kwargs), args.repeats)  # noqa: B023
+                row = {
+                    "device": device,
+                    "texts": name,
+                    "n": len(texts),
+                    "setting": setting,
+                    "st_texts_per_s": len(texts) / theirs_s,
+                    "sentsim_texts_per_s": len(texts) / ours_s,
+                    "ratio": theirs_s / ours_s,
+                    **_closeness(ours.encode(texts, **kwargs), reference),
+                }
+                results.append(row)
+                print(
+                    f"{device:<6} {name:<6} {len(texts):>7} {setting:<18} {row['st_texts_per_s']:>11.0f}"
+                    f" {row['sentsim_texts_per_s']:>9.0f} {row['ratio']:>6.2f} {row['max_abs_diff']:>10.1e}"
+                    f" {row['min_cosine']:>9.6f}",
+                    flush=True,
+                )
+        for setting, kwargs in settings.items():
+            score = _stsb_spearman(ours, args.data_dir, kwargs)
+            quality.append({"device": device, "setting": setting, "stsb_test_spearman": score})
+            print(f"{device:<6} STS-B test Spearman, {setting}: {score:.2f} (fp32 reference 82.03)", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2) + "\n")
+        payload = {"machine": machine(), "results": results, "quality": quality}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def _settings(device: str, batch_size: int, compile: bool) -> dict[str, dict]:
+    """sentsim settings timed on ``device``: the defaults first."""
+    common = {"batch_size": batch_size, "show_progress": False}
+    if device != "cuda":
+        return {"default (fp32)": common}
+    settings = {
+        "default (bf16 packed)": common,
+        "bf16 padded": {**common, "packed": False, "max_tokens": 32768, "batch_size": 512},
+        "fp32 padded": {**common, "dtype": "fp32", "batch_size": 256},
+    }
+    if compile:
+        settings["bf16 packed compiled"] = {**common, "compile": True}
+    return settings
+
+
+def _cycled(texts: list[str], count: int) -> list[str]:
+    return [texts[i % len(texts)] for i in range(count)]
+
+
+def _closeness(ours: np.ndarray, reference: np.ndarray) -> dict:
+    cosine = (ours * reference).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1))
+    return {"max_abs_diff": float(np.abs(ours - reference).max()), "min_cosine": float(cosine.min())}
+
+
+def _stsb_spearman(encoder: SentenceEncoder, data_dir: Path, kwargs: dict) -> float:
+    with open(data_dir / "stsb" / "test.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    left = encoder.encode([row[0] for row in rows], **kwargs, normalize=True)
+    right = encoder.encode([row[1] for row in rows], **kwargs, normalize=True)
+    return 100 * spearman((left * right).sum(1), np.array([float(row[2]) for row in rows]))
 
 
 if __name__ == "__main__":

@@ -93,9 +93,13 @@ def _sentence_transformers(args, columns: dict, test) -> tuple[float, float]:
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
-    model = SentenceTransformer(str(resolve_model_path(args.model)))
+    try:
+        from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+    except ImportError:  # sentence-transformers < 6.2
+        from sentence_transformers.losses import CoSENTLoss
+
+    model = SentenceTransformer(str(resolve_model_path(args.model))).float()  # fp32 master weights, as sentsim
     cuda = torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as output:
         training_args = SentenceTransformerTrainingArguments(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +13,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from sentsim.encoding import autocast_dtype, prefetched, run_chunks, tokenized_chunks
+from sentsim.encoding import (
+    Batch,
+    PackedBatch,
+    autocast_dtype,
+    prefetched,
+    run_chunks,
+    tokenized_chunks,
+    tokenizer_workers,
+)
 from sentsim.hub import resolve_model_path
 from sentsim.inputs import validate_texts
 from sentsim.model_folder import EncoderParts, load_parts, save_parts
-from sentsim.pooling import Pooling, pool
+from sentsim.pooling import Pooling, pool, pool_packed
 from sentsim.projection import Dense, DenseConfig
 from sentsim.similarity import ArrayLike, Metric, similarity
 from sentsim.towers import Tower
@@ -118,7 +126,14 @@ class SentenceEncoder(nn.Module):
         self, input_ids: Tensor, attention_mask: Tensor, normalize: bool, tower: nn.Module | None = None
     ) -> Tensor:
         tokens = (tower if tower is not None else self.tower)(input_ids, attention_mask)  # (B, L, D)
-        embeddings = pool(tokens, attention_mask, self.pooling)  # (B, D)
+        return self._project(pool(tokens, attention_mask, self.pooling), normalize)  # (B, dim)
+
+    def _embed_packed(self, batch: PackedBatch, normalize: bool, forward: Callable | None = None) -> Tensor:
+        layout = batch.layout
+        tokens = (forward or self.tower.forward_packed)(batch.input_ids, layout)  # (T, D)
+        return self._project(pool_packed(tokens, layout.cu_seqlens, layout.sequence_ids, self.pooling), normalize)
+
+    def _project(self, embeddings: Tensor, normalize: bool) -> Tensor:
         if self.dense is not None:
             embeddings = self.dense(embeddings)  # (B, dim)
         return F.normalize(embeddings, dim=-1) if normalize else embeddings
@@ -137,6 +152,7 @@ class SentenceEncoder(nn.Module):
         output: str | Path | None = None,
         show_progress: bool | None = None,
         as_tensor: bool = False,
+        packed: bool | None = None,
     ) -> np.ndarray | Tensor:
         """Embed texts: float32 ``(n, dim)``, or ``(dim,)`` for a single string.
 
@@ -147,9 +163,10 @@ class SentenceEncoder(nn.Module):
 
         Args:
             texts: a string or a list of strings.
-            batch_size: at most this many texts per forward pass.
+            batch_size: at most this many texts per forward pass (padded path).
             max_tokens: also at most this many padded tokens per forward pass (e.g. 16384):
-                short texts then go in large batches and long ones in small.
+                short texts then go in large batches and long ones in small. On the packed
+                path, the token budget of a batch (default 65536); ``batch_size`` is unused.
             normalize: L2-normalize; ``None`` uses the model's own setting.
             device: where to run (the model moves there); ``None`` keeps the model's device.
             dtype: ``"fp32"``, ``"bf16"`` or ``"fp16"`` autocast; ``None``: bf16 on a CUDA GPU
@@ -160,6 +177,10 @@ class SentenceEncoder(nn.Module):
                 chunk, and the memory map is returned (for corpora larger than memory).
             show_progress: a progress bar on stderr; ``None`` shows it for more than 10 batches.
             as_tensor: return a torch tensor on the device instead of a numpy array.
+            packed: run texts end to end without padding, with variable-length attention
+                (BERT/RoBERTa-family towers). ``None``: on CUDA in bf16/fp16, where it is
+                several times faster; the padded path elsewhere. Both give the same embeddings
+                (1e-5 in fp32).
         """
         single = isinstance(texts, str)
         items = [texts] if single else validate_texts(texts)
@@ -178,10 +199,13 @@ class SentenceEncoder(nn.Module):
         autocast = autocast_dtype(dtype, device)
         if show_progress is None:
             show_progress = len(items) > 10 * batch_size
-        tower = self._compiled_tower() if compile else self.tower
+        packed = self._use_packing(packed, device, autocast)
+        forward = self._compiled_forward(packed) if compile else None
 
-        def embed(input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-            return self._embed(input_ids, attention_mask, normalize, tower)
+        def embed(batch: Batch) -> Tensor:
+            if isinstance(batch, PackedBatch):
+                return self._embed_packed(batch, normalize, forward)
+            return self._embed(batch.input_ids, batch.attention_mask, normalize, forward)
 
         if output is not None:
             target = _open_npy(Path(output), len(items), self.dim)
@@ -198,8 +222,10 @@ class SentenceEncoder(nn.Module):
         was_training = self.training
         self.eval()
         try:
+            on_gpu = device.type == "cuda"
+            workers = tokenizer_workers(len(items)) if on_gpu else 0  # on CPU, the cores are the model's
             chunks = tokenized_chunks(
-                items, self.tower.tokenizer, batch_size, max_tokens, pin_memory=device.type == "cuda"
+                items, self.tower.tokenizer, batch_size, max_tokens, packed=packed, pin_memory=on_gpu, workers=workers
             )
             with tqdm(total=len(items), desc="encode", unit="text", disable=not show_progress) as bar:
                 truncated = run_chunks(prefetched(chunks), embed, device, self.dim, write, bar.update, autocast)
@@ -218,10 +244,23 @@ class SentenceEncoder(nn.Module):
         result = collected if as_tensor else collected.cpu().numpy()
         return result[0] if single else result
 
-    def _compiled_tower(self) -> nn.Module:
-        if getattr(self, "_compiled", None) is None:
-            object.__setattr__(self, "_compiled", torch.compile(self.tower, dynamic=True))
-        return self._compiled
+    def _use_packing(self, packed: bool | None, device: torch.device, autocast: torch.dtype | None) -> bool:
+        supported = bool(getattr(self.tower, "supports_packing", False))
+        if packed is None:
+            return supported and device.type == "cuda" and autocast is not None
+        if packed and not supported:
+            raise ValueError(
+                f"packed=True needs a BERT/RoBERTa-family transformer tower; this {self.tower.kind} tower "
+                f"({type(getattr(self.tower, 'model', self.tower)).__name__}) has no packed forward"
+            )
+        return bool(packed)
+
+    def _compiled_forward(self, packed: bool) -> Callable:
+        """The tower's (packed or padded) forward through ``torch.compile``, compiled once per encoder."""
+        cache = self.__dict__.setdefault("_compiled", {})
+        if packed not in cache:
+            cache[packed] = torch.compile(self.tower.forward_packed if packed else self.tower, dynamic=True)
+        return cache[packed]
 
     def similarity(
         self,

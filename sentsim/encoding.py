@@ -1,33 +1,63 @@
 """The encode pipeline: tokenize on a background thread, batch by length (or token budget), run, collect.
 
 Texts are tokenized in chunks by the Rust tokenizer on a worker thread (it releases the GIL),
-so tokenization of chunk k+1 overlaps the model's work on chunk k. Within a chunk, texts are
-sorted by token length, longest first, and cut into batches of at most ``batch_size`` texts
-and ``max_tokens`` padded tokens. Embeddings stay on the device until a chunk is done.
+so tokenization of chunk k+1 overlaps the model's work on chunk k. Two kinds of batches:
+
+- padded: within a chunk, texts are sorted by token length, longest first, and cut into
+  batches of at most ``batch_size`` texts and ``max_tokens`` padded tokens;
+- packed: consecutive texts laid end to end, at most ``max_tokens`` tokens a batch, with no
+  padding at all (for towers with a packed forward, see ``sentsim.towers.packed``).
+
+For large corpora on a GPU, where one tokenizer thread cannot keep up with the model, chunks
+are tokenized by a small pool of processes instead. Host tensors are pinned on CUDA so copies
+overlap; embeddings stay on the device until a chunk is done.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import queue
 import threading
+import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from sentsim.tokenization import TextTokenizer
+from sentsim.tokenization import TextTokenizer, TokenizedBatch
+from sentsim.towers.packed import PackedLayout
 
 CHUNK = 16384  # texts tokenized and length-sorted together
+PACKED_TOKENS = 65536  # default token budget of a packed batch
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
-class Batch:
+class PaddedBatch:
     rows: np.ndarray  # positions within the chunk
     input_ids: Tensor  # (B, L)
     attention_mask: Tensor  # (B, L)
+
+    def apply(self, function: Callable[[Tensor], Tensor]) -> PaddedBatch:
+        return PaddedBatch(self.rows, function(self.input_ids), function(self.attention_mask))
+
+
+@dataclass
+class PackedBatch:
+    rows: slice  # positions within the chunk
+    input_ids: Tensor  # (T,)
+    layout: PackedLayout
+
+    def apply(self, function: Callable[[Tensor], Tensor]) -> PackedBatch:
+        return PackedBatch(self.rows, function(self.input_ids), self.layout.apply(function))
+
+
+Batch = PaddedBatch | PackedBatch
 
 
 @dataclass
@@ -52,19 +82,100 @@ def plan_batches(lengths: np.ndarray, batch_size: int, max_tokens: int | None) -
     return batches
 
 
+def plan_packed(lengths: np.ndarray, max_tokens: int) -> list[slice]:
+    """Runs of consecutive texts with at most ``max_tokens`` tokens in all (at least one text each)."""
+    ends = np.cumsum(lengths)
+    batches, start = [], 0
+    while start < len(lengths):
+        budget = (ends[start - 1] if start else 0) + max_tokens
+        stop = max(start + 1, int(np.searchsorted(ends, budget, side="right")))
+        batches.append(slice(start, stop))
+        start = stop
+    return batches
+
+
 def tokenized_chunks(
-    texts: list[str], tokenizer: TextTokenizer, batch_size: int, max_tokens: int | None, pin_memory: bool
+    texts: list[str],
+    tokenizer: TextTokenizer,
+    batch_size: int,
+    max_tokens: int | None,
+    *,
+    packed: bool = False,
+    pin_memory: bool = False,
+    workers: int = 0,
 ) -> Iterator[Chunk]:
-    """Tokenized, padded batches of each chunk of ``texts`` (run on the worker thread)."""
-    for start in range(0, len(texts), CHUNK):
-        tokens = tokenizer.encode(texts[start : start + CHUNK])
-        batches = []
-        for rows in plan_batches(tokens.lengths, batch_size, max_tokens):
-            input_ids, attention_mask = tokenizer.pad([tokens.ids[i] for i in rows])
-            if pin_memory:
-                input_ids, attention_mask = input_ids.pin_memory(), attention_mask.pin_memory()
-            batches.append(Batch(rows, input_ids, attention_mask))
-        yield Chunk(start, len(tokens.ids), batches, tokens.truncated)
+    """Tokenized batches (padded, or packed) of each chunk of ``texts`` (run on the worker thread).
+
+    With ``workers > 1``, chunks are tokenized by that many processes (for corpora large enough
+    that one tokenizer thread cannot keep a GPU busy).
+    """
+    for start, tokens in _tokenized(texts, tokenizer, workers):
+        if packed:
+            batches = [_packed_batch(tokens, rows) for rows in plan_packed(tokens.lengths, max_tokens or PACKED_TOKENS)]
+        else:
+            plan = plan_batches(tokens.lengths, batch_size, max_tokens)
+            batches = [PaddedBatch(rows, *tokenizer.pad(tokens.take(rows))) for rows in plan]
+        if pin_memory:
+            batches = [batch.apply(Tensor.pin_memory) for batch in batches]
+        yield Chunk(start, len(tokens), batches, tokens.truncated)
+
+
+def _tokenized(texts: list[str], tokenizer: TextTokenizer, workers: int) -> Iterator[tuple[int, TokenizedBatch]]:
+    """``(start, tokens)`` of each chunk of ``texts``, in order; at most ``2 * workers`` chunks in flight."""
+    starts = range(0, len(texts), CHUNK)
+    if workers <= 1:
+        for start in starts:
+            yield start, tokenizer.encode(texts[start : start + CHUNK])
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with warnings.catch_warnings():  # fork in a multi-threaded process: the children only run the Rust tokenizer
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(tokenizer,))
+    with pool:
+        pending: deque = deque()
+        for start in starts:
+            pending.append((start, pool.submit(_encode_in_worker, texts[start : start + CHUNK])))
+            if len(pending) >= 2 * workers:
+                first, future = pending.popleft()
+                yield first, future.result()
+        while pending:
+            first, future = pending.popleft()
+            yield first, future.result()
+
+
+_worker_tokenizer: TextTokenizer | None = None
+
+
+def _start_worker(tokenizer: TextTokenizer) -> None:
+    global _worker_tokenizer
+    # A forked child must not use the Rust thread pool it inherited (it deadlocks); one thread a process.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _worker_tokenizer = tokenizer
+
+
+def _encode_in_worker(texts: list[str]) -> TokenizedBatch:
+    return _worker_tokenizer.encode(texts)
+
+
+def tokenizer_workers(count: int) -> int:
+    """Processes worth tokenizing ``count`` texts with on this machine (0: one thread is enough)."""
+    cores = os.cpu_count() or 1
+    if count < 4 * CHUNK or cores < 8:
+        return 0
+    return min(8, cores // 2, count // CHUNK)
+
+
+def _packed_batch(tokens: TokenizedBatch, rows: slice) -> PackedBatch:
+    part = tokens.take(rows)
+    lengths = part.lengths
+    cu_seqlens = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=cu_seqlens[1:])
+    sequence_ids = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    positions = np.arange(len(part.flat_ids), dtype=np.int64) - np.repeat(cu_seqlens[:-1].astype(np.int64), lengths)
+    layout = PackedLayout(
+        torch.from_numpy(cu_seqlens), torch.from_numpy(positions), torch.from_numpy(sequence_ids), int(lengths.max())
+    )
+    return PackedBatch(rows, torch.from_numpy(part.flat_ids), layout)
 
 
 def prefetched(items: Iterable, depth: int = 2) -> Iterator:
@@ -115,7 +226,7 @@ def autocast_dtype(dtype: str | None, device: torch.device) -> torch.dtype | Non
 
 def run_chunks(
     chunks: Iterable[Chunk],
-    embed: Callable[[Tensor, Tensor], Tensor],
+    embed: Callable[[Batch], Tensor],
     device: torch.device,
     dim: int,
     write: Callable[[int, Tensor], None],
@@ -127,12 +238,14 @@ def run_chunks(
     for chunk in chunks:
         out = torch.empty((chunk.size, dim), dtype=torch.float32, device=device)
         for batch in chunk.batches:
-            input_ids = batch.input_ids.to(device, non_blocking=True)
-            attention_mask = batch.attention_mask.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                embeddings = embed(input_ids, attention_mask)
-            out[torch.from_numpy(batch.rows).to(device)] = embeddings.float()
-            progress(len(batch.rows))
+                embeddings = embed(batch.apply(lambda tensor: tensor.to(device, non_blocking=True)))
+            if isinstance(batch, PackedBatch):
+                out[batch.rows] = embeddings.float()
+                progress(batch.rows.stop - batch.rows.start)
+            else:
+                out[torch.from_numpy(batch.rows).to(device)] = embeddings.float()
+                progress(len(batch.rows))
         write(chunk.start, out)
         truncated += chunk.truncated
     return truncated

@@ -38,3 +38,24 @@ def pool(token_embeddings: Tensor, attention_mask: Tensor, mode: str | Pooling =
     summed = (token_embeddings * mask).sum(dim=1, dtype=torch.float32)  # (B, D)
     counts = mask.sum(dim=1, dtype=torch.float32).clamp(min=1e-9)  # (B, 1)
     return (summed / counts).to(token_embeddings.dtype)
+
+
+def pool_packed(token_embeddings: Tensor, cu_seqlens: Tensor, sequence_ids: Tensor, mode: str | Pooling) -> Tensor:
+    """Pool packed ``token_embeddings`` ``(T, D)`` per text: text ``i`` holds tokens
+    ``cu_seqlens[i]:cu_seqlens[i+1]`` and ``sequence_ids`` ``(T,)`` names each token's text.
+
+    Equals :func:`pool` on the padded batch; sums run in float32.
+    """
+    mode = Pooling.parse(mode)
+    starts = cu_seqlens[:-1].long()
+    if mode is Pooling.CLS:
+        return token_embeddings[starts]  # (N, D)
+    shape = (starts.numel(), token_embeddings.shape[-1])
+    if mode is Pooling.MAX:
+        pooled = token_embeddings.new_full(shape, float("-inf"))
+        index = sequence_ids[:, None].expand_as(token_embeddings)
+        return pooled.scatter_reduce(0, index, token_embeddings, "amax", include_self=True)
+    summed = torch.zeros(shape, dtype=torch.float32, device=token_embeddings.device)
+    summed.index_add_(0, sequence_ids, token_embeddings.float())
+    counts = (cu_seqlens[1:] - cu_seqlens[:-1]).float().clamp(min=1)[:, None]  # (N, 1)
+    return (summed / counts).to(token_embeddings.dtype)

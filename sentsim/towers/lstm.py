@@ -56,6 +56,7 @@ class LSTMTower(nn.Module):
     """
 
     kind = "lstm"
+    supports_packing = False  # its own forward already skips padding
 
     def __init__(self, config: LSTMConfig, tokenizer: Tokenizer, embeddings: Tensor | np.ndarray | None = None) -> None:
         super().__init__()

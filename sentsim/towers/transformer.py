@@ -21,6 +21,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from sentsim.tokenization import TextTokenizer
+from sentsim.towers.packed import PackedLayout, packed_forward, supports_packing
 from sentsim.weights import safetensors_files
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,15 @@ class TransformerTower(nn.Module):
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Token embeddings ``(B, L, D)`` for ``input_ids`` and ``attention_mask`` ``(B, L)``."""
         return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    @property
+    def supports_packing(self) -> bool:
+        """Whether :meth:`forward_packed` can run this model (BERT/RoBERTa family)."""
+        return supports_packing(self.model)
+
+    def forward_packed(self, input_ids: Tensor, layout: PackedLayout) -> Tensor:
+        """Token embeddings ``(T, D)`` of texts packed end to end in ``input_ids`` ``(T,)``, without padding."""
+        return packed_forward(self.model, input_ids, layout)
 
     def save(self, folder: Path) -> None:
         """Write the model (safetensors) and tokenizer files at the root of ``folder``."""
