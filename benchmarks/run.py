@@ -26,6 +26,11 @@ PARTS = {
         ["--n-short", "500", "--n-long", "64", "--repeats", "1"],
         ["--n-short", "100000", "--n-long", "20000", "--st-batch-size", "256", "64", "--compile"],
     ),
+    "encode_scale": (
+        "bench_encode_scale.py",
+        ["--n-short", "500", "--n-long", "64", "--n-million", "5000", "--workers", "0"],
+        [],
+    ),
     "quality": ("bench_quality.py", ["--seeds", "2"], []),
     "train": ("bench_train.py", ["--epochs", "1", "--limit", "400"], []),
     "few_shot": ("bench_few_shot.py", ["--rounds", "2", "--batch-size", "64"], []),
@@ -102,6 +107,24 @@ def _encode(data: dict, folder: Path) -> list[str]:
         "texts/s",
     )
     return rows + ["", "![encode](encode.png)"]
+
+
+def _encode_scale(data: dict, folder: Path) -> list[str]:
+    rows = [
+        "## Encode at scale: tokenizer processes, and texts streamed to a .npy file",
+        "",
+        "| tokenizer processes | texts | texts/s |",
+        "|---|---|---|",
+    ]
+    rows += [f"| {r['workers']} | {r['texts']} | {r['texts_per_s']:.0f} |" for r in data["workers"]]
+    stream = data["stream"]
+    rows += [
+        "",
+        f"{stream['texts']:,} distinct short texts to `.npy` with the defaults: {stream['texts_per_s']:.0f} texts/s; "
+        f"peak resident memory {stream['peak_rss_mib_before']:.0f} MiB before, {stream['peak_rss_mib_after']:.0f} MiB "
+        f"after, of which {stream['output_mib']:.0f} MiB are the output file's written pages.",
+    ]
+    return rows
 
 
 def _quality(data: dict, folder: Path) -> list[str]:
@@ -202,6 +225,7 @@ def _index(data: dict, folder: Path) -> list[str]:
 
 RENDERERS = {
     "encode": _encode,
+    "encode_scale": _encode_scale,
     "quality": _quality,
     "train": _train,
     "few_shot": _few_shot,

@@ -9,7 +9,8 @@ so tokenization of chunk k+1 overlaps the model's work on chunk k. Two kinds of 
   padding at all (for towers with a packed forward, see ``sentsim.towers.packed``).
 
 For large corpora on a GPU, where one tokenizer thread cannot keep up with the model, chunks
-are tokenized by a small pool of processes instead. Host tensors are pinned on CUDA so copies
+are tokenized by a small pool of processes instead (started on first use and kept for later
+calls with the same tokenizer). Host tensors are pinned on CUDA so copies
 overlap; embeddings stay on the device until a chunk is done.
 """
 
@@ -20,13 +21,16 @@ import os
 import queue
 import threading
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 from torch import Tensor
 
 from sentsim.tokenization import TextTokenizer, TokenizedBatch
@@ -127,12 +131,9 @@ def _tokenized(texts: list[str], tokenizer: TextTokenizer, workers: int) -> Iter
         for start in starts:
             yield start, tokenizer.encode(texts[start : start + CHUNK])
         return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with warnings.catch_warnings():  # fork in a multi-threaded process: the children only run the Rust tokenizer
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(tokenizer,))
-    with pool:
-        pending: deque = deque()
+    pool = _worker_pool(tokenizer, workers)
+    pending: deque = deque()
+    try:
         for start in starts:
             pending.append((start, pool.submit(_encode_in_worker, texts[start : start + CHUNK])))
             if len(pending) >= 2 * workers:
@@ -141,16 +142,46 @@ def _tokenized(texts: list[str], tokenizer: TextTokenizer, workers: int) -> Iter
         while pending:
             first, future = pending.popleft()
             yield first, future.result()
+    except BrokenProcessPool:
+        _pools.pop((id(tokenizer), workers), None)
+        raise
+    finally:
+        for _, future in pending:
+            future.cancel()
+
+
+_pools: dict[tuple[int, int], ProcessPoolExecutor] = {}
+
+
+def _worker_pool(tokenizer: TextTokenizer, workers: int) -> ProcessPoolExecutor:
+    """Tokenizer processes for ``tokenizer``, started once and kept until the tokenizer is garbage-collected."""
+    key = (id(tokenizer), workers)
+    if key not in _pools:
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        state = (tokenizer.tokenizer.to_str(), tokenizer.max_length, tokenizer.lowercase)  # not the object: it
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=state)  # must die
+        with warnings.catch_warnings():  # fork in a multi-threaded process: the children only run the Rust tokenizer
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pool.submit(os.getpid).result()  # start the processes now
+        _pools[key] = pool
+        weakref.finalize(tokenizer, _close_pool, key)
+    return _pools[key]
+
+
+def _close_pool(key: tuple[int, int]) -> None:
+    pool = _pools.pop(key, None)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 _worker_tokenizer: TextTokenizer | None = None
 
 
-def _start_worker(tokenizer: TextTokenizer) -> None:
+def _start_worker(tokenizer_json: str, max_length: int, lowercase: bool) -> None:
     global _worker_tokenizer
     # A forked child must not use the Rust thread pool it inherited (it deadlocks); one thread a process.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    _worker_tokenizer = tokenizer
+    _worker_tokenizer = TextTokenizer(Tokenizer.from_str(tokenizer_json), max_length, lowercase=lowercase)
 
 
 def _encode_in_worker(texts: list[str]) -> TokenizedBatch:

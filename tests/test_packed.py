@@ -101,3 +101,17 @@ def test_tokenizer_processes_give_the_same_batches(tiny_transformer, monkeypatch
             assert a.truncated == b.truncated
             for x, y in zip(a.batches, b.batches, strict=True):
                 assert torch.equal(x.input_ids, y.input_ids)
+
+
+def test_tokenizer_processes_are_kept_and_closed_with_their_tokenizer(tiny_transformer):
+    import gc
+
+    import sentsim.encoding as encoding
+    from sentsim.tokenization import TextTokenizer
+
+    tokenizer = TextTokenizer(tiny_transformer.tokenizer.tokenizer, 16)
+    pool = encoding._worker_pool(tokenizer, 2)
+    assert encoding._worker_pool(tokenizer, 2) is pool  # reused by the next call
+    del tokenizer
+    gc.collect()
+    assert pool not in encoding._pools.values()
