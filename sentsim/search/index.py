@@ -9,10 +9,8 @@ database (a crash between the two) is rebuilt from the stored vectors, without r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,8 +22,8 @@ from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
 from sentsim.inputs import validate_texts
 from sentsim.search.backends import VectorBackend, resolve_factory
-from sentsim.search.chunking import chunk_text
 from sentsim.search.fingerprint import fingerprint_mismatch, model_fingerprint
+from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
 from sentsim.search.store import DocumentStore, IndexCorruptedError
 from sentsim.similarity import Metric
@@ -205,51 +203,27 @@ class DocumentIndex:
             self._after_write()
 
     def _write(self, texts, ids, metadata, *, replace: bool, batch_size: int, show_progress: bool | None) -> list[str]:
-        texts = validate_texts(texts)
-        ids = [str(uuid.uuid4()) for _ in texts] if ids is None else validate_texts(ids, "ids")
-        metadata = [None] * len(texts) if metadata is None else list(metadata)
-        if not (len(texts) == len(ids) == len(metadata)):
-            raise ValueError(
-                f"{len(texts)} texts, {len(ids)} ids and {len(metadata)} metadata entries: give one of each per document"
-            )
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate ids in one call: {sorted({i for i in ids if ids.count(i) > 1})[:5]}")
-        for row, (doc_id, meta) in enumerate(zip(ids, metadata, strict=True)):
-            if not doc_id:
-                raise ValueError(f"ids[{row}] is empty")
-            if meta is not None and not isinstance(meta, dict):
-                raise TypeError(f"metadata[{row}] must be a dict or None, got {type(meta).__name__}")
-            try:
-                json.dumps(meta)
-            except (TypeError, ValueError):
-                raise TypeError(f"metadata[{row}] is not JSON-serializable") from None
+        texts, ids, metadata = validate_documents(texts, ids, metadata)
         if not texts:
             return []
         existing = self.store.has_documents(ids)
         if existing and not replace:
             raise ValueError(f"document id(s) {sorted(existing)[:5]} already exist; use upsert to replace them")
-        # Chunk and find vectors in the cache (keyed by content hash; the model is fixed per index).
-        plan = []
-        for doc_id, text, meta in zip(ids, texts, metadata, strict=True):
-            old = self.store.document(doc_id) if doc_id in existing else None
-            chunks = chunk_text(
-                text,
-                self.encoder.tower.tokenizer.tokenizer,
-                self.manifest["chunk_size"],
-                self.manifest["chunk_overlap"],
-            )
-            plan.append((doc_id, text, meta or {}, chunks, [_hash(text[c.start : c.end]) for c in chunks], old))
-        hashes = [h for *_, chunk_hashes, _ in plan for h in chunk_hashes]
-        cached = self.store.cached_vectors(hashes)
-        missing = list(dict.fromkeys(h for h in hashes if h not in cached))
+        plan = plan_documents(
+            texts,
+            ids,
+            metadata,
+            lambda doc_id: self.store.document(doc_id) if doc_id in existing else None,
+            self.encoder.tower.tokenizer.tokenizer,
+            self.manifest["chunk_size"],
+            self.manifest["chunk_overlap"],
+        )
+        cached = self.store.cached_vectors([h for document in plan for h in document.hashes])
+        chunk_texts = {h: text for document in plan for h, text in document.chunk_texts().items()}
+        missing = [h for h in chunk_texts if h not in cached]
         if missing:
-            texts_of = {
-                h: text[c.start : c.end]
-                for _, text, _, chunks, chunk_hashes, _ in plan
-                for c, h in zip(chunks, chunk_hashes, strict=True)
-            }
             vectors = self.encoder.encode(
-                [texts_of[h] for h in missing], batch_size=batch_size, show_progress=show_progress
+                [chunk_texts[h] for h in missing], batch_size=batch_size, show_progress=show_progress
             )
             cached |= dict(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
         with self._lock.writing(), self._restored_on_error():
@@ -257,20 +231,19 @@ class DocumentIndex:
             with self.store.transaction():
                 if missing:
                     self.store.put_vectors(missing, np.stack([cached[h] for h in missing]))
-                for doc_id, text, meta, chunks, chunk_hashes, old in plan:
-                    if old is not None and old[0] == text:
-                        self.store.put_document(doc_id, text, meta)  # same text: metadata only
-                        continue
-                    if old is not None:
-                        removed += self.store.delete_document(doc_id)
-                    self.store.put_document(doc_id, text, meta)
-                    vector_ids = self.store.next_vector_ids(len(chunks))
+                for document in plan:
+                    if document.stored is not None and not document.unchanged:
+                        removed += self.store.delete_document(document.id)
+                    self.store.put_document(document.id, document.text, document.metadata)
+                    if document.unchanged:
+                        continue  # same text: metadata only
+                    vector_ids = self.store.next_vector_ids(len(document.chunks))
                     self.store.put_chunks(
-                        (int(v), doc_id, c.start, c.end, h)
-                        for v, c, h in zip(vector_ids, chunks, chunk_hashes, strict=True)
+                        (int(v), document.id, c.start, c.end, h)
+                        for v, c, h in zip(vector_ids, document.chunks, document.hashes, strict=True)
                     )
                     added_ids.append(vector_ids)
-                    added_vectors += [cached[h] for h in chunk_hashes]
+                    added_vectors += [cached[h] for h in document.hashes]
                 if added_ids:
                     self._ensure_backend(len(added_vectors) + (self.backend.size if self.backend else 0))
                     if self.backend is not None:
@@ -443,7 +416,3 @@ def _encoder(encoder, name: str | None):
 
         return SentenceEncoder.from_pretrained(encoder), name or str(encoder)
     return encoder, name
-
-
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
