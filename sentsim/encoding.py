@@ -24,7 +24,7 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -125,29 +125,35 @@ def tokenized_chunks(
 
 
 def _tokenized(texts: list[str], tokenizer: TextTokenizer, workers: int) -> Iterator[tuple[int, TokenizedBatch]]:
-    """``(start, tokens)`` of each chunk of ``texts``, in order; at most ``2 * workers`` chunks in flight."""
+    """``(start, tokens)`` of each chunk of ``texts``, in order; with processes, at most 3 chunks in flight."""
     starts = range(0, len(texts), CHUNK)
     if workers <= 1:
         for start in starts:
             yield start, tokenizer.encode(texts[start : start + CHUNK])
         return
     pool = _worker_pool(tokenizer, workers)
-    pending: deque = deque()
+    part = -(-CHUNK // workers)  # each chunk is spread over every worker
+    pending: deque = deque()  # (start, futures of the chunk's parts)
     try:
         for start in starts:
-            pending.append((start, pool.submit(_encode_in_worker, texts[start : start + CHUNK])))
-            if len(pending) >= 2 * workers:
-                first, future = pending.popleft()
-                yield first, future.result()
+            stop = min(start + CHUNK, len(texts))
+            parts = [pool.submit(_encode_in_worker, texts[i : min(i + part, stop)]) for i in range(start, stop, part)]
+            pending.append((start, parts))
+            if len(pending) > 2:  # two chunks in flight
+                yield _joined(*pending.popleft())
         while pending:
-            first, future = pending.popleft()
-            yield first, future.result()
+            yield _joined(*pending.popleft())
     except BrokenProcessPool:
         _pools.pop((id(tokenizer), workers), None)
         raise
     finally:
-        for _, future in pending:
-            future.cancel()
+        for _, parts in pending:
+            for future in parts:
+                future.cancel()
+
+
+def _joined(start: int, parts: list[Future]) -> tuple[int, TokenizedBatch]:
+    return start, TokenizedBatch.concatenate([future.result() for future in parts])
 
 
 _pools: dict[tuple[int, int], ProcessPoolExecutor] = {}

@@ -34,6 +34,15 @@ class TokenizedBatch:
         flat_ids = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
         return cls(flat_ids, lengths, truncated)
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[TokenizedBatch]) -> TokenizedBatch:
+        """The texts of ``parts``, one part after the other."""
+        return cls(
+            np.concatenate([part.flat_ids for part in parts]),
+            np.concatenate([part.lengths for part in parts]),
+            sum(part.truncated for part in parts),
+        )
+
     def __len__(self) -> int:
         return len(self.lengths)
 

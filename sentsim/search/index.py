@@ -308,7 +308,7 @@ class DocumentIndex:
                 if short.any():  # an approximate index missed some: exact search over what is allowed
                     exact_scores, exact_ids = self._exact(vectors[short], fetch, allowed)
                     scores[short], ids[short] = exact_scores, exact_ids
-                hits = [self._hits(row_scores, row_ids, k, by) for row_scores, row_ids in zip(scores, ids, strict=True)]
+                hits = self._hits(scores, ids, k, by)
                 if by == "chunk" or fetch >= available or all(len(h) >= k for h in hits):
                     return hits
                 fetch = min(available, fetch * 4)
@@ -318,21 +318,24 @@ class DocumentIndex:
         return self.store.document(doc_id)
 
     # --------------------------------------------------------------- internals
-    def _hits(self, scores: np.ndarray, ids: np.ndarray, k: int, by: str) -> list[Hit]:
-        valid = ids >= 0
-        chunks = self.store.chunks(ids[valid])
+    def _hits(self, scores: np.ndarray, ids: np.ndarray, k: int, by: str) -> list[list[Hit]]:
+        """Hits of each query row, with the chunks and documents of all rows read in two queries."""
+        chunks = self.store.chunks(np.unique(ids[ids >= 0]))
         documents = self.store.documents(chunk.doc_id for chunk in chunks.values())
-        hits, seen = [], set()
-        for score, vector_id in zip(scores[valid], ids[valid], strict=True):
-            chunk = chunks.get(int(vector_id))
-            if chunk is None or (by == "document" and chunk.doc_id in seen):
-                continue
-            seen.add(chunk.doc_id)
-            text, meta = documents[chunk.doc_id]
-            hits.append(Hit(chunk.doc_id, float(score), text[chunk.start : chunk.end], meta, chunk.start, chunk.end))
-            if len(hits) == k:
-                break
-        return hits
+        results = []
+        for row_scores, row_ids in zip(scores, ids, strict=True):
+            hits, seen = [], set()
+            for score, vector_id in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
+                chunk = chunks.get(vector_id)
+                if chunk is None or (by == "document" and chunk.doc_id in seen):
+                    continue  # -1 (no hit) or a chunk deleted since
+                seen.add(chunk.doc_id)
+                text, meta = documents[chunk.doc_id]
+                hits.append(Hit(chunk.doc_id, score, text[chunk.start : chunk.end], meta, chunk.start, chunk.end))
+                if len(hits) == k:
+                    break
+            results.append(hits)
+        return results
 
     def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         vector_ids = allowed if allowed is not None else self.store.all_vectors()[0]
