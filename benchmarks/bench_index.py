@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["flat", "ivf", "hnsw", "ivfpq"])
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--real-limit", type=int, default=None, help="use at most this many real sentences")
+    parser.add_argument("--no-real", action="store_true", help="random vectors only (no real embeddings)")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--json", type=Path)
@@ -55,6 +56,15 @@ def main() -> None:
         queries = _normalized(rng.normal(size=(QUERIES, args.dim)))
         rows += _compare(f"random {n // 1000}k", vectors, queries, args.backends)
 
+    if not args.no_real:
+        rows += _real(args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2) + "\n")
+
+
+def _real(args: argparse.Namespace) -> list[dict]:
+    """Every backend on embeddings of real sentences, then the whole DocumentIndex path."""
     encoder = SentenceEncoder.from_pretrained(args.model)
     sentences = list(
         dict.fromkeys(stsb_sentences(args.data_dir) + load_clinc150("train", data_dir=args.data_dir).texts)
@@ -66,11 +76,8 @@ def main() -> None:
     print(
         f"# real: {len(sentences)} distinct STS-B + CLINC150 train sentences, {len(held_out)} CLINC150 test queries, encoded in {time.perf_counter() - start:.0f} s"
     )
-    rows += _compare(f"real {len(sentences) // 1000}k", corpus, queries, args.backends)
-    rows.append(_document_index(encoder, sentences, corpus, queries))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2) + "\n")
+    rows = _compare(f"real {len(sentences) // 1000}k", corpus, queries, args.backends)
+    return rows + [_document_index(encoder, sentences, corpus, queries)]
 
 
 def _compare(name: str, vectors: np.ndarray, queries: np.ndarray, backends: list[str]) -> list[dict]:
