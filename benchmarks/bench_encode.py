@@ -7,7 +7,8 @@ For short texts (STS-B sentences, cycled to ``--n-short``) and long ones (8 sent
 end-to-end texts/s of sentence-transformers (fp32, the reference) and of sentsim with its
 defaults (on CUDA: bf16, packed sequences; on CPU: fp32, padded), the ratio, and how close the
 embeddings are (largest |diff| and smallest cosine to the reference over every text). On CUDA,
-extra sentsim rows: the padded bf16 path, the fp32 path, and (``--compile``) torch.compile.
+extra sentsim rows: the padded bf16 path, the fp32 path, and (``--compile``) torch.compile; on
+CPU, ``runtime="onnx"`` when onnxruntime is installed.
 Then STS-B test Spearman of each sentsim setting (fp32 reference: 82.03).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -107,7 +109,10 @@ def _settings(device: str, batch_size: int, compile: bool) -> dict[str, dict]:
     """sentsim settings timed on ``device``: the defaults first."""
     common = {"batch_size": batch_size, "show_progress": False}
     if device != "cuda":
-        return {"default (fp32)": common}
+        settings = {"default (fp32)": common}
+        if importlib.util.find_spec("onnxruntime") is not None:
+            settings["onnx runtime (fp32)"] = {**common, "runtime": "onnx"}
+        return settings
     settings = {
         "default (bf16 packed)": common,
         "bf16 padded": {**common, "packed": False, "max_tokens": 32768, "batch_size": 512},

@@ -153,6 +153,7 @@ class SentenceEncoder(nn.Module):
         show_progress: bool | None = None,
         as_tensor: bool = False,
         packed: bool | None = None,
+        runtime: str = "torch",
     ) -> np.ndarray | Tensor:
         """Embed texts: float32 ``(n, dim)``, or ``(dim,)`` for a single string.
 
@@ -181,6 +182,9 @@ class SentenceEncoder(nn.Module):
                 (BERT/RoBERTa-family towers). ``None``: on CUDA in bf16/fp16, where it is
                 several times faster; the padded path elsewhere. Both give the same embeddings
                 (1e-5 in fp32).
+            runtime: ``"torch"``, or ``"onnx"`` to run a transformer tower through ONNX Runtime
+                on CPU in fp32 (``pip install onnxruntime``; exported once from the current
+                weights, again after they change): faster on a few cores, same embeddings to ~1e-6.
         """
         single = isinstance(texts, str)
         items = [texts] if single else validate_texts(texts)
@@ -200,7 +204,12 @@ class SentenceEncoder(nn.Module):
         if show_progress is None:
             show_progress = len(items) > 10 * batch_size
         packed = self._use_packing(packed, device, autocast)
-        forward = self._compiled_forward(packed) if compile else None
+        if runtime == "onnx":
+            forward = self._onnx_forward(device, autocast, packed, compile)
+        elif runtime == "torch":
+            forward = self._compiled_forward(packed) if compile else None
+        else:
+            raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}")
 
         def embed(batch: Batch) -> Tensor:
             if isinstance(batch, PackedBatch):
@@ -254,6 +263,25 @@ class SentenceEncoder(nn.Module):
                 f"({type(getattr(self.tower, 'model', self.tower)).__name__}) has no packed forward"
             )
         return bool(packed)
+
+    def _onnx_forward(
+        self, device: torch.device, autocast: torch.dtype | None, packed: bool, compile: bool
+    ) -> Callable:
+        """The tower's forward through ONNX Runtime, exported once and again after the weights change."""
+        from sentsim.towers.onnx import OnnxForward
+        from sentsim.towers.transformer import TransformerTower
+
+        if not isinstance(self.tower, TransformerTower):
+            raise ValueError(f"runtime='onnx' runs transformer towers; this one is a {self.tower.kind} tower")
+        if device.type != "cpu" or autocast is not None or packed or compile:
+            raise ValueError(
+                "runtime='onnx' runs on CPU in fp32 on the padded path: not with device="
+                f"{device.type!r}, dtype={autocast}, packed={packed}, compile={compile}"
+            )
+        cached = self.__dict__.get("_onnx")
+        if cached is None or not cached.is_current():
+            cached = self.__dict__["_onnx"] = OnnxForward(self.tower)
+        return cached
 
     def _compiled_forward(self, packed: bool) -> Callable:
         """The tower's (packed or padded) forward through ``torch.compile``, compiled once per encoder."""

@@ -34,6 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="default: bf16 on a CUDA GPU that supports it, else fp32",
     )
+    parser.add_argument(
+        "--runtime",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="onnx: ONNX Runtime on CPU (pip install onnxruntime), the same embeddings, faster on a few cores",
+    )
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -54,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             normalize=args.normalize,
             dtype=args.dtype,
+            runtime=args.runtime,
             output=tmp,
             show_progress=not args.no_progress,
         )

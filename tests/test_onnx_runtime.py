@@ -1,0 +1,47 @@
+"""encode(..., runtime="onnx"): ONNX Runtime on CPU gives the torch path's embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sentsim import SentenceEncoder
+
+pytest.importorskip("onnxruntime")
+
+TEXTS = ["The cat sat on the mat.", "", "A dog is running in the park.", "Rain is expected over the weekend."]
+
+
+def test_onnx_runtime_equals_torch(tiny_transformer):
+    encoder = SentenceEncoder(tiny_transformer, normalize=True).eval()
+    np.testing.assert_allclose(encoder.encode(TEXTS, runtime="onnx"), encoder.encode(TEXTS), atol=1e-5)
+
+
+def test_onnx_runtime_is_exported_again_after_the_weights_change(tiny_transformer):
+    encoder = SentenceEncoder(tiny_transformer).eval()
+    before = encoder.encode(TEXTS, runtime="onnx")
+    session = encoder.__dict__["_onnx"]
+    assert encoder.encode(TEXTS, runtime="onnx") is not None and encoder.__dict__["_onnx"] is session  # reused
+    with torch.no_grad():
+        for parameter in encoder.tower.parameters():
+            parameter.mul_(1.5)  # what an optimizer step does: an in-place update
+    after = encoder.encode(TEXTS, runtime="onnx")
+    assert encoder.__dict__["_onnx"] is not session
+    np.testing.assert_allclose(after, encoder.encode(TEXTS), atol=1e-5)
+    assert not np.allclose(after, before, atol=1e-3)
+
+
+def test_onnx_runtime_rejects_what_it_cannot_run(tiny_transformer, tiny_lstm):
+    with pytest.raises(ValueError, match="runs transformer towers; this one is a lstm tower"):
+        SentenceEncoder(tiny_lstm).encode(TEXTS, runtime="onnx")
+    with pytest.raises(ValueError, match="on CPU in fp32 on the padded path"):
+        SentenceEncoder(tiny_transformer).encode(TEXTS, runtime="onnx", packed=True)
+    with pytest.raises(ValueError, match="runtime must be 'torch' or 'onnx'"):
+        SentenceEncoder(tiny_transformer).encode(TEXTS, runtime="tensorrt")
+
+
+@pytest.mark.slow
+def test_minilm_onnx_runtime_matches_torch(minilm):
+    texts = TEXTS * 10
+    np.testing.assert_allclose(minilm.encode(texts, runtime="onnx"), minilm.encode(texts), atol=1e-5)
