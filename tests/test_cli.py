@@ -29,6 +29,18 @@ def test_encode_lines(model_dir, tmp_path, capsys):
     assert "out.npy" in capsys.readouterr().out
 
 
+def test_encode_with_onnx_runtime(model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    source = tmp_path / "texts.txt"
+    source.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    out = tmp_path / "onnx.npy"
+    assert (
+        main(["encode", "--model", str(model_dir), "--input", str(source), "--output", str(out), "--runtime", "onnx"])
+        == 0
+    )
+    np.testing.assert_allclose(np.load(out), SentenceEncoder.from_pretrained(model_dir).encode(TEXTS), atol=1e-5)
+
+
 def test_encode_jsonl_and_stdin(model_dir, tmp_path, monkeypatch):
     source = tmp_path / "texts.jsonl"
     source.write_text("\n".join(json.dumps({"text": t}) for t in TEXTS), encoding="utf-8")
