@@ -37,7 +37,7 @@ PARTS = {
     "distill": (
         "bench_distill.py",
         ["--hidden-size", "256", "--distill-epochs", "1", "--finetune-epochs", "1", "--speed-texts", "500"],
-        [],
+        ["--hidden-size", "256", "--freeze-embeddings"],
     ),
     "index": (
         "bench_index.py",
