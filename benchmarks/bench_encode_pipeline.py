@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA_DIR, machine, stsb_sentences  # noqa: E402
+from common import DEFAULT_DATA_DIR, best_time, machine, stsb_sentences, timed  # noqa: E402
 
 import sentsim.encoding as encoding  # noqa: E402
 from sentsim import SentenceEncoder  # noqa: E402
@@ -42,7 +41,7 @@ def main() -> None:
     _report("tokenizer alone", len(texts), lambda: tokenizer.encode(texts))
     chunks = []
     for workers in (0, 8):
-        seconds = _timed(
+        seconds = timed(
             lambda w=workers: chunks.__setitem__(
                 slice(None),
                 encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=on_gpu, workers=w),
@@ -65,18 +64,8 @@ def main() -> None:
 
 
 def _report(what: str, count: int, run) -> None:
-    seconds = min(_timed(run) for _ in range(2))
+    seconds = best_time(run, 2)
     print(f"{what}: {count / seconds:.0f} texts/s", flush=True)
-
-
-def _timed(run) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    run()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

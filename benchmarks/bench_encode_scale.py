@@ -18,13 +18,12 @@ import os
 import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA_DIR, long_texts, machine, stsb_sentences  # noqa: E402
+from common import DEFAULT_DATA_DIR, best_time, long_texts, machine, stsb_sentences, timed  # noqa: E402
 
 import sentsim.encoding as encoding  # noqa: E402
 from sentsim import SentenceEncoder  # noqa: E402
@@ -56,7 +55,7 @@ def main() -> None:
     for workers in args.workers:
         encoding.tokenizer_workers = lambda count, w=workers: w
         for name, texts in sets.items():
-            seconds = min(_timed(lambda t=texts: encoder.encode(t, show_progress=False)) for _ in range(2))
+            seconds = best_time(lambda t=texts: encoder.encode(t, show_progress=False), 2)
             results["workers"].append({"workers": workers, "texts": name, "texts_per_s": len(texts) / seconds})
             print(f"tokenizer processes {workers}, {name}: {len(texts) / seconds:.0f} texts/s", flush=True)
     encoding.tokenizer_workers = automatic
@@ -66,7 +65,7 @@ def main() -> None:
     with_texts = _peak_rss_mib()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "embeddings.npy"
-        seconds = _timed(lambda: encoder.encode(many, output=path, show_progress=False))
+        seconds = timed(lambda: encoder.encode(many, output=path, show_progress=False))
         size = os.path.getsize(path) / 2**20
     after = _peak_rss_mib()
     results["stream"] = {
@@ -84,16 +83,6 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
-
-
-def _timed(run) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    run()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def _peak_rss_mib() -> float:

@@ -32,18 +32,20 @@ def long_texts(sentences: list[str], count: int, per_text: int = 8) -> list[str]
     return [" ".join(sentences[i * per_text : (i + 1) * per_text]) for i in range(count)]
 
 
+def timed(run: Callable[[], object]) -> float:
+    """Seconds one run of ``run`` takes, GPU work included."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    run()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def best_time(run: Callable[[], object], repeats: int) -> float:
     """The fastest of ``repeats`` timed runs (after the caller's warm-up), in seconds."""
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        run()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(timed(run) for _ in range(repeats))
 
 
 def machine() -> str:
