@@ -2,11 +2,13 @@
 
     python benchmarks/bench_index.py                      # 100k random vectors + real STS-B/CLINC150 embeddings
     python benchmarks/bench_index.py --sizes 100000 1000000   # add 1M (a machine with RAM and time to spare)
+    python benchmarks/bench_index.py --sizes --backends flat --nprobe-sweep   # how IVF's nprobe trades recall for speed
 
 For each backend: build time, memory per vector (serialized index), batch-search QPS (1,000
 queries, k=10) and recall@10 against exact search, for raw FAISS and for sentsim's backend, and
 sentsim's overhead on batch search. On the real embeddings, also the whole DocumentIndex path
-(hits with text and metadata from SQLite).
+(hits with text and metadata from SQLite). ``--nprobe-sweep`` adds recall@10 and QPS of IVF on
+the real embeddings for nprobe from 1 to nlist/4: the evidence behind the IVF default.
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ K, QUERIES = 10, 1000
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000])
     parser.add_argument("--backends", nargs="+", default=["flat", "ivf", "hnsw", "ivfpq"])
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--real-limit", type=int, default=None, help="use at most this many real sentences")
     parser.add_argument("--no-real", action="store_true", help="random vectors only (no real embeddings)")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--nprobe-sweep", action="store_true", help="IVF recall and QPS by nprobe on the real embeddings"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     print(
@@ -77,7 +82,42 @@ def _real(args: argparse.Namespace) -> list[dict]:
         f"# real: {len(sentences)} distinct STS-B + CLINC150 train sentences, {len(held_out)} CLINC150 test queries, encoded in {time.perf_counter() - start:.0f} s"
     )
     rows = _compare(f"real {len(sentences) // 1000}k", corpus, queries, args.backends)
+    if args.nprobe_sweep:
+        rows += _nprobe_sweep(f"real {len(sentences) // 1000}k", corpus, queries)
     return rows + [_document_index(encoder, sentences, corpus, queries)]
+
+
+def _nprobe_sweep(name: str, vectors: np.ndarray, queries: np.ndarray) -> list[dict]:
+    """Recall@10 and QPS of sentsim's IVF backend at nprobe = 1, 2, 4, ... nlist/4 (and its default)."""
+    n, dim = vectors.shape
+    exact = faiss.IndexFlatIP(dim)
+    exact.add(_normalized(vectors))
+    _, truth = exact.search(_normalized(queries), K)
+    backend = VectorBackend(resolve_factory("ivf", dim, n), dim, "cosine")
+    backend.add(vectors, np.arange(n))
+    ivf = faiss.try_extract_index_ivf(backend.inner)
+    default = ivf.nprobe
+    probes = sorted({p for p in (2**i for i in range(16)) if p <= ivf.nlist // 4} | {default})
+    print(f"# nprobe sweep, {name}, {backend.factory} (default nprobe {default})")
+    rows = []
+    for nprobe in probes:
+        ivf.nprobe = nprobe
+        qps, ids = _qps(lambda: backend.search(queries, K)[1])
+        rows.append(
+            {
+                "data": name,
+                "backend": "ivf nprobe",
+                "factory": backend.factory,
+                "nprobe": nprobe,
+                "nprobe_share": nprobe / ivf.nlist,
+                "qps": qps,
+                "recall@10": _recall(truth, ids),
+            }
+        )
+        print(
+            f"  nprobe {nprobe:>5} ({nprobe / ivf.nlist:6.1%} of lists)  recall@10 {rows[-1]['recall@10']:.3f}  {qps:>9.0f} QPS"
+        )
+    return rows
 
 
 def _compare(name: str, vectors: np.ndarray, queries: np.ndarray, backends: list[str]) -> list[dict]:

@@ -114,6 +114,20 @@ def test_filtered_hnsw_still_finds_k(encoder, tmp_path):
     assert len(hits) == 3 and all(h.metadata["topic"] == "music" for h in hits)
 
 
+def test_ivf_misses_are_filled_by_exact_search(encoder, tmp_path):
+    index = DocumentIndex.create(tmp_path / "ivf", encoder, backend="IVF4,Flat")
+    index.add(TEXTS, ids=IDS, metadata=META)
+    faiss_ivf = __import__("faiss").try_extract_index_ivf(index.backend.inner)
+    faiss_ivf.nprobe = 1  # one list of four: most filtered searches miss matching vectors
+    query, allowed = "the cat sleeps", [i for i, m in enumerate(META) if m["even"]]
+    hits = index.search(query, k=len(allowed), filter={"even": True})
+    scores = similarity(encoder.encode([query]), encoder.encode([TEXTS[i] for i in allowed]))[0]
+    expected = [IDS[allowed[i]] for i in np.argsort(-scores, kind="stable")]
+    assert [h.id for h in hits] == expected
+    np.testing.assert_allclose([h.score for h in hits], np.sort(scores)[::-1], atol=1e-5)
+    index.close()
+
+
 def test_bad_filters(index):
     with pytest.raises(
         ValueError, match=r"unknown metadata key 'colour' in filter; known keys: \['even', 'n', 'topic'\]"

@@ -129,6 +129,24 @@ class VectorBackend:
             ids, scores = np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
         return _pad(scores[:, :k], k, -np.inf), _pad(ids[:, :k], k, -1)
 
+    def live(self, ids: np.ndarray) -> np.ndarray:
+        """``ids`` without tombstones."""
+        return np.setdiff1d(ids, np.fromiter(self.tombstones, dtype=np.int64)) if self.tombstones else ids
+
+    def search_exact(
+        self, queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k ``(similarities, ids)`` of ``queries`` among ``vectors`` (whose ids are ``ids``), on CPU.
+
+        The fallback for what an approximate index missed; scores are on the same scale as
+        :meth:`search` and missing slots are -inf / -1.
+        """
+        scores, rows = exact_search(
+            self.prepare(queries), self.prepare(vectors), k, metric=self._exact_metric, device="cpu"
+        )
+        found = np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
+        return _pad(scores, k, -np.inf), _pad(found, k, -1)
+
     def prepare(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if not np.isfinite(vectors).all():
@@ -192,9 +210,7 @@ class VectorBackend:
     def _selector(self, allowed: np.ndarray | None) -> faiss.IDSelector | None:
         if allowed is None:
             return None
-        if self.tombstones:
-            allowed = np.setdiff1d(allowed, np.fromiter(self.tombstones, dtype=np.int64))
-        return faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        return faiss.IDSelectorBatch(np.ascontiguousarray(self.live(allowed), dtype=np.int64))
 
     def _search_parameters(self, selector: faiss.IDSelector | None):
         if selector is None:
@@ -225,11 +241,15 @@ class VectorBackend:
         vectors = faiss.rev_swig_ptr(self.inner.get_xb(), self.inner.ntotal * self.dim).reshape(
             self.inner.ntotal, self.dim
         )
-        metric = {"cosine": "dot", "dot": "dot", "euclidean": "euclidean"}[self.metric]
-        scores, rows = exact_search(queries, vectors, k, metric=metric, device="cuda")
+        scores, rows = exact_search(queries, vectors, k, metric=self._exact_metric, device="cuda")
         ids = faiss.vector_to_array(self.index.id_map)[np.maximum(rows, 0)]
         ids = np.where(rows < 0, -1, ids)
         return (scores**2 if self.metric == "euclidean" else scores), ids
+
+    @property
+    def _exact_metric(self) -> str:
+        """The :func:`exact_search` metric on prepared (cosine: normalized) vectors."""
+        return {"cosine": "dot", "dot": "dot", "euclidean": "euclidean"}[self.metric]
 
 
 def _pad(values: np.ndarray, k: int, fill: float) -> np.ndarray:

@@ -338,23 +338,8 @@ class DocumentIndex:
         return results
 
     def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        vector_ids = allowed if allowed is not None else self.store.all_vectors()[0]
-        vector_ids = (
-            np.setdiff1d(vector_ids, np.fromiter(self.backend.tombstones, dtype=np.int64))
-            if self.backend.tombstones
-            else vector_ids
-        )
-        corpus = self.backend.prepare(self.store.vectors_of(vector_ids))
-        metric = {"cosine": "dot", "dot": "dot", "euclidean": "euclidean"}[self.manifest["metric"]]
-        from sentsim.exact_search import exact_search
-
-        scores, rows = exact_search(self.backend.prepare(queries), corpus, k, metric=metric, device="cpu")
-        ids = np.where(rows >= 0, vector_ids[np.maximum(rows, 0)], -1)
-        width = scores.shape[1]
-        if width < k:
-            scores = np.pad(scores, ((0, 0), (0, k - width)), constant_values=-np.inf)
-            ids = np.pad(ids, ((0, 0), (0, k - width)), constant_values=-1)
-        return scores, ids
+        vector_ids = self.backend.live(allowed if allowed is not None else self.store.all_vectors()[0])
+        return self.backend.search_exact(queries, self.store.vectors_of(vector_ids), vector_ids, k)
 
     @contextmanager
     def _restored_on_error(self) -> Iterator[None]:
