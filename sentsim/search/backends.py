@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("auto", "flat", "ivf", "hnsw", "ivfpq")
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
 GPU_MAX_K = 2048
+# IVF probes nlist/16 lists (at least 16): recall@10 0.99 on real MiniLM embeddings of 30k
+# sentences at a quarter of nlist/4's cost (bench_index.py --nprobe-sweep; README "Measured").
+IVF_MIN_NPROBE, IVF_NPROBE_DIVISOR = 16, 16
 
 
 def resolve_factory(backend: str, dim: int, n: int) -> str:
@@ -190,7 +193,7 @@ class VectorBackend:
             inner.hnsw.efSearch = max(inner.hnsw.efSearch, HNSW_EF_SEARCH)
         ivf = faiss.try_extract_index_ivf(inner)
         if ivf is not None:
-            ivf.nprobe = max(ivf.nprobe, min(ivf.nlist, max(16, ivf.nlist // 4)))
+            ivf.nprobe = max(ivf.nprobe, min(ivf.nlist, max(IVF_MIN_NPROBE, ivf.nlist // IVF_NPROBE_DIVISOR)))
 
     def _train(self, vectors: np.ndarray) -> None:
         ivf = faiss.try_extract_index_ivf(self.inner)
