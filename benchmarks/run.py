@@ -42,7 +42,7 @@ PARTS = {
     "index": (
         "bench_index.py",
         ["--sizes", "20000", "--real-limit", "5000", "--backends", "flat", "ivf", "hnsw"],  # IVF-PQ training: minutes
-        ["--sizes", "100000", "1000000"],
+        ["--sizes", "100000", "1000000", "--nprobe-sweep"],
     ),
 }
 
@@ -212,9 +212,13 @@ def _index(data: dict, folder: Path) -> list[str]:
         "| data | backend | build s | bytes/vector | QPS | recall@10 | raw build s | raw QPS | raw recall@10 | overhead |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    points = {}
+    points, sweep = {}, []
     for r in data["rows"]:
-        if "factory" in r:
+        if "nprobe" in r:
+            sweep.append(
+                f"| {r['data']} | {r['factory']} | {r['nprobe']} ({r['nprobe_share']:.1%}) | {r['recall@10']:.3f} | {r['qps']:.0f} |"
+            )
+        elif "factory" in r:
             rows.append(
                 f"| {r['data']} | {r['factory']} | {r['build_s']:.1f} | {r['bytes_per_vector']:.0f} | {r['qps']:.0f} | {r['recall@10']:.3f} | {r['raw_build_s']:.1f} | {r['raw_qps']:.0f} | {r['raw_recall@10']:.3f} | {r['overhead']:.1%} |"
             )
@@ -223,6 +227,15 @@ def _index(data: dict, folder: Path) -> list[str]:
             rows.append(
                 f"| {r['data']} | {r['backend']} (hits with text and metadata) | | | {r['qps']:.0f} | | | {r['raw_qps']:.0f} | | {r['overhead']:.1%} |"
             )
+    if sweep:
+        rows += [
+            "",
+            "IVF recall and speed by nprobe (sentsim's default: max(16, nlist/16)):",
+            "",
+            "| data | index | nprobe (share of lists) | recall@10 | QPS |",
+            "|---|---|---|---|---|",
+            *sweep,
+        ]
     _scatter_plot(folder / "index.png", points)
     return rows + ["", "![index](index.png)"]
 
