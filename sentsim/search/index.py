@@ -319,19 +319,18 @@ class DocumentIndex:
 
     # --------------------------------------------------------------- internals
     def _hits(self, scores: np.ndarray, ids: np.ndarray, k: int, by: str) -> list[list[Hit]]:
-        """Hits of each query row, with the chunks and documents of all rows read in two queries."""
-        chunks = self.store.chunks(np.unique(ids[ids >= 0]))
-        documents = self.store.documents(chunk.doc_id for chunk in chunks.values())
+        """Hits of each query row, with the chunks and documents of all rows read in one query."""
+        matches = self.store.matches(np.unique(ids[ids >= 0]))
         results = []
         for row_scores, row_ids in zip(scores, ids, strict=True):
             hits, seen = [], set()
             for score, vector_id in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
-                chunk = chunks.get(vector_id)
-                if chunk is None or (by == "document" and chunk.doc_id in seen):
+                match = matches.get(vector_id)
+                if match is None or (by == "document" and match[0] in seen):
                     continue  # -1 (no hit) or a chunk deleted since
-                seen.add(chunk.doc_id)
-                text, meta = documents[chunk.doc_id]
-                hits.append(Hit(chunk.doc_id, score, text[chunk.start : chunk.end], meta, chunk.start, chunk.end))
+                doc_id, start, end, text, meta = match
+                seen.add(doc_id)
+                hits.append(Hit(doc_id, score, text[start:end], meta, start, end))
                 if len(hits) == k:
                     break
             results.append(hits)

@@ -104,10 +104,21 @@ class DocumentStore:
     def has_documents(self, doc_ids: list[str]) -> set[str]:
         return {row[0] for row in self._rows_in("SELECT doc_id FROM documents WHERE doc_id IN ({})", doc_ids)}
 
-    def documents(self, doc_ids: Iterable[str]) -> dict[str, tuple[str, dict]]:
-        """``doc_id -> (text, metadata)`` for the given ids, in one pass."""
-        query = "SELECT doc_id, text, metadata FROM documents WHERE doc_id IN ({})"
-        return {row[0]: (row[1], json.loads(row[2])) for row in self._rows_in(query, list(dict.fromkeys(doc_ids)))}
+    def matches(self, vector_ids: np.ndarray) -> dict[int, tuple[str, int, int, str, dict]]:
+        """``vector_id -> (doc_id, start, end, document text, metadata)`` of live chunks, in one query.
+
+        Metadata is parsed once per document (hits of one document share the dict).
+        """
+        rows = self.db.execute(
+            "SELECT c.vector_id, c.doc_id, c.start, c.end, d.text, d.metadata FROM json_each(?) j "
+            "JOIN chunks c ON c.vector_id = j.value JOIN documents d ON d.doc_id = c.doc_id",
+            (json.dumps([int(i) for i in vector_ids]),),
+        ).fetchall()
+        metadata: dict[str, dict] = {}
+        for row in rows:
+            if row[1] not in metadata:
+                metadata[row[1]] = json.loads(row[5])
+        return {row[0]: (row[1], row[2], row[3], row[4], metadata[row[1]]) for row in rows}
 
     def cached_vectors(self, hashes: list[str]) -> dict[str, np.ndarray]:
         query = "SELECT hash, vector FROM vectors WHERE hash IN ({})"
