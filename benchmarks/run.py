@@ -188,7 +188,14 @@ def _few_shot(data: dict, folder: Path) -> list[str]:
         "|---|---|---|",
         f"| frozen prototypes | {data['frozen']['accuracy']:.2f} | 86.0 |",
         f"| fine-tuned ({data['args']['rounds']} rounds, batch {data['args']['batch_size']}, lr {data['args']['lr']}; {data['seconds']:.0f} s) | {data['fine_tuned']['accuracy']:.2f} | 90.2 (target 91) |",
-    ]
+    ] + (
+        [
+            f"| frozen, logistic head | {data['frozen_logistic']['accuracy']:.2f} | |",
+            f"| fine-tuned, logistic head | {data['fine_tuned_logistic']['accuracy']:.2f} | target 91 |",
+        ]
+        if "fine_tuned_logistic" in data
+        else []
+    )
 
 
 def _distill(data: dict, folder: Path) -> list[str]:

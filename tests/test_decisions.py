@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sentsim.decisions import FewShotClassifier, IsotonicCalibration, PairClassifier, PlattScaling
+from sentsim.decisions.logistic import LogisticHead
 
 from .fake_encoder import FakeEncoder
 
@@ -113,6 +114,31 @@ def test_knn_uses_the_nearest_examples_of_each_class():
     np.testing.assert_allclose(scores[0], expected, atol=1e-6)
 
 
+def test_logistic_head_matches_scikit_learn():
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(60, 8))
+    targets = np.repeat(np.arange(6), 10)
+    head = LogisticHead.fit(embeddings, targets, 6, c=10.0)
+    reference = linear_model.LogisticRegression(C=10.0, tol=1e-10, max_iter=10_000).fit(embeddings, targets)
+    queries = rng.normal(size=(20, 8))
+    np.testing.assert_allclose(head.probabilities(queries), reference.predict_proba(queries), atol=1e-3)
+
+
+def test_logistic_strategy_refits_when_the_support_set_changes():
+    classifier = FewShotClassifier(circle_encoder(), strategy="logistic").add_examples(*SUPPORT)
+    texts = [f"t{i}" for i in range(36)]
+    probabilities = classifier.predict_proba(texts)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(probabilities, classifier.scores(texts))
+    assert classifier.predict(["t1", "t9", "t19"]) == ["east", "north", "west"]
+    classifier.add_examples(["t27", "t28"], ["south", "south"])  # a new class: the head is refitted
+    assert classifier.classes[-1] == "south" and classifier.predict_proba(["t27"]).shape == (1, 4)
+    assert classifier.predict(["t27"]) == ["south"]
+    classifier.remove_class("south")
+    assert classifier.predict_proba(["t27"]).shape == (1, 3)
+
+
 def test_predict_proba_sums_to_one_and_agrees_with_predict():
     classifier = FewShotClassifier(circle_encoder()).add_examples(*SUPPORT)
     texts = [f"t{i}" for i in range(36)]
@@ -166,6 +192,8 @@ def test_few_shot_save_and_load(tmp_path):
     encoder = circle_encoder()
     classifier = FewShotClassifier(encoder, strategy="knn", k=2, threshold=0.5).add_examples(*SUPPORT)
     classifier.save(tmp_path / "clf")
+    FewShotClassifier(encoder, strategy="logistic", logistic_c=5.0).add_examples(*SUPPORT).save(tmp_path / "lr")
+    assert FewShotClassifier.load(tmp_path / "lr", encoder).logistic_c == 5.0
     calls = encoder.calls
     loaded = FewShotClassifier.load(tmp_path / "clf", encoder)
     assert encoder.calls == calls  # the stored embeddings are reused, not re-encoded

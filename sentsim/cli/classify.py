@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--input", required=True, help="texts to label: one a line, .jsonl with a 'text' field, or - for stdin"
     )
-    parser.add_argument("--strategy", choices=["prototype", "knn"], default="prototype")
+    parser.add_argument("--strategy", choices=["prototype", "knn", "logistic"], default="prototype")
     parser.add_argument("--k", type=int, default=3, help="neighbours per class for knn")
     parser.add_argument("--threshold", type=float, help="answer 'none' when the best score is below this")
     parser.add_argument("--data-dir", default=None, help="local folder of named sets such as clinc150:train")

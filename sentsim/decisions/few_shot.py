@@ -17,10 +17,11 @@ import torch
 from sentsim._version import __version__
 from sentsim.atomic import atomic_folder
 from sentsim.data.columns import class_column
+from sentsim.decisions.logistic import LogisticHead
 from sentsim.inputs import validate_texts
 from sentsim.weights import load_safetensors, save_safetensors
 
-STRATEGIES = ("prototype", "knn")
+STRATEGIES = ("prototype", "knn", "logistic")
 THRESHOLD_OBJECTIVES = ("balanced", "accuracy")
 CONFIG_NAME, EMBEDDINGS_NAME = "few_shot.json", "support.safetensors"
 
@@ -33,8 +34,11 @@ class FewShotClassifier:
     Args:
         encoder: a ``SentenceEncoder`` (embeddings are L2-normalized here; similarity is cosine).
         strategy: ``"prototype"``: cosine to each class's mean embedding; ``"knn"``: the mean
-            cosine of the ``k`` most similar examples of each class.
+            cosine of the ``k`` most similar examples of each class; ``"logistic"``: the class
+            probabilities of a logistic-regression head fitted on the support embeddings (refitted,
+            in about a second, whenever the support set changes; the encoder is untouched).
         k: neighbours per class for ``knn``.
+        logistic_c: inverse L2 regularization strength of the ``logistic`` head (scikit-learn's ``C``).
         threshold: below this best score the answer is ``unknown_label`` ("none of these");
             ``None`` always answers a class. :meth:`fit_threshold` tunes it.
         unknown_label: the "none of these" answer.
@@ -51,20 +55,22 @@ class FewShotClassifier:
         threshold: float | None = None,
         unknown_label: Label = "none",
         temperature: float = 0.05,
+        logistic_c: float = 100.0,
         batch_size: int = 64,
         show_progress: bool | None = None,
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
-        if k < 1 or temperature <= 0:
-            raise ValueError(f"k must be >= 1 and temperature > 0, got k={k}, temperature={temperature}")
+        if k < 1 or temperature <= 0 or logistic_c <= 0:
+            raise ValueError(f"need k >= 1, temperature > 0 and logistic_c > 0, got {k}, {temperature}, {logistic_c}")
         self.encoder = encoder
         self.strategy, self.k, self.threshold = strategy, k, threshold
-        self.unknown_label, self.temperature = unknown_label, temperature
+        self.unknown_label, self.temperature, self.logistic_c = unknown_label, temperature, logistic_c
         self.batch_size, self.show_progress = batch_size, show_progress
         self._texts: list[str] = []
         self._labels: list[Label] = []
         self._embeddings = np.zeros((0, encoder.dim), dtype=np.float32)
+        self._head: LogisticHead | None = None  # fitted on first use after the support set changes
 
     @property
     def classes(self) -> list[Label]:
@@ -92,6 +98,7 @@ class FewShotClassifier:
         self._texts += texts
         self._labels += labels
         self._embeddings = np.concatenate([self._embeddings, embeddings])
+        self._head = None
         return self
 
     def remove_class(self, label: Label) -> None:
@@ -102,6 +109,7 @@ class FewShotClassifier:
         self._texts = [self._texts[i] for i in keep]
         self._labels = [self._labels[i] for i in keep]
         self._embeddings = self._embeddings[keep]
+        self._head = None
 
     def fine_tune(
         self, *, rounds: int = 10, config=None, temperature: float = 0.05, symmetric: bool = False, seed: int = 0
@@ -117,12 +125,16 @@ class FewShotClassifier:
     def refresh(self) -> None:
         """Re-embed the support set with the (fine-tuned) encoder."""
         self._embeddings = self._encode(self._texts) if self._texts else self._embeddings
+        self._head = None
 
     def scores(self, texts: Sequence[str] | np.ndarray) -> np.ndarray:
-        """Cosine score of each text (or embedding row) for each class: ``(n, len(classes))``."""
+        """Score of each text (or embedding row) for each class, ``(n, len(classes))``: cosine
+        (``prototype``, ``knn``) or probability (``logistic``)."""
         if not self._labels:
             raise RuntimeError("the support set is empty: add_examples() first")
         queries = self._queries(texts)
+        if self.strategy == "logistic":
+            return self._logistic_head().probabilities(queries)
         similarities = torch.from_numpy(queries @ self._embeddings.T)  # (n, support)
         labels = np.asarray(self._labels, dtype=object)
         columns = []
@@ -137,7 +149,10 @@ class FewShotClassifier:
         return torch.stack(columns, dim=1).numpy()
 
     def predict_proba(self, texts: Sequence[str] | np.ndarray) -> np.ndarray:
-        """Softmax over classes of ``scores / temperature``: ``(n, len(classes))``, rows sum to 1."""
+        """Class probabilities, ``(n, len(classes))``, rows sum to 1: the head's (``logistic``) or a
+        softmax over classes of ``scores / temperature``."""
+        if self.strategy == "logistic":
+            return self.scores(texts)
         return torch.softmax(torch.from_numpy(self.scores(texts)) / self.temperature, dim=1).numpy()
 
     def predict(self, texts: Sequence[str] | np.ndarray) -> list[Label]:
@@ -190,6 +205,7 @@ class FewShotClassifier:
             "threshold": self.threshold,
             "unknown_label": self.unknown_label,
             "temperature": self.temperature,
+            "logistic_c": self.logistic_c,
             "texts": self._texts,
             "labels": self._labels,
         }
@@ -209,6 +225,7 @@ class FewShotClassifier:
             threshold=config["threshold"],
             unknown_label=config["unknown_label"],
             temperature=config["temperature"],
+            logistic_c=config.get("logistic_c", 100.0),
         )
         embeddings = load_safetensors(folder / EMBEDDINGS_NAME)["embeddings"].numpy()
         if embeddings.shape[1] != encoder.dim:
@@ -216,6 +233,15 @@ class FewShotClassifier:
         if config["texts"]:
             classifier.add_examples(config["texts"], config["labels"], embeddings=embeddings)
         return classifier
+
+    def _logistic_head(self) -> LogisticHead:
+        if self._head is None:
+            if len(self.classes) < 2:
+                raise ValueError("the logistic strategy needs a support set with at least 2 classes")
+            index = {label: i for i, label in enumerate(self.classes)}
+            targets = np.array([index[label] for label in self._labels])
+            self._head = LogisticHead.fit(self._embeddings, targets, len(index), c=self.logistic_c)
+        return self._head
 
     def _queries(self, texts: Sequence[str] | np.ndarray) -> np.ndarray:
         if isinstance(texts, np.ndarray) and texts.dtype.kind == "f":
