@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from sentsim.encoding import (
     autocast_dtype,
     prefetched,
     run_chunks,
+    run_on_devices,
     tokenized_chunks,
     tokenizer_workers,
 )
@@ -31,6 +33,9 @@ from sentsim.similarity import ArrayLike, Metric, similarity
 from sentsim.towers import Tower
 
 logger = logging.getLogger(__name__)
+
+MULTI_GPU_TEXTS = 65536  # from this many texts, encode runs on every visible GPU by default
+_CACHES = ("_replicas", "_onnx", "_compiled")  # per-encoder caches a replica does not share
 
 
 class SentenceEncoder(nn.Module):
@@ -146,7 +151,7 @@ class SentenceEncoder(nn.Module):
         batch_size: int = 32,
         max_tokens: int | None = None,
         normalize: bool | None = None,
-        device: str | torch.device | None = None,
+        device: str | torch.device | Sequence[str | torch.device] | None = None,
         dtype: str | None = None,
         compile: bool = False,
         output: str | Path | None = None,
@@ -169,7 +174,11 @@ class SentenceEncoder(nn.Module):
                 short texts then go in large batches and long ones in small. On the packed
                 path, the token budget of a batch (default 65536); ``batch_size`` is unused.
             normalize: L2-normalize; ``None`` uses the model's own setting.
-            device: where to run (the model moves there); ``None`` keeps the model's device.
+            device: where to run (the model moves there); ``None`` keeps the model's device, or,
+                for 65,536+ texts with the model on a GPU and several GPUs visible, uses them
+                all. A list (``["cuda:0", "cuda:1"]``) splits the texts over those devices: the
+                model moves to the first, a replica (kept, refreshed with the current weights
+                each call) runs on each other one, and chunks go to whichever device is free.
             dtype: ``"fp32"``, ``"bf16"`` or ``"fp16"`` autocast; ``None``: bf16 on a CUDA GPU
                 that supports it, fp32 elsewhere. bf16 embeddings differ from fp32 by a cosine
                 of about 1e-4; output is always float32.
@@ -197,24 +206,23 @@ class SentenceEncoder(nn.Module):
                 "output= streams a list of texts to a .npy file; it does not combine with one string or as_tensor"
             )
         normalize = self.normalize if normalize is None else normalize
+        devices = self._devices(device, len(items))
         if device is not None:
-            self.to(device)
-        device = self.device
+            self.to(devices[0])
+        device = devices[0]
         autocast = autocast_dtype(dtype, device)
         if show_progress is None:
             show_progress = len(items) > 10 * batch_size
         packed = self._use_packing(packed, device, autocast)
-        if runtime == "onnx":
-            forward = self._onnx_forward(device, autocast, packed, compile)
-        elif runtime == "torch":
-            forward = self._compiled_forward(packed) if compile else None
-        else:
+        if runtime not in ("torch", "onnx"):
             raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}")
-
-        def embed(batch: Batch) -> Tensor:
-            if isinstance(batch, PackedBatch):
-                return self._embed_packed(batch, normalize, forward)
-            return self._embed(batch.input_ids, batch.attention_mask, normalize, forward)
+        if runtime == "onnx" and len(devices) > 1:
+            raise ValueError("runtime='onnx' runs on one CPU device, not on several")
+        encoders = [self] + [self._replica(other) for other in devices[1:]]
+        embedders = [
+            encoder._embedder(normalize, packed, compile, runtime, on, autocast)
+            for encoder, on in zip(encoders, devices, strict=True)
+        ]
 
         if output is not None:
             target = _open_npy(Path(output), len(items), self.dim)
@@ -226,18 +234,31 @@ class SentenceEncoder(nn.Module):
             collected = torch.empty((len(items), self.dim), dtype=torch.float32, device=device)
 
             def write(start: int, block: Tensor) -> None:
-                collected[start : start + len(block)] = block
+                collected[start : start + len(block)] = block.to(device)
 
         was_training = self.training
-        self.eval()
+        for encoder in encoders:
+            encoder.eval()
         try:
             on_gpu = device.type == "cuda"
             workers = tokenizer_workers(len(items)) if on_gpu else 0  # on CPU, the cores are the model's
-            chunks = tokenized_chunks(
-                items, self.tower.tokenizer, batch_size, max_tokens, packed=packed, pin_memory=on_gpu, workers=workers
+            chunks = prefetched(
+                tokenized_chunks(
+                    items,
+                    self.tower.tokenizer,
+                    batch_size,
+                    max_tokens,
+                    packed=packed,
+                    pin_memory=on_gpu,
+                    workers=workers,
+                ),
+                depth=2 * len(devices),
             )
             with tqdm(total=len(items), desc="encode", unit="text", disable=not show_progress) as bar:
-                truncated = run_chunks(prefetched(chunks), embed, device, self.dim, write, bar.update, autocast)
+                if len(devices) == 1:
+                    truncated = run_chunks(chunks, embedders[0], device, self.dim, write, bar.update, autocast)
+                else:
+                    truncated = run_on_devices(chunks, embedders, devices, self.dim, write, bar.update, autocast)
         finally:
             self.train(was_training)
         if truncated:
@@ -252,6 +273,60 @@ class SentenceEncoder(nn.Module):
             return np.load(output, mmap_mode="r")
         result = collected if as_tensor else collected.cpu().numpy()
         return result[0] if single else result
+
+    def _embedder(
+        self,
+        normalize: bool,
+        packed: bool,
+        compile: bool,
+        runtime: str,
+        device: torch.device,
+        autocast: torch.dtype | None,
+    ) -> Callable[[Batch], Tensor]:
+        """The function from a batch (on ``device``) to its embeddings, for this encoder's settings."""
+        if runtime == "onnx":
+            forward = self._onnx_forward(device, autocast, packed, compile)
+        else:
+            forward = self._compiled_forward(packed) if compile else None
+
+        def embed(batch: Batch) -> Tensor:
+            if isinstance(batch, PackedBatch):
+                return self._embed_packed(batch, normalize, forward)
+            return self._embed(batch.input_ids, batch.attention_mask, normalize, forward)
+
+        return embed
+
+    def _devices(self, device: str | torch.device | Sequence | None, count: int) -> list[torch.device]:
+        """Where to encode: one device, several (a list), or, by default, every visible GPU for
+        a large corpus (at least ``MULTI_GPU_TEXTS`` texts) when the model is on a GPU."""
+        if isinstance(device, (list, tuple)):
+            if not device:
+                raise ValueError("device=[] names no device")
+            devices = [torch.device(one) for one in device]
+            if len({one.type for one in devices}) > 1:
+                raise ValueError(f"devices must be of one type, got {[str(one) for one in devices]}")
+            return devices
+        if device is not None:
+            return [torch.device(device)]
+        main = self.device
+        if main.type == "cuda" and torch.cuda.device_count() > 1 and count >= MULTI_GPU_TEXTS:
+            others = [torch.device("cuda", i) for i in range(torch.cuda.device_count()) if i != main.index]
+            return [main, *others]
+        return [main]
+
+    def _replica(self, device: torch.device) -> SentenceEncoder:
+        """A copy of this encoder on ``device`` (kept for later calls) holding the current weights."""
+        replicas = self.__dict__.setdefault("_replicas", {})
+        replica = replicas.get(str(device))
+        if replica is None:
+            caches = {id(value): None for key, value in self.__dict__.items() if key in _CACHES}
+            replica = copy.deepcopy(self, memo=caches)
+            for key in _CACHES:
+                replica.__dict__.pop(key, None)
+            replicas[str(device)] = replica.to(device)
+        else:
+            replica.load_state_dict(self.state_dict())
+        return replica
 
     def _use_packing(self, packed: bool | None, device: torch.device, autocast: torch.dtype | None) -> bool:
         supported = bool(getattr(self.tower, "supports_packing", False))

@@ -24,8 +24,9 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -286,3 +287,41 @@ def run_chunks(
         write(chunk.start, out)
         truncated += chunk.truncated
     return truncated
+
+
+def run_on_devices(
+    chunks: Iterable[Chunk],
+    embeds: list[Callable[[Batch], Tensor]],
+    devices: list[torch.device],
+    dim: int,
+    write: Callable[[int, Tensor], None],
+    progress: Callable[[int], None],
+    dtype: torch.dtype | None,
+) -> int:
+    """:func:`run_chunks` on several devices at once: one thread per device (each with its own
+    model replica in ``embeds``) takes the next chunk whenever it is free."""
+    source, lock, failed = iter(chunks), threading.Lock(), threading.Event()
+
+    def next_chunks() -> Iterator[Chunk]:
+        while not failed.is_set():
+            with lock:
+                chunk = next(source, None)
+            if chunk is None:
+                return
+            yield chunk
+
+    def locked_progress(count: int) -> None:
+        with lock:
+            progress(count)
+
+    def run(embed: Callable[[Batch], Tensor], device: torch.device) -> int:
+        try:
+            with torch.inference_mode(), torch.cuda.device(device) if device.type == "cuda" else nullcontext():
+                return run_chunks(next_chunks(), embed, device, dim, write, locked_progress, dtype)
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(len(devices), thread_name_prefix="sentsim-device") as pool:
+        futures = [pool.submit(run, embed, device) for embed, device in zip(embeds, devices, strict=True)]
+        return sum(future.result() for future in futures)

@@ -1,5 +1,7 @@
 """The encode pipeline: token budgets, streaming to disk, dtypes, the background tokenizer."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -72,3 +74,45 @@ def test_pad_is_vectorized_and_exact(tiny_encoder):
 def test_compiled_tower_gives_the_same_embeddings(tiny_encoder):
     reference = tiny_encoder.encode(TEXTS)
     np.testing.assert_allclose(tiny_encoder.encode(TEXTS, compile=True), reference, atol=1e-4)
+
+
+def test_several_devices_split_the_chunks_and_keep_the_order(tiny_encoder, tmp_path, monkeypatch):
+    import sentsim.encoding
+
+    monkeypatch.setattr(sentsim.encoding, "CHUNK", 5)  # 11 chunks for two devices
+    used = []
+    run_chunks = sentsim.encoding.run_chunks
+
+    def spy(chunks, embed, device, *args):
+        return run_chunks(((used.append(embed), chunk)[1] for chunk in chunks), embed, device, *args)
+
+    monkeypatch.setattr(sentsim.encoding, "run_chunks", spy)
+    reference = tiny_encoder.encode(TEXTS, batch_size=4)
+    used.clear()
+    both = tiny_encoder.encode(TEXTS, batch_size=4, device=["cpu", "cpu"])
+    np.testing.assert_allclose(both, reference, atol=1e-6)
+    assert len(used) == 11 and len(set(used)) == 2  # every chunk once, and both replicas worked
+    streamed = tiny_encoder.encode(TEXTS, batch_size=4, device=["cpu", "cpu"], output=tmp_path / "out.npy")
+    np.testing.assert_allclose(streamed, reference, atol=1e-6)
+
+    encoder = copy.deepcopy(tiny_encoder)  # the towers are shared by other tests
+    encoder.encode(TEXTS, device=["cpu", "cpu"])
+    with torch.no_grad():  # the kept replica follows the encoder's new weights
+        for parameter in encoder.parameters():
+            parameter.add_(0.2 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(0)))
+    changed = encoder.encode(TEXTS)
+    assert not np.allclose(changed, reference, atol=1e-3)
+    np.testing.assert_allclose(encoder.encode(TEXTS, device=["cpu", "cpu"]), changed, atol=1e-6)
+    with pytest.raises(ValueError, match="names no device"):
+        tiny_encoder.encode(TEXTS, device=[])
+    with pytest.raises(ValueError, match="devices must be of one type"):
+        tiny_encoder.encode(TEXTS, device=["cpu", "meta"])
+    with pytest.raises(ValueError, match="runtime='onnx' runs on one CPU device"):
+        tiny_encoder.encode(TEXTS, device=["cpu", "cpu"], runtime="onnx")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_every_visible_gpu(tiny_encoder):
+    gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    reference = tiny_encoder.encode(TEXTS * 50, device="cuda:0", dtype="fp32")
+    np.testing.assert_allclose(tiny_encoder.encode(TEXTS * 50, device=gpus, dtype="fp32"), reference, atol=1e-5)
