@@ -56,6 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = HERE / "results" / (args.machine or _machine_name(args.quick))
     folder.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
     for part in [] if args.render else args.only or list(PARTS):
         script, quick, full = PARTS[part]
         command = [
@@ -71,7 +72,7 @@ def main() -> None:
         print(f"## {part} took {time.perf_counter() - start:.0f} s", flush=True)
     report = render(folder)
     (folder / "README.md").write_text(report, encoding="utf-8")
-    print(f"wrote {folder / 'README.md'}")
+    print(f"wrote {folder / 'README.md'} ({time.perf_counter() - began:.0f} s in all)")
 
 
 def render(folder: Path) -> str:
