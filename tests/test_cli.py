@@ -175,6 +175,10 @@ def test_eval_and_run_classify(model_dir, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == ["weather", "animal"]
     assert float(lines[0].split("\t")[1]) == pytest.approx(1.0, abs=1e-5)
+    main(["classify", "--model", str(model_dir), "--support", support, "--input", texts, "--strategy", "logistic"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["weather", "animal"]
+    assert all(0.5 < float(line.split("\t")[1]) <= 1.0 for line in lines)  # the head's probability
 
 
 def test_eval_classify_reports_out_of_scope(model_dir, tmp_path, capsys):

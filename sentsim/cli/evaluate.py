@@ -89,7 +89,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     classify.add_argument("--data", required=True, help="labelled test texts, or a named set such as clinc150:test")
     classify.add_argument("--shots", type=int, help="sample this many support examples per class")
     classify.add_argument("--seed", type=int, default=0, help="seed of the --shots sample (default 0)")
-    classify.add_argument("--strategy", choices=["prototype", "knn"], default="prototype")
+    classify.add_argument("--strategy", choices=["prototype", "knn", "logistic"], default="prototype")
     classify.add_argument("--k", type=int, default=3, help="neighbours per class for knn")
     classify.add_argument(
         "--out-of-scope", action="append", default=[], help="texts that belong to no class (e.g. clinc150:oos_test)"
