@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from sentsim.devices import encode_devices, replica
 from sentsim.encoding import (
     Batch,
     PackedBatch,
@@ -33,9 +33,6 @@ from sentsim.similarity import ArrayLike, Metric, similarity
 from sentsim.towers import Tower
 
 logger = logging.getLogger(__name__)
-
-MULTI_GPU_TEXTS = 65536  # from this many texts, encode runs on every visible GPU by default
-_CACHES = ("_replicas", "_onnx", "_compiled")  # per-encoder caches a replica does not share
 
 
 class SentenceEncoder(nn.Module):
@@ -206,7 +203,7 @@ class SentenceEncoder(nn.Module):
                 "output= streams a list of texts to a .npy file; it does not combine with one string or as_tensor"
             )
         normalize = self.normalize if normalize is None else normalize
-        devices = self._devices(device, len(items))
+        devices = encode_devices(device, self.device, len(items))
         if device is not None:
             self.to(devices[0])
         device = devices[0]
@@ -218,7 +215,7 @@ class SentenceEncoder(nn.Module):
             raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}")
         if runtime == "onnx" and len(devices) > 1:
             raise ValueError("runtime='onnx' runs on one CPU device, not on several")
-        encoders = [self] + [self._replica(other) for other in devices[1:]]
+        encoders = [self] + [replica(self, other) for other in devices[1:]]
         embedders = [
             encoder._embedder(normalize, packed, compile, runtime, on, autocast)
             for encoder, on in zip(encoders, devices, strict=True)
@@ -295,38 +292,6 @@ class SentenceEncoder(nn.Module):
             return self._embed(batch.input_ids, batch.attention_mask, normalize, forward)
 
         return embed
-
-    def _devices(self, device: str | torch.device | Sequence | None, count: int) -> list[torch.device]:
-        """Where to encode: one device, several (a list), or, by default, every visible GPU for
-        a large corpus (at least ``MULTI_GPU_TEXTS`` texts) when the model is on a GPU."""
-        if isinstance(device, (list, tuple)):
-            if not device:
-                raise ValueError("device=[] names no device")
-            devices = [torch.device(one) for one in device]
-            if len({one.type for one in devices}) > 1:
-                raise ValueError(f"devices must be of one type, got {[str(one) for one in devices]}")
-            return devices
-        if device is not None:
-            return [torch.device(device)]
-        main = self.device
-        if main.type == "cuda" and torch.cuda.device_count() > 1 and count >= MULTI_GPU_TEXTS:
-            others = [torch.device("cuda", i) for i in range(torch.cuda.device_count()) if i != main.index]
-            return [main, *others]
-        return [main]
-
-    def _replica(self, device: torch.device) -> SentenceEncoder:
-        """A copy of this encoder on ``device`` (kept for later calls) holding the current weights."""
-        replicas = self.__dict__.setdefault("_replicas", {})
-        replica = replicas.get(str(device))
-        if replica is None:
-            caches = {id(value): None for key, value in self.__dict__.items() if key in _CACHES}
-            replica = copy.deepcopy(self, memo=caches)
-            for key in _CACHES:
-                replica.__dict__.pop(key, None)
-            replicas[str(device)] = replica.to(device)
-        else:
-            replica.load_state_dict(self.state_dict())
-        return replica
 
     def _use_packing(self, packed: bool | None, device: torch.device, autocast: torch.dtype | None) -> bool:
         supported = bool(getattr(self.tower, "supports_packing", False))
