@@ -125,6 +125,11 @@ def test_ivf_misses_are_filled_by_exact_search(encoder, tmp_path):
     expected = [IDS[allowed[i]] for i in np.argsort(-scores, kind="stable")]
     assert [h.id for h in hits] == expected
     np.testing.assert_allclose([h.score for h in hits], np.sort(scores)[::-1], atol=1e-5)
+    index.delete([IDS[0]])  # unfiltered, with a deleted document: exact over every live vector
+    everything = similarity(encoder.encode([query]), encoder.encode(TEXTS[1:]))[0]
+    assert [h.id for h in index.search(query, k=len(TEXTS))] == [
+        IDS[1 + i] for i in np.argsort(-everything, kind="stable")
+    ]
     index.close()
 
 

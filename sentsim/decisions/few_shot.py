@@ -35,8 +35,8 @@ class FewShotClassifier:
         encoder: a ``SentenceEncoder`` (embeddings are L2-normalized here; similarity is cosine).
         strategy: ``"prototype"``: cosine to each class's mean embedding; ``"knn"``: the mean
             cosine of the ``k`` most similar examples of each class; ``"logistic"``: the class
-            probabilities of a logistic-regression head fitted on the support embeddings (refitted,
-            in about a second, whenever the support set changes; the encoder is untouched).
+            probabilities of a logistic-regression head fitted on the support embeddings (refitted
+            on the next prediction whenever the support set changes; the encoder is untouched).
         k: neighbours per class for ``knn``.
         logistic_c: inverse L2 regularization strength of the ``logistic`` head (scikit-learn's ``C``).
         threshold: below this best score the answer is ``unknown_label`` ("none of these");

@@ -337,8 +337,14 @@ class DocumentIndex:
         return results
 
     def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        vector_ids = self.backend.live(allowed if allowed is not None else self.store.all_vectors()[0])
-        return self.backend.search_exact(queries, self.store.vectors_of(vector_ids), vector_ids, k)
+        if allowed is None:  # every live vector, read in one pass
+            vector_ids, vectors = self.store.all_vectors()
+            live = np.isin(vector_ids, self.backend.live(vector_ids))
+            vector_ids, vectors = vector_ids[live], vectors[live]
+        else:
+            vector_ids = self.backend.live(allowed)
+            vectors = self.store.vectors_of(vector_ids)
+        return self.backend.search_exact(queries, vectors, vector_ids, k)
 
     @contextmanager
     def _restored_on_error(self) -> Iterator[None]:
