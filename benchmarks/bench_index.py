@@ -100,9 +100,8 @@ def _nprobe_sweep(name: str, vectors: np.ndarray, queries: np.ndarray) -> list[d
     probes = sorted({p for p in (2**i for i in range(16)) if p <= ivf.nlist // 4} | {default})
     print(f"# nprobe sweep, {name}, {backend.factory} (default nprobe {default})")
     rows = []
-    for nprobe in probes:
-        ivf.nprobe = nprobe
-        qps, ids = _qps(lambda: backend.search(queries, K)[1])
+    for nprobe in probes:  # the per-call knob users have: search(..., nprobe=N)
+        qps, ids = _qps(lambda nprobe=nprobe: backend.search(queries, K, nprobe=nprobe)[1])
         rows.append(
             {
                 "data": name,

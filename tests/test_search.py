@@ -65,6 +65,61 @@ def test_approximate_backends_recall_at_10(backend):
     assert recall >= 0.95, recall
 
 
+def test_nprobe_and_ef_search_trade_speed_for_recall_per_call():
+    vectors, queries = clustered(4000), clustered(100, seed=1)
+    exact = VectorBackend("Flat", 48, "cosine")
+    exact.add(vectors, np.arange(len(vectors)))
+    truth_scores, truth = exact.search(queries, 10)
+
+    def recall(found):
+        return np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
+
+    ivf = VectorBackend("IVF64,Flat", 48, "cosine")
+    ivf.add(vectors, np.arange(len(vectors)))
+    default_nprobe = __import__("faiss").try_extract_index_ivf(ivf.inner).nprobe
+    every_list_scores, every_list = ivf.search(queries, 10, nprobe=64)  # every list: exact
+    np.testing.assert_array_equal(every_list, truth)
+    np.testing.assert_allclose(every_list_scores, truth_scores, atol=1e-5)
+    assert recall(ivf.search(queries, 10, nprobe=1)[1]) < recall(ivf.search(queries, 10)[1]) <= 1.0
+    np.testing.assert_array_equal(ivf.search(queries, 10, nprobe=10_000)[1], truth)  # capped at nlist
+    allowed = np.arange(0, 4000, 2)
+    _, filtered = ivf.search(queries, 10, allowed, nprobe=64)  # with a filter too
+    assert np.isin(filtered, allowed).all()
+    assert __import__("faiss").try_extract_index_ivf(ivf.inner).nprobe == default_nprobe  # index unchanged
+
+    hnsw = VectorBackend("HNSW8", 48, "cosine")
+    hnsw.add(vectors, np.arange(len(vectors)))
+    assert recall(hnsw.search(queries, 10, ef_search=10)[1]) < recall(hnsw.search(queries, 10, ef_search=400)[1])
+    assert hnsw.inner.hnsw.efSearch == 128
+
+    with pytest.raises(ValueError, match="nprobe applies to IVF indexes; this index is 'Flat'"):
+        exact.search(queries, 10, nprobe=4)
+    with pytest.raises(ValueError, match="ef_search applies to HNSW indexes; this index is 'IVF64,Flat'"):
+        ivf.search(queries, 10, ef_search=4)
+    for bad in (0, -1, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="nprobe must be a positive int"):
+            ivf.search(queries, 10, nprobe=bad)
+
+
+def test_search_tuning_through_the_index_and_cli(encoder, tmp_path, capsys):
+    from sentsim.cli import main
+
+    folder, model = tmp_path / "ivf", tmp_path / "model"
+    encoder.save_pretrained(model)
+    index = DocumentIndex.create(folder, encoder, backend="IVF4,Flat", model_name=str(model))
+    index.add(TEXTS, ids=IDS, metadata=META)
+    scores = similarity(encoder.encode(["the cat sleeps"]), encoder.encode(TEXTS))[0]
+    expected = [IDS[i] for i in np.argsort(-scores, kind="stable")[:5]]
+    assert [h.id for h in index.search("the cat sleeps", k=5, nprobe=4)] == expected
+    with pytest.raises(ValueError, match="ef_search applies to HNSW"):
+        index.search("the cat sleeps", ef_search=64)
+    index.close()
+    assert main(["search", str(folder), "the cat sleeps", "-k", "5", "--nprobe", "4", "--json"]) == 0
+    assert [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]] == expected
+    assert main(["search", str(folder), "the cat sleeps", "--ef-search", "64"]) == 2
+    assert "ef_search applies to HNSW indexes" in capsys.readouterr().err
+
+
 def test_ivfpq_trains_and_searches():
     vectors = clustered(5000)
     backend = VectorBackend(resolve_factory("ivfpq", 48, 5000), 48, "cosine")

@@ -65,6 +65,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     search.add_argument("--where", type=json.loads, help='a full filter as JSON, e.g. \'{"year": {"gte": 2020}}\'')
     search.add_argument("--by-document", action="store_true", help="one hit per document (its best chunk)")
+    search.add_argument(
+        "--nprobe", type=int, help="IVF indexes: inverted lists visited per query (more: better recall)"
+    )
+    search.add_argument("--ef-search", type=int, help="HNSW indexes: candidates kept by the graph search")
     search.add_argument("--json", action="store_true", help="print JSON lines: one object per query with its hits")
     search.set_defaults(run=run_search)
 
@@ -144,7 +148,12 @@ def run_search(args: argparse.Namespace) -> int:
         spec[key] = _value(value)
     with DocumentIndex.open(args.folder) as index:
         results = index.search(
-            args.query, k=args.k, filter=spec or None, by="document" if args.by_document else "chunk"
+            args.query,
+            k=args.k,
+            filter=spec or None,
+            by="document" if args.by_document else "chunk",
+            nprobe=args.nprobe,
+            ef_search=args.ef_search,
         )
     for query, hits in zip(args.query, results, strict=True):
         if args.json:

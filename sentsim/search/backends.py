@@ -105,19 +105,30 @@ class VectorBackend:
     def needs_compaction(self) -> bool:
         return len(self.tombstones) > max(1000, self.index.ntotal // 4)
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k ``(similarities, ids)``; ids -1 where fewer exist. ``allowed`` restricts the ids searched."""
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        *,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k ``(similarities, ids)``; ids -1 where fewer exist. ``allowed`` restricts the ids searched;
+        ``nprobe`` / ``ef_search`` override the index's own for this call (see :meth:`check_tuning`)."""
+        self.check_tuning(nprobe, ef_search)
         queries = self.prepare(queries)
         if self.index.ntotal == 0:
             return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
         selector = self._selector(allowed)
+        tuned = nprobe is not None or ef_search is not None
         fetch = min(k + (len(self.tombstones) if selector is None else 0), self.index.ntotal)
         if selector is None and not self.tombstones and self._torch_exact():
             distances, ids = self._torch_search(queries, fetch)
-        elif selector is None and fetch <= GPU_MAX_K and self._gpu() is not None:
+        elif selector is None and not tuned and fetch <= GPU_MAX_K and self._gpu() is not None:
             distances, ids = self._gpu().search(queries, fetch)
         else:
-            params = self._search_parameters(selector)
+            params = self._search_parameters(selector, nprobe, ef_search)
             distances, ids = (
                 self.index.search(queries, fetch, params=params)
                 if params is not None
@@ -131,6 +142,18 @@ class VectorBackend:
             order = np.argsort(-scores, axis=1, kind="stable")
             ids, scores = np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
         return _pad(scores[:, :k], k, -np.inf), _pad(ids[:, :k], k, -1)
+
+    def check_tuning(self, nprobe: int | None, ef_search: int | None) -> None:
+        """Raise a ValueError unless ``nprobe`` (IVF indexes: inverted lists visited per query) and
+        ``ef_search`` (HNSW: candidate list size) are None or positive ints for an index that has them."""
+        for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        inner = self.inner
+        if nprobe is not None and faiss.try_extract_index_ivf(inner) is None:
+            raise ValueError(f"nprobe applies to IVF indexes; this index is {self.factory!r}")
+        if ef_search is not None and not isinstance(inner, faiss.IndexHNSW):
+            raise ValueError(f"ef_search applies to HNSW indexes; this index is {self.factory!r}")
 
     def live(self, ids: np.ndarray) -> np.ndarray:
         """``ids`` without tombstones."""
@@ -215,15 +238,18 @@ class VectorBackend:
             return None
         return faiss.IDSelectorBatch(np.ascontiguousarray(self.live(allowed), dtype=np.int64))
 
-    def _search_parameters(self, selector: faiss.IDSelector | None):
-        if selector is None:
+    def _search_parameters(
+        self, selector: faiss.IDSelector | None, nprobe: int | None = None, ef_search: int | None = None
+    ):
+        """Per-call FAISS search parameters (the index itself is never changed), or None for the defaults."""
+        if selector is None and nprobe is None and ef_search is None:
             return None
         inner = self.inner
         if isinstance(inner, faiss.IndexHNSW):
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=inner.hnsw.efSearch)
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=ef_search or inner.hnsw.efSearch)
         ivf = faiss.try_extract_index_ivf(inner)
         if ivf is not None:
-            return faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+            return faiss.SearchParametersIVF(sel=selector, nprobe=min(nprobe or ivf.nprobe, ivf.nlist))
         return faiss.SearchParameters(sel=selector)
 
     def _gpu(self):

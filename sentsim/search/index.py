@@ -262,6 +262,8 @@ class DocumentIndex:
         *,
         filter: dict | None = None,
         by: str = "chunk",
+        nprobe: int | None = None,
+        ef_search: int | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """The ``k`` best hits for a query (a list of lists for several queries).
 
@@ -269,6 +271,12 @@ class DocumentIndex:
         :mod:`sentsim.search.filters`), inside FAISS, so k matches come back whenever k exist.
         ``by="document"`` returns each document once, with its best chunk. A ``k`` larger than
         the corpus returns what there is.
+
+        Recall against speed, for this call only: ``nprobe`` (IVF / IVF-PQ indexes; default
+        ``max(16, nlist / 16)``) is how many inverted lists each query visits, ``ef_search``
+        (HNSW; default 128) how many candidates the graph search keeps. Higher finds more of the
+        true neighbours and costs time (``benchmarks/bench_index.py --nprobe-sweep``). A tuned
+        call searches on the CPU index even where a GPU copy exists.
         """
         single = isinstance(queries, str)
         queries = [queries] if single else validate_texts(queries, "queries")
@@ -279,12 +287,21 @@ class DocumentIndex:
             raise ValueError(f"k must be a positive int, got {k!r}")
         if by not in ("chunk", "document"):
             raise ValueError(f"by must be 'chunk' or 'document', got {by!r}")
+        if self.backend is not None:
+            self.backend.check_tuning(nprobe, ef_search)  # before encoding the queries
         vectors = self.encoder.encode(queries, show_progress=False)
-        results = self.search_vectors(vectors, k, filter=filter, by=by)
+        results = self.search_vectors(vectors, k, filter=filter, by=by, nprobe=nprobe, ef_search=ef_search)
         return results[0] if single else results
 
     def search_vectors(
-        self, vectors: np.ndarray, k: int, *, filter: dict | None = None, by: str = "chunk"
+        self,
+        vectors: np.ndarray,
+        k: int,
+        *,
+        filter: dict | None = None,
+        by: str = "chunk",
+        nprobe: int | None = None,
+        ef_search: int | None = None,
     ) -> list[list[Hit]]:
         """:meth:`search` with query embeddings ``(n, dim)``."""
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -295,6 +312,8 @@ class DocumentIndex:
         if not np.isfinite(vectors).all():
             raise ValueError("query vectors contain NaN or infinity")
         with self._lock.reading():
+            if self.backend is not None:
+                self.backend.check_tuning(nprobe, ef_search)
             if self.backend is None or self.backend.size == 0:
                 return [[] for _ in vectors]
             allowed = self.store.vector_ids_matching(filter) if filter is not None else None
@@ -303,7 +322,7 @@ class DocumentIndex:
             if fetch == 0:
                 return [[] for _ in vectors]
             while True:
-                scores, ids = self.backend.search(vectors, fetch, allowed)
+                scores, ids = self.backend.search(vectors, fetch, allowed, nprobe=nprobe, ef_search=ef_search)
                 short = (ids >= 0).sum(axis=1) < fetch
                 if short.any():  # an approximate index missed some: exact search over what is allowed
                     exact_scores, exact_ids = self._exact(vectors[short], fetch, allowed)
