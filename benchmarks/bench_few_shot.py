@@ -1,6 +1,6 @@
 """CLINC150 few-shot: frozen prototypes vs Siamese fine-tuning of the tower on the support set.
 
-    python benchmarks/bench_few_shot.py [--shots 5] [--seed 0] [--rounds 10] [--batch-size 128] [--lr 5e-5]
+    python benchmarks/bench_few_shot.py [--shots 5] [--seed 0] [--rounds 20] [--batch-size 128] [--lr 5e-5]
 
 Fine-tuning pairs each support example with another of its class and trains with in-batch
 negatives (examples of the same class are never negatives); then prototypes are rebuilt.
@@ -34,11 +34,11 @@ def main() -> None:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--temperature", type=float, default=0.05)
-    parser.add_argument("--symmetric", action="store_true")
+    parser.add_argument("--symmetric", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
         "--eval-split", default="test", choices=["val", "test"], help="choose settings on val, report on test"
     )

@@ -199,26 +199,20 @@ def _same_parameters(raw: faiss.Index, ours: VectorBackend) -> None:
         raw_ivf.nprobe = ours_ivf.nprobe
 
 
-def _qps_side_by_side(ours, raw, repeats: int = 5) -> tuple[tuple[float, np.ndarray], tuple[float, np.ndarray]]:
-    """Best-of-``repeats`` QPS of two searches timed in alternation, so drifts of a shared machine hit both alike."""
-    ours_best, raw_best, ours_ids, raw_ids = float("inf"), float("inf"), None, None
+def _qps_side_by_side(*searches, repeats: int = 5) -> list[tuple[float, np.ndarray]]:
+    """Best-of-``repeats`` QPS and ids of each search, timed in alternation so drifts of a shared
+    machine hit them alike."""
+    best, ids = [float("inf")] * len(searches), [None] * len(searches)
     for _ in range(repeats):
-        start = time.perf_counter()
-        ours_ids = ours()
-        ours_best = min(ours_best, time.perf_counter() - start)
-        start = time.perf_counter()
-        raw_ids = raw()
-        raw_best = min(raw_best, time.perf_counter() - start)
-    return (QUERIES / ours_best, ours_ids), (QUERIES / raw_best, raw_ids)
+        for i, search in enumerate(searches):
+            start = time.perf_counter()
+            ids[i] = search()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return [(QUERIES / seconds, found) for seconds, found in zip(best, ids, strict=True)]
 
 
 def _qps(search, repeats: int = 3) -> tuple[float, np.ndarray]:
-    best, ids = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        ids = search()
-        best = min(best, time.perf_counter() - start)
-    return QUERIES / best, ids
+    return _qps_side_by_side(search, repeats=repeats)[0]
 
 
 def _recall(truth: np.ndarray, found) -> float:

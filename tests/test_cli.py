@@ -216,3 +216,40 @@ def test_classify_help(capsys):
     with pytest.raises(SystemExit):
         main(["classify", "--help"])
     assert "--support" in capsys.readouterr().out
+
+
+def test_classify_fine_tunes_on_the_support_set_and_saves_the_model(model_dir, tmp_path, capsys):
+    from sentsim.decisions import FewShotClassifier
+    from sentsim.training import TrainingConfig
+
+    rows = [(TEXTS[0], "animal"), ("A cat sleeps all day.", "animal"), (TEXTS[1], "sport")]
+    rows += [("Runners race in the park.", "sport"), (TEXTS[2], "weather"), ("Snow falls all night.", "weather")]
+    support = _write(tmp_path / "support.csv", "text,label\n" + "".join(f"{t},{label}\n" for t, label in rows))
+    texts = _write(tmp_path / "in.txt", "".join(f"{t}\n" for t, _ in rows))
+    saved = tmp_path / "tuned"
+    assert (
+        main(
+            ["classify", "--model", str(model_dir), "--support", support, "--input", texts, "--fine-tune"]
+            + ["--rounds", "3", "--save-model", str(saved), "--no-progress"]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    # The same fine-tuning through the Python API gives the same weights and the same answers.
+    reference = FewShotClassifier(SentenceEncoder.from_pretrained(model_dir), show_progress=False)
+    reference.add_examples([t for t, _ in rows], [label for _, label in rows])
+    config = TrainingConfig(epochs=1, batch_size=18, learning_rate=5e-5, warmup_ratio=0.1, show_progress=False)
+    reference.fine_tune(rounds=3, config=config)
+    tuned, original = SentenceEncoder.from_pretrained(saved), SentenceEncoder.from_pretrained(model_dir)
+    texts_list = [t for t, _ in rows]
+    np.testing.assert_allclose(tuned.encode(texts_list), reference.encoder.encode(texts_list), atol=1e-5)
+    assert not np.allclose(tuned.encode(texts_list), original.encode(texts_list), atol=1e-4)
+    scores = reference.scores(texts_list)
+    expected = [
+        f"{reference.classes[i]}\t{row.max():.4f}" for row, i in zip(scores, scores.argmax(axis=1), strict=True)
+    ]
+    assert [line.rsplit("\t", 1)[0] for line in lines] == expected
+    assert (
+        main(["classify", "--model", str(model_dir), "--support", support, "--input", texts, "--save-model", "x"]) == 2
+    )
+    assert "--save-model needs --fine-tune" in capsys.readouterr().err

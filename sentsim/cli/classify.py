@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from sentsim.cli.common import add_model_options, few_shot_classifier, read_texts_with_labels
+from sentsim.cli.common import (
+    add_fine_tune_options,
+    add_model_options,
+    few_shot_classifier,
+    read_texts_with_labels,
+)
 from sentsim.data.texts import read_texts
 
 
@@ -25,6 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--k", type=int, default=3, help="neighbours per class for knn")
     parser.add_argument("--threshold", type=float, help="answer 'none' when the best score is below this")
     parser.add_argument("--data-dir", default=None, help="local folder of named sets such as clinc150:train")
+    add_fine_tune_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)
 

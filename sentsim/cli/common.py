@@ -18,6 +18,8 @@ from sentsim.decisions.few_shot import FewShotClassifier
 from sentsim.encoder import SentenceEncoder
 from sentsim.evaluation.report import write_results
 from sentsim.hub import DEFAULT_MODEL
+from sentsim.training.config import TrainingConfig
+from sentsim.training.few_shot import FEW_SHOT_CONFIG
 
 NAMED = re.compile(r"^(stsb|clinc150):(\w+)$")
 
@@ -78,8 +80,24 @@ def progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
 
 
+def add_fine_tune_options(parser: argparse.ArgumentParser) -> None:
+    """--fine-tune, --rounds and --save-model: Siamese fine-tuning of the tower on the support set."""
+    parser.add_argument(
+        "--fine-tune",
+        action="store_true",
+        help="first fine-tune the model on pairs of same-class support examples (in-batch negatives; "
+        "minutes on a CPU for hundreds of examples)",
+    )
+    parser.add_argument("--rounds", type=int, default=20, help="pairs per support example for --fine-tune (default 20)")
+    parser.add_argument("--save-model", help="write the fine-tuned model to this folder (use it later with --model)")
+
+
 def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> FewShotClassifier:
-    """A classifier over ``support`` with the --model, --strategy, --k and --threshold options."""
+    """A classifier over ``support`` with the --model, --strategy, --k, --threshold and fine-tuning options."""
+    if args.save_model and not args.fine_tune:
+        raise ValueError("--save-model needs --fine-tune")
+    if args.rounds < 1:
+        raise ValueError(f"--rounds must be >= 1, got {args.rounds}")
     classifier = FewShotClassifier(
         load_encoder(args),
         strategy=args.strategy,
@@ -88,4 +106,10 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
         batch_size=args.batch_size,
         show_progress=progress(args),
     )
-    return classifier.add_examples(support.texts, support.labels)
+    classifier.add_examples(support.texts, support.labels)
+    if args.fine_tune:
+        config = TrainingConfig.from_dict(FEW_SHOT_CONFIG.to_dict() | {"show_progress": not args.no_progress})
+        classifier.fine_tune(rounds=args.rounds, config=config)
+        if args.save_model:
+            classifier.encoder.save_pretrained(args.save_model)
+    return classifier

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sentsim.cli.common import (
+    add_fine_tune_options,
     add_model_options,
     add_output_options,
     emit,
@@ -104,6 +105,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         help="... and these out-of-scope texts (e.g. clinc150:val, clinc150:oos_val)",
     )
+    add_fine_tune_options(classify)
 
 
 def _task(tasks: argparse._SubParsersAction, name: str, run, description: str) -> argparse.ArgumentParser:

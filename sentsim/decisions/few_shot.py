@@ -112,7 +112,7 @@ class FewShotClassifier:
         self._head = None
 
     def fine_tune(
-        self, *, rounds: int = 10, config=None, temperature: float = 0.05, symmetric: bool = False, seed: int = 0
+        self, *, rounds: int = 20, config=None, temperature: float = 0.05, symmetric: bool = True, seed: int = 0
     ):
         """Siamese fine-tuning of the encoder on pairs from the support set (see
         :func:`sentsim.training.few_shot.fine_tune_few_shot`); the support set is re-embedded after."""
