@@ -221,6 +221,7 @@ def test_classify_help(capsys):
 def test_classify_fine_tunes_on_the_support_set_and_saves_the_model(model_dir, tmp_path, capsys):
     from sentsim.decisions import FewShotClassifier
     from sentsim.training import TrainingConfig
+    from sentsim.training.few_shot import FEW_SHOT_CONFIG
 
     rows = [(TEXTS[0], "animal"), ("A cat sleeps all day.", "animal"), (TEXTS[1], "sport")]
     rows += [("Runners race in the park.", "sport"), (TEXTS[2], "weather"), ("Snow falls all night.", "weather")]
@@ -238,8 +239,7 @@ def test_classify_fine_tunes_on_the_support_set_and_saves_the_model(model_dir, t
     # The same fine-tuning through the Python API gives the same weights and the same answers.
     reference = FewShotClassifier(SentenceEncoder.from_pretrained(model_dir), show_progress=False)
     reference.add_examples([t for t, _ in rows], [label for _, label in rows])
-    config = TrainingConfig(epochs=1, batch_size=18, learning_rate=5e-5, warmup_ratio=0.1, show_progress=False)
-    reference.fine_tune(rounds=3, config=config)
+    reference.fine_tune(rounds=3, config=TrainingConfig.from_dict(FEW_SHOT_CONFIG.to_dict() | {"show_progress": False}))
     tuned, original = SentenceEncoder.from_pretrained(saved), SentenceEncoder.from_pretrained(model_dir)
     texts_list = [t for t, _ in rows]
     np.testing.assert_allclose(tuned.encode(texts_list), reference.encoder.encode(texts_list), atol=1e-5)
@@ -253,3 +253,11 @@ def test_classify_fine_tunes_on_the_support_set_and_saves_the_model(model_dir, t
         main(["classify", "--model", str(model_dir), "--support", support, "--input", texts, "--save-model", "x"]) == 2
     )
     assert "--save-model needs --fine-tune" in capsys.readouterr().err
+    assert main(["classify", "--model", str(model_dir), "--support", support, "--input", texts, "--rounds", "3"]) == 2
+    assert "--rounds needs --fine-tune" in capsys.readouterr().err
+    eval_args = ["eval", "classify", "--model", str(model_dir), "--support", support, "--data", support, "--json"]
+    assert main(eval_args + ["--fine-tune", "--rounds", "3", "--no-progress"]) == 0
+    expected_accuracy = np.mean(
+        [reference.classes[i] == label for i, (_, label) in zip(scores.argmax(axis=1), rows, strict=True)]
+    )
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(100 * expected_accuracy)

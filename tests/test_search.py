@@ -83,8 +83,9 @@ def test_nprobe_and_ef_search_trade_speed_for_recall_per_call():
     assert recall(ivf.search(queries, 10, nprobe=1)[1]) < recall(ivf.search(queries, 10)[1]) <= 1.0
     np.testing.assert_array_equal(ivf.search(queries, 10, nprobe=10_000)[1], truth)  # capped at nlist
     allowed = np.arange(0, 4000, 2)
-    _, filtered = ivf.search(queries, 10, allowed, nprobe=64)  # with a filter too
-    assert np.isin(filtered, allowed).all()
+    _, filtered = ivf.search(queries, 10, allowed, nprobe=64)  # with a filter too: every list, exact
+    np.testing.assert_array_equal(filtered, exact.search(queries, 10, allowed)[1])
+    np.testing.assert_array_equal(ivf.search(queries, 10, nprobe=np.int64(64))[1], truth)  # numpy ints welcome
     assert __import__("faiss").try_extract_index_ivf(ivf.inner).nprobe == default_nprobe  # index unchanged
 
     hnsw = VectorBackend("HNSW8", 48, "cosine")
@@ -101,6 +102,26 @@ def test_nprobe_and_ef_search_trade_speed_for_recall_per_call():
             ivf.search(queries, 10, nprobe=bad)
 
 
+@pytest.mark.parametrize(
+    ("factory", "tuning"), [("IVF16,Flat,RFlat", {"nprobe": 16}), ("PCA24,IVF16,Flat", {"nprobe": 16})]
+)
+def test_tuning_and_filters_reach_wrapped_indexes(factory, tuning):
+    vectors, queries = clustered(2000), clustered(20, seed=1)
+    allowed = np.arange(1, 2000, 3)
+    backend = VectorBackend(factory, 48, "cosine")
+    backend.add(vectors, np.arange(len(vectors)))
+    _, ids = backend.search(queries, 10, allowed, **tuning)
+    assert np.isin(ids, allowed).all() and (ids >= 0).all()
+    if "RFlat" in factory:  # refined with exact distances over every list: the exact filtered answer
+        exact = VectorBackend("Flat", 48, "cosine")
+        exact.add(vectors, np.arange(len(vectors)))
+        np.testing.assert_array_equal(ids, exact.search(queries, 10, allowed)[1])
+    hnsw = VectorBackend("PCA24,HNSW8", 48, "cosine")
+    hnsw.add(vectors, np.arange(len(vectors)))
+    assert not hnsw.can_remove  # deletes become tombstones, as for plain HNSW
+    assert (hnsw.search(queries, 5, ef_search=64)[1] >= 0).all()
+
+
 def test_search_tuning_through_the_index_and_cli(encoder, tmp_path, capsys):
     from sentsim.cli import main
 
@@ -110,10 +131,19 @@ def test_search_tuning_through_the_index_and_cli(encoder, tmp_path, capsys):
     index.add(TEXTS, ids=IDS, metadata=META)
     scores = similarity(encoder.encode(["the cat sleeps"]), encoder.encode(TEXTS))[0]
     expected = [IDS[i] for i in np.argsort(-scores, kind="stable")[:5]]
-    assert [h.id for h in index.search("the cat sleeps", k=5, nprobe=4)] == expected
+    calls = []
+    search = index.backend.search
+    index.backend.search = lambda *args, **kwargs: calls.append(kwargs) or search(*args, **kwargs)
+    assert [h.id for h in index.search("the cat sleeps", k=5, nprobe=3)] == expected
+    assert calls == [{"nprobe": 3, "ef_search": None}]  # the knob reaches FAISS
+    index.backend.search = search
     with pytest.raises(ValueError, match="ef_search applies to HNSW"):
         index.search("the cat sleeps", ef_search=64)
     index.close()
+    empty = DocumentIndex.create(tmp_path / "empty", encoder)  # no FAISS index yet: values are still checked
+    with pytest.raises(ValueError, match="nprobe must be a positive int, got 0"):
+        empty.search("the cat sleeps", nprobe=0)
+    empty.close()
     assert main(["search", str(folder), "the cat sleeps", "-k", "5", "--nprobe", "4", "--json"]) == 0
     assert [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]] == expected
     assert main(["search", str(folder), "the cat sleeps", "--ef-search", "64"]) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 
 from sentsim.data import (
     LabelledTexts,
@@ -88,15 +89,16 @@ def add_fine_tune_options(parser: argparse.ArgumentParser) -> None:
         help="first fine-tune the model on pairs of same-class support examples (in-batch negatives; "
         "minutes on a CPU for hundreds of examples)",
     )
-    parser.add_argument("--rounds", type=int, default=20, help="pairs per support example for --fine-tune (default 20)")
+    parser.add_argument("--rounds", type=int, help="pairs per support example for --fine-tune (default 20)")
     parser.add_argument("--save-model", help="write the fine-tuned model to this folder (use it later with --model)")
 
 
 def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> FewShotClassifier:
     """A classifier over ``support`` with the --model, --strategy, --k, --threshold and fine-tuning options."""
-    if args.save_model and not args.fine_tune:
-        raise ValueError("--save-model needs --fine-tune")
-    if args.rounds < 1:
+    for option, value in (("--save-model", args.save_model), ("--rounds", args.rounds)):
+        if value is not None and not args.fine_tune:
+            raise ValueError(f"{option} needs --fine-tune")
+    if args.rounds is not None and args.rounds < 1:
         raise ValueError(f"--rounds must be >= 1, got {args.rounds}")
     classifier = FewShotClassifier(
         load_encoder(args),
@@ -108,8 +110,10 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
     )
     classifier.add_examples(support.texts, support.labels)
     if args.fine_tune:
-        config = TrainingConfig.from_dict(FEW_SHOT_CONFIG.to_dict() | {"show_progress": not args.no_progress})
-        classifier.fine_tune(rounds=args.rounds, config=config)
+        show = not args.no_progress and sys.stderr.isatty()
+        config = TrainingConfig.from_dict(FEW_SHOT_CONFIG.to_dict() | {"show_progress": show})
+        rounds = {"rounds": args.rounds} if args.rounds is not None else {}
+        classifier.fine_tune(config=config, seed=getattr(args, "seed", 0), **rounds)  # eval classify has --seed
         if args.save_model:
             classifier.encoder.save_pretrained(args.save_model)
     return classifier

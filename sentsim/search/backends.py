@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
 import tempfile
 from pathlib import Path
@@ -79,7 +80,7 @@ class VectorBackend:
 
     @property
     def can_remove(self) -> bool:
-        return not isinstance(self.inner, faiss.IndexHNSW)
+        return not isinstance(_core(self.inner), faiss.IndexHNSW)
 
     @property
     def size(self) -> int:
@@ -146,13 +147,11 @@ class VectorBackend:
     def check_tuning(self, nprobe: int | None, ef_search: int | None) -> None:
         """Raise a ValueError unless ``nprobe`` (IVF indexes: inverted lists visited per query) and
         ``ef_search`` (HNSW: candidate list size) are None or positive ints for an index that has them."""
-        for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        inner = self.inner
-        if nprobe is not None and faiss.try_extract_index_ivf(inner) is None:
+        check_tuning_values(nprobe, ef_search)
+        core = _core(self.inner)
+        if nprobe is not None and faiss.try_extract_index_ivf(core) is None:
             raise ValueError(f"nprobe applies to IVF indexes; this index is {self.factory!r}")
-        if ef_search is not None and not isinstance(inner, faiss.IndexHNSW):
+        if ef_search is not None and not isinstance(core, faiss.IndexHNSW):
             raise ValueError(f"ef_search applies to HNSW indexes; this index is {self.factory!r}")
 
     def live(self, ids: np.ndarray) -> np.ndarray:
@@ -210,7 +209,7 @@ class VectorBackend:
 
     # --------------------------------------------------------------- internals
     def _configure(self) -> None:
-        inner = self.inner
+        inner = _core(self.inner)
         if isinstance(inner, faiss.IndexHNSW):
             inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, HNSW_EF_CONSTRUCTION)
             inner.hnsw.efSearch = max(inner.hnsw.efSearch, HNSW_EF_SEARCH)
@@ -244,13 +243,7 @@ class VectorBackend:
         """Per-call FAISS search parameters (the index itself is never changed), or None for the defaults."""
         if selector is None and nprobe is None and ef_search is None:
             return None
-        inner = self.inner
-        if isinstance(inner, faiss.IndexHNSW):
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=ef_search or inner.hnsw.efSearch)
-        ivf = faiss.try_extract_index_ivf(inner)
-        if ivf is not None:
-            return faiss.SearchParametersIVF(sel=selector, nprobe=min(nprobe or ivf.nprobe, ivf.nlist))
-        return faiss.SearchParameters(sel=selector)
+        return _parameters(self.inner, selector, nprobe, ef_search)
 
     def _gpu(self):
         if faiss.get_num_gpus() == 0:
@@ -279,6 +272,37 @@ class VectorBackend:
     def _exact_metric(self) -> str:
         """The :func:`exact_search` metric on prepared (cosine: normalized) vectors."""
         return {"cosine": "dot", "dot": "dot", "euclidean": "euclidean"}[self.metric]
+
+
+def check_tuning_values(nprobe: object, ef_search: object) -> None:
+    """Raise a ValueError unless ``nprobe`` and ``ef_search`` are each None or a positive integer."""
+    for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _core(index: faiss.Index) -> faiss.Index:
+    """The index that does the search inside refinement and pre-transform wrappers."""
+    index = faiss.downcast_index(index)
+    while isinstance(index, (faiss.IndexRefine, faiss.IndexPreTransform)):
+        index = faiss.downcast_index(index.base_index if isinstance(index, faiss.IndexRefine) else index.index)
+    return index
+
+
+def _parameters(index: faiss.Index, selector, nprobe: int | None, ef_search: int | None) -> faiss.SearchParameters:
+    """Search parameters for ``index``, nested the way its wrappers expect them."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexRefine):
+        base = _parameters(index.base_index, selector, nprobe, ef_search)
+        return faiss.IndexRefineSearchParameters(k_factor=index.k_factor, base_index_params=base)
+    if isinstance(index, faiss.IndexPreTransform):
+        return _parameters(index.index, selector, nprobe, ef_search)
+    if isinstance(index, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=int(ef_search or index.hnsw.efSearch))
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        return faiss.SearchParametersIVF(sel=selector, nprobe=int(min(nprobe or ivf.nprobe, ivf.nlist)))
+    return faiss.SearchParameters(sel=selector)
 
 
 def _pad(values: np.ndarray, k: int, fill: float) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
 from sentsim.inputs import validate_texts
-from sentsim.search.backends import VectorBackend, resolve_factory
+from sentsim.search.backends import VectorBackend, check_tuning_values, resolve_factory
 from sentsim.search.fingerprint import fingerprint_mismatch, model_fingerprint
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
@@ -287,6 +287,7 @@ class DocumentIndex:
             raise ValueError(f"k must be a positive int, got {k!r}")
         if by not in ("chunk", "document"):
             raise ValueError(f"by must be 'chunk' or 'document', got {by!r}")
+        check_tuning_values(nprobe, ef_search)
         if self.backend is not None:
             self.backend.check_tuning(nprobe, ef_search)  # before encoding the queries
         vectors = self.encoder.encode(queries, show_progress=False)
@@ -311,6 +312,7 @@ class DocumentIndex:
             raise ValueError(f"query vectors must have shape (n, {self.manifest['model']['dim']}), got {vectors.shape}")
         if not np.isfinite(vectors).all():
             raise ValueError("query vectors contain NaN or infinity")
+        check_tuning_values(nprobe, ef_search)
         with self._lock.reading():
             if self.backend is not None:
                 self.backend.check_tuning(nprobe, ef_search)
