@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -222,7 +224,8 @@ class SentenceEncoder(nn.Module):
         ]
 
         if output is not None:
-            target = _open_npy(Path(output), len(items), self.dim)
+            output, staging = Path(output), _staging_path(Path(output))
+            target = np.lib.format.open_memmap(staging, mode="w+", dtype=np.float32, shape=(len(items), self.dim))
 
             def write(start: int, block: Tensor) -> None:
                 target[start : start + len(block)] = block.cpu().numpy()
@@ -256,6 +259,11 @@ class SentenceEncoder(nn.Module):
                     truncated = run_chunks(chunks, embedders[0], device, self.dim, write, bar.update, autocast)
                 else:
                     truncated = run_on_devices(chunks, embedders, devices, self.dim, write, bar.update, autocast)
+        except BaseException:
+            if output is not None:  # an existing file at output stays as it was
+                del target
+                staging.unlink(missing_ok=True)
+            raise
         finally:
             self.train(was_training)
         if truncated:
@@ -267,6 +275,9 @@ class SentenceEncoder(nn.Module):
         if output is not None:
             target.flush()
             del target
+            with open(staging, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(staging, output)
             return np.load(output, mmap_mode="r")
         result = collected if as_tensor else collected.cpu().numpy()
         return result[0] if single else result
@@ -359,11 +370,12 @@ class SentenceEncoder(nn.Module):
         return self.encode(validate_texts(value, name), batch_size=batch_size)
 
 
-def _open_npy(path: Path, rows: int, dim: int) -> np.memmap:
+def _staging_path(path: Path) -> Path:
+    """A temporary ``.npy`` beside ``path``: embeddings stream into it, then it replaces ``path`` atomically."""
     if path.suffix != ".npy":
         raise ValueError(f"output must be a .npy file, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, dim))
+    return path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npy")
 
 
 def _default_device(device: str | torch.device | None) -> torch.device:

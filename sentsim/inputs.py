@@ -11,11 +11,21 @@ def validate_texts(texts: object, name: str = "texts") -> list[str]:
     Accepts a list, tuple, numpy array, pandas Series or any other iterable of str. A single
     string is not accepted here (callers decide what one string means).
     """
-    if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
-        raise TypeError(f"{name} must be a str or a list of str, got {type(texts).__name__}")
+    if isinstance(texts, str):
+        raise TypeError(f"{name} must be a list of str here, got a single str")
+    if isinstance(texts, (bytes, dict, set, frozenset)) or hasattr(texts, "columns") or not isinstance(texts, Iterable):
+        # dicts iterate their keys, sets have no order, data frames iterate their column names
+        raise TypeError(f"{name} must be a list of str (or a pandas Series), got {type(texts).__name__}")
     items = list(texts)
     for index, item in enumerate(items):
         if not isinstance(item, str):
             kind = "NaN" if isinstance(item, float) and item != item else type(item).__name__
             raise TypeError(f"{name}[{index}] is {kind} ({item!r}); expected str")
+        if not item.isascii():
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise ValueError(
+                    f"{name}[{index}] is not valid Unicode text ({error.reason} at position {error.start})"
+                ) from None
     return items

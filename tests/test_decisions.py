@@ -182,6 +182,12 @@ def test_few_shot_bad_input():
     with pytest.raises(ValueError, match="reserved"):
         classifier.add_examples(["t0"], ["none"])
     classifier.add_examples(["t0"], ["a"])
+    dim = classifier.encoder.dim
+    with pytest.raises(ValueError, match=rf"embeddings must have shape \(1, {dim}\)"):
+        classifier.add_examples(["t1"], ["b"], embeddings=np.ones((1, dim + 1)))
+    assert classifier.support() == (["t0"], ["a"])  # the failed call changed nothing
+    with pytest.raises(ValueError, match=rf"query embeddings must have shape \(n, {dim}\)"):
+        classifier.scores(np.ones((2, 2 * dim)))
     with pytest.raises(ValueError, match="out-of-scope ones"):
         classifier.fit_threshold(["t1"], ["a"])
     with pytest.raises(ValueError, match="unknown strategy 'svm'"):

@@ -86,8 +86,13 @@ def test_non_string_items_name_their_index(tiny_encoder, bad, index, kind):
 
 
 def test_non_list_input_is_refused(tiny_encoder):
-    with pytest.raises(TypeError, match="str or a list of str"):
+    with pytest.raises(TypeError, match="must be a list of str"):
         tiny_encoder.encode(42)
+    for unordered in ({"a": 1}, {"a", "b"}):  # dicts would encode their keys, sets in no set order
+        with pytest.raises(TypeError, match=f"got {type(unordered).__name__}"):
+            tiny_encoder.encode(unordered)
+    with pytest.raises(ValueError, match=r"texts\[1\] is not valid Unicode text \(surrogates not allowed"):
+        tiny_encoder.encode(["fine", "lone \ud800 surrogate"])
 
 
 def test_numpy_array_of_strings_is_accepted(tiny_encoder):

@@ -116,3 +116,17 @@ def test_every_visible_gpu(tiny_encoder):
     gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     reference = tiny_encoder.encode(TEXTS * 50, device="cuda:0", dtype="fp32")
     np.testing.assert_allclose(tiny_encoder.encode(TEXTS * 50, device=gpus, dtype="fp32"), reference, atol=1e-5)
+
+
+def test_a_failed_encode_leaves_an_existing_output_file_as_it_was(tiny_encoder, tmp_path, monkeypatch):
+    out = tmp_path / "out.npy"
+    first = np.array(tiny_encoder.encode(TEXTS[:4], output=out))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("device lost")
+
+    monkeypatch.setattr("sentsim.encoder.run_chunks", broken)
+    with pytest.raises(RuntimeError, match="device lost"):
+        tiny_encoder.encode(TEXTS, output=out)
+    np.testing.assert_array_equal(np.load(out), first)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npy"]  # no staging file left behind

@@ -141,7 +141,7 @@ def test_search_tuning_through_the_index_and_cli(encoder, tmp_path, capsys):
         index.search("the cat sleeps", ef_search=64)
     index.close()
     empty = DocumentIndex.create(tmp_path / "empty", encoder)  # no FAISS index yet: values are still checked
-    with pytest.raises(ValueError, match="nprobe must be a positive int, got 0"):
+    with pytest.raises(ValueError, match=r"nprobe must be a positive int below 2\*\*31, got 0"):
         empty.search("the cat sleeps", nprobe=0)
     empty.close()
     assert main(["search", str(folder), "the cat sleeps", "-k", "5", "--nprobe", "4", "--json"]) == 0
@@ -333,6 +333,27 @@ def test_bad_input(index):
         index.add(["a", "b"], ids=["x"])
     with pytest.raises(TypeError, match=r"metadata\[0\] must be a dict"):
         index.add(["a"], ids=["x"], metadata=["lang=en"])
+    with pytest.raises(ValueError, match=r"metadata\[1\] holds NaN or infinity"):
+        index.add(["a", "b"], ids=["x", "y"], metadata=[{}, {"score": float("nan")}])
+    assert index.search("x", k=3, filter={"n": {"gte": 0}})  # filters still work: nothing was stored
+    with pytest.raises(ValueError, match="'n': an empty condition"):
+        index.search("x", filter={"n": {}})
+    for k in (-1, 2.5, None, True):
+        with pytest.raises(ValueError, match="k must be a positive int"):
+            index.search_vectors(np.zeros((1, 32)), k)
+    with pytest.raises(ValueError, match="by must be 'chunk' or 'document'"):
+        index.search_vectors(np.zeros((1, 32)), 3, by="documents")
+    assert len(index.search_vectors(np.ones((1, 32)), np.int64(2))[0]) == 2
+
+
+def test_create_checks_its_settings(encoder, tmp_path):
+    with pytest.raises(TypeError, match="chunk_size must be an int, got 4.5"):
+        DocumentIndex.create(tmp_path / "a", encoder, chunk_size=4.5)
+    with pytest.raises(ValueError, match="invalid FAISS factory string 'bogus'"):
+        DocumentIndex.create(tmp_path / "b", encoder, backend="bogus")
+    with pytest.raises(TypeError, match="backend must be a str"):
+        DocumentIndex.create(tmp_path / "c", encoder, backend=None)
+    assert not any((tmp_path / name / "manifest.json").exists() for name in "abc")
 
 
 def test_threads_search_while_one_adds(index):

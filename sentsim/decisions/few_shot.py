@@ -93,7 +93,12 @@ class FewShotClassifier:
             raise ValueError(f"the label {self.unknown_label!r} is reserved for 'none of these' answers")
         if embeddings is None:
             embeddings = self._encode(texts)
-        embeddings = np.asarray(embeddings, dtype=np.float32).reshape(len(texts), -1)
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if embeddings.shape != (len(texts), self._embeddings.shape[1]):
+            raise ValueError(
+                f"embeddings must have shape ({len(texts)}, {self._embeddings.shape[1]}): one row per text, "
+                f"the encoder's dimension; got {embeddings.shape}"
+            )
         embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
         self._texts += texts
         self._labels += labels
@@ -245,7 +250,10 @@ class FewShotClassifier:
 
     def _queries(self, texts: Sequence[str] | np.ndarray) -> np.ndarray:
         if isinstance(texts, np.ndarray) and texts.dtype.kind == "f":
-            queries = texts.astype(np.float32).reshape(-1, self._embeddings.shape[1])
+            dim = self._embeddings.shape[1]
+            if texts.ndim not in (1, 2) or texts.shape[-1] != dim:
+                raise ValueError(f"query embeddings must have shape (n, {dim}) or ({dim},), got {texts.shape}")
+            queries = texts.astype(np.float32).reshape(-1, dim)
             return queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
         return self._encode(validate_texts(texts)).reshape(-1, self._embeddings.shape[1])
 

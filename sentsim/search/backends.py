@@ -277,8 +277,10 @@ class VectorBackend:
 def check_tuning_values(nprobe: object, ef_search: object) -> None:
     """Raise a ValueError unless ``nprobe`` and ``ef_search`` are each None or a positive integer."""
     for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value < 2**31
+        ):
+            raise ValueError(f"{name} must be a positive int below 2**31, got {value!r}")
 
 
 def _core(index: faiss.Index) -> faiss.Index:

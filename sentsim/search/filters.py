@@ -26,6 +26,8 @@ def filter_sql(spec: dict, known_keys: set[str]) -> tuple[str, list]:
         path = "$." + json.dumps(key)
         value_sql = "json_extract(documents.metadata, ?)"
         if isinstance(condition, dict):
+            if not condition:
+                raise ValueError(f"filter {key!r}: an empty condition; expected a value or {{operator: operand}}")
             for operator, operand in condition.items():
                 if operator == "in":
                     if not isinstance(operand, (list, tuple, set)) or not operand:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import numpy as np
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
 from sentsim.inputs import validate_texts
-from sentsim.search.backends import VectorBackend, check_tuning_values, resolve_factory
+from sentsim.search.backends import BACKENDS, VectorBackend, check_tuning_values, resolve_factory
 from sentsim.search.fingerprint import fingerprint_mismatch, model_fingerprint
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
@@ -94,8 +95,18 @@ class DocumentIndex:
         folder = Path(folder)
         if (folder / MANIFEST).exists():
             raise FileExistsError(f"{folder} already holds an index; open it with DocumentIndex.open")
+        for option, value in (("chunk_size", chunk_size), ("chunk_overlap", chunk_overlap)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+                raise TypeError(f"{option} must be an int, got {value!r}")
         if chunk_size is not None and not 0 <= chunk_overlap < chunk_size:
             raise ValueError(f"need 0 <= chunk_overlap < chunk_size, got {chunk_overlap} and {chunk_size}")
+        chunk_size, chunk_overlap = (int(chunk_size) if chunk_size is not None else None), int(chunk_overlap)
+        if not isinstance(backend, str):
+            raise TypeError(f"backend must be a str ({', '.join(BACKENDS)} or a FAISS factory string), got {backend!r}")
+        if backend not in BACKENDS:
+            VectorBackend(
+                backend, encoder.dim, metric
+            )  # an invalid FAISS factory string fails here, not after encoding
         folder.mkdir(parents=True, exist_ok=True)
         manifest = {
             "sentsim_version": __version__,
@@ -283,13 +294,7 @@ class DocumentIndex:
         for row, query in enumerate(queries):
             if not query.strip():
                 raise ValueError(f"queries[{row}] is empty")
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
-        if by not in ("chunk", "document"):
-            raise ValueError(f"by must be 'chunk' or 'document', got {by!r}")
-        check_tuning_values(nprobe, ef_search)
-        if self.backend is not None:
-            self.backend.check_tuning(nprobe, ef_search)  # before encoding the queries
+        self._check_search(k, by, nprobe, ef_search)  # before encoding the queries
         vectors = self.encoder.encode(queries, show_progress=False)
         results = self.search_vectors(vectors, k, filter=filter, by=by, nprobe=nprobe, ef_search=ef_search)
         return results[0] if single else results
@@ -312,10 +317,9 @@ class DocumentIndex:
             raise ValueError(f"query vectors must have shape (n, {self.manifest['model']['dim']}), got {vectors.shape}")
         if not np.isfinite(vectors).all():
             raise ValueError("query vectors contain NaN or infinity")
-        check_tuning_values(nprobe, ef_search)
+        self._check_search(k, by, nprobe, ef_search)
+        k = int(k)
         with self._lock.reading():
-            if self.backend is not None:
-                self.backend.check_tuning(nprobe, ef_search)
             if self.backend is None or self.backend.size == 0:
                 return [[] for _ in vectors]
             allowed = self.store.vector_ids_matching(filter) if filter is not None else None
@@ -339,6 +343,15 @@ class DocumentIndex:
         return self.store.document(doc_id)
 
     # --------------------------------------------------------------- internals
+    def _check_search(self, k: object, by: object, nprobe: object, ef_search: object) -> None:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        if by not in ("chunk", "document"):
+            raise ValueError(f"by must be 'chunk' or 'document', got {by!r}")
+        check_tuning_values(nprobe, ef_search)
+        if self.backend is not None:
+            self.backend.check_tuning(nprobe, ef_search)
+
     def _hits(self, scores: np.ndarray, ids: np.ndarray, k: int, by: str) -> list[list[Hit]]:
         """Hits of each query row, with the chunks and documents of all rows read in one query."""
         matches = self.store.matches(np.unique(ids[ids >= 0]))

@@ -54,8 +54,10 @@ def validate_documents(
         if meta is not None and not isinstance(meta, dict):
             raise TypeError(f"metadata[{row}] must be a dict or None, got {type(meta).__name__}")
         try:
-            json.dumps(meta)
-        except (TypeError, ValueError):
+            json.dumps(meta, allow_nan=False)  # NaN / Infinity are not JSON: SQLite's json functions reject them
+        except ValueError:
+            raise ValueError(f"metadata[{row}] holds NaN or infinity, which JSON cannot store") from None
+        except TypeError:
             raise TypeError(f"metadata[{row}] is not JSON-serializable") from None
     return texts, ids, metadata
 
