@@ -153,6 +153,26 @@ def test_early_stopping():
     assert result.stopped_early and result.steps == 3
 
 
+def test_config_and_evaluator_mistakes_are_named():
+    with pytest.raises(TypeError, match="epochs must be an int, got 1.5"):
+        TrainingConfig(epochs=1.5)
+    with pytest.raises(TypeError, match="batch_size must be an int, got 2.5"):
+        TrainingConfig(batch_size=2.5)
+    with pytest.raises(ValueError, match="need learning_rate > 0"):
+        TrainingConfig(learning_rate=float("nan"))
+    with pytest.raises(ValueError, match="eval_steps must be an int >= 1 or None, got 0.5"):
+        TrainingConfig(eval_steps=0.5)
+    data = load_training_data(columns(toy_pairs()))
+    with pytest.raises(ValueError, match="the evaluator must return a dict with 'primary_metric'"):
+        train(
+            toy_encoder(),
+            data,
+            make_loss("cosent"),
+            TrainingConfig(batch_size=8, **QUIET),
+            evaluator=lambda e: {"x": 1},
+        )
+
+
 def test_bad_training_setups_fail_before_any_step(tmp_path):
     pairs = toy_pairs()
     data = load_training_data(columns(pairs))

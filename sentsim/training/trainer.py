@@ -238,6 +238,11 @@ def _evaluate(
     stop = False
     if rank == 0:
         results = evaluator(encoder)
+        if not isinstance(results, dict) or results.get("primary_metric") not in results:
+            raise ValueError(
+                "the evaluator must return a dict with 'primary_metric' naming one of its keys "
+                f"(e.g. evaluate_sts(...)), got {results!r}"
+            )
         metric = float(results[results["primary_metric"]])
         improved = state.best_metric is None or metric > state.best_metric
         if improved:
