@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
+
+
+def is_integer(value: object) -> bool:
+    """An int or numpy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def validate_texts(texts: object, name: str = "texts") -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from sentsim.exact_search import exact_search
+from sentsim.inputs import is_integer
 
 try:
     import faiss
@@ -277,9 +277,7 @@ class VectorBackend:
 def check_tuning_values(nprobe: object, ef_search: object) -> None:
     """Raise a ValueError unless ``nprobe`` and ``ef_search`` are each None or a positive integer."""
     for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value < 2**31
-        ):
+        if value is not None and (not is_integer(value) or not 1 <= value < 2**31):
             raise ValueError(f"{name} must be a positive int below 2**31, got {value!r}")
 
 

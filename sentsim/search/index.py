@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import numpy as np
 
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
-from sentsim.inputs import validate_texts
+from sentsim.inputs import is_integer, validate_texts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_tuning_values, resolve_factory
 from sentsim.search.fingerprint import fingerprint_mismatch, model_fingerprint
 from sentsim.search.ingest import plan_documents, validate_documents
@@ -96,7 +95,7 @@ class DocumentIndex:
         if (folder / MANIFEST).exists():
             raise FileExistsError(f"{folder} already holds an index; open it with DocumentIndex.open")
         for option, value in (("chunk_size", chunk_size), ("chunk_overlap", chunk_overlap)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            if value is not None and not is_integer(value):
                 raise TypeError(f"{option} must be an int, got {value!r}")
         if chunk_size is not None and not 0 <= chunk_overlap < chunk_size:
             raise ValueError(f"need 0 <= chunk_overlap < chunk_size, got {chunk_overlap} and {chunk_size}")
@@ -344,7 +343,7 @@ class DocumentIndex:
 
     # --------------------------------------------------------------- internals
     def _check_search(self, k: object, by: object, nprobe: object, ef_search: object) -> None:
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        if not is_integer(k) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
         if by not in ("chunk", "document"):
             raise ValueError(f"by must be 'chunk' or 'document', got {by!r}")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass, fields
+
+from sentsim.inputs import is_integer
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -48,14 +49,14 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "gradient_accumulation", "log_steps", "seed"):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), numbers.Integral):
+            if not is_integer(getattr(self, name)):
                 raise TypeError(f"{name} must be an int, got {getattr(self, name)!r}")
         for name in ("epochs", "batch_size", "gradient_accumulation", "log_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("eval_steps", "checkpoint_steps", "early_stopping_patience"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            if value is not None and (not is_integer(value) or value < 1):
                 raise ValueError(f"{name} must be an int >= 1 or None, got {value!r}")
         if not math.isfinite(self.learning_rate) or self.learning_rate <= 0 or not 0 <= self.warmup_ratio < 1:
             raise ValueError(
