@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from sentsim.cli.common import add_model_options, load_encoder
@@ -50,25 +48,17 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix != ".npy":
         output = output.with_name(output.name + ".npy")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.stem}.", suffix=".tmp.npy")
-    os.close(fd)
-    try:  # embeddings stream into a memory-mapped file, renamed into place when complete
-        embeddings = encoder.encode(
-            texts,
-            batch_size=args.batch_size,
-            max_tokens=args.max_tokens,
-            normalize=args.normalize,
-            dtype=args.dtype,
-            runtime=args.runtime,
-            output=tmp,
-            show_progress=not args.no_progress,
-        )
-        shape = embeddings.shape
-        del embeddings
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    embeddings = encoder.encode(  # streams to disk; encode() renames the file into place when complete
+        texts,
+        batch_size=args.batch_size,
+        max_tokens=args.max_tokens,
+        normalize=args.normalize,
+        dtype=args.dtype,
+        runtime=args.runtime,
+        output=output,
+        show_progress=not args.no_progress,
+    )
+    shape = embeddings.shape
+    del embeddings
     print(f"{output}\t{shape[0]}x{shape[1]}")
     return 0

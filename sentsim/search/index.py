@@ -102,10 +102,8 @@ class DocumentIndex:
         chunk_size, chunk_overlap = (int(chunk_size) if chunk_size is not None else None), int(chunk_overlap)
         if not isinstance(backend, str):
             raise TypeError(f"backend must be a str ({', '.join(BACKENDS)} or a FAISS factory string), got {backend!r}")
-        if backend not in BACKENDS:
-            VectorBackend(
-                backend, encoder.dim, metric
-            )  # an invalid FAISS factory string fails here, not after encoding
+        if backend not in BACKENDS:  # an invalid FAISS factory string fails here, not after encoding
+            VectorBackend(backend, encoder.dim, metric)
         folder.mkdir(parents=True, exist_ok=True)
         manifest = {
             "sentsim_version": __version__,
@@ -347,9 +345,10 @@ class DocumentIndex:
             raise ValueError(f"k must be a positive int, got {k!r}")
         if by not in ("chunk", "document"):
             raise ValueError(f"by must be 'chunk' or 'document', got {by!r}")
-        check_tuning_values(nprobe, ef_search)
         if self.backend is not None:
-            self.backend.check_tuning(nprobe, ef_search)
+            self.backend.check_tuning(nprobe, ef_search)  # values, and that the index has the knob
+        else:
+            check_tuning_values(nprobe, ef_search)
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray, k: int, by: str) -> list[list[Hit]]:
         """Hits of each query row, with the chunks and documents of all rows read in one query."""
