@@ -309,6 +309,54 @@ def test_corrupted_files_give_clear_errors(index, tmp_path):
         DocumentIndex.open(folder, toy_encoder())
 
 
+def test_a_faiss_file_of_the_wrong_size_is_rebuilt_on_open(index, tmp_path):
+    folder = tmp_path / "index"
+    index.add(["an extra document about cats"], ids=["extra"])
+    larger = (folder / "index.faiss").read_bytes()
+    index.delete(["extra"])
+    index.close()
+    (folder / "index.faiss").write_bytes(larger)  # one vector too many, though the generation matches
+    reopened = DocumentIndex.open(folder, toy_encoder())
+    assert reopened.backend.size == reopened.store.count("chunks") == len(TEXTS)
+    assert "extra" not in {h.id for h in reopened.search("cats", k=100)}
+    reopened.close()
+
+
+def test_a_failed_write_whose_repair_fails_is_repaired_before_the_next_use(index, tmp_path, monkeypatch):
+    from sentsim.search.mirror import FaissMirror
+
+    def fail(*args, **kwargs):
+        raise MemoryError("simulated")
+
+    with monkeypatch.context() as patch:  # the write fails, and so does the rebuild after it
+        patch.setattr(VectorBackend, "add", fail)
+        patch.setattr(FaissMirror, "rebuild", fail)
+        with pytest.raises(MemoryError):
+            index.add(["a new document"], ids=["new"])
+    assert index.mirror.broken and index.backend is None
+    assert len(index.search("the cat sleeps", k=100)) == len(TEXTS)  # rebuilt before searching
+    with monkeypatch.context() as patch:
+        patch.setattr(VectorBackend, "add", fail)
+        patch.setattr(FaissMirror, "rebuild", fail)
+        with pytest.raises(MemoryError):
+            index.add(["a new document"], ids=["new"])
+    index.add(["a new document"], ids=["new"])  # rebuilt before writing: the old vectors are kept
+    assert index.backend.size == len(TEXTS) + 1
+    index.close()
+    reopened = DocumentIndex.open(tmp_path / "index", toy_encoder())
+    assert reopened.backend.size == reopened.store.count("chunks") == len(TEXTS) + 1
+    assert len(reopened.search("the cat sleeps", k=100)) == len(TEXTS) + 1
+    reopened.close()
+
+
+def test_a_closed_index_says_so(index):
+    index.close()
+    index.close()  # twice is harmless
+    for operation in (lambda: index.search("cat"), lambda: index.add(["x"]), lambda: len(index)):
+        with pytest.raises(ValueError, match="is closed; open it again"):
+            operation()
+
+
 def test_corrupted_database(index, tmp_path):
     index.close()
     (tmp_path / "index" / "documents.sqlite").write_bytes(b"garbage" * 100)

@@ -2,17 +2,17 @@
 
 The folder holds ``manifest.json`` (model fingerprint, metric, backend, chunking),
 ``documents.sqlite`` (documents, chunks, metadata and vectors: the source of truth) and
-``index.faiss`` (derived). Each operation commits one SQLite transaction, then writes the
-FAISS file atomically with the generation it reflects; on open, a FAISS file older than the
-database (a crash between the two) is rebuilt from the stored vectors, without re-encoding.
+``index.faiss`` (derived; kept in step by :mod:`sentsim.search.mirror`). Each operation
+commits one SQLite transaction, then writes the FAISS file atomically with the generation it
+reflects; a FAISS file that does not match the database is rebuilt from the stored vectors,
+without re-encoding.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,16 +21,17 @@ import numpy as np
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
 from sentsim.inputs import is_integer, validate_texts
-from sentsim.search.backends import BACKENDS, VectorBackend, check_tuning_values, resolve_factory
+from sentsim.search.backends import BACKENDS, VectorBackend, check_tuning_values
 from sentsim.search.fingerprint import fingerprint_mismatch, model_fingerprint
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
+from sentsim.search.mirror import MANIFEST, FaissMirror
 from sentsim.search.store import DocumentStore, IndexCorruptedError
 from sentsim.similarity import Metric
 
 logger = logging.getLogger(__name__)
 
-MANIFEST, DATABASE, FAISS_FILE = "manifest.json", "documents.sqlite", "index.faiss"
+DATABASE = "documents.sqlite"
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,15 @@ class DocumentIndex:
         >>> index.search("what is in the first?", k=5, filter={"lang": "en"})
     """
 
-    def __init__(
-        self, folder: Path, encoder, manifest: dict, store: DocumentStore, backend: VectorBackend | None
-    ) -> None:
-        self.folder, self.encoder, self.manifest, self.store, self.backend = folder, encoder, manifest, store, backend
+    def __init__(self, folder: Path, encoder, manifest: dict, store: DocumentStore) -> None:
+        self.folder, self.encoder, self.manifest, self.store = folder, encoder, manifest, store
+        self.mirror = FaissMirror(folder, store, manifest)
         self._lock = ReadWriteLock()
+
+    @property
+    def backend(self) -> VectorBackend | None:
+        """The FAISS index of the stored vectors (None while the index is empty)."""
+        return self.mirror.backend
 
     # ------------------------------------------------------------ create / open
     @classmethod
@@ -118,7 +123,7 @@ class DocumentIndex:
         }
         store = DocumentStore(folder / DATABASE)
         write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-        return cls(folder, encoder, manifest, store, None)
+        return cls(folder, encoder, manifest, store)
 
     @classmethod
     def open(cls, folder: str | Path, encoder=None, *, repair: bool = False) -> DocumentIndex:
@@ -147,8 +152,8 @@ class DocumentIndex:
                 f"differs in {', '.join(different)}. Open it with the same model, or build a new index."
             )
         store = DocumentStore(folder / DATABASE)
-        index = cls(folder, encoder, manifest, store, None)
-        index._load_backend(repair)
+        index = cls(folder, encoder, manifest, store)
+        index.mirror.load(repair)
         return index
 
     def close(self) -> None:
@@ -194,21 +199,23 @@ class DocumentIndex:
         """Delete documents by id; returns how many existed. Deleted documents are never returned."""
         ids = list(dict.fromkeys(validate_texts(ids, "ids")))
         with self._lock.writing():
-            removed = []
-            with self.store.transaction():
-                present = self.store.has_documents(ids)
-                for doc_id in present:
-                    removed += self.store.delete_document(doc_id)
-            if self.backend is not None:
-                self.backend.remove(removed)
-            self._after_write()
+            self.mirror.recover()
+            with self.mirror.restored_on_error():
+                removed = []
+                with self.store.transaction():
+                    present = self.store.has_documents(ids)
+                    for doc_id in present:
+                        removed += self.store.delete_document(doc_id)
+                if self.backend is not None:
+                    self.backend.remove(removed)
+                self.mirror.save()
         return len(present)
 
     def compact(self) -> None:
         """Rebuild the FAISS index from the live vectors (drops HNSW tombstones)."""
         with self._lock.writing():
-            self._rebuild()
-            self._after_write()
+            self.mirror.rebuild()
+            self.mirror.save()
 
     def _write(self, texts, ids, metadata, *, replace: bool, batch_size: int, show_progress: bool | None) -> list[str]:
         texts, ids, metadata = validate_documents(texts, ids, metadata)
@@ -234,7 +241,9 @@ class DocumentIndex:
                 [chunk_texts[h] for h in missing], batch_size=batch_size, show_progress=show_progress
             )
             cached |= dict(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
-        with self._lock.writing(), self._restored_on_error():
+        with self._lock.writing():
+            self.mirror.recover()
+        with self._lock.writing(), self.mirror.restored_on_error():
             added_ids, added_vectors, removed = [], [], []
             with self.store.transaction():
                 if missing:
@@ -252,14 +261,12 @@ class DocumentIndex:
                     )
                     added_ids.append(vector_ids)
                     added_vectors += [cached[h] for h in document.hashes]
-                if added_ids:
-                    self._ensure_backend(len(added_vectors) + (self.backend.size if self.backend else 0))
-                    if self.backend is not None:
-                        self.backend.remove(removed)
-                    self.backend.add(np.stack(added_vectors), np.concatenate(added_ids))
-                elif removed and self.backend is not None:
+                if removed and self.backend is not None:
                     self.backend.remove(removed)
-            self._after_write()
+                if added_ids:
+                    backend = self.mirror.ensure(len(added_vectors) + self.mirror.size)
+                    backend.add(np.stack(added_vectors), np.concatenate(added_ids))
+            self.mirror.save()
         return ids
 
     # ------------------------------------------------------------------- reads
@@ -316,6 +323,9 @@ class DocumentIndex:
             raise ValueError("query vectors contain NaN or infinity")
         self._check_search(k, by, nprobe, ef_search)
         k = int(k)
+        if self.mirror.broken:
+            with self._lock.writing():
+                self.mirror.recover()
         with self._lock.reading():
             if self.backend is None or self.backend.size == 0:
                 return [[] for _ in vectors]
@@ -328,7 +338,7 @@ class DocumentIndex:
                 scores, ids = self.backend.search(vectors, fetch, allowed, nprobe=nprobe, ef_search=ef_search)
                 short = (ids >= 0).sum(axis=1) < fetch
                 if short.any():  # an approximate index missed some: exact search over what is allowed
-                    exact_scores, exact_ids = self._exact(vectors[short], fetch, allowed)
+                    exact_scores, exact_ids = self.mirror.exact(vectors[short], fetch, allowed)
                     scores[short], ids[short] = exact_scores, exact_ids
                 hits = self._hits(scores, ids, k, by)
                 if by == "chunk" or fetch >= available or all(len(h) >= k for h in hits):
@@ -367,72 +377,6 @@ class DocumentIndex:
                     break
             results.append(hits)
         return results
-
-    def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        if allowed is None:  # every live vector, read in one pass
-            vector_ids, vectors = self.store.all_vectors()
-            live = np.isin(vector_ids, self.backend.live(vector_ids))
-            vector_ids, vectors = vector_ids[live], vectors[live]
-        else:
-            vector_ids = self.backend.live(allowed)
-            vectors = self.store.vectors_of(vector_ids)
-        return self.backend.search_exact(queries, vectors, vector_ids, k)
-
-    @contextmanager
-    def _restored_on_error(self) -> Iterator[None]:
-        """If a write fails, the transaction rolls back; rebuild the FAISS index to match it."""
-        try:
-            yield
-        except BaseException:
-            self.manifest["factory"] = None
-            self._rebuild()
-            raise
-
-    def _ensure_backend(self, n: int) -> None:
-        if self.backend is None:
-            factory = resolve_factory(self.manifest["backend"], self.manifest["model"]["dim"], n)
-            self.backend = VectorBackend(factory, self.manifest["model"]["dim"], self.manifest["metric"])
-            self.manifest["factory"] = factory
-
-    def _rebuild(self) -> None:
-        vector_ids, vectors = self.store.all_vectors()
-        self.backend = None
-        if len(vector_ids):
-            self._ensure_backend(len(vector_ids))
-            self.backend.add(vectors, vector_ids)
-
-    def _after_write(self) -> None:
-        if self.backend is not None and self.backend.needs_compaction():
-            logger.info("compacting: %d tombstones", len(self.backend.tombstones))
-            self._rebuild()
-        if self.backend is not None:
-            self.backend.save(self.folder / FAISS_FILE)
-        self.manifest["generation"] = self.store.generation
-        self.manifest["tombstones"] = sorted(self.backend.tombstones) if self.backend is not None else []
-        write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
-
-    def _load_backend(self, repair: bool) -> None:
-        path = self.folder / FAISS_FILE
-        stale = self.manifest.get("generation") != self.store.generation
-        if self.manifest.get("factory") and path.exists() and not stale:
-            try:
-                self.backend = VectorBackend.load(
-                    path,
-                    self.manifest["factory"],
-                    self.manifest["model"]["dim"],
-                    self.manifest["metric"],
-                    set(self.manifest.get("tombstones", [])),
-                )
-                return
-            except IndexCorruptedError:
-                if not repair:
-                    raise
-                logger.warning("rebuilding the damaged %s from the stored vectors", path)
-        if stale:
-            logger.info("the FAISS file is older than the database (an interrupted write): rebuilding it")
-        self._rebuild()
-        if self.backend is not None or stale:
-            self._after_write()
 
 
 def _encoder(encoder, name: str | None):

@@ -41,8 +41,9 @@ class DocumentStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._db: sqlite3.Connection | None = None
         try:
-            self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
@@ -52,8 +53,16 @@ class DocumentStore:
         if check != "ok":
             raise IndexCorruptedError(f"{path} is corrupted: {check}")
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ValueError(f"the index in {self.path.parent} is closed; open it again with DocumentIndex.open")
+        return self._db
+
     def close(self) -> None:
-        self.db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     # ---------------------------------------------------------------- settings
     def setting(self, key: str, default: str | None = None) -> str | None:
