@@ -91,7 +91,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     pairs = toy_pairs()
     data = load_training_data(columns(pairs))
     config = TrainingConfig(
-        epochs=3, batch_size=5, learning_rate=1e-3, checkpoint_steps=2, gradient_accumulation=2, **QUIET
+        epochs=3, batch_size=5, learning_rate=1e-3, checkpoint_steps=2, gradient_accumulation=2, log_steps=1, **QUIET
     )
 
     reference = toy_encoder()
@@ -111,6 +111,35 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
     loaded = SentenceEncoder.from_pretrained(tmp_path / "run" / "final")
     np.testing.assert_allclose(loaded.encode(pairs.sentences1), reference.encode(pairs.sentences1), atol=1e-5)
+    logged = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, 13))  # step 5, logged before the crash, is logged once
+
+
+def test_resume_of_a_run_that_failed_before_its_first_checkpoint_starts_again(tmp_path):
+    pairs = toy_pairs()
+    data = load_training_data(columns(pairs))
+    config = TrainingConfig(epochs=1, batch_size=5, learning_rate=1e-3, **QUIET)
+
+    def failing(encoder):
+        raise Interrupted
+
+    with pytest.raises(Interrupted):  # the evaluator fails at the first epoch's end: no checkpoint yet
+        train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run", evaluator=failing)
+    with pytest.raises(ValueError, match="holds a run with another config"):
+        train(
+            toy_encoder(),
+            data,
+            make_loss("cosent"),
+            TrainingConfig(epochs=2, batch_size=5, **QUIET),
+            output_dir=tmp_path / "run",
+            resume=True,
+        )
+    restarted, reference = toy_encoder(), toy_encoder()
+    result = train(restarted, data, make_loss("cosent"), config, output_dir=tmp_path / "run", resume=True)
+    train(reference, data, make_loss("cosent"), config, output_dir=tmp_path / "straight")
+    assert result.steps == 7
+    for (name, a), (_, b) in zip(reference.state_dict().items(), restarted.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
 
 
 def test_gradient_accumulation_equals_a_larger_batch():

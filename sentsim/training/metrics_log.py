@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+from sentsim.atomic import write_text_atomic
+
 logger = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
 
@@ -37,6 +39,16 @@ class MetricsLog:
             for name, value in scalars.items():
                 self._tensorboard.add_scalar(name, value, step)
             self._tensorboard.flush()
+
+    def drop_after(self, step: int) -> None:
+        """Forget the records past ``step`` (a resumed run logs those steps again)."""
+        path = self.folder / METRICS_FILE if self.folder is not None else None
+        if path is None or not path.exists():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        if len(kept) != len(lines):
+            write_text_atomic(path, "".join(kept))
 
     def close(self) -> None:
         if self._tensorboard is not None:

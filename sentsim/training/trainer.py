@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from sentsim.atomic import write_text_atomic
 from sentsim.training.checkpoint import TrainState, load_checkpoint, read_checkpoint_run, save_checkpoint
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData, check_fits
@@ -83,7 +85,7 @@ def train(
     output = Path(output_dir) if output_dir is not None else None
     run = _fingerprint(encoder, data, loss, config, world)
     if output is not None:
-        _prepare_output(output, run, resume, rank)
+        resume = _prepare_output(output, run, resume, rank)
     elif resume:
         raise ValueError("resume needs the output_dir of the run to continue")
 
@@ -110,6 +112,8 @@ def train(
 
     writes = output is not None and rank == 0
     metrics = MetricsLog(output if writes else None)
+    if writes:
+        metrics.drop_after(state.global_step)  # what a crashed run logged past its last checkpoint
     best_dir = output / "best" if writes else None
 
     def checkpoint() -> None:
@@ -265,18 +269,27 @@ def _evaluate(
     return stop
 
 
-def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> None:
+def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> bool:
+    """Check ``output`` for this run; returns whether there is a checkpoint to resume from.
+
+    Resuming a run that stopped before its first checkpoint starts it again from the beginning.
+    """
     existing = output / RUN_FILE
     if resume:
-        if not (output / CHECKPOINT_DIR / "state.json").exists():
+        checkpointed = (output / CHECKPOINT_DIR / "state.json").exists()
+        if not checkpointed and not existing.exists():
             raise ValueError(f"nothing to resume in {output}: it has no {CHECKPOINT_DIR}/")
-        saved = read_checkpoint_run(output / CHECKPOINT_DIR)
+        saved = read_checkpoint_run(output / CHECKPOINT_DIR) if checkpointed else _read_json(existing)
         different = sorted(key for key in run if saved.get(key) != run[key])
         if different:
             raise ValueError(
                 f"{output} holds a run with another {', '.join(different)}; resume it with the same model, data, loss and config"
             )
-        return
+        if not checkpointed:
+            logger.info("%s has no checkpoint yet: starting the run again from the beginning", output)
+            if rank == 0:
+                shutil.rmtree(output / "best", ignore_errors=True)
+        return checkpointed
     if existing.exists():
         raise ValueError(
             f"{output} already holds a training run; pass resume to continue it, or choose a new output folder"
@@ -285,7 +298,15 @@ def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> None:
         raise ValueError(f"output folder {output} exists and is not empty")
     if rank == 0:
         output.mkdir(parents=True, exist_ok=True)
-        (output / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(output / RUN_FILE, json.dumps(run, indent=2) + "\n")
+    return False
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot resume from {path}: {error}") from None
 
 
 def _fingerprint(encoder, data: TrainingData, loss, config: TrainingConfig, world: int) -> dict:
