@@ -11,6 +11,11 @@ def is_integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def is_real(value: object) -> bool:
+    """A real number (int, float, numpy scalar), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def validate_texts(texts: object, name: str = "texts") -> list[str]:
     """Return ``texts`` as a list of str, or raise an error naming the first bad item.
 

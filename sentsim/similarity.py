@@ -31,7 +31,8 @@ def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, p
 
     Returns the ``(n, m)`` matrix, or with ``pairwise=True`` the ``(n,)`` scores of row i of
     ``a`` against row i of ``b`` (which then need the same length). The result is a numpy
-    array unless both inputs are torch tensors.
+    array unless both inputs are torch tensors; it is float64 if an input is, else float32.
+    Embeddings holding NaN or infinity are refused.
     """
     metric = Metric.parse(metric)
     as_numpy = not (isinstance(a, Tensor) and isinstance(b, Tensor))
@@ -40,7 +41,8 @@ def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, p
         raise ValueError(f"embedding dimensions differ: a has {x.shape[1]}, b has {y.shape[1]}")
     if pairwise and x.shape[0] != y.shape[0]:
         raise ValueError(f"pairwise scores need inputs of the same length; got {x.shape[0]} and {y.shape[0]}")
-    y = y.to(x.device)
+    dtype = torch.promote_types(x.dtype, y.dtype)
+    x, y = x.to(dtype), y.to(x.device, dtype)
     scores = _pairwise(x, y, metric) if pairwise else _matrix(x, y, metric)
     if a.ndim == 1 and b.ndim == 1:
         return float(scores.reshape(-1)[0])
@@ -48,18 +50,27 @@ def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, p
 
 
 def _as_matrix(value: ArrayLike, name: str) -> Tensor:
+    """``value`` as a 2-D float tensor (float64 stays float64, other types become float32)."""
     if isinstance(value, np.ndarray):
-        if not np.issubdtype(value.dtype, np.number):
-            raise TypeError(f"{name} must hold numbers, got a numpy array of {value.dtype}; encode texts first")
-        tensor = torch.from_numpy(np.asarray(value, dtype=np.float32))
+        if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_) or np.iscomplexobj(value):
+            raise TypeError(f"{name} must hold real numbers, got a numpy array of {value.dtype}; encode texts first")
+        dtype = np.float64 if value.dtype == np.float64 else np.float32
+        tensor = torch.from_numpy(np.ascontiguousarray(value, dtype=dtype))  # also copies reversed / strided views
     elif isinstance(value, Tensor):
-        tensor = value.detach().float()
+        if value.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got a tensor of {value.dtype}")
+        tensor = value.detach()
+        tensor = tensor if tensor.dtype == torch.float64 else tensor.float()
     else:
         raise TypeError(f"{name} must be a numpy array or torch tensor of embeddings, got {type(value).__name__}")
     if tensor.ndim == 1:
         tensor = tensor.unsqueeze(0)
     if tensor.ndim != 2:
         raise ValueError(f"{name} must be 1-D (d,) or 2-D (n, d), got shape {tuple(tensor.shape)}")
+    finite = torch.isfinite(tensor).all(dim=1)
+    if not bool(finite.all()):
+        row = int((~finite).nonzero()[0, 0])
+        raise ValueError(f"{name} holds NaN or infinity (row {row} is the first); embeddings must be finite")
     return tensor
 
 

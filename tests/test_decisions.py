@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -190,8 +191,21 @@ def test_few_shot_bad_input():
         classifier.scores(np.ones((2, 2 * dim)))
     with pytest.raises(ValueError, match="out-of-scope ones"):
         classifier.fit_threshold(["t1"], ["a"])
+    with pytest.raises(ValueError, match="fit_threshold got 2 texts but 1 labels"):
+        classifier.fit_threshold(["t1", "t2"], ["none"])
     with pytest.raises(ValueError, match="unknown strategy 'svm'"):
         FewShotClassifier(circle_encoder(), strategy="svm")
+    for options, message in [
+        ({"threshold": "0.5"}, "threshold must be a finite number or None, got '0.5'"),
+        ({"threshold": float("nan")}, "threshold must be a finite number"),
+        ({"k": 2.5}, "k must be an int >= 1, got 2.5"),
+        ({"k": 0}, "k must be an int >= 1"),
+        ({"temperature": float("nan")}, "temperature must be a finite number > 0, got nan"),
+        ({"logistic_c": -1}, "logistic_c must be a finite number > 0"),
+        ({"batch_size": True}, "batch_size must be an int >= 1, got True"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            FewShotClassifier(circle_encoder(), **options)
 
 
 def test_few_shot_save_and_load(tmp_path):

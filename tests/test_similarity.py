@@ -78,3 +78,28 @@ def test_texts_are_refused_with_a_hint():
         similarity(np.array(["a"]), np.array(["b"]))
     with pytest.raises(TypeError, match="numpy array or torch tensor"):
         similarity(["a"], ["b"])
+
+
+def test_reversed_and_strided_views_are_accepted(vectors):
+    a, b = vectors
+    np.testing.assert_allclose(similarity(a[::-1], b[:, ::-1]), reference(a[::-1], b[:, ::-1], "cosine"), atol=1e-6)
+    np.testing.assert_allclose(similarity(a[::2], b, "dot"), a[::2] @ b.T, rtol=1e-5)
+
+
+def test_float64_stays_float64_and_does_not_overflow():
+    a = np.array([[1e30, 2e30], [3.0, -1.0]])
+    scores = similarity(a, a, "dot")
+    assert scores.dtype == np.float64 and np.isfinite(scores).all()
+    assert scores[0, 0] == pytest.approx(5e60)
+    assert similarity(a, a)[0, 0] == pytest.approx(1.0)
+    assert similarity(a.astype(np.float32), a.astype(np.float32)[1:]).dtype == np.float32
+
+
+def test_nan_and_infinity_are_refused_with_the_row(vectors):
+    a, b = vectors
+    bad = b.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"b holds NaN or infinity \(row 2 is the first\)"):
+        similarity(a, bad)
+    with pytest.raises(ValueError, match=r"a holds NaN or infinity \(row 0"):
+        similarity(torch.full((1, 5), float("inf")), torch.from_numpy(b), pairwise=False)

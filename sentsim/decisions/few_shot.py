@@ -8,6 +8,7 @@ different = dissimilar); call :meth:`FewShotClassifier.refresh` afterwards to re
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from sentsim._version import __version__
 from sentsim.atomic import atomic_folder
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
-from sentsim.inputs import validate_texts
+from sentsim.inputs import is_integer, is_real, validate_texts
 from sentsim.weights import load_safetensors, save_safetensors
 
 STRATEGIES = ("prototype", "knn", "logistic")
@@ -61,8 +62,14 @@ class FewShotClassifier:
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
-        if k < 1 or temperature <= 0 or logistic_c <= 0:
-            raise ValueError(f"need k >= 1, temperature > 0 and logistic_c > 0, got {k}, {temperature}, {logistic_c}")
+        for name, value in (("k", k), ("batch_size", batch_size)):
+            if not is_integer(value) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        for name, value in (("temperature", temperature), ("logistic_c", logistic_c)):
+            if not is_real(value) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if threshold is not None and (not is_real(threshold) or not math.isfinite(threshold)):
+            raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
         self.encoder = encoder
         self.strategy, self.k, self.threshold = strategy, k, threshold
         self.unknown_label, self.temperature, self.logistic_c = unknown_label, temperature, logistic_c
@@ -116,16 +123,13 @@ class FewShotClassifier:
         self._embeddings = self._embeddings[keep]
         self._head = None
 
-    def fine_tune(
-        self, *, rounds: int = 20, config=None, temperature: float = 0.05, symmetric: bool = True, seed: int = 0
-    ):
-        """Siamese fine-tuning of the encoder on pairs from the support set (see
-        :func:`sentsim.training.few_shot.fine_tune_few_shot`); the support set is re-embedded after."""
+    def fine_tune(self, **options):
+        """Siamese fine-tuning of the encoder on pairs from the support set; the support set is
+        re-embedded after. ``options`` (``rounds``, ``config``, ``temperature``, ``symmetric``,
+        ``seed``) and their defaults are those of :func:`sentsim.training.few_shot.fine_tune_few_shot`."""
         from sentsim.training.few_shot import fine_tune_few_shot
 
-        return fine_tune_few_shot(
-            self, rounds=rounds, config=config, temperature=temperature, symmetric=symmetric, seed=seed
-        )
+        return fine_tune_few_shot(self, **options)
 
     def refresh(self) -> None:
         """Re-embed the support set with the (fine-tuned) encoder."""
@@ -181,6 +185,8 @@ class FewShotClassifier:
         if objective not in THRESHOLD_OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(THRESHOLD_OBJECTIVES)}")
         labels = list(labels)
+        if len(texts) != len(labels):
+            raise ValueError(f"fit_threshold got {len(texts)} texts but {len(labels)} labels")
         out = np.array([label == self.unknown_label for label in labels])
         if out.all() or not out.any():
             raise ValueError(

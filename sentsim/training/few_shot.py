@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sentsim.inputs import is_integer
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData
 from sentsim.training.losses.in_batch_negatives import InBatchNegativesLoss
@@ -32,8 +33,8 @@ def fine_tune_few_shot(
     texts, labels = classifier.support()
     if len(set(labels)) < 2:
         raise ValueError("fine-tuning needs a support set with at least 2 classes")
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if not is_integer(rounds) or rounds < 1:
+        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
     config = config or FEW_SHOT_CONFIG
     if config.batch_size > len(texts) * rounds:
         config = TrainingConfig.from_dict(config.to_dict() | {"batch_size": len(texts) * rounds})
