@@ -12,6 +12,30 @@ MULTI_GPU_TEXTS = 65536  # from this many texts, encode runs on every visible GP
 CACHES = ("_replicas", "_onnx", "_compiled")  # per-encoder caches (in ``__dict__``) a replica does not share
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a ``torch.device`` that exists here (None: CUDA when available, else CPU).
+
+    Raises a ValueError naming the device for a malformed name, or a GPU this machine lacks.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; expected cpu, cuda, cuda:N or mps") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {str(device)!r} was asked for, but torch here has no CUDA GPU; use cpu")
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"device {str(device)!r} does not exist: {count} CUDA GPU(s) are visible")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for, but MPS is not available here; use cpu")
+    return resolved
+
+
 def encode_devices(
     device: str | torch.device | Sequence[str | torch.device] | None, main: torch.device, count: int
 ) -> list[torch.device]:
@@ -21,12 +45,12 @@ def encode_devices(
     if isinstance(device, (list, tuple)):
         if not device:
             raise ValueError("device=[] names no device")
-        devices = [torch.device(one) for one in device]
+        devices = [resolve_device(one) for one in device]
         if len({one.type for one in devices}) > 1:
             raise ValueError(f"devices must be of one type, got {[str(one) for one in devices]}")
         return devices
     if device is not None:
-        return [torch.device(device)]
+        return [resolve_device(device)]
     if main.type == "cuda" and torch.cuda.device_count() > 1 and count >= MULTI_GPU_TEXTS:
         return [main, *(torch.device("cuda", i) for i in range(torch.cuda.device_count()) if i != main.index)]
     return [main]

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from sentsim.devices import encode_devices, replica
+from sentsim.devices import encode_devices, replica, resolve_device
 from sentsim.encoding import (
     Batch,
     PackedBatch,
@@ -91,7 +91,7 @@ class SentenceEncoder(nn.Module):
         folder = resolve_model_path(name_or_path, revision=revision, cache_dir=cache_dir)
         parts = load_parts(folder, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
         encoder = cls(parts.tower, pooling=parts.pooling, normalize=parts.normalize, dense=parts.dense)
-        return encoder.to(_default_device(device)).eval()
+        return encoder.to(resolve_device(device)).eval()
 
     def save_pretrained(self, path: str | Path) -> None:
         """Save to a folder (safetensors) that sentsim and, for transformer towers, sentence-transformers load.
@@ -376,9 +376,3 @@ def _staging_path(path: Path) -> Path:
         raise ValueError(f"output must be a .npy file, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npy")
-
-
-def _default_device(device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sentsim.devices import resolve_device
 from sentsim.similarity import Metric, similarity
 
 
@@ -30,7 +31,7 @@ def exact_search(
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     queries_t = torch.as_tensor(np.asarray(queries, dtype=np.float32) if isinstance(queries, np.ndarray) else queries)
     corpus_t = torch.as_tensor(np.asarray(corpus, dtype=np.float32) if isinstance(corpus, np.ndarray) else corpus)
     queries_t, corpus_t = queries_t.float().to(device), corpus_t.float().to(device)

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from sentsim import SentenceEncoder
 from sentsim.cli import main
@@ -87,6 +88,15 @@ def test_errors_are_short_and_on_stderr(model_dir, tmp_path, capsys):
     assert "input file not found" in captured.err and captured.out == ""
     assert main(["similarity", "--model", str(tmp_path / "no-model-here"), "a", "b"]) == 2
     assert "not found" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["similarity", "--model", str(model_dir), "--device", "cuda", "a", "b"]) == 2
+        assert "device 'cuda' was asked for, but torch here has no CUDA GPU" in capsys.readouterr().err
+    else:
+        assert (
+            main(["similarity", "--model", str(model_dir), "--device", f"cuda:{torch.cuda.device_count()}", "a", "b"])
+            == 2
+        )
+        assert "does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [[], ["encode"], ["similarity"], ["eval"], ["eval", "sts"]])

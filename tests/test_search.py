@@ -192,6 +192,33 @@ def test_filters_return_k_matching_hits(index):
     assert index.search("stocks", k=3, filter={"topic": "nothing"}) == []
 
 
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ({"tags": "cat"}, {"d0", "d2"}),  # a list holding the value, or the value itself
+        ({"tags": {"in": ["dog", "pet"]}}, {"d0", "d1"}),
+        ({"tags": {"ne": "cat"}}, {"d1", "d3", "d4"}),  # a missing key is not "cat"
+        ({"year": {"gte": 2020}}, {"d0", "d3"}),  # the string "2021" is not a number
+        ({"year": {"lt": 2020}}, {"d2"}),
+        ({"lang": None}, {"d1", "d2"}),  # null or missing
+        ({"lang": {"ne": None}}, {"d0", "d3", "d4"}),
+        ({"lang": {"ne": "en"}}, {"d1", "d2", "d3"}),
+        ({"lang": "en", "tags": {"ne": "cat"}}, {"d4"}),
+    ],
+)
+def test_filter_semantics_for_lists_nulls_and_types(encoder, tmp_path, spec, expected):
+    metadata = [
+        {"tags": ["cat", "pet"], "year": 2021, "lang": "en"},
+        {"tags": ["dog"], "year": "2021", "lang": None},
+        {"tags": "cat", "year": 2019},
+        {"lang": "de", "year": 2023.5},
+        {"tags": [], "lang": "en"},
+    ]
+    with DocumentIndex.create(tmp_path / "index", encoder, backend="flat") as index:
+        index.add(TEXTS[:5], ids=[f"d{i}" for i in range(5)], metadata=metadata)
+        assert {hit.id for hit in index.search("cats", k=10, filter=spec)} == expected
+
+
 def test_filtered_hnsw_still_finds_k(encoder, tmp_path):
     index = DocumentIndex.create(tmp_path / "hnsw", encoder, backend="hnsw")
     index.add(TEXTS, ids=IDS, metadata=META)
@@ -227,6 +254,10 @@ def test_bad_filters(index):
         index.search("x", filter={"n": {"gte": "ten"}})
     with pytest.raises(ValueError, match="unknown operator 'like'"):
         index.search("x", filter={"topic": {"like": "ca%"}})
+    with pytest.raises(ValueError, match="filter values must be finite, got nan"):
+        index.search("x", filter={"n": {"lt": float("nan")}})
+    with pytest.raises(ValueError, match="'in' takes no None"):
+        index.search("x", filter={"topic": {"in": ["rain", None]}})
 
 
 @pytest.mark.parametrize("backend", ["flat", "hnsw"])
@@ -515,3 +546,7 @@ def test_cli_build_search_add_delete(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["documents"] == len(TEXTS)
     assert main(["search", folder, "x", "--filter", "colour=red"]) == 2
     assert "unknown metadata key 'colour'" in capsys.readouterr().err
+    assert main(["search", folder, "the cat sleeps", "-k", "2", "--device", "cpu", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["hits"]) == 2
+    assert main(["search", folder, "x", "--device", "gpu"]) == 2
+    assert "unknown device 'gpu'; expected cpu, cuda, cuda:N or mps" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 
 from sentsim._version import __version__
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.run(args) or 0
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, sqlite3.Error) as error:  # sqlite3: e.g. an index locked by a writer
+        logging.getLogger(__name__).debug("details", exc_info=True)
         print(f"sentsim {args.command}: error: {error}", file=sys.stderr)
         return 2

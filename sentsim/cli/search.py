@@ -43,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--docs", required=True)
     _document_fields(add)
     add.add_argument("--no-progress", action="store_true")
+    _device_option(add)
     add.set_defaults(run=run_add)
 
     delete = actions.add_parser("delete", help="delete documents by id", description="Delete documents by id.")
@@ -70,7 +71,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     search.add_argument("--ef-search", type=int, help="HNSW indexes: candidates kept by the graph search")
     search.add_argument("--json", action="store_true", help="print JSON lines: one object per query with its hits")
+    _device_option(search)
     search.set_defaults(run=run_search)
+
+
+def _device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="where the index's model encodes: cpu, cuda, cuda:1 ... (default: cuda when available)",
+    )
 
 
 def _document_fields(parser: argparse.ArgumentParser) -> None:
@@ -121,7 +131,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_add(args: argparse.Namespace) -> int:
     documents = read_documents(args.docs, text_field=args.text_field, id_field=args.id_field)
-    with DocumentIndex.open(args.folder) as index:
+    with DocumentIndex.open(args.folder, device=args.device) as index:
         if documents.ids is None:
             index.add(documents.texts, metadata=documents.metadata, show_progress=not args.no_progress)
         else:
@@ -146,7 +156,7 @@ def run_search(args: argparse.Namespace) -> int:
         if not separator or not key:
             raise ValueError(f"--filter needs KEY=VALUE, got {item!r}")
         spec[key] = _value(value)
-    with DocumentIndex.open(args.folder) as index:
+    with DocumentIndex.open(args.folder, device=args.device) as index:
         results = index.search(
             args.query,
             k=args.k,

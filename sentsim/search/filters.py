@@ -6,13 +6,23 @@ A filter is a dict of ``key -> condition``, all of which must hold:
 - ``{"in": [...]}``: membership, ``{"lang": {"in": ["en", "de"]}}``;
 - ``{"gte"|"gt"|"lte"|"lt": number}``: a numeric range, ``{"year": {"gte": 2020, "lt": 2024}}``;
 - ``{"ne": value}``: inequality.
+
+Where a document's value is a list (``{"tags": ["cat", "pet"]}``), equality means the list
+contains the value, ``in`` that it contains one of them, and ``ne`` that it does not contain it.
+``None`` matches a null or missing key (``{"ne": None}``: present and not null). Ranges
+match numbers only: a string such as ``"2021"`` is never inside ``{"gte": 2020}``. A document
+without the key matches no condition but ``None``, and ``ne`` holds for it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 
-OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "ne": "!="}
+RANGES = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+VALUE = "json_extract(documents.metadata, ?)"
+TYPE = "json_type(documents.metadata, ?)"
+ELEMENT = "EXISTS (SELECT 1 FROM json_each(documents.metadata, ?) AS e WHERE e.value {test})"
 
 
 def filter_sql(spec: dict, known_keys: set[str]) -> tuple[str, list]:
@@ -23,36 +33,52 @@ def filter_sql(spec: dict, known_keys: set[str]) -> tuple[str, list]:
     for key, condition in spec.items():
         if key not in known_keys:
             raise ValueError(f"unknown metadata key {key!r} in filter; known keys: {sorted(known_keys)}")
+        if isinstance(condition, dict) and not condition:
+            raise ValueError(f"filter {key!r}: an empty condition; expected a value or {{operator: operand}}")
         path = "$." + json.dumps(key)
-        value_sql = "json_extract(documents.metadata, ?)"
-        if isinstance(condition, dict):
-            if not condition:
-                raise ValueError(f"filter {key!r}: an empty condition; expected a value or {{operator: operand}}")
-            for operator, operand in condition.items():
-                if operator == "in":
-                    if not isinstance(operand, (list, tuple, set)) or not operand:
-                        raise ValueError(f"filter {key!r}: 'in' needs a non-empty list, got {operand!r}")
-                    marks = ", ".join("?" for _ in operand)
-                    clauses.append(f"{value_sql} IN ({marks})")
-                    parameters += [path, *[_sql_value(v) for v in operand]]
-                elif operator in OPERATORS:
-                    if operator != "ne" and (isinstance(operand, bool) or not isinstance(operand, (int, float))):
-                        raise ValueError(f"filter {key!r}: {operator!r} needs a number, got {operand!r}")
-                    clauses.append(f"{value_sql} {OPERATORS[operator]} ?")
-                    parameters += [path, _sql_value(operand)]
-                else:
-                    raise ValueError(
-                        f"filter {key!r}: unknown operator {operator!r}; expected in, {', '.join(OPERATORS)}"
-                    )
-        else:
-            clauses.append(f"{value_sql} = ?")
-            parameters += [path, _sql_value(condition)]
+        for operator, operand in condition.items() if isinstance(condition, dict) else [("eq", condition)]:
+            clause, values = _condition(key, path, operator, operand)
+            clauses.append(clause)
+            parameters += values
     return " AND ".join(clauses), parameters
+
+
+def _condition(key: str, path: str, operator: str, operand: object) -> tuple[str, list]:
+    """One ``key operator operand`` test as SQL and its parameters."""
+    if operator == "eq":
+        return _contains(path, [operand])
+    if operator == "in":
+        if not isinstance(operand, (list, tuple, set)) or not operand:
+            raise ValueError(f"filter {key!r}: 'in' needs a non-empty list, got {operand!r}")
+        if any(value is None for value in operand):
+            raise ValueError(f"filter {key!r}: 'in' takes no None; use {{{key!r}: None}} for a null or missing key")
+        return _contains(path, list(operand))
+    if operator == "ne":  # also true where the key is missing (the test below is then NULL)
+        clause, parameters = _contains(path, [operand])
+        return f"NOT COALESCE({clause}, 0)", parameters
+    if operator in RANGES:
+        if isinstance(operand, bool) or not isinstance(operand, (int, float)):
+            raise ValueError(f"filter {key!r}: {operator!r} needs a number, got {operand!r}")
+        return f"({TYPE} IN ('integer', 'real') AND {VALUE} {RANGES[operator]} ?)", [path, path, _sql_value(operand)]
+    raise ValueError(f"filter {key!r}: unknown operator {operator!r}; expected in, ne, {', '.join(RANGES)}")
+
+
+def _contains(path: str, values: list) -> tuple[str, list]:
+    """The value at ``path`` is one of ``values``, or is a list holding one of them (None: null or missing)."""
+    if values == [None]:
+        return f"{VALUE} IS NULL", [path]
+    values = [_sql_value(value) for value in values]
+    marks = ", ".join("?" for _ in values)
+    test = f"IN ({marks})"
+    clause = f"({VALUE} {test} OR ({TYPE} = 'array' AND {ELEMENT.format(test=test)}))"
+    return clause, [path, *values, path, path, *values]
 
 
 def _sql_value(value: object) -> object:
     if isinstance(value, bool):
         return int(value)  # JSON true/false come back from json_extract as 1/0
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"filter values must be finite, got {value!r}")
     if value is None or isinstance(value, (str, int, float)):
         return value
     raise ValueError(f"filter values must be strings, numbers, booleans or null, got {value!r}")

@@ -20,6 +20,7 @@ import numpy as np
 
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
+from sentsim.devices import resolve_device
 from sentsim.inputs import is_integer, validate_texts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_tuning_values
 from sentsim.search.fingerprint import fingerprint_mismatch, model_fingerprint
@@ -126,8 +127,10 @@ class DocumentIndex:
         return cls(folder, encoder, manifest, store)
 
     @classmethod
-    def open(cls, folder: str | Path, encoder=None, *, repair: bool = False) -> DocumentIndex:
-        """Open an index; ``encoder`` defaults to the model named in the manifest.
+    def open(
+        cls, folder: str | Path, encoder=None, *, repair: bool = False, device: str | None = None
+    ) -> DocumentIndex:
+        """Open an index; ``encoder`` defaults to the model named in the manifest, loaded on ``device``.
 
         A different model is refused (:class:`ModelMismatchError`). A truncated or corrupted
         file raises :class:`IndexCorruptedError`; ``repair=True`` rebuilds a damaged FAISS
@@ -144,7 +147,7 @@ class DocumentIndex:
             if not manifest["model"].get("name"):
                 raise ValueError(f"{folder} does not name its model; pass the encoder")
             encoder = manifest["model"]["name"]
-        encoder, _ = _encoder(encoder, manifest["model"].get("name"))
+        encoder, _ = _encoder(encoder, manifest["model"].get("name"), device)
         different = fingerprint_mismatch(manifest["model"], model_fingerprint(encoder))
         if different:
             raise ModelMismatchError(
@@ -379,9 +382,11 @@ class DocumentIndex:
         return results
 
 
-def _encoder(encoder, name: str | None):
+def _encoder(encoder, name: str | None, device: str | None = None):
     if isinstance(encoder, (str, Path)):
         from sentsim.encoder import SentenceEncoder
 
-        return SentenceEncoder.from_pretrained(encoder), name or str(encoder)
+        return SentenceEncoder.from_pretrained(encoder, device=device), name or str(encoder)
+    if device is not None:
+        encoder.to(resolve_device(device))
     return encoder, name

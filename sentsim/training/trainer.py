@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sentsim.atomic import write_text_atomic
+from sentsim.devices import resolve_device
 from sentsim.training.checkpoint import TrainState, load_checkpoint, read_checkpoint_run, save_checkpoint
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData, check_fits
@@ -89,7 +90,7 @@ def train(
     elif resume:
         raise ValueError("resume needs the output_dir of the run to continue")
 
-    device = torch.device(device or (f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device or (f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else None))
     torch.manual_seed(config.seed)
     encoder.to(device).train()
     model = encoder
