@@ -3,7 +3,7 @@
     python benchmarks/bench_encode_pipeline.py --device cuda
 
 For 100k short STS-B sentences: texts/s of the tokenizer alone, of the producer
-(``tokenized_chunks``: tokenize, pack, pin) with one thread and with 8 tokenizer processes,
+(``tokenized_chunks``: tokenize, pack, pin) with one thread and with 8 and 14 tokenizer processes,
 of the consumer alone on pre-built batches (``run_chunks``), and of ``encode`` end to end.
 End to end is bounded by the slower of producer and consumer.
 """
@@ -28,6 +28,9 @@ def main() -> None:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[0, 8, 14], help="tokenizer processes to time the producer with"
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     args = parser.parse_args()
     encoder = SentenceEncoder.from_pretrained(args.model, device=args.device)
@@ -38,9 +41,11 @@ def main() -> None:
     dtype = encoding.autocast_dtype(None, device)
     encoder.encode(texts[:20000], show_progress=False)  # warm-up
     print(f"# encode pipeline, {args.n} short texts, packed={packed}; {machine()}")
-    _report("tokenizer alone", len(texts), lambda: tokenizer.encode(texts))
+    raw = tokenizer.tokenizer
+    _report("Rust encode_batch_fast alone", len(texts), lambda: raw.encode_batch_fast(texts, add_special_tokens=True))
+    _report("tokenizer alone (+ ids to flat arrays)", len(texts), lambda: tokenizer.encode(texts))
     chunks = []
-    for workers in (0, 8):
+    for workers in args.workers:
         seconds = timed(
             lambda w=workers: chunks.__setitem__(
                 slice(None),

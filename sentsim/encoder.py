@@ -27,7 +27,7 @@ from sentsim.encoding import (
     tokenizer_workers,
 )
 from sentsim.hub import resolve_model_path
-from sentsim.inputs import validate_texts
+from sentsim.inputs import is_integer, validate_texts
 from sentsim.model_folder import EncoderParts, load_parts, save_parts
 from sentsim.pooling import Pooling, pool, pool_packed
 from sentsim.projection import Dense, DenseConfig
@@ -196,9 +196,9 @@ class SentenceEncoder(nn.Module):
         """
         single = isinstance(texts, str)
         items = [texts] if single else validate_texts(texts)
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if not is_integer(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        if max_tokens is not None and (not is_integer(max_tokens) or max_tokens < 1):
             raise ValueError(f"max_tokens must be a positive int or None, got {max_tokens!r}")
         if output is not None and (single or as_tensor):
             raise ValueError(

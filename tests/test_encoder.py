@@ -122,6 +122,8 @@ def test_short_texts_do_not_warn(tiny_encoder):
 def test_bad_batch_size(tiny_encoder):
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         tiny_encoder.encode(TEXTS, batch_size=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got True"):
+        tiny_encoder.encode(TEXTS, batch_size=True)
 
 
 def test_unknown_pooling(tiny_transformer):
