@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -219,6 +220,12 @@ def test_filter_semantics_for_lists_nulls_and_types(encoder, tmp_path, spec, exp
         assert {hit.id for hit in index.search("cats", k=10, filter=spec)} == expected
 
 
+def test_a_long_in_list_is_bound_as_one_parameter(index):
+    index.store.db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)  # SQLite's limit is 32,766 in many builds
+    hits = index.search("the cat sleeps", k=100, filter={"n": {"in": list(range(2, 5000))}})
+    assert {h.metadata["n"] for h in hits} == set(range(2, len(TEXTS)))
+
+
 def test_filtered_hnsw_still_finds_k(encoder, tmp_path):
     index = DocumentIndex.create(tmp_path / "hnsw", encoder, backend="hnsw")
     index.add(TEXTS, ids=IDS, metadata=META)
@@ -354,21 +361,17 @@ def test_a_faiss_file_of_the_wrong_size_is_rebuilt_on_open(index, tmp_path):
 
 
 def test_a_failed_write_whose_repair_fails_is_repaired_before_the_next_use(index, tmp_path, monkeypatch):
-    from sentsim.search.mirror import FaissMirror
-
     def fail(*args, **kwargs):
         raise MemoryError("simulated")
 
-    with monkeypatch.context() as patch:  # the write fails, and so does the rebuild after it
-        patch.setattr(VectorBackend, "add", fail)
-        patch.setattr(FaissMirror, "rebuild", fail)
+    with monkeypatch.context() as patch:
+        patch.setattr(VectorBackend, "add", fail)  # the write fails, and so does the rebuild after it
         with pytest.raises(MemoryError):
             index.add(["a new document"], ids=["new"])
     assert index.mirror.broken and index.backend is None
     assert len(index.search("the cat sleeps", k=100)) == len(TEXTS)  # rebuilt before searching
     with monkeypatch.context() as patch:
-        patch.setattr(VectorBackend, "add", fail)
-        patch.setattr(FaissMirror, "rebuild", fail)
+        patch.setattr(VectorBackend, "add", fail)  # the write fails, and so does the rebuild after it
         with pytest.raises(MemoryError):
             index.add(["a new document"], ids=["new"])
     index.add(["a new document"], ids=["new"])  # rebuilt before writing: the old vectors are kept
@@ -378,6 +381,29 @@ def test_a_failed_write_whose_repair_fails_is_repaired_before_the_next_use(index
     assert reopened.backend.size == reopened.store.count("chunks") == len(TEXTS) + 1
     assert len(reopened.search("the cat sleeps", k=100)) == len(TEXTS) + 1
     reopened.close()
+
+
+def test_ivf_deletes_keep_every_other_id_right():
+    vectors = clustered(400, dim=16, clusters=8)
+    backend = VectorBackend("IVF4,Flat", 16, "cosine")
+    backend.add(vectors, np.arange(400))
+    backend.remove([0, 1, 2, 3, 4])  # IVF keeps its own ids: through the id map this used to shift every later id
+    _, ids = backend.search(vectors[[10, 50, 150, 2]], 1, nprobe=4)
+    assert ids[:3, 0].tolist() == [10, 50, 150] and ids[3, 0] not in range(5)
+    assert backend.size == 395
+
+
+def test_a_failed_compaction_is_repaired_before_the_next_use(index, monkeypatch):
+    def fail(*args, **kwargs):
+        raise MemoryError("simulated")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(VectorBackend, "add", fail)
+        with pytest.raises(MemoryError):
+            index.compact()
+    assert index.mirror.broken
+    assert len(index.search("the cat sleeps", k=100)) == len(TEXTS)
+    assert not index.mirror.broken and index.backend.size == len(TEXTS)
 
 
 def test_a_closed_index_says_so(index):

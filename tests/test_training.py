@@ -115,6 +115,14 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     assert logged == list(range(1, 13))  # step 5, logged before the crash, is logged once
 
 
+def test_metrics_records_past_a_step_are_dropped_even_after_a_torn_line(tmp_path):
+    from sentsim.training.metrics_log import MetricsLog
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 10, "loss": 1}\n{"step": 20, "loss": 0.5}\n{"step": 30, "lo')
+    MetricsLog(tmp_path).drop_after(20)
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 10, "loss": 1}\n{"step": 20, "loss": 0.5}\n'
+
+
 def test_resume_of_a_run_that_failed_before_its_first_checkpoint_starts_again(tmp_path):
     pairs = toy_pairs()
     data = load_training_data(columns(pairs))

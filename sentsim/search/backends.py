@@ -1,8 +1,9 @@
 """FAISS backends behind one small interface: exact, IVF-Flat, HNSW, IVF-PQ or a factory string.
 
 Vectors carry int64 ids (``IndexIDMap2``). IVF and PQ indexes are trained on the first vectors
-added. HNSW cannot delete: its deleted ids become tombstones that searches skip, and the
-index is rebuilt without them once they pass a quarter of it (or on ``compact``).
+added. Flat-code indexes (Flat, SQ, PQ) delete for real; in HNSW and IVF indexes deleted ids
+become tombstones that searches skip, and the index is rebuilt without them once they pass a
+quarter of it (or on ``compact``).
 
 GPU: where ``faiss.get_num_gpus() > 0`` (faiss-gpu installed), searches run on a GPU copy of
 the index, falling back to the CPU index for what GPU FAISS lacks (k > 2048, selectors used by
@@ -80,7 +81,11 @@ class VectorBackend:
 
     @property
     def can_remove(self) -> bool:
-        return not isinstance(_core(self.inner), faiss.IndexHNSW)
+        """Whether deleted ids can leave the index. Only flat-code indexes (Flat, SQ, PQ) shift their
+        rows on removal the way ``IndexIDMap2`` expects; HNSW cannot remove and IVF keeps its own ids,
+        so ``remove_ids`` through the id map would leave every later id pointing at the wrong vector."""
+        inner = faiss.downcast_index(self.inner)
+        return isinstance(_core(inner), faiss.IndexFlatCodes) and not isinstance(inner, faiss.IndexRefine)
 
     @property
     def size(self) -> int:

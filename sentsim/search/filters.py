@@ -23,6 +23,7 @@ RANGES = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 VALUE = "json_extract(documents.metadata, ?)"
 TYPE = "json_type(documents.metadata, ?)"
 ELEMENT = "EXISTS (SELECT 1 FROM json_each(documents.metadata, ?) AS e WHERE e.value {test})"
+ONE_OF = "IN (SELECT value FROM json_each(?))"  # the values bound once, as a JSON array (no parameter limit)
 
 
 def filter_sql(spec: dict, known_keys: set[str]) -> tuple[str, list]:
@@ -67,11 +68,9 @@ def _contains(path: str, values: list) -> tuple[str, list]:
     """The value at ``path`` is one of ``values``, or is a list holding one of them (None: null or missing)."""
     if values == [None]:
         return f"{VALUE} IS NULL", [path]
-    values = [_sql_value(value) for value in values]
-    marks = ", ".join("?" for _ in values)
-    test = f"IN ({marks})"
-    clause = f"({VALUE} {test} OR ({TYPE} = 'array' AND {ELEMENT.format(test=test)}))"
-    return clause, [path, *values, path, path, *values]
+    values = json.dumps([_sql_value(value) for value in values])
+    clause = f"({VALUE} {ONE_OF} OR ({TYPE} = 'array' AND {ELEMENT.format(test=ONE_OF)}))"
+    return clause, [path, values, path, path, values]
 
 
 def _sql_value(value: object) -> object:

@@ -217,7 +217,7 @@ class DocumentIndex:
     def compact(self) -> None:
         """Rebuild the FAISS index from the live vectors (drops HNSW tombstones)."""
         with self._lock.writing():
-            self.mirror.rebuild()
+            self.mirror.rebuild()  # a failure leaves the mirror marked broken: rebuilt on next use
             self.mirror.save()
 
     def _write(self, texts, ids, metadata, *, replace: bool, batch_size: int, show_progress: bool | None) -> list[str]:
@@ -244,9 +244,8 @@ class DocumentIndex:
                 [chunk_texts[h] for h in missing], batch_size=batch_size, show_progress=show_progress
             )
             cached |= dict(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
-        with self._lock.writing():
-            self.mirror.recover()
         with self._lock.writing(), self.mirror.restored_on_error():
+            self.mirror.recover()
             added_ids, added_vectors, removed = [], [], []
             with self.store.transaction():
                 if missing:

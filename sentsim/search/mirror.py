@@ -81,20 +81,27 @@ class FaissMirror:
     def ensure(self, vectors: int) -> VectorBackend:
         """The backend, created for an index that will hold ``vectors`` vectors if there is none yet."""
         if self.backend is None:
-            dim = self.manifest["model"]["dim"]
-            factory = resolve_factory(self.manifest["backend"], dim, vectors)
-            self.backend = VectorBackend(factory, dim, self.manifest["metric"])
-            self.manifest["factory"] = factory
+            self.backend = self._new_backend(vectors)
+            self.manifest["factory"] = self.backend.factory
         return self.backend
 
     def rebuild(self) -> None:
-        """A new FAISS index from every vector in the store (none if the store is empty)."""
-        vector_ids, vectors = self.store.all_vectors()
-        self.backend = None
-        self.manifest["factory"] = None
-        if len(vector_ids):
-            self.ensure(len(vector_ids)).add(vectors, vector_ids)
-        self.broken = False
+        """A new FAISS index from every vector in the store (none if the store is empty).
+
+        The new index replaces the old one only once it holds every vector; if building it
+        fails, the mirror is marked broken (see :meth:`recover`) and the error raised.
+        """
+        try:
+            vector_ids, vectors = self.store.all_vectors()
+            backend = None
+            if len(vector_ids):
+                backend = self._new_backend(len(vector_ids))
+                backend.add(vectors, vector_ids)
+        except BaseException:
+            self.backend, self.broken = None, True
+            raise
+        self.backend, self.broken = backend, False
+        self.manifest["factory"] = backend.factory if backend is not None else None
 
     def recover(self) -> None:
         """Rebuild a mirror that a failed write left broken (and save it)."""
@@ -111,8 +118,7 @@ class FaissMirror:
         except BaseException:
             try:
                 self.rebuild()
-            except BaseException:  # noqa: BLE001 - the write's own error is the one to raise
-                self.backend, self.broken = None, True
+            except BaseException:  # noqa: BLE001 - the write's own error is the one to raise; rebuild marked it broken
                 logger.exception("could not rebuild the FAISS index after a failed write; retrying on next use")
             raise
 
@@ -126,6 +132,10 @@ class FaissMirror:
         self.manifest["generation"] = self.store.generation
         self.manifest["tombstones"] = sorted(self.backend.tombstones) if self.backend is not None else []
         write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
+
+    def _new_backend(self, vectors: int) -> VectorBackend:
+        dim = self.manifest["model"]["dim"]
+        return VectorBackend(resolve_factory(self.manifest["backend"], dim, vectors), dim, self.manifest["metric"])
 
     def exact(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k over the live vectors (those in ``allowed`` only, when given)."""

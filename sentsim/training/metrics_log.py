@@ -46,10 +46,19 @@ class MetricsLog:
         if path is None or not path.exists():
             return
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [line for line in lines if _step(line) is not None and _step(line) <= step]
         if len(kept) != len(lines):
-            write_text_atomic(path, "".join(kept))
+            write_text_atomic(path, "".join(line if line.endswith("\n") else line + "\n" for line in kept))
 
     def close(self) -> None:
         if self._tensorboard is not None:
             self._tensorboard.close()
+
+
+def _step(line: str) -> int | None:
+    """The step of one record, or None for a line a crash cut short."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record.get("step", 0) if isinstance(record, dict) else None
