@@ -31,7 +31,7 @@ def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, p
 
     Returns the ``(n, m)`` matrix, or with ``pairwise=True`` the ``(n,)`` scores of row i of
     ``a`` against row i of ``b`` (which then need the same length). The result is a numpy
-    array unless both inputs are torch tensors; it is float64 if an input is, else float32.
+    array unless both inputs are torch tensors; it is float64 on CPU if an input is, else float32.
     Embeddings holding NaN or infinity are refused.
     """
     metric = Metric.parse(metric)
@@ -42,6 +42,8 @@ def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, p
     if pairwise and x.shape[0] != y.shape[0]:
         raise ValueError(f"pairwise scores need inputs of the same length; got {x.shape[0]} and {y.shape[0]}")
     dtype = torch.promote_types(x.dtype, y.dtype)
+    if x.device.type != "cpu":  # float64 is slow on most GPUs and missing on MPS
+        dtype = torch.float32
     x, y = x.to(dtype), y.to(x.device, dtype)
     scores = _pairwise(x, y, metric) if pairwise else _matrix(x, y, metric)
     if a.ndim == 1 and b.ndim == 1:
