@@ -391,6 +391,9 @@ def test_ivf_deletes_keep_every_other_id_right():
     _, ids = backend.search(vectors[[10, 50, 150, 2]], 1, nprobe=4)
     assert ids[:3, 0].tolist() == [10, 50, 150] and ids[3, 0] not in range(5)
     assert backend.size == 395
+    _, ids = backend.search(vectors[:20], 400, nprobe=4)  # tombstones are skipped inside FAISS: k live ids
+    assert (ids[:, :395] >= 5).all() and (ids[:, 395:] == -1).all()
+    assert all(len(set(row)) == 395 for row in ids[:, :395].tolist())
 
 
 def test_a_failed_compaction_is_repaired_before_the_next_use(index, monkeypatch):

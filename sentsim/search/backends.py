@@ -128,7 +128,7 @@ class VectorBackend:
             return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
         selector = self._selector(allowed)
         tuned = nprobe is not None or ef_search is not None
-        fetch = min(k + (len(self.tombstones) if selector is None else 0), self.index.ntotal)
+        fetch = min(k, self.index.ntotal)
         if selector is None and not self.tombstones and self._torch_exact():
             distances, ids = self._torch_search(queries, fetch)
         elif selector is None and not tuned and fetch <= GPU_MAX_K and self._gpu() is not None:
@@ -142,11 +142,6 @@ class VectorBackend:
             )
         scores = -np.sqrt(np.maximum(distances, 0)) if self.metric == "euclidean" else distances
         scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
-        if self.tombstones and selector is None:
-            dead = np.isin(ids, np.fromiter(self.tombstones, dtype=np.int64))
-            ids, scores = np.where(dead, -1, ids), np.where(dead, -np.inf, scores)
-            order = np.argsort(-scores, axis=1, kind="stable")
-            ids, scores = np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
         return _pad(scores[:, :k], k, -np.inf), _pad(ids[:, :k], k, -1)
 
     def check_tuning(self, nprobe: int | None, ef_search: int | None) -> None:
@@ -238,9 +233,15 @@ class VectorBackend:
         self.index.train(sample)
 
     def _selector(self, allowed: np.ndarray | None) -> faiss.IDSelector | None:
-        if allowed is None:
+        """The ids a search may return: ``allowed`` without tombstones, or every id but the tombstones."""
+        if allowed is not None:
+            return faiss.IDSelectorBatch(np.ascontiguousarray(self.live(allowed), dtype=np.int64))
+        if not self.tombstones:
             return None
-        return faiss.IDSelectorBatch(np.ascontiguousarray(self.live(allowed), dtype=np.int64))
+        dead = faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64, count=len(self.tombstones)))
+        selector = faiss.IDSelectorNot(dead)
+        selector.referenced_objects = [dead]  # the SWIG object does not keep its argument alive
+        return selector
 
     def _search_parameters(
         self, selector: faiss.IDSelector | None, nprobe: int | None = None, ef_search: int | None = None
