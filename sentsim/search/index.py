@@ -11,7 +11,6 @@ without re-encoding.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,6 @@ from sentsim.search.mirror import MANIFEST, FaissMirror
 from sentsim.search.store import DocumentStore, IndexCorruptedError
 from sentsim.similarity import Metric
 
-logger = logging.getLogger(__name__)
 
 DATABASE = "documents.sqlite"
 
