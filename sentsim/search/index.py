@@ -29,7 +29,6 @@ from sentsim.search.mirror import MANIFEST, FaissMirror
 from sentsim.search.store import DocumentStore, IndexCorruptedError
 from sentsim.similarity import Metric
 
-
 DATABASE = "documents.sqlite"
 
 
