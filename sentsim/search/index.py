@@ -198,17 +198,15 @@ class DocumentIndex:
     def delete(self, ids: Sequence[str]) -> int:
         """Delete documents by id; returns how many existed. Deleted documents are never returned."""
         ids = list(dict.fromkeys(validate_texts(ids, "ids")))
-        with self._lock.writing():
-            self.mirror.recover()
-            with self.mirror.restored_on_error():
-                removed = []
-                with self.store.transaction():
-                    present = self.store.has_documents(ids)
-                    for doc_id in present:
-                        removed += self.store.delete_document(doc_id)
-                if self.backend is not None:
-                    self.backend.remove(removed)
-                self.mirror.save()
+        with self._lock.writing(), self.mirror.restored_on_error():
+            removed = []
+            with self.store.transaction():
+                present = self.store.has_documents(ids)
+                for doc_id in present:
+                    removed += self.store.delete_document(doc_id)
+            if self.backend is not None:
+                self.backend.remove(removed)
+            self.mirror.save()
         return len(present)
 
     def compact(self) -> None:
@@ -242,7 +240,6 @@ class DocumentIndex:
             )
             cached |= dict(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
         with self._lock.writing(), self.mirror.restored_on_error():
-            self.mirror.recover()
             added_ids, added_vectors, removed = [], [], []
             with self.store.transaction():
                 if missing:

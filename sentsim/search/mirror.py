@@ -112,7 +112,9 @@ class FaissMirror:
 
     @contextmanager
     def restored_on_error(self) -> Iterator[None]:
-        """Around a write: if it fails (its transaction rolls back), rebuild the index to match the store."""
+        """Around a write: first rebuild a broken mirror; if the write fails (its transaction rolls
+        back), rebuild the index to match the store."""
+        self.recover()
         try:
             yield
         except BaseException:

@@ -46,7 +46,7 @@ class MetricsLog:
         if path is None or not path.exists():
             return
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [line for line in lines if _step(line) is not None and _step(line) <= step]
+        kept = [line for line in lines if (logged := _step(line)) is not None and logged <= step]
         if len(kept) != len(lines):
             write_text_atomic(path, "".join(line if line.endswith("\n") else line + "\n" for line in kept))
 
