@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,6 +114,15 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     np.testing.assert_allclose(loaded.encode(pairs.sentences1), reference.encode(pairs.sentences1), atol=1e-5)
     logged = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert logged == list(range(1, 13))  # step 5, logged before the crash, is logged once
+    assert _tensorboard_steps(tmp_path / "run", "loss") == list(range(1, 13))
+
+
+def _tensorboard_steps(run: Path, tag: str) -> list[int]:
+    """The steps TensorBoard shows for one scalar of a run (it reads every event file of the folder)."""
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    events = event_accumulator.EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    return [event.step for event in events.Scalars(tag)]
 
 
 def test_metrics_records_past_a_step_are_dropped_even_after_a_torn_line(tmp_path):
@@ -126,7 +136,7 @@ def test_metrics_records_past_a_step_are_dropped_even_after_a_torn_line(tmp_path
 def test_resume_of_a_run_that_failed_before_its_first_checkpoint_starts_again(tmp_path):
     pairs = toy_pairs()
     data = load_training_data(columns(pairs))
-    config = TrainingConfig(epochs=1, batch_size=5, learning_rate=1e-3, **QUIET)
+    config = TrainingConfig(epochs=1, batch_size=5, learning_rate=1e-3, log_steps=1, **QUIET)
 
     def failing(encoder):
         raise Interrupted
@@ -148,6 +158,7 @@ def test_resume_of_a_run_that_failed_before_its_first_checkpoint_starts_again(tm
     assert result.steps == 7
     for (name, a), (_, b) in zip(reference.state_dict().items(), restarted.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    assert _tensorboard_steps(tmp_path / "run", "loss") == list(range(1, 8))  # not the failed attempt's too
 
 
 def test_gradient_accumulation_equals_a_larger_batch():

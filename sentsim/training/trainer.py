@@ -112,9 +112,7 @@ def train(
         logger.info("resumed at epoch %d, batch %d, step %d", state.epoch, state.batch_in_epoch, state.global_step)
 
     writes = output is not None and rank == 0
-    metrics = MetricsLog(output if writes else None)
-    if writes:
-        metrics.drop_after(state.global_step)  # what a crashed run logged past its last checkpoint
+    metrics = MetricsLog(output if writes else None, start_step=state.global_step)
     best_dir = output / "best" if writes else None
 
     def checkpoint() -> None:
