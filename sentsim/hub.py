@@ -6,6 +6,8 @@ import importlib
 import logging
 from pathlib import Path
 
+from sentsim.atomic import recover_folder
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -33,7 +35,7 @@ def resolve_model_path(name_or_path: str | Path, *, revision: str | None = None,
     name = str(name_or_path)
     tried: list[str] = []
     path = Path(name).expanduser()
-    if path.is_dir():
+    if path.is_dir() or recover_folder(path):  # a save that a crash interrupted can be put back
         return path
     tried.append(f"local folder {path.absolute()}: not found")
 

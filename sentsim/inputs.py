@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 
@@ -14,6 +15,13 @@ def is_integer(value: object) -> bool:
 def is_real(value: object) -> bool:
     """A real number (int, float, numpy scalar), not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def positive_number(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` unless it is a finite number > 0 (>= 0)."""
+    if not is_real(value) or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
+    return float(value)
 
 
 def validate_texts(texts: object, name: str = "texts") -> list[str]:

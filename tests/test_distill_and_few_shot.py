@@ -63,6 +63,14 @@ def test_few_shot_fine_tuning_separates_the_classes():
     assert classification_metrics(labels, classifier.predict(texts))["accuracy"] == 100.0
 
 
+def test_fine_tuning_with_the_default_recipe_follows_the_classifier_progress_setting(capsys):
+    texts = [texts[i] for texts in TOPICS.values() for i in range(2)]
+    labels = [topic for topic in TOPICS for _ in range(2)]
+    classifier = FewShotClassifier(toy_encoder(), show_progress=False).add_examples(texts, labels)
+    assert classifier.fine_tune(rounds=1).steps == 1  # the batch shrinks to the support set's size
+    assert "train:" not in capsys.readouterr().err
+
+
 def test_fine_tuning_needs_two_classes():
     classifier = FewShotClassifier(toy_encoder()).add_examples(["the cat sleeps"], ["cat"])
     with pytest.raises(ValueError, match="at least 2 classes"):
@@ -102,7 +110,11 @@ def test_cli_train_evaluate_and_resume(tmp_path, capsys):
     assert main(["train", *common, "--epochs", "2", "--score-range", "0", "5", "--output", str(tmp_path / "run")]) == 2
     assert "already holds a training run" in capsys.readouterr().err
     assert main(["train", *common, "--epochs", "2", "--score-range", "0", "5", "--resume", str(tmp_path / "run")]) == 0
-    assert json.loads(capsys.readouterr().out)["steps"] == 8  # the run had finished: nothing left to do
+    out = capsys.readouterr().out
+    assert json.loads(out)["steps"] == 8 and "NaN" not in out  # the run had finished: nothing left to do
+    assert json.loads(out)["final_loss"] is None
+    logged = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert logged[-2:] == [8, 8]  # the last step's loss (8 steps, log_steps 10) and the evaluation
 
 
 def test_cli_train_refuses_a_loss_that_does_not_fit(tmp_path, capsys):

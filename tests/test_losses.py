@@ -92,6 +92,28 @@ def test_batch_hard_triplet_uses_the_closest_other_candidate(batch):
     assert float(TripletLoss(margin=1.0, batch_hard=True)(a, p, n)) == pytest.approx(expected / 6, rel=1e-5)
 
 
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_batch_hard_triplet_gradients_equal_a_naive_loop(batch, distance):
+    def naive(a, p, n):
+        total = 0
+        for i in range(6):
+            candidates = [n[j] for j in range(6)] + [p[j] for j in range(6) if j != i]
+            if distance == "euclidean":
+                hardest = torch.stack([(a[i] - c).norm() for c in candidates]).min()
+                to_positive = (a[i] - p[i]).norm()
+            else:
+                hardest = torch.stack([1 - F.cosine_similarity(a[i], c, dim=0) for c in candidates]).min()
+                to_positive = 1 - F.cosine_similarity(a[i], p[i], dim=0)
+            total = total + torch.relu(to_positive - hardest + 1.0)
+        return total / 6
+
+    ours, reference = [tuple(t.clone().requires_grad_() for t in batch) for _ in range(2)]
+    TripletLoss(margin=1.0, distance=distance, batch_hard=True)(*ours).backward()
+    naive(*reference).backward()
+    for mine, theirs in zip(ours, reference, strict=True):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-6)
+
+
 def naive_in_batch(a, p, n=None, groups=None, temperature=0.05):
     total = 0.0
     for i in range(len(a)):
@@ -144,5 +166,13 @@ def test_unknown_loss_and_options():
         make_loss("hinge")
     with pytest.raises(ValueError, match="unknown distance 'l3'"):
         TripletLoss(distance="l3")
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0"):
         InBatchNegativesLoss(temperature=0)
+    with pytest.raises(ValueError, match="scale must be a finite number > 0, got 0"):  # zero gradients
+        make_loss("cosent", scale=0)
+    with pytest.raises(ValueError, match="margin must be a finite number > 0, got -1"):
+        make_loss("contrastive", margin=-1)
+    with pytest.raises(ValueError, match="margin must be a finite number >= 0, got nan"):
+        make_loss("triplet", margin=float("nan"))
+    with pytest.raises(ValueError, match="margin must be a finite number >= 0, got '1'"):
+        make_loss("triplet", margin="1")

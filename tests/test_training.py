@@ -105,6 +105,8 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     crashed = toy_encoder()
     with pytest.raises(Interrupted):
         train(crashed, data, make_loss("cosent"), config, output_dir=tmp_path / "run", on_step=crash)
+    checkpoint = tmp_path / "run" / "checkpoint"  # say the crash came as the checkpoint was being replaced:
+    checkpoint.rename(tmp_path / "run" / ".checkpoint.x7q1.ready")  # the finished copy is put back on resume
     resumed = toy_encoder(seed=123)  # a fresh process: other weights, other RNG state
     result = train(resumed, data, make_loss("cosent"), config, output_dir=tmp_path / "run", resume=True)
     assert result.steps == 3 * 4  # 7 batches an epoch, 2 per step
@@ -221,6 +223,25 @@ def test_config_and_evaluator_mistakes_are_named():
         )
 
 
+def test_numpy_evaluation_results_are_logged_and_a_nan_primary_metric_is_refused(tmp_path):
+    data, config = load_training_data(columns(toy_pairs())), TrainingConfig(batch_size=8, **QUIET)
+    result = train(
+        toy_encoder(),
+        data,
+        make_loss("cosent"),
+        config,
+        output_dir=tmp_path / "run",
+        evaluator=lambda e: {"x": np.float32(0.5), "n": np.int64(3), "primary_metric": "x"},
+    )
+    assert result.best_metric == 0.5
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {"x": 0.5, "n": 3, "primary_metric": "x"} in [r.get("eval") for r in records]
+    with pytest.raises(ValueError, match="the evaluator's primary metric 'x' must be a finite number, got nan"):
+        train(
+            toy_encoder(), data, make_loss("cosent"), config, evaluator=lambda e: {"x": np.nan, "primary_metric": "x"}
+        )
+
+
 def test_bad_training_setups_fail_before_any_step(tmp_path):
     pairs = toy_pairs()
     data = load_training_data(columns(pairs))
@@ -295,6 +316,16 @@ def test_existing_run_and_resume_with_another_config(tmp_path):
         ),
         ({"sentence1": [], "sentence2": [], "score": []}, {}, "the dataset is empty"),
         ({"question": ["a"]}, {}, "no text columns"),
+        (
+            {"sentence1": ["a"], "sentence2": ["b"], "score": [1]},
+            {"score_range": (5, 0)},
+            r"score_range must be \(low, high\) with finite low < high, got \(5, 0\)",
+        ),
+        (
+            {"sentence1": ["a"], "sentence2": ["b"], "score": [1]},
+            {"columns": {"qq": "sentence1"}},
+            "columns renames 'qq', not a column here",
+        ),
     ],
 )
 def test_training_data_validation(data, options, message):
@@ -318,3 +349,8 @@ def test_score_range_rescales_and_files_load(tmp_path):
     dataset = datasets.Dataset.from_dict({"q": ["x", "y"], "a": ["z", "w"]})
     mapped = load_training_data(dataset, columns={"q": "anchor", "a": "positive"})
     assert mapped.columns == {"anchor": ["x", "y"], "positive": ["z", "w"]}
+    splits = datasets.DatasetDict({"train": dataset, "test": dataset.select([0])})  # a dict of splits, not columns
+    assert len(load_training_data(splits, columns={"q": "anchor", "a": "positive"})) == 2
+    assert len(load_training_data(splits, split="test", columns={"q": "anchor", "a": "positive"})) == 1
+    with pytest.raises(FileNotFoundError, match="missing.csv: no such file"):  # not a Hub lookup
+        load_training_data("missing.csv")

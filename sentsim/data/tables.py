@@ -27,8 +27,16 @@ def read_table(
     else:
         table = _read_dataset(source, split)
         name = str(source) if isinstance(source, (str, Path)) else type(source).__name__
+    check_renamed(columns, list(table), name)
     rename = columns or {}
     return {rename.get(key, key): values for key, values in table.items()}, name
+
+
+def check_renamed(columns: dict[str, str] | None, found: list[str], name: str) -> None:
+    """Raise a ValueError if the ``columns`` mapping renames a column that ``name`` does not have."""
+    missing = [column for column in columns or {} if column not in found]
+    if missing:
+        raise ValueError(f"{name}: columns renames {', '.join(map(repr, missing))}, not a column here (found {found})")
 
 
 def _read_delimited(path: Path, header: list[str] | None) -> dict[str, list]:
@@ -63,6 +71,8 @@ def _read_dataset(source: object, split: str | None) -> dict[str, list]:
             source = datasets.load_dataset(kind, data_files=str(path), split="train")
         elif path.exists() or str(source).startswith((".", "/", "~")):
             raise FileNotFoundError(f"{path} is neither a data file nor a saved dataset folder")
+        elif path.suffix.lower() in (*DELIMITED, *DATASETS_FORMATS):  # a mistyped file name, not a Hub dataset
+            raise FileNotFoundError(f"{path}: no such file")
         else:
             source = datasets.load_dataset(str(source), split=split or "test")
     if isinstance(source, datasets.DatasetDict):

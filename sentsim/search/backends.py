@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from sentsim.atomic import atomic_file
 from sentsim.exact_search import exact_search
 from sentsim.inputs import is_integer
 
@@ -182,16 +181,8 @@ class VectorBackend:
 
     def save(self, path: Path) -> None:
         """Write the index to ``path`` through a temporary file and a rename."""
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_file(path) as tmp:
             faiss.write_index(self.index, tmp)
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     @classmethod
     def load(cls, path: Path, factory: str, dim: int, metric: str, tombstones: set[int]) -> VectorBackend:

@@ -15,6 +15,7 @@ Other names are mapped with ``columns={"question": "anchor", ...}``.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 from sentsim.data.columns import require_columns
 from sentsim.data.sts import COLUMNS as STS_COLUMNS
 from sentsim.data.sts import is_headerless_sts
-from sentsim.data.tables import read_table
+from sentsim.data.tables import check_renamed, read_table
 
 TEXT_COLUMNS = ("sentence1", "sentence2", "anchor", "positive", "negative", "text")
 
@@ -59,7 +60,10 @@ def load_training_data(
     CSV, or a dict of columns. Raises a ValueError naming the column and row of the first
     missing text, bad score or bad label, or of an empty dataset.
     """
-    if isinstance(source, dict):
+    if score_range is not None:
+        _check_range(score_range)
+    if _is_column_dict(source):
+        check_renamed(columns, list(source), "training data")
         table, name = {columns.get(k, k) if columns else k: list(v) for k, v in source.items()}, "training data"
     else:
         header = STS_COLUMNS if isinstance(source, (str, Path)) and is_headerless_sts(source) else None
@@ -146,10 +150,23 @@ def _scores(values: list, source: str, score_range: tuple[float, float] | None) 
         scores[row] = number
     if score_range is not None:
         low, high = score_range
-        if high <= low:
-            raise ValueError(f"score_range must be (low, high) with low < high, got {score_range}")
         scores = (scores - low) / (high - low)
     return scores
+
+
+def _check_range(score_range: object) -> None:
+    try:
+        low, high = (float(bound) for bound in score_range)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"score_range must be (low, high), two numbers, got {score_range!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"score_range must be (low, high) with finite low < high, got {score_range!r}")
+
+
+def _is_column_dict(source: object) -> bool:
+    """A plain ``{column: values}`` dict (a ``datasets.DatasetDict`` is a dict of splits)."""
+    datasets = sys.modules.get("datasets")  # not imported: source cannot be one of its objects
+    return isinstance(source, dict) and not (datasets is not None and isinstance(source, datasets.DatasetDict))
 
 
 def _embeddings(values: object, source: str) -> np.ndarray:

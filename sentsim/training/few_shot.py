@@ -28,14 +28,18 @@ def fine_tune_few_shot(
     one-example class pairs with itself). In-batch negatives train the anchor to pick its
     positive out of the batch (and, ``symmetric``, the positive its anchor); examples of the
     same class are never counted as negatives. The defaults (20 rounds, batch 128, lr 5e-5,
-    temperature 0.05, symmetric) are the recipe measured by ``benchmarks/bench_few_shot.py``.
+    temperature 0.05, symmetric) are the recipe measured by ``benchmarks/bench_few_shot.py``;
+    without a ``config``, the progress bar follows the classifier's ``show_progress``.
     """
     texts, labels = classifier.support()
     if len(set(labels)) < 2:
         raise ValueError("fine-tuning needs a support set with at least 2 classes")
     if not is_integer(rounds) or rounds < 1:
         raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
-    config = config or FEW_SHOT_CONFIG
+    if config is None:  # the recipe, with the classifier's progress setting
+        config = TrainingConfig.from_dict(
+            FEW_SHOT_CONFIG.to_dict() | {"show_progress": classifier.show_progress is not False}
+        )
     if config.batch_size > len(texts) * rounds:
         config = TrainingConfig.from_dict(config.to_dict() | {"batch_size": len(texts) * rounds})
     rng = np.random.default_rng(seed)

@@ -15,23 +15,24 @@ METRICS_FILE = "metrics.jsonl"
 class MetricsLog:
     """Appends one JSON object per record to ``folder/metrics.jsonl``; ``folder=None`` only logs.
 
-    A run that continues after ``start_step`` (a resume, or a restart at 0) first forgets what an
+    A run that goes on from ``start_step`` (a resume, or a restart at 0) first forgets what an
     earlier attempt logged past it, in ``metrics.jsonl`` and in TensorBoard, so each step shows once.
     """
 
-    def __init__(self, folder: Path | None, start_step: int = 0) -> None:
+    def __init__(self, folder: Path | None, start_step: int | None = None) -> None:
         self.folder = folder
         self._tensorboard = None
         if folder is None:
             return
-        self.drop_after(start_step)
+        if start_step is not None:
+            self.drop_after(start_step)
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             logger.debug("tensorboard is not installed; metrics go to %s only", METRICS_FILE)
             return
         events = folder / "tensorboard"
-        earlier = events.is_dir() and any(events.iterdir())
+        earlier = start_step is not None and events.is_dir() and any(events.iterdir())
         # purge_step hides the earlier attempt's events at steps >= start_step + 1 (logged steps start at 1)
         self._tensorboard = SummaryWriter(str(events), purge_step=start_step + 1 if earlier else None)
 

@@ -19,8 +19,9 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from sentsim.atomic import write_text_atomic
+from sentsim.atomic import recover_folder, write_text_atomic
 from sentsim.devices import resolve_device
+from sentsim.inputs import is_real
 from sentsim.training.checkpoint import TrainState, load_checkpoint, read_checkpoint_run, save_checkpoint
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData, check_fits
@@ -39,7 +40,7 @@ class TrainingResult:
     epochs: int
     seconds: float
     examples_per_second: float
-    final_loss: float
+    final_loss: float | None  # mean loss of the last log_steps batches; None if this call ran no step
     best_metric: float | None
     best_step: int | None
     stopped_early: bool
@@ -133,7 +134,7 @@ def train(
         unit="step",
         disable=not (config.show_progress and rank == 0),
     )
-    start, examples, running, stopped_early = time.perf_counter(), 0, [], False
+    start, examples, running, logged, stopped_early = time.perf_counter(), 0, [], 0, False
     for epoch in range(state.epoch, config.epochs):
         order = np.random.default_rng(config.seed + epoch).permutation(len(data))
         for batch in range(state.batch_in_epoch, batches_per_epoch):
@@ -161,8 +162,8 @@ def train(
             if on_step is not None:
                 on_step(state.global_step, running[-1])
             if state.global_step % config.log_steps == 0:
-                loss_now = float(np.mean(running[-config.log_steps :]))
-                metrics.log(state.global_step, {"epoch": epoch, "loss": loss_now, "lr": scheduler.get_last_lr()[0]})
+                metrics.log(state.global_step, _loss_record(epoch, running[logged:], scheduler))
+                logged = len(running)
             if config.eval_steps and state.global_step % config.eval_steps == 0 and evaluator is not None:
                 stopped_early = _evaluate(encoder, evaluator, state, config, best_dir, metrics)
             if config.checkpoint_steps and state.global_step % config.checkpoint_steps == 0 and writes:
@@ -183,6 +184,8 @@ def train(
                 "early stopping after %d evaluations without improvement", state.evaluations_without_improvement
             )
             break
+    if len(running) > logged:  # the last steps of the run (all of a run shorter than log_steps)
+        metrics.log(state.global_step, _loss_record(state.epoch - 1, running[logged:], scheduler))
     progress.close()
     metrics.close()
     encoder.eval()
@@ -194,13 +197,18 @@ def train(
         epochs=state.epoch,
         seconds=seconds,
         examples_per_second=examples / seconds if seconds > 0 else 0.0,
-        final_loss=float(np.mean(running[-config.log_steps :])) if running else float("nan"),
+        final_loss=float(np.mean(running[-config.log_steps :])) if running else None,
         best_metric=state.best_metric,
         best_step=state.best_step,
         stopped_early=stopped_early,
         history=state.history,
         output_dir=output,
     )
+
+
+def _loss_record(epoch: int, losses: list[float], scheduler) -> dict:
+    """One metrics record: the mean loss of the batches since the last record, and the learning rate."""
+    return {"epoch": epoch, "loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0]}
 
 
 def _batch_loss(model, encoder, loss, rows: dict, device: torch.device) -> Tensor:
@@ -233,6 +241,24 @@ def _text_id(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little") >> 1
 
 
+def _evaluation_results(results: object) -> dict:
+    """The evaluator's dict with numpy scalars as Python numbers; its primary metric a finite number."""
+    if not isinstance(results, dict) or results.get("primary_metric") not in results:
+        raise ValueError(
+            "the evaluator must return a dict with 'primary_metric' naming one of its keys "
+            f"(e.g. evaluate_sts(...)), got {results!r}"
+        )
+    results = {
+        key: value.item() if isinstance(value, (np.generic, np.ndarray)) and np.size(value) == 1 else value
+        for key, value in results.items()
+    }
+    name = results["primary_metric"]
+    metric = results[name]
+    if not is_real(metric) or not math.isfinite(metric):
+        raise ValueError(f"the evaluator's primary metric {name!r} must be a finite number, got {metric!r}")
+    return results
+
+
 def _evaluate(
     encoder, evaluator: Evaluator, state: TrainState, config: TrainingConfig, best_dir: Path | None, metrics: MetricsLog
 ) -> bool:
@@ -240,13 +266,8 @@ def _evaluate(
     rank, world = rank_and_world()
     stop = False
     if rank == 0:
-        results = evaluator(encoder)
-        if not isinstance(results, dict) or results.get("primary_metric") not in results:
-            raise ValueError(
-                "the evaluator must return a dict with 'primary_metric' naming one of its keys "
-                f"(e.g. evaluate_sts(...)), got {results!r}"
-            )
-        metric = float(results[results["primary_metric"]])
+        results = _evaluation_results(evaluator(encoder))
+        metric = results[results["primary_metric"]]
         improved = state.best_metric is None or metric > state.best_metric
         if improved:
             state.best_metric, state.best_step, state.evaluations_without_improvement = metric, state.global_step, 0
@@ -275,6 +296,7 @@ def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> bool:
     """
     existing = output / RUN_FILE
     if resume:
+        recover_folder(output / CHECKPOINT_DIR)  # a checkpoint write that a crash interrupted
         checkpointed = (output / CHECKPOINT_DIR / "state.json").exists()
         if not checkpointed and not existing.exists():
             raise ValueError(f"nothing to resume in {output}: it has no {CHECKPOINT_DIR}/")

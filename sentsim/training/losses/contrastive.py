@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sentsim.inputs import positive_number
 from sentsim.training.losses.distances import check_distance, pair_distance
 
 
@@ -35,7 +36,8 @@ class ContrastiveLoss(nn.Module):
 
     def __init__(self, margin: float = 0.5, distance: str = "cosine", online: bool = False) -> None:
         super().__init__()
-        self.margin, self.distance, self.online = margin, check_distance(distance), online
+        self.margin = positive_number("margin", margin)
+        self.distance, self.online = check_distance(distance), online
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sentsim.inputs import positive_number
+
 
 class CoSENTLoss(nn.Module):
     """``log(1 + sum over (i, j) with score_i > score_j of exp(scale * (cos_j - cos_i)))``.
@@ -27,7 +29,7 @@ class CoSENTLoss(nn.Module):
 
     def __init__(self, scale: float = 20.0) -> None:
         super().__init__()
-        self.scale = scale
+        self.scale = positive_number("scale", scale)
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None

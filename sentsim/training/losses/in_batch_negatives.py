@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sentsim.inputs import positive_number
 from sentsim.training.distributed import gather_with_grad, rank_and_world
 
 
@@ -39,9 +40,8 @@ class InBatchNegativesLoss(nn.Module):
 
     def __init__(self, temperature: float = 0.05, symmetric: bool = False, gather: bool = True) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature, self.symmetric, self.gather = temperature, symmetric, gather
+        self.temperature = positive_number("temperature", temperature)
+        self.symmetric, self.gather = symmetric, gather
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sentsim.inputs import positive_number
 from sentsim.training.losses.distances import check_distance, distance_matrix, pair_distance
 
 
@@ -32,7 +33,8 @@ class TripletLoss(nn.Module):
 
     def __init__(self, margin: float = 5.0, distance: str = "euclidean", batch_hard: bool = False) -> None:
         super().__init__()
-        self.margin, self.distance, self.batch_hard = margin, check_distance(distance), batch_hard
+        self.margin = positive_number("margin", margin, allow_zero=True)
+        self.distance, self.batch_hard = check_distance(distance), batch_hard
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
@@ -44,9 +46,9 @@ class TripletLoss(nn.Module):
         if self.batch_hard:
             candidates = torch.cat([negative, positive])  # (2B, D)
             distances = distance_matrix(anchor, candidates, self.distance)  # (B, 2B)
-            own_positive = torch.arange(len(anchor), device=anchor.device) + len(anchor)
-            distances[torch.arange(len(anchor)), own_positive] = float("inf")
-            to_negative = distances.min(dim=1).values
+            own_positive = torch.eye(len(anchor), dtype=torch.bool, device=anchor.device)
+            own_positive = torch.cat([torch.zeros_like(own_positive), own_positive], dim=1)  # (B, 2B)
+            to_negative = distances.masked_fill(own_positive, float("inf")).min(dim=1).values
         else:
             to_negative = pair_distance(anchor, negative, self.distance)
         return F.relu(to_positive - to_negative + self.margin).mean()
