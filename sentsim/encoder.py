@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -61,6 +62,15 @@ class SentenceEncoder(nn.Module):
         dense: Dense | DenseConfig | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(tower, nn.Module) or not hasattr(tower, "tokenizer"):
+            hint = (
+                " (use SentenceEncoder.from_pretrained for a model name or folder)"
+                if isinstance(tower, (str, Path))
+                else ""
+            )
+            raise TypeError(f"tower must be a TransformerTower or LSTMTower, got {type(tower).__name__}{hint}")
+        if not isinstance(normalize, bool):
+            raise TypeError(f"normalize must be True or False, got {normalize!r}")
         self.tower = tower
         self.pooling = Pooling.parse(pooling)
         self.normalize = normalize
@@ -88,6 +98,8 @@ class SentenceEncoder(nn.Module):
         only with ``trust_remote_code=True``. The model goes to ``device`` (default: CUDA when
         available, else CPU).
         """
+        if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+            raise TypeError(f"name_or_path must be a model name or a folder path, got {name_or_path!r}")
         folder = resolve_model_path(name_or_path, revision=revision, cache_dir=cache_dir)
         parts = load_parts(folder, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
         encoder = cls(parts.tower, pooling=parts.pooling, normalize=parts.normalize, dense=parts.dense)
@@ -184,7 +196,7 @@ class SentenceEncoder(nn.Module):
             compile: run the tower through ``torch.compile`` (seconds of warm-up; for long runs).
             output: a ``.npy`` path: embeddings stream into a memory-mapped file, chunk by
                 chunk, and the memory map is returned (for corpora larger than memory).
-            show_progress: a progress bar on stderr; ``None`` shows it for more than 10 batches.
+            show_progress: a progress bar on stderr; ``None`` shows it for more than ``10 * batch_size`` texts.
             as_tensor: return a torch tensor on the device instead of a numpy array.
             packed: run texts end to end without padding, with variable-length attention
                 (BERT/RoBERTa-family towers). ``None``: on CUDA in bf16/fp16, where it is
@@ -194,8 +206,16 @@ class SentenceEncoder(nn.Module):
                 on CPU in fp32 (``pip install onnxruntime``; exported once from the current
                 weights, again after they change): faster on a few cores, same embeddings to ~1e-6.
         """
+        if isinstance(texts, np.ndarray) and texts.ndim == 0 and texts.dtype.kind in "US":
+            texts = str(texts.item())  # a 0-d string array is one string
         single = isinstance(texts, str)
         items = [texts] if single else validate_texts(texts)
+        for name, flag in (("normalize", normalize), ("packed", packed), ("show_progress", show_progress)):
+            if flag is not None and not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True, False or None, got {flag!r}")
+        for name, flag in (("compile", compile), ("as_tensor", as_tensor)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
         if not is_integer(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if max_tokens is not None and (not is_integer(max_tokens) or max_tokens < 1):
@@ -224,7 +244,8 @@ class SentenceEncoder(nn.Module):
         ]
 
         if output is not None:
-            output, staging = Path(output), _staging_path(Path(output))
+            output = Path(output)
+            staging, created = _staging_path(output)
             target = np.lib.format.open_memmap(staging, mode="w+", dtype=np.float32, shape=(len(items), self.dim))
 
             def write(start: int, block: Tensor) -> None:
@@ -259,10 +280,19 @@ class SentenceEncoder(nn.Module):
                     truncated = run_chunks(chunks, embedders[0], device, self.dim, write, bar.update, autocast)
                 else:
                     truncated = run_on_devices(chunks, embedders, devices, self.dim, write, bar.update, autocast)
-        except BaseException:
-            if output is not None:  # an existing file at output stays as it was
+            if output is not None:
+                target.flush()
                 del target
+                with open(staging, "rb") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(staging, output)
+        except BaseException:
+            if output is not None:  # an existing file at output stays as it was; nothing new is left
+                target = None
                 staging.unlink(missing_ok=True)
+                for folder in created:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
             raise
         finally:
             self.train(was_training)
@@ -273,11 +303,6 @@ class SentenceEncoder(nn.Module):
                 stacklevel=3,
             )
         if output is not None:
-            target.flush()
-            del target
-            with open(staging, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(staging, output)
             return np.load(output, mmap_mode="r")
         result = collected if as_tensor else collected.cpu().numpy()
         return result[0] if single else result
@@ -370,9 +395,13 @@ class SentenceEncoder(nn.Module):
         return self.encode(validate_texts(value, name), batch_size=batch_size)
 
 
-def _staging_path(path: Path) -> Path:
-    """A temporary ``.npy`` beside ``path``: embeddings stream into it, then it replaces ``path`` atomically."""
-    if path.suffix != ".npy":
+def _staging_path(path: Path) -> tuple[Path, list[Path]]:
+    """A temporary ``.npy`` beside ``path`` (embeddings stream into it, then it replaces ``path``
+    atomically), and the folders made for it, deepest first (removed again if encoding fails)."""
+    if path.suffix.lower() != ".npy":
         raise ValueError(f"output must be a .npy file, got {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"output {path} is a folder; give a .npy file path")
+    created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npy")
+    return path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npy"), created

@@ -37,7 +37,7 @@ def resolve_model_path(name_or_path: str | Path, *, revision: str | None = None,
     path = Path(name).expanduser()
     if path.is_dir() or recover_folder(path):  # a save that a crash interrupted can be put back
         return path
-    tried.append(f"local folder {path.absolute()}: not found")
+    tried.append(f"local folder {path.absolute()}: {'a file, not a folder' if path.exists() else 'not found'}")
 
     package = EMBEDDED_MODELS.get(name)
     if package is not None:

@@ -17,6 +17,16 @@ def is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def check_length(name: str, value: object, limit: int | None = None) -> int:
+    """``value`` if it is an int in ``[1, limit]``, else an error naming ``name``."""
+    if not is_integer(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1 or (limit is not None and value > limit):
+        bounds = f"between 1 and {limit}" if limit is not None else ">= 1"
+        raise ValueError(f"{name} must be {bounds}, got {value}")
+    return int(value)
+
+
 def positive_number(name: str, value: object, *, allow_zero: bool = False) -> float:
     """``value`` as a float, or a ValueError naming ``name`` unless it is a finite number > 0 (>= 0)."""
     if not is_real(value) or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):

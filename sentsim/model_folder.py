@@ -103,16 +103,19 @@ def save_parts(parts: EncoderParts, folder: Path) -> None:
 
 
 def _load_sentsim(folder: Path, *, max_seq_length: int | None, trust_remote_code: bool) -> EncoderParts:
-    config = _read_json(folder / SENTSIM_CONFIG)
+    config = _read_json(folder / SENTSIM_CONFIG, dict)
     saved_version = str(config.get("sentsim_version", "0"))
-    if int(saved_version.split(".")[0]) > int(__version__.split(".")[0]):
+    major = saved_version.split(".")[0]
+    if not major.isdigit():
+        raise ValueError(f"{folder / SENTSIM_CONFIG}: sentsim_version {saved_version!r} is not a version number")
+    if int(major) > int(__version__.split(".")[0]):
         warnings.warn(
             f"{folder} was saved by sentsim {saved_version}, newer than this sentsim {__version__}", stacklevel=3
         )
-    length = max_seq_length or config.get("max_seq_length")
+    length = max_seq_length if max_seq_length is not None else config.get("max_seq_length")
     if config.get("tower") == "lstm":
         tower: Tower = LSTMTower.load(folder, config["lstm"])
-        if length:
+        if length is not None:
             tower.max_seq_length = length
     elif config.get("tower") == "transformer":
         tower = TransformerTower.from_pretrained(
@@ -132,7 +135,7 @@ def _load_sentsim(folder: Path, *, max_seq_length: int | None, trust_remote_code
 
 
 def _load_sentence_transformers(folder: Path, *, max_seq_length: int | None, trust_remote_code: bool) -> EncoderParts:
-    modules = sorted(_read_json(folder / "modules.json"), key=lambda module: module.get("idx", 0))
+    modules = sorted(_read_json(folder / "modules.json", list), key=lambda module: module.get("idx", 0))
     tower, pooling, normalize, dense = None, Pooling.MEAN, False, None
     for module in modules:
         kind = str(module.get("type", "")).rsplit(".", 1)[-1]
@@ -143,7 +146,7 @@ def _load_sentence_transformers(folder: Path, *, max_seq_length: int | None, tru
             )
             tower = TransformerTower.from_pretrained(
                 path,
-                max_seq_length=max_seq_length or st_config.get("max_seq_length"),
+                max_seq_length=max_seq_length if max_seq_length is not None else st_config.get("max_seq_length"),
                 do_lower_case=st_config.get("do_lower_case", False),
                 trust_remote_code=trust_remote_code,
             )
@@ -204,13 +207,18 @@ def _write_sentence_transformers_files(parts: EncoderParts, folder: Path) -> Non
     )
 
 
-def _read_json(file: Path) -> dict | list:
+def _read_json(file: Path, kind: type = dict) -> dict | list:
+    """The JSON document in ``file``, which must be a ``kind`` (an object, or a list)."""
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise WeightsError(f"missing file {file}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{file} is not valid JSON: {error}") from None
+    if not isinstance(data, kind):
+        expected = "a JSON object" if kind is dict else "a JSON list"
+        raise ValueError(f"{file}: expected {expected}, got {type(data).__name__}")
+    return data
 
 
 def _write_json(file: Path, data: object) -> None:

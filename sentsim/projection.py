@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from sentsim.weights import load_safetensors, save_safetensors
+from sentsim.weights import load_safetensors, safetensors_files, save_safetensors
 
 # Activation name -> (module factory, the class path sentence-transformers writes in 2_Dense/config.json).
 ACTIVATIONS: dict[str, tuple[type[nn.Module], str]] = {
@@ -79,6 +79,7 @@ class Dense(nn.Module):
     @classmethod
     def load(cls, folder: Path, config: DenseConfig) -> Dense:
         dense = cls(config)
+        safetensors_files(folder)  # a folder with only pickled weights is named as such
         state = load_safetensors(folder / cls.WEIGHTS_NAME)
         try:
             dense.load_state_dict(state)

@@ -78,3 +78,15 @@ def test_read_texts_lines_jsonl_and_stdin(tmp_path, monkeypatch):
         read_texts(records)
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("x\ny\n"))
     assert read_texts("-") == ["x", "y"]
+
+
+def test_read_texts_splits_on_newlines_only_and_names_bad_bytes(tmp_path):
+    odd = tmp_path / "odd.txt"  # U+2028, form feed and NEL sit inside texts; CRLF endings are stripped
+    odd.write_bytes("first\r\nsecond\u2028still second\nthird\x0cstill third\nfourth\x85x\n".encode())
+    assert read_texts(odd) == ["first", "second\u2028still second", "third\x0cstill third", "fourth\x85x"]
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\n\xff\xfe bad\n")
+    with pytest.raises(ValueError, match=r"bad.txt:2: not valid UTF-8"):
+        read_texts(bad)
+    with pytest.raises(ValueError, match=r"a text field \('body'\) is read from .jsonl files only"):
+        read_texts(odd, field="body")

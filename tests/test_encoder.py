@@ -126,6 +126,31 @@ def test_bad_batch_size(tiny_encoder):
         tiny_encoder.encode(TEXTS, batch_size=True)
 
 
+def test_flags_names_and_lengths_are_checked_at_the_boundary(tiny_encoder, tiny_transformer):
+    with pytest.raises(TypeError, match="normalize must be True, False or None, got 'false'"):
+        tiny_encoder.encode(TEXTS, normalize="false")  # a non-empty string would read as True
+    with pytest.raises(TypeError, match="packed must be True, False or None, got 'no'"):
+        tiny_encoder.encode(TEXTS, packed="no")
+    with pytest.raises(TypeError, match="as_tensor must be True or False, got 1"):
+        tiny_encoder.encode(TEXTS, as_tensor=1)
+    np.testing.assert_array_equal(tiny_encoder.encode(np.array("a cat")), tiny_encoder.encode("a cat"))  # 0-d
+    with pytest.raises(TypeError, match="tower must be a TransformerTower or LSTMTower, got str .*from_pretrained"):
+        SentenceEncoder("all-MiniLM-L6-v2")
+    for name in (None, 123, "", "  "):
+        with pytest.raises(TypeError, match="name_or_path must be a model name or a folder path"):
+            SentenceEncoder.from_pretrained(name)
+    for value, error in ((True, TypeError), (128.0, TypeError), ("128", TypeError), (0, ValueError)):
+        with pytest.raises(error, match="max_seq_length must be"):
+            tiny_encoder.max_seq_length = value
+
+
+def test_max_seq_length_zero_is_refused_when_loading(tiny_transformer, tmp_path):
+    SentenceEncoder(tiny_transformer).save_pretrained(tmp_path / "model")
+    with pytest.raises(ValueError, match="max_seq_length must be between 1 and"):
+        SentenceEncoder.from_pretrained(tmp_path / "model", max_seq_length=0)  # was silently the default
+    assert SentenceEncoder.from_pretrained(tmp_path / "model", max_seq_length=5).max_seq_length == 5
+
+
 def test_unknown_pooling(tiny_transformer):
     with pytest.raises(ValueError, match="unknown pooling 'median'; expected one of 'mean', 'cls', 'max'"):
         SentenceEncoder(tiny_transformer, pooling="median")

@@ -118,6 +118,23 @@ def test_every_visible_gpu(tiny_encoder):
     np.testing.assert_allclose(tiny_encoder.encode(TEXTS * 50, device=gpus, dtype="fp32"), reference, atol=1e-5)
 
 
+def test_output_that_is_a_folder_is_refused_before_encoding_and_failures_leave_nothing(
+    tiny_encoder, tmp_path, monkeypatch
+):
+    (tmp_path / "e.npy").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder; give a .npy file path"):
+        tiny_encoder.encode(TEXTS, output=tmp_path / "e.npy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.npy"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("device lost")
+
+    monkeypatch.setattr("sentsim.encoder.run_chunks", broken)
+    with pytest.raises(RuntimeError, match="device lost"):  # the folders made for the output go again
+        tiny_encoder.encode(TEXTS, output=tmp_path / "new" / "deeper" / "out.NPY")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.npy"]
+
+
 def test_a_failed_encode_leaves_an_existing_output_file_as_it_was(tiny_encoder, tmp_path, monkeypatch):
     out = tmp_path / "out.npy"
     first = np.array(tiny_encoder.encode(TEXTS[:4], output=out))

@@ -83,3 +83,10 @@ def test_word_vectors_with_bad_lines(tmp_path):
     path.write_text("cat 1 0\ndog 0 x\n", encoding="utf-8")
     with pytest.raises(ValueError, match="vectors.txt:2"):
         LSTMTower.from_word_vectors(path)
+    path.write_text("cat 1 0\ndog 0 nan\n", encoding="utf-8")  # would make every embedding NaN
+    with pytest.raises(ValueError, match="vectors.txt:2: the vector of 'dog' holds NaN or infinity"):
+        LSTMTower.from_word_vectors(path)
+    with pytest.raises(TypeError, match="LSTMConfig.hidden_size must be an int, got 8.5"):
+        LSTMConfig(vocab_size=10, hidden_size=8.5)
+    with pytest.raises(TypeError, match="LSTMConfig.vocab_size must be an int, got '10'"):
+        LSTMConfig(vocab_size="10")

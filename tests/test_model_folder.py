@@ -108,6 +108,23 @@ def test_corrupted_safetensors_names_the_file(rich_encoder, tmp_path, damage):
         SentenceEncoder.from_pretrained(tmp_path / "model")
 
 
+def test_malformed_configs_and_pickled_dense_weights_name_the_file(rich_encoder, tmp_path):
+    rich_encoder.save_pretrained(tmp_path / "model")
+    config = tmp_path / "model" / "config_sentsim.json"
+    saved = json.loads(config.read_text())
+    config.write_text("[]")
+    with pytest.raises(ValueError, match=r"config_sentsim.json: expected a JSON object, got list"):
+        SentenceEncoder.from_pretrained(tmp_path / "model")
+    config.write_text(json.dumps(saved | {"sentsim_version": "abc"}))
+    with pytest.raises(ValueError, match=r"config_sentsim.json: sentsim_version 'abc' is not a version number"):
+        SentenceEncoder.from_pretrained(tmp_path / "model")
+    config.write_text(json.dumps(saved))
+    dense = tmp_path / "model" / "2_Dense"
+    (dense / "model.safetensors").rename(dense / "pytorch_model.bin")
+    with pytest.raises(WeightsError, match=r"2_Dense holds only pickled weights \(pytorch_model.bin\)"):
+        SentenceEncoder.from_pretrained(tmp_path / "model")
+
+
 def test_corrupted_lstm_weights_name_the_file(tiny_lstm, tmp_path):
     SentenceEncoder(tiny_lstm).save_pretrained(tmp_path / "lstm")
     weights = tmp_path / "lstm" / "model.safetensors"

@@ -16,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("encode", help="embed texts into a .npy file", description=__doc__)
     parser.add_argument("--input", required=True, help="one text a line, .jsonl with a 'text' field, or - for stdin")
     parser.add_argument("--output", required=True, help="where to write the (n, dim) float32 .npy array")
-    parser.add_argument("--field", default="text", help="the text field of .jsonl input (default: text)")
+    parser.add_argument("--field", help="the text field of .jsonl input (default: text)")
     parser.add_argument(
         "--normalize",
         action=argparse.BooleanOptionalAction,
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     texts = read_texts(args.input, field=args.field)
     encoder = load_encoder(args)
     output = Path(args.output)
-    if output.suffix != ".npy":
+    if output.suffix.lower() != ".npy":
         output = output.with_name(output.name + ".npy")
     embeddings = encoder.encode(  # streams to disk; encode() renames the file into place when complete
         texts,

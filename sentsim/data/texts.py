@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from sentsim.data.jsonl import read_jsonl
+from sentsim.data.lines import read_lines
 
 
-def read_texts(source: str | Path, *, field: str = "text") -> list[str]:
-    """Read texts from ``source``: ``-`` for stdin, ``*.jsonl`` (the ``field`` of each object), else one a line.
+def read_texts(source: str | Path, *, field: str | None = None) -> list[str]:
+    """Read texts from ``source``: ``-`` for stdin, ``*.jsonl`` (the ``field`` of each object,
+    default ``"text"``), else one a line.
 
     Lines keep their positions (an empty line is an empty text), so row i of the output is line i.
     """
-    if str(source) == "-":
-        return sys.stdin.read().splitlines()
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"input file not found: {path}")
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
-    if path.suffix.lower() != ".jsonl":
-        return lines
+    is_jsonl = str(source) != "-" and Path(source).suffix.lower() == ".jsonl"
+    if field is not None and not is_jsonl:
+        raise ValueError(
+            f"{source}: a text field ({field!r}) is read from .jsonl files only; this input has a text a line"
+        )
+    if not is_jsonl:
+        return read_lines(source)
+    field = field or "text"
     texts = []
-    for number, record in read_jsonl(path):
+    for number, record in read_jsonl(source):
         if not isinstance(record.get(field), str):
-            raise ValueError(f"{path}:{number}: expected an object with a text field {field!r}")
+            raise ValueError(f"{source}:{number}: expected an object with a text field {field!r}")
         texts.append(record[field])
     return texts

@@ -11,6 +11,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from sentsim.inputs import check_length, is_real
 from sentsim.tokenization import TextTokenizer
 from sentsim.weights import load_safetensors, save_safetensors
 
@@ -33,10 +34,12 @@ class LSTMConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers", "max_seq_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"LSTMConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"LSTMConfig.dropout must be in [0, 1), got {self.dropout}")
+            check_length(f"LSTMConfig.{name}", getattr(self, name))
+        for name in ("bidirectional", "freeze_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"LSTMConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        if not is_real(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"LSTMConfig.dropout must be a number in [0, 1), got {self.dropout!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -152,7 +155,7 @@ class LSTMTower(nn.Module):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        self.tokenizer = TextTokenizer(self.raw_tokenizer, value)
+        self.tokenizer = TextTokenizer(self.raw_tokenizer, check_length("max_seq_length", value))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Token embeddings ``(B, L, dim)``; padded positions are zeros."""
@@ -188,6 +191,8 @@ def _read_word_vectors(path: Path) -> tuple[list[str], np.ndarray]:
                 raise ValueError(
                     f"{path}:{number}: expected 'word v1 v2 ...' with numbers, got {line[:60]!r}"
                 ) from None
+            if not np.isfinite(vector).all():
+                raise ValueError(f"{path}:{number}: the vector of {parts[0]!r} holds NaN or infinity")
             if rows and vector.shape != rows[0].shape:
                 raise ValueError(f"{path}:{number}: vector has {vector.size} values, earlier lines had {rows[0].size}")
             words.append(parts[0])

@@ -20,6 +20,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from sentsim.inputs import check_length
 from sentsim.tokenization import TextTokenizer
 from sentsim.towers.packed import PackedLayout, packed_forward, supports_packing
 from sentsim.weights import safetensors_files
@@ -57,7 +58,7 @@ class TransformerTower(nn.Module):
         self.model = model
         self.hf_tokenizer = tokenizer
         self.do_lower_case = do_lower_case
-        self.max_seq_length = max_seq_length or self._length_limit()  # builds self.tokenizer
+        self.max_seq_length = self._length_limit() if max_seq_length is None else max_seq_length  # builds the tokenizer
 
     @classmethod
     def from_pretrained(
@@ -89,7 +90,7 @@ class TransformerTower(nn.Module):
         if isinstance(config, dict):
             config = AutoConfig.for_model(**config)
         if isinstance(tokenizer, Tokenizer):
-            tokenizer = _wrap_tokenizer(tokenizer, max_seq_length or DEFAULT_MAX_SEQ_LENGTH)
+            tokenizer = _wrap_tokenizer(tokenizer, DEFAULT_MAX_SEQ_LENGTH if max_seq_length is None else max_seq_length)
         model = AutoModel.from_config(config)
         return cls(model.float(), tokenizer, max_seq_length=max_seq_length)
 
@@ -103,9 +104,7 @@ class TransformerTower(nn.Module):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        limit = self._length_limit()
-        if not 1 <= value <= limit:
-            raise ValueError(f"max_seq_length must be between 1 and {limit} for this model, got {value}")
+        value = check_length("max_seq_length", value, self._length_limit())
         self.tokenizer = TextTokenizer(self.hf_tokenizer.backend_tokenizer, value, lowercase=self.do_lower_case)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
