@@ -80,6 +80,8 @@ def test_eval_sts_json(model_dir, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 3 and -100 <= result["spearman"] <= 100 and "pearson" in result
     assert {"dot_spearman", "euclidean_spearman", "manhattan_spearman"} <= set(result)
+    assert main(["evaluate", "sts", "--model", str(model_dir), "--data", str(data), "--json"]) == 0  # the long name
+    assert json.loads(capsys.readouterr().out) == result
 
 
 def test_errors_are_short_and_on_stderr(model_dir, tmp_path, capsys):
@@ -263,6 +265,9 @@ def test_classify_fine_tunes_on_the_support_set_and_saves_the_model(model_dir, t
         main(["classify", "--model", str(model_dir), "--support", support, "--input", texts, "--save-model", "x"]) == 2
     )
     assert "--save-model needs --fine-tune" in capsys.readouterr().err
+    again = ["classify", "--model", str(model_dir), "--support", support, "--input", texts, "--fine-tune"]
+    assert main(again + ["--save-model", str(saved), "--no-progress"]) == 2  # refused before any training
+    assert f"--save-model {saved} exists; choose a new folder or pass --overwrite" in capsys.readouterr().err
     assert main(["classify", "--model", str(model_dir), "--support", support, "--input", texts, "--rounds", "3"]) == 2
     assert "--rounds needs --fine-tune" in capsys.readouterr().err
     eval_args = ["eval", "classify", "--model", str(model_dir), "--support", support, "--data", support, "--json"]

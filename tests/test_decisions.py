@@ -182,6 +182,8 @@ def test_few_shot_bad_input():
         classifier.add_examples(["t0", "t1"], ["a", None])
     with pytest.raises(ValueError, match="reserved"):
         classifier.add_examples(["t0"], ["none"])
+    with pytest.raises(ValueError, match=r"texts\[1\] is empty \('   '\); every support example needs a text"):
+        classifier.add_examples(["t0", "   "], ["a", "b"])
     classifier.add_examples(["t0"], ["a"])
     dim = classifier.encoder.dim
     with pytest.raises(ValueError, match=rf"embeddings must have shape \(1, {dim}\)"):

@@ -284,6 +284,9 @@ def test_existing_run_and_resume_with_another_config(tmp_path):
         )
     with pytest.raises(ValueError, match="holds a run with another loss"):
         train(toy_encoder(), data, make_loss("cosine"), config, output_dir=tmp_path / "run", resume=True)
+    flipped = load_training_data(columns(pairs) | {"score": [1 - s for s in pairs.scores]})  # same shape
+    with pytest.raises(ValueError, match="holds a run with another data"):
+        train(toy_encoder(), flipped, make_loss("cosent"), config, output_dir=tmp_path / "run", resume=True)
 
 
 @pytest.mark.parametrize(

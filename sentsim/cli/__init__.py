@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if getattr(args, "no_progress", False):  # also the bars of the libraries sentsim calls
+        import datasets
+
+        datasets.disable_progress_bars()
     try:
         return args.run(args) or 0
     except (ValueError, TypeError, OSError, sqlite3.Error) as error:  # sqlite3: e.g. an index locked by a writer

@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 
 from sentsim.data import (
     LabelledTexts,
@@ -91,6 +92,7 @@ def add_fine_tune_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rounds", type=int, help="pairs per support example for --fine-tune (default 20)")
     parser.add_argument("--save-model", help="write the fine-tuned model to this folder (use it later with --model)")
+    parser.add_argument("--overwrite", action="store_true", help="let --save-model replace an existing folder")
 
 
 def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> FewShotClassifier:
@@ -100,6 +102,9 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
             raise ValueError(f"{option} needs --fine-tune")
     if args.rounds is not None and args.rounds < 1:
         raise ValueError(f"--rounds must be >= 1, got {args.rounds}")
+    saved = Path(args.save_model) if args.save_model else None
+    if saved is not None and saved.exists() and (not saved.is_dir() or any(saved.iterdir())) and not args.overwrite:
+        raise ValueError(f"--save-model {saved} exists; choose a new folder or pass --overwrite to replace it")
     classifier = FewShotClassifier(
         load_encoder(args),
         strategy=args.strategy,

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from sentsim.cli.common import add_model_options, load_encoder
+from sentsim.cli.common import add_model_options, load_encoder, progress
 from sentsim.data.texts import read_texts
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         runtime=args.runtime,
         output=output,
-        show_progress=not args.no_progress,
+        show_progress=progress(args),
     )
     shape = embeddings.shape
     del embeddings

@@ -24,7 +24,7 @@ DATA_HELP = (
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("eval", help="evaluate a model", description=__doc__)
+    parser = subparsers.add_parser("eval", aliases=["evaluate"], help="evaluate a model", description=__doc__)
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
 
     sts = _task(

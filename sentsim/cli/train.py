@@ -95,6 +95,7 @@ def _add_training_options(parser: argparse.ArgumentParser, *, epochs: int, batch
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-steps", type=int, default=None, help="evaluate every N steps (and at each epoch end)")
+    parser.add_argument("--log-steps", type=int, default=10, help="log the loss every N steps (and at the end)")
     parser.add_argument(
         "--checkpoint-steps", type=int, default=None, help="checkpoint every N steps (and at each epoch end)"
     )
@@ -114,6 +115,7 @@ def _config(args: argparse.Namespace) -> TrainingConfig:
         seed=args.seed,
         eval_steps=args.eval_steps,
         checkpoint_steps=args.checkpoint_steps,
+        log_steps=args.log_steps,
         early_stopping_patience=args.patience,
         show_progress=not args.no_progress,
     )

@@ -93,6 +93,9 @@ class FewShotClassifier:
     ) -> FewShotClassifier:
         """Add labelled examples (new classes welcome); ``embeddings`` skips encoding when already computed."""
         texts = validate_texts(texts)
+        blank = next((index for index, text in enumerate(texts) if not text.strip()), None)
+        if blank is not None:  # its embedding would say nothing about its class
+            raise ValueError(f"texts[{blank}] is empty ({texts[blank]!r}); every support example needs a text")
         labels = class_column(labels, "labels", "support set")
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")

@@ -301,6 +301,8 @@ def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> bool:
         if not checkpointed and not existing.exists():
             raise ValueError(f"nothing to resume in {output}: it has no {CHECKPOINT_DIR}/")
         saved = read_checkpoint_run(output / CHECKPOINT_DIR) if checkpointed else _read_json(existing)
+        if "digest" not in saved.get("data", {}):  # a run saved before data digests
+            run = run | {"data": {k: v for k, v in run["data"].items() if k != "digest"}}
         different = sorted(key for key in run if saved.get(key) != run[key])
         if different:
             raise ValueError(
@@ -344,10 +346,23 @@ def _fingerprint(encoder, data: TrainingData, loss, config: TrainingConfig, worl
             "parameters": hashlib.sha1(json.dumps(shapes, sort_keys=True).encode()).hexdigest(),
         },
         "loss": {"name": type(loss).__name__, **loss_options},
-        "data": {"examples": len(data), "columns": sorted(data.columns)},
+        "data": {"examples": len(data), "columns": sorted(data.columns), "digest": _data_digest(data)},
         "config": settings,
         "world_size": world,
     }
+
+
+def _data_digest(data: TrainingData) -> str:
+    """A digest of every value of the training data (texts, scores, labels), in order."""
+    digest = hashlib.sha256()
+    for name in sorted(data.columns):
+        values = data.columns[name]
+        digest.update(name.encode() + b"\0")
+        if isinstance(values, np.ndarray):
+            digest.update(str(values.dtype).encode() + np.ascontiguousarray(values).tobytes())
+        else:
+            digest.update("\0".join(values).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
