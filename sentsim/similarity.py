@@ -31,7 +31,8 @@ def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, p
 
     Returns the ``(n, m)`` matrix, or with ``pairwise=True`` the ``(n,)`` scores of row i of
     ``a`` against row i of ``b`` (which then need the same length). The result is a numpy
-    array unless both inputs are torch tensors; it is float64 on CPU if an input is, else float32.
+    array unless both inputs are torch tensors (then it keeps their autograd graph, so it can
+    sit in a loss); it is float64 on CPU if an input is, else float32.
     Embeddings holding NaN or infinity are refused.
     """
     metric = Metric.parse(metric)
@@ -48,7 +49,7 @@ def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, p
     scores = _pairwise(x, y, metric) if pairwise else _matrix(x, y, metric)
     if a.ndim == 1 and b.ndim == 1:
         return float(scores.reshape(-1)[0])
-    return scores.cpu().numpy() if as_numpy else scores
+    return scores.detach().cpu().numpy() if as_numpy else scores
 
 
 def _as_matrix(value: ArrayLike, name: str) -> Tensor:
@@ -61,15 +62,14 @@ def _as_matrix(value: ArrayLike, name: str) -> Tensor:
     elif isinstance(value, Tensor):
         if value.is_complex():
             raise TypeError(f"{name} must hold real numbers, got a tensor of {value.dtype}")
-        tensor = value.detach()
-        tensor = tensor if tensor.dtype == torch.float64 else tensor.float()
+        tensor = value if value.dtype == torch.float64 else value.float()  # keeps autograd
     else:
         raise TypeError(f"{name} must be a numpy array or torch tensor of embeddings, got {type(value).__name__}")
     if tensor.ndim == 1:
         tensor = tensor.unsqueeze(0)
     if tensor.ndim != 2:
         raise ValueError(f"{name} must be 1-D (d,) or 2-D (n, d), got shape {tuple(tensor.shape)}")
-    finite = torch.isfinite(tensor).all(dim=1)
+    finite = torch.isfinite(tensor.detach()).all(dim=1)
     if not bool(finite.all()):
         row = int((~finite).nonzero()[0, 0])
         raise ValueError(f"{name} holds NaN or infinity (row {row} is the first); embeddings must be finite")

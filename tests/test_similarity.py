@@ -103,3 +103,20 @@ def test_nan_and_infinity_are_refused_with_the_row(vectors):
         similarity(a, bad)
     with pytest.raises(ValueError, match=r"a holds NaN or infinity \(row 0"):
         similarity(torch.full((1, 5), float("inf")), torch.from_numpy(b), pairwise=False)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot", "euclidean", "manhattan"])
+def test_tensor_inputs_keep_their_gradients(metric):
+    torch.manual_seed(0)
+    a, b = torch.randn(3, 5, requires_grad=True), torch.randn(3, 5)
+    naive = {
+        "cosine": lambda: torch.nn.functional.cosine_similarity(a, b, dim=1),
+        "dot": lambda: (a * b).sum(1),
+        "euclidean": lambda: -(a - b).norm(dim=1),
+        "manhattan": lambda: -(a - b).abs().sum(1),
+    }[metric]
+    similarity(a, b, metric, pairwise=True).sum().backward()
+    ours, a.grad = a.grad.clone(), None
+    naive().sum().backward()
+    torch.testing.assert_close(ours, a.grad, rtol=1e-5, atol=1e-6)
+    assert isinstance(similarity(a, b.numpy(), metric), np.ndarray)  # a numpy input still gives numpy
