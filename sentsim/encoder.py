@@ -349,11 +349,15 @@ class SentenceEncoder(nn.Module):
 
         if not isinstance(self.tower, TransformerTower):
             raise ValueError(f"runtime='onnx' runs transformer towers; this one is a {self.tower.kind} tower")
-        if device.type != "cpu" or autocast is not None or packed or compile:
-            raise ValueError(
-                "runtime='onnx' runs on CPU in fp32 on the padded path: not with device="
-                f"{device.type!r}, dtype={autocast}, packed={packed}, compile={compile}"
-            )
+        conflicts = {
+            f"device={device.type!r}": device.type != "cpu",
+            f"dtype={str(autocast).removeprefix('torch.')!r}": autocast is not None,
+            "packed=True": packed,
+            "compile=True": compile,
+        }
+        named = [setting for setting, conflicting in conflicts.items() if conflicting]
+        if named:
+            raise ValueError(f"runtime='onnx' runs on CPU in fp32 on the padded path, not with {', '.join(named)}")
         cached = self.__dict__.get("_onnx")
         if cached is None or not cached.is_current():
             cached = self.__dict__["_onnx"] = OnnxForward(self.tower)

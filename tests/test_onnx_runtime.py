@@ -35,8 +35,10 @@ def test_onnx_runtime_is_exported_again_after_the_weights_change(tiny_transforme
 def test_onnx_runtime_rejects_what_it_cannot_run(tiny_transformer, tiny_lstm):
     with pytest.raises(ValueError, match="runs transformer towers; this one is a lstm tower"):
         SentenceEncoder(tiny_lstm).encode(TEXTS, runtime="onnx")
-    with pytest.raises(ValueError, match="on CPU in fp32 on the padded path"):
+    with pytest.raises(ValueError, match="on CPU in fp32 on the padded path, not with packed=True$"):
         SentenceEncoder(tiny_transformer).encode(TEXTS, runtime="onnx", packed=True)
+    with pytest.raises(ValueError, match="padded path, not with dtype='bfloat16'$"):  # only what conflicts
+        SentenceEncoder(tiny_transformer).encode(TEXTS, runtime="onnx", dtype="bf16")
     with pytest.raises(ValueError, match="runtime must be 'torch' or 'onnx'"):
         SentenceEncoder(tiny_transformer).encode(TEXTS, runtime="tensorrt")
 
