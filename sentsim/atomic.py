@@ -1,31 +1,22 @@
 """Atomic writes: a reader sees the old content or the new one, never a torn mix.
 
 Files and folders are written under a temporary name beside their target and renamed into
-place. They get the permissions a plain ``open`` / ``mkdir`` would give (the umask applies),
-not the private ones of :mod:`tempfile`.
+place. A new file or folder gets the permissions a plain ``open`` / ``mkdir`` would give (the
+umask applies), not the private ones of :mod:`tempfile`; a replaced file keeps its mode.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
 
 
 @contextlib.contextmanager
@@ -39,7 +30,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, _mode_of(path) if path.exists() else 0o666 & ~_umask())
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
@@ -60,10 +51,11 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary folder that replaces ``path`` when the block succeeds.
 
     If the block raises, ``path`` is left exactly as it was. The finished folder is first
-    renamed ``.<name>.<random>.ready``; an existing ``path`` is then moved aside, the ready
-    folder renamed into place, and only then the old one deleted. A crash between those two
-    renames leaves no ``path``: :func:`recover_folder` (called here before each write, and by
-    readers that care) puts the ready folder, or else the old one, back.
+    renamed ``.<name>.<random>.ready``; an existing ``path`` is then moved aside
+    (``.<name>.<random>.old``), the ready folder renamed into place, and only then the old one
+    deleted. A crash between those two renames leaves no ``path``: :func:`recover_folder`
+    (called here before each write, and by readers that care) puts the ready folder, or else
+    the old one, back. After a successful write, leftovers of earlier crashes are removed.
     """
     path = Path(path).absolute()
     if path.exists() and not path.is_dir():
@@ -75,13 +67,16 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield staging
         _settle_tree(staging)
-        os.chmod(staging, 0o777 & ~_UMASK)
+        os.chmod(staging, 0o777 & ~_umask())
         os.replace(staging, ready)
         _move_into_place(ready, path)
     finally:
-        for leftover in (staging, ready):
-            if leftover.exists():
-                shutil.rmtree(leftover, ignore_errors=True)
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        if ready.exists() and path.exists():  # a failed swap that put the old folder back
+            shutil.rmtree(ready, ignore_errors=True)
+    for leftover in _leftovers(path):  # of crashes before this write: older than what is in place now
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _move_into_place(ready: Path, path: Path) -> None:
@@ -93,42 +88,81 @@ def _move_into_place(ready: Path, path: Path) -> None:
     try:
         os.replace(ready, path)
     except BaseException:
-        os.replace(old / "folder", path)
-        raise
-    finally:
+        os.replace(old / "folder", path)  # if this fails too, both copies stay for recover_folder
         shutil.rmtree(old, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def recover_folder(path: str | os.PathLike) -> bool:
     """Put back a folder that a crash inside :func:`atomic_folder` left missing; True if it did.
 
-    The newest finished (``.ready``) copy wins; without one, the copy that was being replaced
-    (``.old``) comes back. Leftovers of the interrupted write are removed once ``path`` exists.
+    The newest finished (``.ready``) copy wins; without one, the newest copy that was being
+    replaced (``.old``) comes back. The other leftovers of that name are then removed. A folder
+    that cannot be put back (read-only storage) is logged and left as it is.
     """
     path = Path(path).absolute()
     if path.exists() or not path.parent.is_dir():
         return False
-    name = glob.escape(path.name)
-    ready = sorted(path.parent.glob(f".{name}.*.ready"), key=lambda p: p.stat().st_mtime)
-    old = [p / "folder" for p in path.parent.glob(f".{name}.*.old") if (p / "folder").is_dir()]
-    candidates = ready[-1:] or old[-1:]
-    if not candidates:
+    found = _leftovers(path)
+    ready = [p for p in found if p.suffix == ".ready"]
+    old = [p for p in found if p.suffix == ".old" and (p / "folder").is_dir()]
+    chosen = ready[-1] if ready else (old[-1] / "folder" if old else None)
+    if chosen is None:
         return False
-    os.replace(candidates[0], path)
-    logger.warning("%s was missing after an interrupted write; restored it from %s", path, candidates[0])
-    for leftover in [*ready[:-1], *(p.parent for p in old)]:
+    try:
+        os.replace(chosen, path)
+    except OSError as error:
+        logger.warning("%s is missing after an interrupted write; %s could not be put back: %s", path, chosen, error)
+        return False
+    logger.warning("%s was missing after an interrupted write; restored it from %s", path, chosen)
+    for leftover in _leftovers(path):
         shutil.rmtree(leftover, ignore_errors=True)
     return True
 
 
+def _leftovers(path: Path) -> list[Path]:
+    """The ``.ready`` and ``.old`` folders :func:`atomic_folder` left beside ``path``, oldest first.
+
+    Names are matched exactly (``tempfile``'s random part has no dots), so the leftovers of
+    ``model.v2`` are never taken for those of ``model``.
+    """
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.(ready|old)")
+    try:
+        found = [entry for entry in path.parent.iterdir() if pattern.fullmatch(entry.name) and entry.is_dir()]
+    except OSError:
+        return []
+    return sorted(found, key=lambda entry: entry.stat().st_mtime)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (other threads may be creating files)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_of(path: Path) -> int:
+    return os.stat(path).st_mode & 0o7777
+
+
 def _settle_tree(root: Path) -> None:
     """fsync every file of ``root``, and give files and folders the permissions of a plain write
-    (some writers, such as safetensors, create private files)."""
+    (some writers, such as safetensors, create private files). Symbolic links are left alone."""
+    files_mode, folders_mode = 0o666 & ~_umask(), 0o777 & ~_umask()
     for folder, subfolders, files in os.walk(root):
         for name in subfolders:
-            os.chmod(os.path.join(folder, name), 0o777 & ~_UMASK)
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), folders_mode)
         for name in files:
             path = os.path.join(folder, name)
-            os.chmod(path, 0o666 & ~_UMASK)
+            if os.path.islink(path):
+                continue
+            os.chmod(path, files_mode)
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +28,7 @@ from sentsim.encoding import (
 from sentsim.hub import resolve_model_path
 from sentsim.inputs import is_integer, validate_texts
 from sentsim.model_folder import EncoderParts, load_parts, save_parts
+from sentsim.npy_output import discard_staging, staging_path
 from sentsim.pooling import Pooling, pool, pool_packed
 from sentsim.projection import Dense, DenseConfig
 from sentsim.similarity import ArrayLike, Metric, similarity
@@ -69,8 +68,9 @@ class SentenceEncoder(nn.Module):
                 else ""
             )
             raise TypeError(f"tower must be a TransformerTower or LSTMTower, got {type(tower).__name__}{hint}")
-        if not isinstance(normalize, bool):
+        if not isinstance(normalize, (bool, np.bool_)):
             raise TypeError(f"normalize must be True or False, got {normalize!r}")
+        normalize = bool(normalize)
         self.tower = tower
         self.pooling = Pooling.parse(pooling)
         self.normalize = normalize
@@ -245,8 +245,12 @@ class SentenceEncoder(nn.Module):
 
         if output is not None:
             output = Path(output)
-            staging, created = _staging_path(output)
-            target = np.lib.format.open_memmap(staging, mode="w+", dtype=np.float32, shape=(len(items), self.dim))
+            staging, created = staging_path(output)
+            try:
+                target = np.lib.format.open_memmap(staging, mode="w+", dtype=np.float32, shape=(len(items), self.dim))
+            except BaseException:  # e.g. no space for the file
+                discard_staging(staging, created)
+                raise
 
             def write(start: int, block: Tensor) -> None:
                 target[start : start + len(block)] = block.cpu().numpy()
@@ -289,10 +293,7 @@ class SentenceEncoder(nn.Module):
         except BaseException:
             if output is not None:  # an existing file at output stays as it was; nothing new is left
                 target = None
-                staging.unlink(missing_ok=True)
-                for folder in created:
-                    with contextlib.suppress(OSError):
-                        folder.rmdir()
+                discard_staging(staging, created)
             raise
         finally:
             self.train(was_training)
@@ -397,15 +398,3 @@ class SentenceEncoder(nn.Module):
         if isinstance(value, str):
             return self.encode(value, batch_size=batch_size)
         return self.encode(validate_texts(value, name), batch_size=batch_size)
-
-
-def _staging_path(path: Path) -> tuple[Path, list[Path]]:
-    """A temporary ``.npy`` beside ``path`` (embeddings stream into it, then it replaces ``path``
-    atomically), and the folders made for it, deepest first (removed again if encoding fails)."""
-    if path.suffix.lower() != ".npy":
-        raise ValueError(f"output must be a .npy file, got {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"output {path} is a folder; give a .npy file path")
-    created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npy"), created

@@ -31,16 +31,29 @@ def test_written_files_and_folders_get_the_permissions_of_a_plain_write(tmp_path
     assert _mode(tmp_path / "folder" / "inside.txt") == _mode(tmp_path / "plain.txt")
 
 
-def test_model_folders_are_readable_by_others_under_the_usual_umask(tmp_path, tiny_transformer):
+@pytest.fixture
+def umask():
+    """Run a test under a given umask (the one set when sentsim writes is the one that counts)."""
+    before = os.umask(0o022)
+    yield os.umask
+    os.umask(before)
+
+
+def test_model_folders_follow_the_umask_at_the_time_of_the_write(tmp_path, tiny_transformer, umask):
     from sentsim import SentenceEncoder
 
-    command = "import os, sys; os.umask(0o022); from sentsim.atomic import write_text_atomic; write_text_atomic(sys.argv[1], 'x')"
-    subprocess.run([sys.executable, "-c", command, str(tmp_path / "file.txt")], check=True)
-    assert _mode(tmp_path / "file.txt") == 0o644
-    SentenceEncoder(tiny_transformer).save_pretrained(tmp_path / "model")
-    (tmp_path / "plain").mkdir()
-    assert _mode(tmp_path / "model") == _mode(tmp_path / "plain")
-    assert _mode(tmp_path / "model" / "model.safetensors") == _mode(tmp_path / "file.txt")
+    for mask, folder_mode, file_mode in ((0o022, 0o755, 0o644), (0o077, 0o700, 0o600)):
+        umask(mask)
+        SentenceEncoder(tiny_transformer).save_pretrained(tmp_path / f"model{mask}")
+        assert _mode(tmp_path / f"model{mask}") == folder_mode
+        assert _mode(tmp_path / f"model{mask}" / "model.safetensors") == file_mode  # safetensors writes 0o600
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path, umask):
+    write_text_atomic(tmp_path / "secret.json", "{}")
+    os.chmod(tmp_path / "secret.json", 0o600)
+    write_text_atomic(tmp_path / "secret.json", '{"a": 1}')
+    assert _mode(tmp_path / "secret.json") == 0o600
 
 
 def _killed_between_the_renames(target) -> None:
@@ -64,6 +77,19 @@ def _killed_between_the_renames(target) -> None:
     assert finished.returncode == 9
 
 
+def test_leftovers_of_a_sibling_whose_name_extends_this_one_are_not_taken(tmp_path):
+    with atomic_folder(tmp_path / "model.v2") as staging:
+        (staging / "weights").write_text("v2")
+    _killed_between_the_renames(tmp_path / "model.v2")
+    for ready in tmp_path.glob(".model.v2.*.ready"):
+        ready.rename(ready.with_suffix(".tmp"))  # only the old copy of model.v2 is left
+    with atomic_folder(tmp_path / "model") as staging:
+        (staging / "weights").write_text("model")
+    assert (tmp_path / "model" / "weights").read_text() == "model"
+    assert recover_folder(tmp_path / "model.v2")
+    assert (tmp_path / "model.v2" / "weights").read_text() == "v2"
+
+
 def test_a_folder_lost_between_the_two_renames_is_put_back_with_the_new_content(tmp_path):
     target = tmp_path / "model"
     with atomic_folder(target) as staging:
@@ -74,6 +100,13 @@ def test_a_folder_lost_between_the_two_renames_is_put_back_with_the_new_content(
     assert (target / "weights").read_text() == "new"  # it had been written in full
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no leftovers
     assert not recover_folder(target)
+    _killed_between_the_renames(target)
+    for ready in tmp_path.glob(".model.*.ready"):  # a crash leaves the old copy aside ...
+        ready.rename(ready.with_suffix(".tmp"))
+    recover_folder(target)
+    with atomic_folder(target) as staging:  # ... and the next successful write removes the leftovers
+        (staging / "weights").write_text("newest")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".tmp")) == ["model"]
 
 
 def test_without_a_finished_copy_the_old_folder_comes_back(tmp_path):
@@ -94,7 +127,7 @@ def test_loading_a_model_puts_back_the_folder_a_crash_left_aside(tmp_path, tiny_
 
     encoder = SentenceEncoder(tiny_transformer)
     encoder.save_pretrained(tmp_path / "model")
-    aside = tmp_path / ".model.k3j2.old"  # what a crash between the renames leaves, without a finished copy
+    aside = tmp_path / ".model.k3j2x8q1.old"  # what a crash between the renames leaves, without a finished copy
     aside.mkdir()
     (tmp_path / "model").rename(aside / "folder")
     loaded = SentenceEncoder.from_pretrained(tmp_path / "model")

@@ -106,7 +106,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     with pytest.raises(Interrupted):
         train(crashed, data, make_loss("cosent"), config, output_dir=tmp_path / "run", on_step=crash)
     checkpoint = tmp_path / "run" / "checkpoint"  # say the crash came as the checkpoint was being replaced:
-    checkpoint.rename(tmp_path / "run" / ".checkpoint.x7q1.ready")  # the finished copy is put back on resume
+    checkpoint.rename(tmp_path / "run" / ".checkpoint.x7q1ab2c.ready")  # the finished copy is put back on resume
     resumed = toy_encoder(seed=123)  # a fresh process: other weights, other RNG state
     result = train(resumed, data, make_loss("cosent"), config, output_dir=tmp_path / "run", resume=True)
     assert result.steps == 3 * 4  # 7 batches an epoch, 2 per step
@@ -223,7 +223,7 @@ def test_config_and_evaluator_mistakes_are_named():
         )
 
 
-def test_numpy_evaluation_results_are_logged_and_a_nan_primary_metric_is_refused(tmp_path):
+def test_numpy_evaluation_results_are_logged_and_a_nan_primary_metric_is_no_improvement(tmp_path, caplog):
     data, config = load_training_data(columns(toy_pairs())), TrainingConfig(batch_size=8, **QUIET)
     result = train(
         toy_encoder(),
@@ -236,10 +236,22 @@ def test_numpy_evaluation_results_are_logged_and_a_nan_primary_metric_is_refused
     assert result.best_metric == 0.5
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert {"x": 0.5, "n": 3, "primary_metric": "x"} in [r.get("eval") for r in records]
-    with pytest.raises(ValueError, match="the evaluator's primary metric 'x' must be a finite number, got nan"):
-        train(
-            toy_encoder(), data, make_loss("cosent"), config, evaluator=lambda e: {"x": np.nan, "primary_metric": "x"}
-        )
+    scores = iter([0.5, float("nan"), 0.4])
+    result = train(
+        toy_encoder(),
+        data,
+        make_loss("cosent"),
+        TrainingConfig(epochs=3, batch_size=8, **QUIET),
+        output_dir=tmp_path / "nan",
+        evaluator=lambda e: {"x": next(scores), "primary_metric": "x"},
+    )
+    assert result.best_metric == 0.5 and result.best_step == 4  # NaN is never the best
+    assert "primary metric 'x' is nan: counted as no improvement" in caplog.text
+    lines = (tmp_path / "nan" / "metrics.jsonl").read_text()
+    assert "NaN" not in lines
+    assert {"x": None, "primary_metric": "x"} in [json.loads(line).get("eval") for line in lines.splitlines()]
+    with pytest.raises(ValueError, match="the evaluator's primary metric 'x' must be a number, got '0.5'"):
+        train(toy_encoder(), data, make_loss("cosent"), config, evaluator=lambda e: {"x": "0.5", "primary_metric": "x"})
 
 
 def test_bad_training_setups_fail_before_any_step(tmp_path):

@@ -30,9 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    if getattr(args, "no_progress", False):  # also the bars of the libraries sentsim calls
+    quiet = getattr(args, "no_progress", False)
+    if quiet:  # also the bars of the libraries sentsim calls (restored after: main may be called from Python)
         import datasets
 
+        bars_were_on = datasets.is_progress_bar_enabled()
         datasets.disable_progress_bars()
     try:
         return args.run(args) or 0
@@ -40,3 +42,6 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(__name__).debug("details", exc_info=True)
         print(f"sentsim {args.command}: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if quiet and bars_were_on:
+            datasets.enable_progress_bars()

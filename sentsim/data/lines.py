@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+import io
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 
-def read_lines(source: str | Path) -> list[str]:
-    """The lines of ``source`` (``-``: standard input), without their ``\\n`` / ``\\r\\n`` endings.
+def iter_lines(source: str | Path) -> Iterator[str]:
+    """The lines of ``source`` (``-``: standard input), one at a time, without ``\\n`` / ``\\r\\n``.
 
     Only newlines end a line (``str.splitlines`` would also split on form feeds, U+2028 and
-    others that can sit inside a text), so line i of the file is item i.
+    others that can sit inside a text), so line i of the file is item i. A UTF-8 byte order
+    mark is dropped; bytes that are not UTF-8 raise a ValueError naming the line.
     """
     if str(source) == "-":
         stream = getattr(sys.stdin, "buffer", None)  # a text-only stdin (a test's StringIO) has none
-        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogatepass")
-        name = "standard input"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"input file not found: {path}")
-        data, name = path.read_bytes(), str(path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(f"{name}:{line}: not valid UTF-8 ({error.reason} at byte {error.start})") from None
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the file's final newline ends the last line; it does not start another
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+        if stream is None:
+            stream = io.BytesIO(sys.stdin.read().encode("utf-8", "surrogatepass"))
+        yield from _decoded(stream, "standard input")
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"input file not found: {path}")
+    with open(path, "rb") as handle:
+        yield from _decoded(handle, str(path))
+
+
+def read_lines(source: str | Path) -> list[str]:
+    """All lines of ``source``, as :func:`iter_lines` gives them."""
+    return list(iter_lines(source))
+
+
+def _decoded(stream, name: str) -> Iterator[str]:
+    for number, raw in enumerate(stream, start=1):  # binary streams split on b"\n" only
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{name}:{number}: not valid UTF-8 ({error.reason} at byte {error.start})") from None
+        yield line.removesuffix("\n").removesuffix("\r")

@@ -253,9 +253,10 @@ def _evaluation_results(results: object) -> dict:
         for key, value in results.items()
     }
     name = results["primary_metric"]
-    metric = results[name]
-    if not is_real(metric) or not math.isfinite(metric):
-        raise ValueError(f"the evaluator's primary metric {name!r} must be a finite number, got {metric!r}")
+    if not is_real(results[name]):
+        raise ValueError(f"the evaluator's primary metric {name!r} must be a number, got {results[name]!r}")
+    if not math.isfinite(results[name]):
+        logger.warning("the evaluator's primary metric %r is %s: counted as no improvement", name, results[name])
     return results
 
 
@@ -268,7 +269,7 @@ def _evaluate(
     if rank == 0:
         results = _evaluation_results(evaluator(encoder))
         metric = results[results["primary_metric"]]
-        improved = state.best_metric is None or metric > state.best_metric
+        improved = math.isfinite(metric) and (state.best_metric is None or metric > state.best_metric)
         if improved:
             state.best_metric, state.best_step, state.evaluations_without_improvement = metric, state.global_step, 0
             if best_dir is not None:
@@ -296,7 +297,10 @@ def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> bool:
     """
     existing = output / RUN_FILE
     if resume:
-        recover_folder(output / CHECKPOINT_DIR)  # a checkpoint write that a crash interrupted
+        if rank == 0:
+            recover_folder(output / CHECKPOINT_DIR)  # a checkpoint write that a crash interrupted
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # every rank then sees the recovered checkpoint
         checkpointed = (output / CHECKPOINT_DIR / "state.json").exists()
         if not checkpointed and not existing.exists():
             raise ValueError(f"nothing to resume in {output}: it has no {CHECKPOINT_DIR}/")
@@ -353,9 +357,10 @@ def _fingerprint(encoder, data: TrainingData, loss, config: TrainingConfig, worl
 
 
 def _data_digest(data: TrainingData) -> str:
-    """A digest of every value of the training data (texts, scores, labels), in order."""
+    """A digest of the training data's texts, scores and labels, in order (not of teacher
+    embeddings, which a resumed distillation computes again, maybe on another device)."""
     digest = hashlib.sha256()
-    for name in sorted(data.columns):
+    for name in sorted(set(data.columns) - {"embedding"}):
         values = data.columns[name]
         digest.update(name.encode() + b"\0")
         if isinstance(values, np.ndarray):
