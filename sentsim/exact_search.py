@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from sentsim.devices import resolve_device
+from sentsim.inputs import is_integer
 from sentsim.similarity import Metric, similarity
 
 
@@ -27,14 +28,16 @@ def exact_search(
 
     Scores are similarities (higher first, see :mod:`sentsim.similarity`). ``exclude[i]`` holds
     corpus rows never returned for query i (those queries may get fewer hits; missing slots
-    have index -1 and score -inf).
+    have index -1 and score -inf). A 1-D ``queries`` is one query (the result still has one row).
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    for name, value in (("k", k), ("query_chunk", query_chunk), ("corpus_chunk", corpus_chunk)):
+        if not is_integer(value) or value < 1:
+            raise ValueError(f"{name} must be >= 1 and an int, got {value!r}")
+    k = int(k)
     device = resolve_device(device)
-    queries_t = torch.as_tensor(np.asarray(queries, dtype=np.float32) if isinstance(queries, np.ndarray) else queries)
-    corpus_t = torch.as_tensor(np.asarray(corpus, dtype=np.float32) if isinstance(corpus, np.ndarray) else corpus)
-    queries_t, corpus_t = queries_t.float().to(device), corpus_t.float().to(device)
+    queries_t, corpus_t = _matrix(queries, "queries").to(device), _matrix(corpus, "corpus").to(device)
+    if queries_t.shape[1] != corpus_t.shape[1]:
+        raise ValueError(f"queries have dimension {queries_t.shape[1]}, the corpus {corpus_t.shape[1]}")
     if exclude is not None and len(exclude) != len(queries_t):
         raise ValueError(f"exclude has {len(exclude)} entries for {len(queries_t)} queries")
     k = min(k, len(corpus_t))
@@ -58,6 +61,21 @@ def exact_search(
     indices = torch.cat(all_indices).numpy() if all_indices else np.zeros((0, k), np.int64)
     indices[np.isneginf(scores)] = -1
     return scores, indices
+
+
+def _matrix(vectors: np.ndarray | Tensor, name: str) -> Tensor:
+    """``vectors`` as a float32 ``(n, d)`` tensor (a 1-D vector is one row)."""
+    if not isinstance(vectors, Tensor):
+        try:
+            vectors = np.asarray(vectors, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a numeric (n, d) array or tensor, got {type(vectors).__name__}") from None
+    tensor = torch.as_tensor(vectors).float()
+    if tensor.ndim == 1:
+        tensor = tensor[None, :]
+    if tensor.ndim != 2:
+        raise ValueError(f"{name} must be (n, d) or one (d,) vector, got shape {tuple(tensor.shape)}")
+    return tensor
 
 
 def _mask(scores: Tensor, exclude: Sequence[set[int]], offset: int) -> None:

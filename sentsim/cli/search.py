@@ -28,7 +28,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--backend", default="auto", help="auto, flat, ivf, hnsw, ivfpq or a FAISS factory string")
     build.add_argument("--metric", default="cosine", choices=["cosine", "dot", "euclidean"])
     build.add_argument("--chunk-size", type=int, default=None, help="split documents into chunks of this many tokens")
-    build.add_argument("--chunk-overlap", type=int, default=32, help="tokens shared by consecutive chunks (default 32)")
+    build.add_argument(
+        "--chunk-overlap",
+        type=int,
+        default=None,
+        help="tokens shared by consecutive chunks (default 32, at most a quarter of --chunk-size)",
+    )
     build.add_argument(
         "--overwrite", action="store_true", help="replace an existing index (atomically, once the new one is built)"
     )
@@ -64,7 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="metadata equality (value read as JSON when it parses)",
     )
-    search.add_argument("--where", type=json.loads, help='a full filter as JSON, e.g. \'{"year": {"gte": 2020}}\'')
+    search.add_argument("--where", help='a full filter as a JSON object, e.g. \'{"year": {"gte": 2020}}\'')
     search.add_argument("--by-document", action="store_true", help="one hit per document (its best chunk)")
     search.add_argument(
         "--nprobe", type=int, help="IVF indexes: inverted lists visited per query (more: better recall)"
@@ -150,11 +155,15 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    spec = dict(args.where or {})
+    spec = _where(args.where)
     for item in args.filter:
         key, separator, value = item.partition("=")
         if not separator or not key:
             raise ValueError(f"--filter needs KEY=VALUE, got {item!r}")
+        if key in spec:
+            raise ValueError(
+                f"--filter {item!r}: the key {key!r} already has a condition (in --where or another --filter)"
+            )
         spec[key] = _value(value)
     with DocumentIndex.open(args.folder, device=args.device) as index:
         results = index.search(
@@ -173,6 +182,20 @@ def run_search(args: argparse.Namespace) -> int:
         for hit in hits:
             print(f"{hit.score:.4f}\t{hit.id}\t{hit.text}")
     return 0
+
+
+def _where(text: str | None) -> dict:
+    if text is None:
+        return {}
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--where is not valid JSON ({error.msg}): {text!r}") from None
+    if not isinstance(spec, dict):
+        raise ValueError(
+            f'--where must be a JSON object of key -> condition, e.g. \'{{"year": {{"gte": 2020}}}}\', got {text!r}'
+        )
+    return spec
 
 
 def _value(text: str) -> object:

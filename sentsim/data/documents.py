@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from sentsim.data.columns import text_column
 from sentsim.data.jsonl import read_jsonl
-from sentsim.data.tables import read_table
+from sentsim.data.lines import iter_lines
+from sentsim.data.tables import DELIMITED, read_table
+
+INTEGER = re.compile(r"[+-]?(0|[1-9][0-9]*)")  # no leading zeros: "02134" stays text
+DECIMAL = re.compile(r"[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")  # no "nan", "inf", "1_000"
 
 
 @dataclass(frozen=True)
@@ -26,32 +31,79 @@ def read_documents(
     """Read documents from a ``.txt`` file (one a line), ``.jsonl``/``.json``/``.csv``/``.tsv``/``.parquet``
     (a ``text_field`` column, an optional ``id_field`` column, every other column becomes metadata),
     a ``datasets.Dataset`` or a Hub dataset name.
+
+    Ids are strings; either every document has one or none does (then the index makes them up),
+    and two that read the same as strings (``7`` and ``"7"``) are an error naming both places.
+    CSV and TSV cells are text, so each metadata column is typed as a whole: a column whose
+    non-empty cells are all integers (without leading zeros) holds ints, all numbers floats,
+    anything else strings; an empty cell is a missing value.
     """
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".txt":
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"documents file not found: {path}")
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for line in iter_lines(path) if line.strip()]
         return Documents(lines, None, [{} for _ in lines])
+    delimited = isinstance(source, (str, Path)) and Path(source).suffix.lower() in DELIMITED
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".jsonl":
-        table, name = _read_jsonl(Path(source)), str(source)
+        (table, lines), name = _read_jsonl(Path(source)), str(source)
+        where = [f"{name}:{line}" for line in lines]
     else:
         table, name = read_table(source, split=split)
+        if delimited:
+            table = {key: [value if value != "" else None for value in values] for key, values in table.items()}
+        where = [f"{name}, row {row}" for row in range(len(next(iter(table.values()), [])))]
     if text_field not in table:
         raise ValueError(f"{name}: no {text_field!r} column; found {list(table)}")
     texts = text_column(table[text_field], text_field, name)
-    ids = [str(value) for value in table[id_field]] if id_field in table else None
+    ids = _ids(table[id_field], where) if id_field in table else None
     others = [key for key in table if key not in (text_field, id_field)]
-    metadata = [{key: table[key][row] for key in others if table[key][row] is not None} for row in range(len(texts))]
+    columns = {key: _typed(table[key]) if delimited else table[key] for key in others}
+    metadata = [
+        {key: columns[key][row] for key in others if columns[key][row] is not None} for row in range(len(texts))
+    ]
     return Documents(texts, ids, metadata)
 
 
-def _read_jsonl(path: Path) -> dict[str, list]:
-    """Columns of a JSON Lines file; a nested ``metadata`` object is flattened into them."""
-    records = []
-    for _, record in read_jsonl(path):
+def _ids(values: list, where: list[str]) -> list[str] | None:
+    """The ids as strings; None where no document has one; an error where some lack one or two collide."""
+    present = [row for row, value in enumerate(values) if value is not None]
+    if not present:
+        return None
+    if len(present) < len(values):
+        row = next(row for row, value in enumerate(values) if value is None)
+        raise ValueError(f"{where[row]}: no id, though other documents have one; give every document an id or none")
+    ids, first = [], {}
+    for row, value in enumerate(values):
+        text = str(value)
+        if text in first:
+            raise ValueError(
+                f"{where[row]}: id {value!r} is the same id as {values[first[text]]!r} at {where[first[text]]} "
+                f"(ids are strings)"
+            )
+        first[text] = row
+        ids.append(text)
+    return ids
+
+
+def _typed(values: list[str | None]) -> list[object]:
+    """A text column as ints or floats where every non-empty cell is one."""
+    cells = [value for value in values if value is not None]
+    if not cells:
+        return values
+    for pattern, kind in ((INTEGER, int), (DECIMAL, float)):
+        if all(pattern.fullmatch(cell) for cell in cells):
+            return [kind(value) if value is not None else None for value in values]
+    return values
+
+
+def _read_jsonl(path: Path) -> tuple[dict[str, list], list[int]]:
+    """Columns of a JSON Lines file (a nested ``metadata`` object is flattened into them) and each record's line."""
+    records, lines = [], []
+    for line, record in read_jsonl(path):
         if isinstance(record.get("metadata"), dict):
             record = {**{k: v for k, v in record.items() if k != "metadata"}, **record["metadata"]}
         records.append(record)
+        lines.append(line)
     keys = list(dict.fromkeys(key for record in records for key in record))
-    return {key: [record.get(key) for record in records] for key in keys}
+    return {key: [record.get(key) for record in records] for key in keys}, lines

@@ -271,6 +271,26 @@ class VectorBackend:
         return {"cosine": "dot", "dot": "dot", "euclidean": "euclidean"}[self.metric]
 
 
+def check_factory(factory: str, dim: int, metric: str) -> None:
+    """Raise a ValueError unless ``factory`` builds an index sentsim can use: it is built here and,
+    where it needs no training, given two vectors and searched (``"IDMap,Flat"``: sentsim maps ids
+    itself; ``"IVF0,Flat"``: no inverted list)."""
+    backend = VectorBackend(factory, dim, metric)
+    ivf = faiss.try_extract_index_ivf(_core(backend.inner))
+    if ivf is not None and ivf.nlist < 1:
+        raise ValueError(f"invalid FAISS factory string {factory!r}: an IVF index needs at least 1 inverted list")
+    if not backend.index.is_trained:
+        return
+    vectors = np.random.default_rng(0).normal(size=(2, dim)).astype(np.float32)
+    try:
+        backend.add(vectors, np.arange(2))
+        backend.search(vectors, 1)
+    except RuntimeError as error:
+        raise ValueError(
+            f"invalid FAISS factory string {factory!r}: the index it builds fails ({str(error).splitlines()[-1]})"
+        ) from None
+
+
 def check_tuning_values(nprobe: object, ef_search: object) -> None:
     """Raise a ValueError unless ``nprobe`` and ``ef_search`` are each None or a positive integer."""
     for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from tokenizers import Tokenizer
 
+DEFAULT_CHUNK_OVERLAP = 32  # tokens, and at most a quarter of chunk_size
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -13,18 +15,33 @@ class Chunk:
     end: int
 
 
+def untruncated(tokenizer: Tokenizer) -> Tokenizer:
+    """``tokenizer`` itself, or a copy without truncation and padding where it has either.
+
+    A model's tokenizer stops at ``max_seq_length`` tokens; chunking must see the whole text.
+    """
+    if tokenizer.truncation is None and tokenizer.padding is None:
+        return tokenizer
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    copy.no_truncation()
+    copy.no_padding()
+    return copy
+
+
 def chunk_text(text: str, tokenizer: Tokenizer, chunk_size: int | None, overlap: int = 0) -> list[Chunk]:
     """Windows of at most ``chunk_size`` tokens, each sharing ``overlap`` tokens with the previous one.
 
     ``chunk_size=None`` keeps the whole document as one chunk. Offsets come from the
     tokenizer, so a chunk never cuts a word piece in half; whitespace between windows is
-    left out. A text without tokens is one chunk.
+    left out. A text without tokens is one chunk. The windows cover the whole text, however
+    long: a tokenizer that truncates is used through an untruncated copy (pass one made by
+    :func:`untruncated` to chunk many texts without copying it each time).
     """
     if chunk_size is None:
         return [Chunk(0, len(text))]
     if chunk_size < 1 or not 0 <= overlap < chunk_size:
         raise ValueError(f"need chunk_size >= 1 and 0 <= overlap < chunk_size, got {chunk_size} and {overlap}")
-    encoding = tokenizer.encode(text, add_special_tokens=False)
+    encoding = untruncated(tokenizer).encode(text, add_special_tokens=False)
     offsets = [span for span in encoding.offsets if span[1] > span[0]]
     if len(offsets) <= chunk_size:
         return [Chunk(0, len(text))]
@@ -35,3 +52,14 @@ def chunk_text(text: str, tokenizer: Tokenizer, chunk_size: int | None, overlap:
         if first + chunk_size >= len(offsets):
             break
     return chunks
+
+
+def check_chunk_size(chunk_size: int, encoder) -> None:
+    """Refuse chunks longer than the model reads: each would be truncated."""
+    specials = len(untruncated(encoder.tower.tokenizer.tokenizer).encode("", add_special_tokens=True).ids)
+    limit = encoder.max_seq_length - specials
+    if chunk_size > limit:
+        raise ValueError(
+            f"chunk_size {chunk_size} is larger than the model reads: max_seq_length {encoder.max_seq_length} "
+            f"less {specials} special tokens is {limit}; longer chunks would be truncated"
+        )

@@ -11,7 +11,9 @@ Where a document's value is a list (``{"tags": ["cat", "pet"]}``), equality mean
 contains the value, ``in`` that it contains one of them, and ``ne`` that it does not contain it.
 ``None`` matches a null or missing key (``{"ne": None}``: present and not null). Ranges
 match numbers only: a string such as ``"2021"`` is never inside ``{"gte": 2020}``. A document
-without the key matches no condition but ``None``, and ``ne`` holds for it.
+without the key matches no condition but ``None``, and ``ne`` holds for it. A key that no
+document has is no error: it is missing everywhere (so what a filter means never depends on
+which documents happen to be stored).
 """
 
 from __future__ import annotations
@@ -26,14 +28,14 @@ ELEMENT = "EXISTS (SELECT 1 FROM json_each(documents.metadata, ?) AS e WHERE e.v
 ONE_OF = "IN (SELECT value FROM json_each(?))"  # the values bound once, as a JSON array (no parameter limit)
 
 
-def filter_sql(spec: dict, known_keys: set[str]) -> tuple[str, list]:
-    """``(condition, parameters)`` for ``spec`` over ``documents.metadata``; an unknown key raises."""
+def filter_sql(spec: dict) -> tuple[str, list]:
+    """``(condition, parameters)`` for ``spec`` over ``documents.metadata``."""
     if not isinstance(spec, dict) or not spec:
         raise ValueError(f"a filter must be a non-empty dict of metadata key -> condition, got {spec!r}")
     clauses, parameters = [], []
     for key, condition in spec.items():
-        if key not in known_keys:
-            raise ValueError(f"unknown metadata key {key!r} in filter; known keys: {sorted(known_keys)}")
+        if not isinstance(key, str):
+            raise TypeError(f"filter keys are metadata keys (str), got {key!r}")
         if isinstance(condition, dict) and not condition:
             raise ValueError(f"filter {key!r}: an empty condition; expected a value or {{operator: operand}}")
         path = "$." + json.dumps(key)

@@ -10,7 +10,9 @@ without re-encoding.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +23,16 @@ from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
 from sentsim.devices import resolve_device
 from sentsim.inputs import is_integer, validate_texts
-from sentsim.search.backends import BACKENDS, VectorBackend, check_tuning_values
+from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
+from sentsim.search.chunking import DEFAULT_CHUNK_OVERLAP, check_chunk_size
 from sentsim.search.fingerprint import fingerprint_mismatch, model_fingerprint
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
 from sentsim.search.mirror import MANIFEST, FaissMirror
 from sentsim.search.store import DocumentStore, IndexCorruptedError
 from sentsim.similarity import Metric
+
+logger = logging.getLogger(__name__)
 
 DATABASE = "documents.sqlite"
 
@@ -77,7 +82,7 @@ class DocumentIndex:
         backend: str = "auto",
         metric: str = "cosine",
         chunk_size: int | None = None,
-        chunk_overlap: int = 32,
+        chunk_overlap: int | None = None,
         model_name: str | None = None,
     ) -> DocumentIndex:
         """A new, empty index in ``folder`` (which must not hold one already).
@@ -87,8 +92,12 @@ class DocumentIndex:
             backend: ``auto`` (exact below 200k vectors, then HNSW, then IVF-PQ past 2M), ``flat``,
                 ``ivf``, ``hnsw``, ``ivfpq``, or any FAISS factory string (e.g. ``"IVF1024,SQ8"``).
             metric: ``cosine`` (default), ``dot`` or ``euclidean``; scores are similarities.
-            chunk_size: split documents into windows of this many tokens (None: one chunk a document).
-            chunk_overlap: tokens shared by consecutive chunks.
+            chunk_size: split documents into windows of this many tokens (None: one chunk a document);
+                at most what the model reads (``max_seq_length`` less its special tokens).
+            chunk_overlap: tokens shared by consecutive chunks (default: 32, at most a quarter of
+                ``chunk_size``).
+            model_name: the name or folder recorded in the manifest, from which :meth:`open` loads
+                the model (a local folder is recorded as an absolute path).
         """
         encoder, name = _encoder(encoder, model_name)
         metric = Metric.parse(metric).value
@@ -100,13 +109,18 @@ class DocumentIndex:
         for option, value in (("chunk_size", chunk_size), ("chunk_overlap", chunk_overlap)):
             if value is not None and not is_integer(value):
                 raise TypeError(f"{option} must be an int, got {value!r}")
-        if chunk_size is not None and not 0 <= chunk_overlap < chunk_size:
-            raise ValueError(f"need 0 <= chunk_overlap < chunk_size, got {chunk_overlap} and {chunk_size}")
-        chunk_size, chunk_overlap = (int(chunk_size) if chunk_size is not None else None), int(chunk_overlap)
+        if chunk_size is not None:
+            check_chunk_size(int(chunk_size), encoder)
+            if chunk_overlap is None:
+                chunk_overlap = min(DEFAULT_CHUNK_OVERLAP, int(chunk_size) // 4)
+            if not 0 <= chunk_overlap < chunk_size:
+                raise ValueError(f"need 0 <= chunk_overlap < chunk_size, got {chunk_overlap} and {chunk_size}")
+        chunk_size = int(chunk_size) if chunk_size is not None else None
+        chunk_overlap = int(chunk_overlap) if chunk_size is not None else 0
         if not isinstance(backend, str):
             raise TypeError(f"backend must be a str ({', '.join(BACKENDS)} or a FAISS factory string), got {backend!r}")
         if backend not in BACKENDS:  # an invalid FAISS factory string fails here, not after encoding
-            VectorBackend(backend, encoder.dim, metric)
+            check_factory(backend, encoder.dim, metric)
         folder.mkdir(parents=True, exist_ok=True)
         manifest = {
             "sentsim_version": __version__,
@@ -115,7 +129,7 @@ class DocumentIndex:
             "backend": backend,
             "factory": None,
             "chunk_size": chunk_size,
-            "chunk_overlap": chunk_overlap if chunk_size is not None else 0,
+            "chunk_overlap": chunk_overlap,
             "generation": 0,
             "tombstones": [],
         }
@@ -134,6 +148,8 @@ class DocumentIndex:
         file from the vectors stored in the database.
         """
         folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is a file, not an index folder")
         try:
             manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -144,7 +160,8 @@ class DocumentIndex:
             if not manifest["model"].get("name"):
                 raise ValueError(f"{folder} does not name its model; pass the encoder")
             encoder = manifest["model"]["name"]
-        encoder, _ = _encoder(encoder, manifest["model"].get("name"), device)
+        # a model loaded here reads as many tokens as it did when the index was built
+        encoder, _ = _encoder(encoder, manifest["model"].get("name"), device, manifest["model"].get("max_seq_length"))
         different = fingerprint_mismatch(manifest["model"], model_fingerprint(encoder))
         if different:
             raise ModelMismatchError(
@@ -200,13 +217,13 @@ class DocumentIndex:
         ids = list(dict.fromkeys(validate_texts(ids, "ids")))
         with self._lock.writing(), self.mirror.restored_on_error():
             removed = []
-            with self.store.transaction():
+            with self.store.transaction() as transaction:
+                self.mirror.refresh()  # another handle may have written since
                 present = self.store.has_documents(ids)
                 for doc_id in present:
                     removed += self.store.delete_document(doc_id)
-            if self.backend is not None:
-                self.backend.remove(removed)
-            self.mirror.save()
+                self.mirror.remove(removed)
+            self._save(transaction.generation)
         return len(present)
 
     def compact(self) -> None:
@@ -219,14 +236,12 @@ class DocumentIndex:
         texts, ids, metadata = validate_documents(texts, ids, metadata)
         if not texts:
             return []
-        existing = self.store.has_documents(ids)
-        if existing and not replace:
-            raise ValueError(f"document id(s) {sorted(existing)[:5]} already exist; use upsert to replace them")
+        if not replace:  # early, before encoding; checked again under the write lock
+            _refuse_existing(self.store.has_documents(ids))
         plan = plan_documents(
             texts,
             ids,
             metadata,
-            lambda doc_id: self.store.document(doc_id) if doc_id in existing else None,
             self.encoder.tower.tokenizer.tokenizer,
             self.manifest["chunk_size"],
             self.manifest["chunk_overlap"],
@@ -241,10 +256,16 @@ class DocumentIndex:
             cached |= dict(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
         with self._lock.writing(), self.mirror.restored_on_error():
             added_ids, added_vectors, removed = [], [], []
-            with self.store.transaction():
+            with self.store.transaction() as transaction:  # SQLite's write lock: no other handle writes now
+                self.mirror.refresh()  # another handle may have written since
+                existing = self.store.has_documents(ids)
+                if not replace:
+                    _refuse_existing(existing)
                 if missing:
                     self.store.put_vectors(missing, np.stack([cached[h] for h in missing]))
                 for document in plan:
+                    stored = self.store.document(document.id) if document.id in existing else None
+                    document = dataclasses.replace(document, stored=stored)
                     if document.stored is not None and not document.unchanged:
                         removed += self.store.delete_document(document.id)
                     self.store.put_document(document.id, document.text, document.metadata)
@@ -257,12 +278,10 @@ class DocumentIndex:
                     )
                     added_ids.append(vector_ids)
                     added_vectors += [cached[h] for h in document.hashes]
-                if removed and self.backend is not None:
-                    self.backend.remove(removed)
+                self.mirror.remove(removed)
                 if added_ids:
-                    backend = self.mirror.ensure(len(added_vectors) + self.mirror.size)
-                    backend.add(np.stack(added_vectors), np.concatenate(added_ids))
-            self.mirror.save()
+                    self.mirror.add(np.stack(added_vectors), np.concatenate(added_ids))
+            self._save(transaction.generation)
         return ids
 
     # ------------------------------------------------------------------- reads
@@ -319,9 +338,10 @@ class DocumentIndex:
             raise ValueError("query vectors contain NaN or infinity")
         self._check_search(k, by, nprobe, ef_search)
         k = int(k)
-        if self.mirror.broken:
+        if self.mirror.broken or self.mirror.stale:  # a failed write, or another handle's write
             with self._lock.writing():
                 self.mirror.recover()
+                self.mirror.refresh()
         with self._lock.reading():
             if self.backend is None or self.backend.size == 0:
                 return [[] for _ in vectors]
@@ -343,9 +363,25 @@ class DocumentIndex:
 
     def get(self, doc_id: str) -> tuple[str, dict] | None:
         """A document's text and metadata, or None."""
+        if not isinstance(doc_id, str):
+            raise TypeError(f"document ids are str, got {doc_id!r} ({type(doc_id).__name__})")
         return self.store.document(doc_id)
 
     # --------------------------------------------------------------- internals
+    def _save(self, generation: int) -> None:
+        """Save the mirror after the transaction that committed ``generation``. The documents are
+        stored already: a failed FAISS write is logged, and the file rebuilt on next open."""
+        self.mirror.generation = generation
+        try:
+            self.mirror.save()
+        except (OSError, RuntimeError) as error:  # FAISS reports a failed write as a RuntimeError
+            logger.warning(
+                "the change is saved in %s, but writing the FAISS index failed (%s); "
+                "it will be rebuilt from the stored vectors on next open",
+                self.folder / DATABASE,
+                error,
+            )
+
     def _check_search(self, k: object, by: object, nprobe: object, ef_search: object) -> None:
         if not is_integer(k) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
@@ -375,11 +411,21 @@ class DocumentIndex:
         return results
 
 
-def _encoder(encoder, name: str | None, device: str | None = None):
+def _encoder(encoder, name: str | None, device: str | None = None, max_seq_length: int | None = None):
+    """``(encoder, name to record)``: a model name or folder is loaded; a local folder is named by its
+    absolute path, so the index opens from any working directory."""
     if isinstance(encoder, (str, Path)):
         from sentsim.encoder import SentenceEncoder
 
-        return SentenceEncoder.from_pretrained(encoder, device=device), name or str(encoder)
-    if device is not None:
+        name = name or str(encoder)
+        encoder = SentenceEncoder.from_pretrained(encoder, device=device, max_seq_length=max_seq_length)
+    elif device is not None:
         encoder.to(resolve_device(device))
+    if name and Path(name).is_dir():
+        name = str(Path(name).resolve())
     return encoder, name
+
+
+def _refuse_existing(existing: set[str]) -> None:
+    if existing:
+        raise ValueError(f"document id(s) {sorted(existing)[:5]} already exist; use upsert to replace them")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from tokenizers import Tokenizer
 
 from sentsim.inputs import validate_texts
-from sentsim.search.chunking import Chunk, chunk_text
+from sentsim.search.chunking import Chunk, chunk_text, untruncated
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ def validate_documents(
 ) -> tuple[list[str], list[str], list[dict | None]]:
     """Check texts, ids (new UUIDs when None) and metadata, one of each per document."""
     texts = validate_texts(texts)
+    for row, text in enumerate(texts):
+        if not text.strip():
+            raise ValueError(f"texts[{row}] is empty")
     ids = [str(uuid.uuid4()) for _ in texts] if ids is None else validate_texts(ids, "ids")
     metadata = [None] * len(texts) if metadata is None else list(metadata)
     if not (len(texts) == len(ids) == len(metadata)):
@@ -53,30 +57,43 @@ def validate_documents(
             raise ValueError(f"ids[{row}] is empty")
         if meta is not None and not isinstance(meta, dict):
             raise TypeError(f"metadata[{row}] must be a dict or None, got {type(meta).__name__}")
-        try:
-            json.dumps(meta, allow_nan=False)  # NaN / Infinity are not JSON: SQLite's json functions reject them
-        except ValueError:
-            raise ValueError(f"metadata[{row}] holds NaN or infinity, which JSON cannot store") from None
-        except TypeError:
-            raise TypeError(f"metadata[{row}] is not JSON-serializable") from None
+        metadata[row] = _json_value(meta, f"metadata[{row}]")
     return texts, ids, metadata
+
+
+def _json_value(value: object, where: str) -> object:
+    """``value`` with numpy scalars and arrays as Python values, or an error naming where a value JSON
+    cannot store sits (NaN and infinity included: SQLite's json functions reject them)."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} holds NaN or infinity, which JSON cannot store")
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has the key {key!r} ({type(key).__name__}); metadata keys must be str")
+        return {key: _json_value(item, f"{where}[{key!r}]") for key, item in value.items()}
+    raise TypeError(f"{where} is a {type(value).__name__} ({value!r}), which JSON cannot store")
 
 
 def plan_documents(
     texts: list[str],
     ids: list[str],
     metadata: list[dict | None],
-    stored: Callable[[str], tuple[str, dict] | None],
     tokenizer: Tokenizer,
     chunk_size: int | None,
     chunk_overlap: int,
 ) -> list[PlannedDocument]:
-    """Chunk each document and hash its chunks; ``stored(id)`` gives what the index holds under an id."""
-    plan = []
+    """Chunk each document and hash its chunks (``stored`` is filled in by the write, under its lock)."""
+    plan, tokenizer = [], untruncated(tokenizer)  # copied once, not per document
     for doc_id, text, meta in zip(ids, texts, metadata, strict=True):
         chunks = chunk_text(text, tokenizer, chunk_size, chunk_overlap)
         hashes = [content_hash(text[c.start : c.end]) for c in chunks]
-        plan.append(PlannedDocument(doc_id, text, meta or {}, chunks, hashes, stored(doc_id)))
+        plan.append(PlannedDocument(doc_id, text, meta or {}, chunks, hashes, None))
     return plan
 
 

@@ -1,10 +1,17 @@
-"""A readers-writer lock: many searches at once, or one write."""
+"""Locks: a readers-writer lock (many searches at once, or one write) and a lock file shared by
+every handle and process on one index folder."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 
 class ReadWriteLock:
@@ -40,3 +47,17 @@ class ReadWriteLock:
             with self._condition:
                 self._writer = False
                 self._condition.notify_all()
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if missing), between processes and between handles
+    of one process; not re-entrant. Where ``fcntl`` is missing (Windows) it does not lock."""
+    with open(path, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,13 +1,20 @@
 """The FAISS mirror of a document store: the derived vector index, kept in step with SQLite.
 
-The store holds every live chunk's vector; the mirror holds the same vectors in a FAISS index
-(``index.faiss``) and records in ``manifest.json`` which store generation that file reflects.
-Whenever the two might disagree, the mirror is rebuilt from the store, never the other way:
+The store holds every live chunk's vector and counts its committed operations (its
+generation); the mirror holds the same vectors in a FAISS index (``index.faiss``), knows which
+generation it reflects, and records in ``manifest.json`` the generation of the file. Whenever
+the two might disagree, the mirror is reloaded or rebuilt from the store, never the other way:
 
 - on open, a file older than the database (a crash between the two writes) or holding another
-  number of vectors than the store has chunks;
+  number of vectors than the store has chunks is rebuilt;
+- when another handle or process has written since (the store's generation moved on), the
+  mirror is reloaded from the file that handle saved, or rebuilt: before each write, under
+  SQLite's write lock, and before each search;
 - after a failed write, whose transaction rolled back; if that rebuild fails too (out of
   memory), the mirror is marked broken and rebuilt before the next read or write.
+
+Saving takes a lock file (``index.lock``) and is skipped where the store has moved past the
+mirror's generation: the later writer, whose mirror includes this one's write, saves instead.
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ import numpy as np
 
 from sentsim.atomic import write_text_atomic
 from sentsim.search.backends import VectorBackend, resolve_factory
+from sentsim.search.locking import file_lock
 from sentsim.search.store import DocumentStore, IndexCorruptedError
 
 logger = logging.getLogger(__name__)
 
-MANIFEST, FAISS_FILE = "manifest.json", "index.faiss"
+MANIFEST, FAISS_FILE, LOCK_FILE = "manifest.json", "index.faiss", "index.lock"
 
 
 class FaissMirror:
@@ -42,41 +50,70 @@ class FaissMirror:
     def __init__(self, folder: Path, store: DocumentStore, manifest: dict) -> None:
         self.folder, self.store, self.manifest = folder, store, manifest
         self.backend: VectorBackend | None = None
+        self.generation = int(manifest.get("generation", 0))  # the store generation the backend reflects
         self.broken = False  # a failed write could not be undone in memory: rebuild before use
+        self._touched = False  # the current write changed the backend
 
     @property
     def size(self) -> int:
         """Live vectors in the index."""
         return self.backend.size if self.backend is not None else 0
 
+    @property
+    def stale(self) -> bool:
+        """Another handle or process has written to the store since this mirror was built (one query)."""
+        return self.store.generation != self.generation
+
     def load(self, repair: bool) -> None:
         """Read ``index.faiss``, or rebuild it where it is stale, the wrong size or (with ``repair``) damaged."""
-        path = self.folder / FAISS_FILE
-        stale = self.manifest.get("generation") != self.store.generation
-        if self.manifest.get("factory") and path.exists() and not stale:
-            try:
-                self.backend = VectorBackend.load(
-                    path,
-                    self.manifest["factory"],
-                    self.manifest["model"]["dim"],
-                    self.manifest["metric"],
-                    set(self.manifest.get("tombstones", [])),
-                )
-            except IndexCorruptedError:
-                if not repair:
-                    raise
-                logger.warning("rebuilding the damaged %s from the stored vectors", path)
-            else:
-                chunks = self.store.count("chunks")
-                if self.backend.size == chunks:
-                    return
-                logger.warning("%s holds %d vectors for %d chunks: rebuilding it", path, self.backend.size, chunks)
-                stale = True
-        if stale:
-            logger.info("the FAISS file is older than the database (an interrupted write): rebuilding it")
-        self.rebuild()
-        if self.backend is not None or stale:
+        if not self._load_file(repair):
+            self.rebuild()
             self.save()
+
+    def refresh(self) -> None:
+        """Catch up with writes of other handles: reload their saved file, or rebuild (not saved here;
+        inside a write, that write saves)."""
+        if self.stale:
+            logger.info("the index was changed by another handle: reloading its FAISS index")
+            if not self._load_file(repair=True):
+                self.rebuild()
+
+    def _load_file(self, repair: bool) -> bool:
+        """Load ``index.faiss`` if the manifest says it reflects the store's current generation."""
+        path = self.folder / FAISS_FILE
+        with self.store.snapshot(), file_lock(self.folder / LOCK_FILE):
+            try:
+                manifest = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                manifest = self.manifest
+            generation, chunks = self.store.generation, self.store.count("chunks")
+            if manifest.get("generation") != generation:
+                logger.info("the FAISS file is older than the database (an interrupted write): rebuilding it")
+                return False
+            backend = None
+            if manifest.get("factory") and path.exists():
+                try:
+                    backend = VectorBackend.load(
+                        path,
+                        manifest["factory"],
+                        self.manifest["model"]["dim"],
+                        self.manifest["metric"],
+                        set(manifest.get("tombstones", [])),
+                    )
+                except IndexCorruptedError:
+                    if not repair:
+                        raise
+                    logger.warning("rebuilding the damaged %s from the stored vectors", path)
+                    return False
+            size = backend.size if backend is not None else 0
+            if size != chunks:
+                logger.warning("%s holds %d vectors for %d chunks: rebuilding it", path, size, chunks)
+                return False
+        self.backend, self.generation, self.broken = backend, generation, False
+        self.manifest.update(
+            factory=manifest.get("factory"), generation=generation, tombstones=manifest.get("tombstones", [])
+        )
+        return True
 
     def ensure(self, vectors: int) -> VectorBackend:
         """The backend, created for an index that will hold ``vectors`` vectors if there is none yet."""
@@ -85,6 +122,17 @@ class FaissMirror:
             self.manifest["factory"] = self.backend.factory
         return self.backend
 
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Add vectors (inside a write), creating the backend for the size it will have."""
+        self._touched = True
+        self.ensure(len(vectors) + self.size).add(vectors, ids)
+
+    def remove(self, ids: list[int]) -> None:
+        """Remove vectors (inside a write)."""
+        if ids and self.backend is not None:
+            self._touched = True
+            self.backend.remove(ids)
+
     def rebuild(self) -> None:
         """A new FAISS index from every vector in the store (none if the store is empty).
 
@@ -92,7 +140,9 @@ class FaissMirror:
         fails, the mirror is marked broken (see :meth:`recover`) and the error raised.
         """
         try:
-            vector_ids, vectors = self.store.all_vectors()
+            with self.store.snapshot():
+                generation = self.store.generation
+                vector_ids, vectors = self.store.all_vectors()
             backend = None
             if len(vector_ids):
                 backend = self._new_backend(len(vector_ids))
@@ -100,7 +150,7 @@ class FaissMirror:
         except BaseException:
             self.backend, self.broken = None, True
             raise
-        self.backend, self.broken = backend, False
+        self.backend, self.generation, self.broken = backend, generation, False
         self.manifest["factory"] = backend.factory if backend is not None else None
 
     def recover(self) -> None:
@@ -113,11 +163,14 @@ class FaissMirror:
     @contextmanager
     def restored_on_error(self) -> Iterator[None]:
         """Around a write: first rebuild a broken mirror; if the write fails (its transaction rolls
-        back), rebuild the index to match the store."""
+        back), rebuild the index to match the store if the write had changed it."""
         self.recover()
+        self._touched = False
         try:
             yield
         except BaseException:
+            if not (self._touched or self.broken):
+                raise
             try:
                 self.rebuild()
             except BaseException:  # noqa: BLE001 - the write's own error is the one to raise; rebuild marked it broken
@@ -125,15 +178,20 @@ class FaissMirror:
             raise
 
     def save(self) -> None:
-        """Compact if due, then write ``index.faiss`` and the manifest (each atomically)."""
-        if self.backend is not None and self.backend.needs_compaction():
-            logger.info("compacting: %d tombstones", len(self.backend.tombstones))
-            self.rebuild()
-        if self.backend is not None:
-            self.backend.save(self.folder / FAISS_FILE)
-        self.manifest["generation"] = self.store.generation
-        self.manifest["tombstones"] = sorted(self.backend.tombstones) if self.backend is not None else []
-        write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
+        """Compact if due, then write ``index.faiss`` and the manifest (each atomically), unless the
+        store has moved past this mirror (the handle that moved it saves)."""
+        with file_lock(self.folder / LOCK_FILE):
+            if self.stale:
+                logger.debug("not saving generation %d: the store has moved on", self.generation)
+                return
+            if self.backend is not None and self.backend.needs_compaction():
+                logger.info("compacting: %d tombstones", len(self.backend.tombstones))
+                self.rebuild()
+            if self.backend is not None:
+                self.backend.save(self.folder / FAISS_FILE)
+            self.manifest["generation"] = self.generation
+            self.manifest["tombstones"] = sorted(self.backend.tombstones) if self.backend is not None else []
+            write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
 
     def _new_backend(self, vectors: int) -> VectorBackend:
         dim = self.manifest["model"]["dim"]

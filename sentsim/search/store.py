@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,18 @@ class DocumentStore:
     # ------------------------------------------------------------------ writes
     def transaction(self) -> _Transaction:
         return _Transaction(self)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that see one state of the database (a read transaction, unless one is open already)."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
 
     def next_vector_ids(self, count: int) -> np.ndarray:
         first = int(self.setting("next_vector_id", "0"))
@@ -169,27 +182,26 @@ class DocumentStore:
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed table names
 
-    def metadata_keys(self) -> set[str]:
-        return {
-            row[0]
-            for row in self.db.execute("SELECT DISTINCT j.key FROM documents, json_each(documents.metadata) AS j")
-        }
-
     def vector_ids_matching(self, spec: dict) -> np.ndarray:
-        condition, parameters = filter_sql(spec, self.metadata_keys())
+        condition, parameters = filter_sql(spec)
         query = f"SELECT c.vector_id FROM chunks c JOIN documents ON documents.doc_id = c.doc_id WHERE {condition}"
         return np.array([row[0] for row in self.db.execute(query, parameters)], dtype=np.int64)
 
 
 class _Transaction:
-    """``with store.transaction():`` one atomic operation that also bumps the generation."""
+    """``with store.transaction() as transaction:`` one atomic operation that also bumps the generation.
+
+    It takes SQLite's write lock at the start, so no other handle or process commits in between;
+    ``transaction.generation`` is the generation it committed.
+    """
 
     def __init__(self, store: DocumentStore) -> None:
         self.store = store
+        self.generation: int | None = None
 
-    def __enter__(self) -> DocumentStore:
+    def __enter__(self) -> _Transaction:
         self.store.db.execute("BEGIN IMMEDIATE")
-        return self.store
+        return self
 
     def __exit__(self, kind, value, traceback) -> None:
         if kind is not None:
@@ -198,6 +210,7 @@ class _Transaction:
         generation = self.store.generation + 1
         self.store.db.execute("INSERT OR REPLACE INTO settings VALUES ('generation', ?)", (str(generation),))
         self.store.db.execute("COMMIT")
+        self.generation = generation
 
 
 class IndexCorruptedError(OSError):
