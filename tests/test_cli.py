@@ -217,6 +217,23 @@ def test_eval_classify_reports_out_of_scope(model_dir, tmp_path, capsys):
     assert result["accuracy"] == 100.0 and result["n_out_of_scope"] == 1 and result["oos_recall"] in (0.0, 100.0)
 
 
+def test_eval_mistakes_are_reported_before_any_work(model_dir, tmp_path, capsys):
+    pairs = _write(
+        tmp_path / "pairs.csv", f"sentence1,sentence2,label\n{TEXTS[0]},{TEXTS[0]},1\n{TEXTS[0]},{TEXTS[2]},0\n"
+    )
+    support = _write(tmp_path / "support.csv", f"text,label\n{TEXTS[0]},animal\n{TEXTS[2]},weather\n")
+    with pytest.raises(SystemExit):  # argparse: before the model loads
+        main(["eval", "pairs", "--model", str(model_dir), "--data", pairs, "--output", str(tmp_path / "r.txt")])
+    assert "r.txt: results are written as .json or .csv" in capsys.readouterr().err
+    assert main(["eval", "pairs", "--model", str(model_dir), "--data", pairs, "--threshold", "nan", "--json"]) == 2
+    assert "threshold must be a finite number or None, got nan" in capsys.readouterr().err
+    classify = ["eval", "classify", "--model", str(model_dir), "--support", support, "--data", support]
+    assert main([*classify, "--shots", "0"]) == 2  # was read as "no --shots"
+    assert "shots" in capsys.readouterr().err
+    assert main([*classify, "--tune-data", support]) == 2
+    assert "--tune-data (labelled in-scope texts) and --tune-out-of-scope" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("task", ["pairs", "retrieval", "triplets", "classify"])
 def test_help_on_eval_tasks(task, capsys):
     with pytest.raises(SystemExit) as exit_info:

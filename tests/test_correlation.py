@@ -17,3 +17,8 @@ def test_matches_scipy_with_ties():
 def test_bad_lengths():
     with pytest.raises(ValueError, match="same length"):
         spearman([1, 2, 3], [1, 2])
+
+
+def test_nan_is_refused_rather_than_ranked():
+    with pytest.raises(ValueError, match=r"x\[2\] is nan; correlation needs finite values"):
+        spearman([1, 2, np.nan], [1, 2, 3])  # np.argsort would rank NaN last and report 1.0

@@ -5,6 +5,7 @@ import pytest
 
 from sentsim.data import read_sts
 from sentsim.data.texts import read_texts
+from sentsim.data.triplets import read_triplets
 
 
 def test_headerless_sts_csv_with_quoted_commas(tmp_path):
@@ -55,8 +56,11 @@ def test_null_text_names_column_and_row():
     dataset = datasets.Dataset.from_list(
         [{"sentence1": "a", "sentence2": "b", "score": 1.0}, {"sentence1": None, "sentence2": "d", "score": 1.0}]
     )
-    with pytest.raises(ValueError, match="column 'sentence1', row 1: expected text, got None"):
+    with pytest.raises(ValueError, match="column 'sentence1', row 1: expected a non-empty text, got None"):
         read_sts(dataset)
+    blank = datasets.Dataset.from_dict({"anchor": ["a", "b"], "positive": ["c", "d"], "negative": ["e", ""]})
+    with pytest.raises(ValueError, match="column 'negative', row 1: expected a non-empty text, got ''"):
+        read_triplets(blank)  # an empty cell is missing data, in evaluation as in training
 
 
 def test_ragged_csv_row(tmp_path):

@@ -62,6 +62,8 @@ def test_sts_undefined_and_degenerate_cases(encoder):
         evaluate_sts(encoder, SentencePairs(TEXTS[:3], TEXTS[3:], np.array([2.0, 2.0, 2.0])))
     with pytest.raises(ValueError, match="at least 2 pairs"):
         evaluate_sts(encoder, SentencePairs(TEXTS[:1], TEXTS[1:2], np.array([1.0])))
+    with pytest.raises(ValueError, match="gold score of pair 1 is nan; scores must be finite"):
+        evaluate_sts(encoder, SentencePairs(TEXTS[:3], TEXTS[3:], np.array([4.5, np.nan, 1.0])))
     same = evaluate_sts(encoder, SentencePairs(TEXTS[:2], TEXTS[:2], np.array([1.0, 2.0])))
     assert same["spearman"] == 0.0  # constant similarities correlate 0, never NaN
 
@@ -76,6 +78,9 @@ def test_pairs_with_a_given_threshold(encoder):
     assert result["accuracy"] == pytest.approx(100 * np.mean(predictions == pairs.labels))
     assert result["average_precision"] == pytest.approx(average_precision(cosines, pairs.labels))
     assert result["threshold"] == threshold
+    for bad in (float("nan"), float("inf"), "0.5"):
+        with pytest.raises(ValueError, match="threshold must be a finite number or None"):
+            evaluate_pairs(encoder, pairs, threshold=bad)
 
 
 def test_pairs_tuned_threshold_is_best_on_the_data(encoder):
@@ -119,6 +124,8 @@ def test_retrieval_data_validation():
         RetrievalData({"q0": "a"}, {"d0": "x"}, {"q0": {"d9"}})
     with pytest.raises(ValueError, match="empty corpus"):
         RetrievalData({"q0": "a"}, {}, {"q0": {"d0"}})
+    with pytest.raises(ValueError, match=r"query 'q0': ignored document\(s\) \['zz'\] are not in the corpus"):
+        RetrievalData({"q0": "a"}, {"d0": "x"}, {"q0": {"d0"}}, {"q0": {"zz"}})
 
 
 def test_derived_tasks():
@@ -174,6 +181,11 @@ def test_write_results(tmp_path):
     assert (tmp_path / "r.csv").read_text().splitlines() == ["metric,value", "accuracy,91.5", "n,3"]
     with pytest.raises(ValueError, match=r"\.json or \.csv"):
         write_results({}, tmp_path / "r.txt")
+    write_results({"pearson": float("nan"), "spearman": np.float32(0.5), "n": np.int64(3)}, tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text()) == {"pearson": None, "spearman": 0.5, "n": 3}
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError, match=r"cannot write .*file/r.json"):  # the target, not a temporary name
+        write_results({"n": 1}, tmp_path / "file" / "r.json")
 
 
 @pytest.mark.skipif(not (DATA_DIR / "clinc150").exists(), reason="shared data not found")

@@ -61,6 +61,9 @@ def test_brier_and_ece_by_hand():
     assert brier_score(np.array([0.9, 0.2]), np.array([1, 0])) == pytest.approx((0.01 + 0.04) / 2)
     probabilities, labels = np.array([0.1, 0.15, 0.9, 0.95]), np.array([0, 1, 1, 1])
     assert expected_calibration_error(probabilities, labels) == pytest.approx(0.5 * 0.375 + 0.5 * 0.075)
+    for metric in (brier_score, expected_calibration_error):
+        with pytest.raises(ValueError, match=r"probability 0 is 1.5; probabilities lie in \[0, 1\]"):
+            metric(np.array([1.5, -0.2]), np.array([1, 0]))
 
 
 @pytest.mark.parametrize(
@@ -94,6 +97,9 @@ def test_retrieval_metrics_bad_input():
         retrieval_metrics([], [])
     with pytest.raises(ValueError, match="no relevant document"):
         retrieval_metrics([["a"]], [set()])
+    for options in ({"recall_at": (-1,)}, {"recall_at": (0,)}, {"mrr_at": 0}, {"ndcg_at": 2.5}):
+        with pytest.raises(ValueError, match="cut-offs must be ints >= 1"):
+            retrieval_metrics([["a"]], [{"a"}], **options)
 
 
 def test_classification_metrics_by_hand():

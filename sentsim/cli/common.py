@@ -18,7 +18,7 @@ from sentsim.data import (
 )
 from sentsim.decisions.few_shot import FewShotClassifier
 from sentsim.encoder import SentenceEncoder
-from sentsim.evaluation.report import write_results
+from sentsim.evaluation.report import check_results_path, json_safe, write_results
 from sentsim.hub import DEFAULT_MODEL
 from sentsim.training.config import TrainingConfig
 from sentsim.training.few_shot import FEW_SHOT_CONFIG
@@ -41,12 +41,20 @@ def add_model_options(parser: argparse.ArgumentParser, *, batch_size: bool = Tru
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object (keys in the README)")
-    parser.add_argument("--output", help="also write the results to a .json or .csv file")
+    parser.add_argument("--output", type=_results_path, help="also write the results to a .json or .csv file")
     parser.add_argument(
         "--data-dir",
         default=None,
         help="local folder of the named sets stsb:SPLIT, clinc150:SPLIT (default: $SENTSIM_DATA_DIR, else the Hub)",
     )
+
+
+def _results_path(text: str) -> str:
+    """Checked when the command line is read, not after the evaluation."""
+    try:
+        return str(check_results_path(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def load_encoder(args: argparse.Namespace) -> SentenceEncoder:
@@ -73,7 +81,7 @@ def read_texts_with_labels(source: str, args: argparse.Namespace) -> LabelledTex
 
 def emit(results: dict, args: argparse.Namespace, summary: str) -> None:
     """Print ``results`` (JSON with ``--json``, else ``summary``) and write them to ``--output``."""
-    print(json.dumps(results) if args.json else summary)
+    print(json.dumps(json_safe(results), allow_nan=False) if args.json else summary)
     if args.output:
         write_results(results, args.output)
 

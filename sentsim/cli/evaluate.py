@@ -193,8 +193,13 @@ def run_triplets(args: argparse.Namespace) -> int:
 
 
 def run_classify(args: argparse.Namespace) -> int:
+    if bool(args.tune_data) != bool(args.tune_out_of_scope):
+        raise ValueError(
+            "--tune-data (labelled in-scope texts) and --tune-out-of-scope (texts that belong to no class) "
+            "tune the threshold together; give both"
+        )
     support = read_texts_with_labels(args.support, args)
-    if args.shots:
+    if args.shots is not None:
         support = support.sample_per_class(args.shots, args.seed)
     test = read_texts_with_labels(args.data, args)
     classifier = few_shot_classifier(args, support)

@@ -15,11 +15,12 @@ def require_columns(available: Sequence[str], required: Sequence[str], source: s
 
 
 def text_column(values: Sequence[object], column: str, source: str) -> list[str]:
-    """``values`` as str, or a ValueError naming ``column`` and the row of the first non-text value."""
+    """``values`` as str, or a ValueError naming ``column`` and the row of the first non-text or
+    blank value (an empty cell is missing data, not a text)."""
     texts = list(values)
     for row, value in enumerate(texts):
-        if not isinstance(value, str):
-            raise ValueError(f"{source}: column {column!r}, row {row}: expected text, got {value!r}")
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{source}: column {column!r}, row {row}: expected a non-empty text, got {value!r}")
     return texts
 
 

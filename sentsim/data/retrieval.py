@@ -35,6 +35,10 @@ class RetrievalData:
             unknown = sorted(documents - self.corpus.keys())
             if unknown:
                 raise ValueError(f"query {qid!r}: relevant document(s) {unknown[:3]} are not in the corpus")
+        for qid, documents in self.ignore.items():
+            unknown = sorted(set(documents) - self.corpus.keys())
+            if unknown:
+                raise ValueError(f"query {qid!r}: ignored document(s) {unknown[:3]} are not in the corpus")
 
 
 def read_beir(folder: str | Path, *, split: str = "test") -> RetrievalData:

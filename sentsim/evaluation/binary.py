@@ -89,16 +89,25 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     return 100 * float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def check_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`check_binary`, and every probability in [0, 1]."""
+    probabilities, labels = check_binary(probabilities, labels)
+    outside = np.flatnonzero((probabilities < 0) | (probabilities > 1))
+    if outside.size:
+        raise ValueError(f"probability {int(outside[0])} is {probabilities[outside[0]]}; probabilities lie in [0, 1]")
+    return probabilities, labels
+
+
 def brier_score(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """Mean squared error of probabilities against 0/1 outcomes (0 is perfect)."""
-    probabilities, labels = check_binary(probabilities, labels)
+    probabilities, labels = check_probabilities(probabilities, labels)
     return float(np.mean((probabilities - labels) ** 2))
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
     """ECE: the gap between mean probability and observed frequency, over ``bins`` equal-width bins,
     weighted by how many examples fall in each bin (0 is perfect)."""
-    probabilities, labels = check_binary(probabilities, labels)
+    probabilities, labels = check_probabilities(probabilities, labels)
     which = np.minimum((probabilities * bins).astype(np.int64), bins - 1)
     error = 0.0
     for b in range(bins):

@@ -23,6 +23,10 @@ def _pair(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
     if x.shape != y.shape or x.size < 2:
         raise ValueError(f"need two vectors of the same length >= 2, got {x.size} and {y.size}")
+    for name, values in (("x", x), ("y", y)):
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ValueError(f"{name}[{int(bad[0])}] is {values[bad[0]]}; correlation needs finite values")
     return x, y
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sentsim.data.pairs import LabelledPairs
 from sentsim.evaluation.binary import average_precision, best_threshold, binary_metrics, check_binary
 from sentsim.evaluation.encoding import encode_columns
+from sentsim.inputs import is_real
 from sentsim.similarity import Metric, similarity
 
 
@@ -28,6 +31,8 @@ def evaluate_pairs(
     needs no threshold).
     """
     metric = Metric.parse(metric)
+    if threshold is not None and (not is_real(threshold) or not math.isfinite(threshold)):
+        raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
     scores = pair_scores(encoder, pairs.sentences1, pairs.sentences2, metric, batch_size, show_progress)
     scores, labels = check_binary(scores, pairs.labels)
     if threshold is None:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sentsim.inputs import is_integer
+
 
 def retrieval_metrics(
     rankings: Sequence[Sequence[str]],
@@ -25,6 +27,14 @@ def retrieval_metrics(
         raise ValueError(f"{len(rankings)} rankings but {len(relevant)} relevance sets")
     if not rankings:
         raise ValueError("no queries to evaluate")
+    for name, k in (
+        ("mrr_at", mrr_at),
+        ("ndcg_at", ndcg_at),
+        ("map_at", map_at),
+        *(("recall_at", k) for k in recall_at),
+    ):
+        if not is_integer(k) or k < 1:
+            raise ValueError(f"{name} cut-offs must be ints >= 1, got {k!r}")
     per_query: dict[str, list[float]] = {f"mrr@{mrr_at}": [], f"ndcg@{ndcg_at}": [], f"map@{map_at}": []}
     per_query.update({f"recall@{k}": [] for k in recall_at})
     for ranking, documents in zip(rankings, relevant, strict=True):

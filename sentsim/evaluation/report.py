@@ -5,23 +5,51 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
+
+import numpy as np
 
 from sentsim.atomic import write_text_atomic
 
 
-def write_results(results: dict, path: str | Path) -> None:
-    """Write ``results`` to ``path``: ``.json`` as one object, ``.csv`` as ``metric,value`` rows."""
+def check_results_path(path: str | Path) -> Path:
+    """``path`` if results can be written there (a .json or .csv name), else a ValueError."""
     path = Path(path)
+    if path.suffix.lower() not in (".json", ".csv"):
+        raise ValueError(f"{path}: results are written as .json or .csv")
+    return path
+
+
+def write_results(results: dict, path: str | Path) -> None:
+    """Write ``results`` to ``path``: ``.json`` as one object, ``.csv`` as ``metric,value`` rows.
+
+    Numpy numbers are written as numbers, NaN and infinity as null (strict JSON)."""
+    path = check_results_path(path)
+    results = json_safe(results)
     if path.suffix.lower() == ".json":
-        text = json.dumps(results, indent=2) + "\n"
+        text = json.dumps(results, indent=2, allow_nan=False) + "\n"
     elif path.suffix.lower() == ".csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["metric", "value"])
         writer.writerows(results.items())
         text = buffer.getvalue()
-    else:
-        raise ValueError(f"{path}: results are written as .json or .csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, text)
+    except OSError as error:  # name the target, not the temporary file beside it
+        raise OSError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def json_safe(results: dict) -> dict:
+    """``results`` with numpy numbers as Python numbers and NaN / infinity as None (JSON null)."""
+    return {key: _plain(value) for key, value in results.items()}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -20,6 +20,9 @@ def evaluate_sts(encoder, pairs: SentencePairs, *, batch_size: int = 64, show_pr
     """
     if len(pairs) < 2:
         raise ValueError(f"STS evaluation needs at least 2 pairs, got {len(pairs)}")
+    bad = np.flatnonzero(~np.isfinite(np.asarray(pairs.scores, dtype=np.float64)))
+    if bad.size:
+        raise ValueError(f"gold score of pair {int(bad[0])} is {pairs.scores[bad[0]]}; scores must be finite")
     if np.all(pairs.scores == pairs.scores[0]):
         raise ValueError(f"all {len(pairs)} gold scores equal {pairs.scores[0]}; correlation is undefined")
     left, right = encode_columns(
