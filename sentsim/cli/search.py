@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from sentsim.atomic import atomic_folder
-from sentsim.cli.common import add_model_options, load_encoder
+from sentsim.cli.common import add_model_options, load_encoder, progress
 from sentsim.data.documents import read_documents
 from sentsim.search import DocumentIndex
 
@@ -114,7 +114,7 @@ def run_build(args: argparse.Namespace) -> int:
             ids=documents.ids,
             metadata=documents.metadata,
             batch_size=args.batch_size,
-            show_progress=not args.no_progress,
+            show_progress=progress(args),
         )
         index.close()
         for leftover in ("documents.sqlite-wal", "documents.sqlite-shm"):
@@ -138,10 +138,10 @@ def run_add(args: argparse.Namespace) -> int:
     documents = read_documents(args.docs, text_field=args.text_field, id_field=args.id_field)
     with DocumentIndex.open(args.folder, device=args.device) as index:
         if documents.ids is None:
-            index.add(documents.texts, metadata=documents.metadata, show_progress=not args.no_progress)
+            index.add(documents.texts, metadata=documents.metadata, show_progress=progress(args))
         else:
             index.upsert(
-                documents.texts, ids=documents.ids, metadata=documents.metadata, show_progress=not args.no_progress
+                documents.texts, ids=documents.ids, metadata=documents.metadata, show_progress=progress(args)
             )
         print(json.dumps({"index": args.folder, "documents": len(index)}))
     return 0
