@@ -652,6 +652,49 @@ def test_two_handles_on_one_index_see_each_others_writes(index, tmp_path):
     reopened.close()
 
 
+def test_writers_on_one_folder_queue_on_the_lock_file_not_on_sqlite(index, tmp_path, monkeypatch):
+    """A write holds SQLite's write lock only once it holds index.lock: a slow save (a large index)
+    makes the other writers wait, instead of failing with 'database is locked' after SQLite's timeout."""
+    import threading
+    import time
+
+    from sentsim.search.backends import VectorBackend
+
+    index.close()
+    folder = tmp_path / "index"
+    handles = [DocumentIndex.open(folder, toy_encoder()) for _ in range(3)]
+    for handle in handles:
+        handle.store.db.execute("PRAGMA busy_timeout = 1000")  # SQLite gives up after 1 s ...
+    real_save = VectorBackend.save
+
+    def slow_save(self, path):
+        time.sleep(1.5)  # ... while one save takes longer
+        real_save(self, path)
+
+    monkeypatch.setattr(VectorBackend, "save", slow_save)
+    errors = []
+
+    def write(handle, number):
+        try:
+            handle.add([f"text number {number}"], ids=[f"t{number}"])
+        except Exception as error:  # noqa: BLE001 - collected for the assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(handle, n)) for n, handle in enumerate(handles)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    monkeypatch.setattr(VectorBackend, "save", real_save)
+    for handle in handles:
+        handle.close()
+    reopened = DocumentIndex.open(folder, toy_encoder())
+    assert {f"t{n}" for n in range(3)} <= {h.id for h in reopened.search("text number", k=100)}
+    assert reopened.backend.size == reopened.store.count("chunks") == len(TEXTS) + 3
+    reopened.close()
+
+
 def test_a_different_tokenizer_is_a_different_model(index, tmp_path):
     from tokenizers import normalizers
 

@@ -140,9 +140,7 @@ def run_add(args: argparse.Namespace) -> int:
         if documents.ids is None:
             index.add(documents.texts, metadata=documents.metadata, show_progress=progress(args))
         else:
-            index.upsert(
-                documents.texts, ids=documents.ids, metadata=documents.metadata, show_progress=progress(args)
-            )
+            index.upsert(documents.texts, ids=documents.ids, metadata=documents.metadata, show_progress=progress(args))
         print(json.dumps({"index": args.folder, "documents": len(index)}))
     return 0
 

@@ -170,7 +170,8 @@ class DocumentIndex:
             )
         store = DocumentStore(folder / DATABASE)
         index = cls(folder, encoder, manifest, store)
-        index.mirror.load(repair)
+        with index.mirror.exclusive():
+            index.mirror.load(repair)
         return index
 
     def close(self) -> None:
@@ -215,7 +216,7 @@ class DocumentIndex:
     def delete(self, ids: Sequence[str]) -> int:
         """Delete documents by id; returns how many existed. Deleted documents are never returned."""
         ids = list(dict.fromkeys(validate_texts(ids, "ids")))
-        with self._lock.writing(), self.mirror.restored_on_error():
+        with self._lock.writing(), self.mirror.exclusive(), self.mirror.restored_on_error():
             removed = []
             with self.store.transaction() as transaction:
                 self.mirror.refresh()  # another handle may have written since
@@ -228,7 +229,7 @@ class DocumentIndex:
 
     def compact(self) -> None:
         """Rebuild the FAISS index from the live vectors (drops HNSW tombstones)."""
-        with self._lock.writing():
+        with self._lock.writing(), self.mirror.exclusive():
             self.mirror.rebuild()  # a failure leaves the mirror marked broken: rebuilt on next use
             self.mirror.save()
 
@@ -254,7 +255,7 @@ class DocumentIndex:
                 [chunk_texts[h] for h in missing], batch_size=batch_size, show_progress=show_progress
             )
             cached |= dict(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
-        with self._lock.writing(), self.mirror.restored_on_error():
+        with self._lock.writing(), self.mirror.exclusive(), self.mirror.restored_on_error():
             added_ids, added_vectors, removed = [], [], []
             with self.store.transaction() as transaction:  # SQLite's write lock: no other handle writes now
                 self.mirror.refresh()  # another handle may have written since
@@ -339,7 +340,7 @@ class DocumentIndex:
         self._check_search(k, by, nprobe, ef_search)
         k = int(k)
         if self.mirror.broken or self.mirror.stale:  # a failed write, or another handle's write
-            with self._lock.writing():
+            with self._lock.writing(), self.mirror.exclusive():
                 self.mirror.recover()
                 self.mirror.refresh()
         with self._lock.reading():
@@ -374,7 +375,7 @@ class DocumentIndex:
         self.mirror.generation = generation
         try:
             self.mirror.save()
-        except (OSError, RuntimeError) as error:  # FAISS reports a failed write as a RuntimeError
+        except (OSError, RuntimeError, MemoryError) as error:  # FAISS: RuntimeError; compaction: MemoryError
             logger.warning(
                 "the change is saved in %s, but writing the FAISS index failed (%s); "
                 "it will be rebuilt from the stored vectors on next open",

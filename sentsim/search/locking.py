@@ -3,6 +3,7 @@ every handle and process on one index folder."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,12 +53,20 @@ class ReadWriteLock:
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``path`` (created if missing), between processes and between handles
-    of one process; not re-entrant. Where ``fcntl`` is missing (Windows) it does not lock."""
-    with open(path, "a") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    of one process; not re-entrant. The file is opened read-only, so users who may only search can
+    lock it too; where it cannot be opened at all (a read-only folder: nobody writes) or ``fcntl``
+    is missing (Windows), it does not lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    except OSError:
         try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
             yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

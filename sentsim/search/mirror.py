@@ -13,8 +13,8 @@ the two might disagree, the mirror is reloaded or rebuilt from the store, never 
 - after a failed write, whose transaction rolled back; if that rebuild fails too (out of
   memory), the mirror is marked broken and rebuilt before the next read or write.
 
-Saving takes a lock file (``index.lock``) and is skipped where the store has moved past the
-mirror's generation: the later writer, whose mirror includes this one's write, saves instead.
+A lock file (``index.lock``), taken before SQLite's write lock, makes each write and its save
+one step for every handle and process on the folder; reading the saved file takes it too.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -78,10 +78,15 @@ class FaissMirror:
             if not self._load_file(repair=True):
                 self.rebuild()
 
+    def exclusive(self) -> AbstractContextManager[None]:
+        """The lock file every handle and process on this folder takes, before SQLite's write lock,
+        around a write and its save, and around reading the saved file (load, refresh, save need it)."""
+        return file_lock(self.folder / LOCK_FILE)
+
     def _load_file(self, repair: bool) -> bool:
         """Load ``index.faiss`` if the manifest says it reflects the store's current generation."""
         path = self.folder / FAISS_FILE
-        with self.store.snapshot(), file_lock(self.folder / LOCK_FILE):
+        with self.store.snapshot():
             try:
                 manifest = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -180,18 +185,17 @@ class FaissMirror:
     def save(self) -> None:
         """Compact if due, then write ``index.faiss`` and the manifest (each atomically), unless the
         store has moved past this mirror (the handle that moved it saves)."""
-        with file_lock(self.folder / LOCK_FILE):
-            if self.stale:
-                logger.debug("not saving generation %d: the store has moved on", self.generation)
-                return
-            if self.backend is not None and self.backend.needs_compaction():
-                logger.info("compacting: %d tombstones", len(self.backend.tombstones))
-                self.rebuild()
-            if self.backend is not None:
-                self.backend.save(self.folder / FAISS_FILE)
-            self.manifest["generation"] = self.generation
-            self.manifest["tombstones"] = sorted(self.backend.tombstones) if self.backend is not None else []
-            write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
+        if self.stale:
+            logger.debug("not saving generation %d: the store has moved on", self.generation)
+            return
+        if self.backend is not None and self.backend.needs_compaction():
+            logger.info("compacting: %d tombstones", len(self.backend.tombstones))
+            self.rebuild()
+        if self.backend is not None:
+            self.backend.save(self.folder / FAISS_FILE)
+        self.manifest["generation"] = self.generation
+        self.manifest["tombstones"] = sorted(self.backend.tombstones) if self.backend is not None else []
+        write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
 
     def _new_backend(self, vectors: int) -> VectorBackend:
         dim = self.manifest["model"]["dim"]
