@@ -810,14 +810,40 @@ def test_read_documents_ids_and_csv_types(tmp_path):
     ok.write_text('{"id": 7, "text": "x"}\n{"id": "8", "text": "y"}\n')
     assert read_documents(ok).ids == ["7", "8"]
     table = tmp_path / "docs.csv"
-    table.write_text("id,text,year,score,zip,lang\n1,a,2021,0.5,02134,en\n2,b,,1,10001,\n3,c,2019,2e3,,de\n")
+    table.write_text(
+        "id,text,year,score,zip,lang,code\n1,a,2021,0.5,02134,en,1.10\n2,b,,1,10001,,2\n3,c,2019,2.5,,de,1E5\n"
+    )
     documents = read_documents(table)
     assert documents.ids == ["1", "2", "3"]
-    assert documents.metadata == [
-        {"year": 2021, "score": 0.5, "zip": "02134", "lang": "en"},
-        {"score": 1.0, "zip": "10001"},
-        {"year": 2019, "score": 2000.0, "lang": "de"},
+    assert documents.metadata == [  # numbers only where every cell reads back as the same text
+        {"year": 2021, "score": 0.5, "zip": "02134", "lang": "en", "code": "1.10"},
+        {"score": 1.0, "zip": "10001", "code": "2"},
+        {"year": 2019, "score": 2.5, "lang": "de", "code": "1E5"},
     ]
+
+
+def test_operations_that_change_nothing_do_not_move_the_generation(index):
+    generation = index.store.generation
+    index.delete(["no-such-id"])
+    index.upsert([TEXTS[0]], ids=[IDS[0]], metadata=[META[0]])  # the same text and metadata
+    assert index.store.generation == generation
+    index.upsert([TEXTS[0]], ids=[IDS[0]], metadata=[{"new": 1}])
+    assert index.store.generation == generation + 1 and index.get(IDS[0])[1] == {"new": 1}
+
+
+def test_a_document_chunked_otherwise_before_is_chunked_again_on_upsert(tmp_path):
+    long_text = " ".join(f"word{i}" for i in range(120)) + " the hidden treasure"
+    index = DocumentIndex.create(tmp_path / "chunks", toy_encoder(), backend="flat", chunk_size=8)
+    index.add([long_text], ids=["long"])
+    spans = index.store.chunk_spans("long")
+    with index.store.transaction():  # as an older sentsim left it: only the first chunk
+        for vector_id in index.store.db.execute("SELECT vector_id FROM chunks WHERE doc_id = 'long'").fetchall()[1:]:
+            index.store.db.execute("DELETE FROM chunks WHERE vector_id = ?", vector_id)
+    index.compact()
+    index.upsert([long_text], ids=["long"])  # same text, other chunks: indexed again
+    assert index.store.chunk_spans("long") == spans and index.backend.size == len(spans)
+    assert any("treasure" in hit.text for hit in index.search("the hidden treasure", k=len(spans)))
+    index.close()
 
 
 def test_train_tokenizer_prints_nothing(capfd):

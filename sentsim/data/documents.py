@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,9 +10,6 @@ from sentsim.data.columns import text_column
 from sentsim.data.jsonl import read_jsonl
 from sentsim.data.lines import iter_lines
 from sentsim.data.tables import DELIMITED, read_table
-
-INTEGER = re.compile(r"[+-]?(0|[1-9][0-9]*)")  # no leading zeros: "02134" stays text
-DECIMAL = re.compile(r"[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")  # no "nan", "inf", "1_000"
 
 
 @dataclass(frozen=True)
@@ -87,14 +84,24 @@ def _ids(values: list, where: list[str]) -> list[str] | None:
 
 
 def _typed(values: list[str | None]) -> list[object]:
-    """A text column as ints or floats where every non-empty cell is one."""
+    """A text column as ints or floats where every non-empty cell is one that reads back as the
+    same text ("1.10", "1E5" or "02134" stay text, and so does their whole column)."""
     cells = [value for value in values if value is not None]
-    if not cells:
-        return values
-    for pattern, kind in ((INTEGER, int), (DECIMAL, float)):
-        if all(pattern.fullmatch(cell) for cell in cells):
-            return [kind(value) if value is not None else None for value in values]
+    if cells and all(_reads_back(cell, int) for cell in cells):
+        return [int(value) if value is not None else None for value in values]
+    if cells and all(_reads_back(cell, int) or _reads_back(cell, float) for cell in cells):  # 10 and 12.5
+        return [float(value) if value is not None else None for value in values]
     return values
+
+
+def _reads_back(cell: str, kind: type) -> bool:
+    try:
+        number = kind(cell)
+    except ValueError:
+        return False
+    return str(number) == cell and (
+        kind is int and -(2**63) <= number < 2**63 or kind is float and math.isfinite(number)
+    )
 
 
 def _read_jsonl(path: Path) -> tuple[dict[str, list], list[int]]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import torch
-from tokenizers import Tokenizer
+
+from sentsim.search.chunking import untruncated
 
 
 def model_fingerprint(encoder, name: str | None = None) -> dict:
@@ -26,14 +28,25 @@ def model_fingerprint(encoder, name: str | None = None) -> dict:
     }
 
 
+# Texts whose token ids show the normalizer, pre-tokenizer, merges and special tokens at work.
+PROBE_TEXTS = (
+    "Hello World! The QUICK brown fox, don't re-encode it.",
+    "Café naïve façade — Zürich 3.14 ＡＢＣ 東京 2024 🙂 tab\there",
+    "   leading spaces, trailing spaces   ",
+)
+
+
 def tokenizer_digest(encoder) -> str:
-    """SHA-256 of the tokenizer's JSON (vocabulary, normalizer, pre-tokenizer...; truncation and
-    padding left out: the max length has its own field) and of its lowercasing."""
+    """SHA-256 of what the tokenizer does: its vocabulary (by id) and the ids it gives the probe
+    texts (with special tokens, without truncation: the max length has its own field), and its
+    lowercasing. Behaviour, not the JSON that ``tokenizers`` writes, which changes between versions."""
     wrapper = encoder.tower.tokenizer
-    tokenizer = Tokenizer.from_str(wrapper.tokenizer.to_str())
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    text = tokenizer.to_str() + f"\nlowercase={bool(getattr(wrapper, 'lowercase', False))}"
+    tokenizer = untruncated(wrapper.tokenizer)
+    vocabulary = sorted(tokenizer.get_vocab(with_added_tokens=True).items(), key=lambda item: item[1])
+    probes = [
+        tokenizer.encode(text.lower() if getattr(wrapper, "lowercase", False) else text).ids for text in PROBE_TEXTS
+    ]
+    text = json.dumps([vocabulary, probes, bool(getattr(wrapper, "lowercase", False))], ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
 from sentsim.devices import resolve_device
 from sentsim.inputs import is_integer, validate_texts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
-from sentsim.search.chunking import DEFAULT_CHUNK_OVERLAP, check_chunk_size
+from sentsim.search.chunking import DEFAULT_CHUNK_OVERLAP, check_chunk_size, untruncated
 from sentsim.search.fingerprint import fingerprint_mismatch, model_fingerprint
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
@@ -224,7 +225,8 @@ class DocumentIndex:
                 for doc_id in present:
                     removed += self.store.delete_document(doc_id)
                 self.mirror.remove(removed)
-            self._save(transaction.generation)
+            if transaction.changed:  # an operation that changed nothing saves nothing
+                self._save(transaction.generation)
         return len(present)
 
     def compact(self) -> None:
@@ -243,7 +245,7 @@ class DocumentIndex:
             texts,
             ids,
             metadata,
-            self.encoder.tower.tokenizer.tokenizer,
+            self._chunking_tokenizer(),
             self.manifest["chunk_size"],
             self.manifest["chunk_overlap"],
         )
@@ -266,12 +268,15 @@ class DocumentIndex:
                     self.store.put_vectors(missing, np.stack([cached[h] for h in missing]))
                 for document in plan:
                     stored = self.store.document(document.id) if document.id in existing else None
+                    stored = (*stored, self.store.chunk_spans(document.id)) if stored is not None else None
                     document = dataclasses.replace(document, stored=stored)
                     if document.stored is not None and not document.unchanged:
                         removed += self.store.delete_document(document.id)
-                    self.store.put_document(document.id, document.text, document.metadata)
                     if document.unchanged:
+                        if document.metadata != document.stored[1]:
+                            self.store.put_document(document.id, document.text, document.metadata)
                         continue  # same text: metadata only
+                    self.store.put_document(document.id, document.text, document.metadata)
                     vector_ids = self.store.next_vector_ids(len(document.chunks))
                     self.store.put_chunks(
                         (int(v), document.id, c.start, c.end, h)
@@ -282,7 +287,8 @@ class DocumentIndex:
                 self.mirror.remove(removed)
                 if added_ids:
                     self.mirror.add(np.stack(added_vectors), np.concatenate(added_ids))
-            self._save(transaction.generation)
+            if transaction.changed:  # an operation that changed nothing saves nothing
+                self._save(transaction.generation)
         return ids
 
     # ------------------------------------------------------------------- reads
@@ -382,6 +388,13 @@ class DocumentIndex:
                 self.folder / DATABASE,
                 error,
             )
+
+    def _chunking_tokenizer(self) -> Tokenizer:
+        """The encoder's tokenizer without truncation, copied once (not on every add)."""
+        source = self.encoder.tower.tokenizer.tokenizer
+        if self.__dict__.get("_chunking_source") is not source:
+            self._chunking_source, self._chunking_copy = source, untruncated(source)
+        return self._chunking_copy
 
     def _check_search(self, k: object, by: object, nprobe: object, ef_search: object) -> None:
         if not is_integer(k) or k < 1:

@@ -24,12 +24,14 @@ class PlannedDocument:
     metadata: dict
     chunks: list[Chunk]
     hashes: list[str]
-    stored: tuple[str, dict] | None  # (text, metadata) already in the index under this id
+    stored: tuple[str, dict, list] | None  # (text, metadata, chunk spans) already in the index under this id
 
     @property
     def unchanged(self) -> bool:
-        """The stored text is the same: only the metadata may change."""
-        return self.stored is not None and self.stored[0] == self.text
+        """The stored text and its chunks are the same: only the metadata may change. (A text
+        chunked otherwise before, e.g. cut short by an older sentsim, is indexed again.)"""
+        spans = [(c.start, c.end, h) for c, h in zip(self.chunks, self.hashes, strict=True)]
+        return self.stored is not None and self.stored[0] == self.text and self.stored[2] == spans
 
     def chunk_texts(self) -> dict[str, str]:
         """Content hash -> chunk text."""
@@ -89,7 +91,9 @@ def plan_documents(
     chunk_overlap: int,
 ) -> list[PlannedDocument]:
     """Chunk each document and hash its chunks (``stored`` is filled in by the write, under its lock)."""
-    plan, tokenizer = [], untruncated(tokenizer)  # copied once, not per document
+    plan = []
+    if chunk_size is not None:
+        tokenizer = untruncated(tokenizer)  # a no-op for a copy the index keeps
     for doc_id, text, meta in zip(ids, texts, metadata, strict=True):
         chunks = chunk_text(text, tokenizer, chunk_size, chunk_overlap)
         hashes = [content_hash(text[c.start : c.end]) for c in chunks]

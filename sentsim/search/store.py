@@ -123,6 +123,11 @@ class DocumentStore:
         row = self.db.execute("SELECT text, metadata FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
         return (row[0], json.loads(row[1])) if row else None
 
+    def chunk_spans(self, doc_id: str) -> list[tuple[int, int, str]]:
+        """``(start, end, hash)`` of a document's chunks, in order."""
+        rows = self.db.execute("SELECT start, end, hash FROM chunks WHERE doc_id = ? ORDER BY vector_id", (doc_id,))
+        return [tuple(row) for row in rows]
+
     def has_documents(self, doc_ids: list[str]) -> set[str]:
         return {row[0] for row in self._rows_in("SELECT doc_id FROM documents WHERE doc_id IN ({})", doc_ids)}
 
@@ -198,15 +203,19 @@ class _Transaction:
     def __init__(self, store: DocumentStore) -> None:
         self.store = store
         self.generation: int | None = None
+        self.changed = False  # whether it committed a change (an operation that changed nothing does not)
 
     def __enter__(self) -> _Transaction:
         self.store.db.execute("BEGIN IMMEDIATE")
+        self._changes_before = self.store.db.total_changes
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
-        if kind is not None:
+        if kind is not None or self.store.db.total_changes == self._changes_before:
             self.store.db.execute("ROLLBACK")
+            self.generation = self.store.generation
             return
+        self.changed = True
         generation = self.store.generation + 1
         self.store.db.execute("INSERT OR REPLACE INTO settings VALUES ('generation', ?)", (str(generation),))
         self.store.db.execute("COMMIT")
