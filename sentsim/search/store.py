@@ -7,6 +7,7 @@ operation. The FAISS index is derived from it and can always be rebuilt from the
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from sentsim.search.filters import filter_sql
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (doc_id TEXT PRIMARY KEY, text TEXT NOT NULL, metadata TEXT NOT NULL);
@@ -45,7 +48,11 @@ class DocumentStore:
         self._db: sqlite3.Connection | None = None
         try:
             self._db = sqlite3.connect(str(path), timeout=60, check_same_thread=False, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":  # e.g. some network file systems: readers then block writers
+                logger.warning(
+                    "%s is in %s journal mode, not WAL: searches and writes will wait on each other", path, mode
+                )
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
             check = self.db.execute("PRAGMA quick_check").fetchone()[0]
