@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from tokenizers import Tokenizer
 
+from sentsim.inputs import is_integer
+
 DEFAULT_CHUNK_OVERLAP = 32  # tokens, and at most a quarter of chunk_size
 
 
@@ -52,6 +54,22 @@ def chunk_text(text: str, tokenizer: Tokenizer, chunk_size: int | None, overlap:
         if first + chunk_size >= len(offsets):
             break
     return chunks
+
+
+def chunk_options(chunk_size: object, chunk_overlap: object, encoder) -> tuple[int | None, int]:
+    """``(chunk_size, chunk_overlap)`` of a new index, checked; without chunks the overlap is 0, and
+    without an overlap it is 32 tokens, at most a quarter of ``chunk_size``."""
+    for option, value in (("chunk_size", chunk_size), ("chunk_overlap", chunk_overlap)):
+        if value is not None and not is_integer(value):
+            raise TypeError(f"{option} must be an int, got {value!r}")
+    if chunk_size is None:
+        return None, 0
+    check_chunk_size(int(chunk_size), encoder)
+    if chunk_overlap is None:
+        chunk_overlap = min(DEFAULT_CHUNK_OVERLAP, int(chunk_size) // 4)
+    if not 0 <= chunk_overlap < chunk_size:
+        raise ValueError(f"need 0 <= chunk_overlap < chunk_size, got {chunk_overlap} and {chunk_size}")
+    return int(chunk_size), int(chunk_overlap)
 
 
 def check_chunk_size(chunk_size: int, encoder) -> None:

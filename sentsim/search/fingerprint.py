@@ -1,13 +1,31 @@
-"""A model's fingerprint: what must match for stored vectors to stay meaningful."""
+"""The model of an index: loaded and named for the manifest, and fingerprinted (what must match
+for stored vectors to stay meaningful)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import torch
 
+from sentsim.devices import resolve_device
 from sentsim.search.chunking import untruncated
+
+
+def index_encoder(encoder, name: str | None, device: str | None = None, max_seq_length: int | None = None):
+    """``(encoder, name to record)``: a model name or folder is loaded; a local folder is named by its
+    absolute path, so the index opens from any working directory."""
+    if isinstance(encoder, (str, Path)):
+        from sentsim.encoder import SentenceEncoder
+
+        name = name or str(encoder)
+        encoder = SentenceEncoder.from_pretrained(encoder, device=device, max_seq_length=max_seq_length)
+    elif device is not None:
+        encoder.to(resolve_device(device))
+    if name and Path(name).is_dir():
+        name = str(Path(name).resolve())
+    return encoder, name
 
 
 def model_fingerprint(encoder, name: str | None = None) -> dict:

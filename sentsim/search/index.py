@@ -22,11 +22,10 @@ from tokenizers import Tokenizer
 
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
-from sentsim.devices import resolve_device
 from sentsim.inputs import is_integer, validate_texts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
-from sentsim.search.chunking import DEFAULT_CHUNK_OVERLAP, check_chunk_size, untruncated
-from sentsim.search.fingerprint import fingerprint_mismatch, model_fingerprint
+from sentsim.search.chunking import chunk_options, untruncated
+from sentsim.search.fingerprint import fingerprint_mismatch, index_encoder, model_fingerprint
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
 from sentsim.search.mirror import MANIFEST, FaissMirror
@@ -100,24 +99,14 @@ class DocumentIndex:
             model_name: the name or folder recorded in the manifest, from which :meth:`open` loads
                 the model (a local folder is recorded as an absolute path).
         """
-        encoder, name = _encoder(encoder, model_name)
+        encoder, name = index_encoder(encoder, model_name)
         metric = Metric.parse(metric).value
         if metric == "manhattan":
             raise ValueError("FAISS indexes support cosine, dot and euclidean; not manhattan")
         folder = Path(folder)
         if (folder / MANIFEST).exists():
             raise FileExistsError(f"{folder} already holds an index; open it with DocumentIndex.open")
-        for option, value in (("chunk_size", chunk_size), ("chunk_overlap", chunk_overlap)):
-            if value is not None and not is_integer(value):
-                raise TypeError(f"{option} must be an int, got {value!r}")
-        if chunk_size is not None:
-            check_chunk_size(int(chunk_size), encoder)
-            if chunk_overlap is None:
-                chunk_overlap = min(DEFAULT_CHUNK_OVERLAP, int(chunk_size) // 4)
-            if not 0 <= chunk_overlap < chunk_size:
-                raise ValueError(f"need 0 <= chunk_overlap < chunk_size, got {chunk_overlap} and {chunk_size}")
-        chunk_size = int(chunk_size) if chunk_size is not None else None
-        chunk_overlap = int(chunk_overlap) if chunk_size is not None else 0
+        chunk_size, chunk_overlap = chunk_options(chunk_size, chunk_overlap, encoder)
         if not isinstance(backend, str):
             raise TypeError(f"backend must be a str ({', '.join(BACKENDS)} or a FAISS factory string), got {backend!r}")
         if backend not in BACKENDS:  # an invalid FAISS factory string fails here, not after encoding
@@ -162,7 +151,9 @@ class DocumentIndex:
                 raise ValueError(f"{folder} does not name its model; pass the encoder")
             encoder = manifest["model"]["name"]
         # a model loaded here reads as many tokens as it did when the index was built
-        encoder, _ = _encoder(encoder, manifest["model"].get("name"), device, manifest["model"].get("max_seq_length"))
+        encoder, _ = index_encoder(
+            encoder, manifest["model"].get("name"), device, manifest["model"].get("max_seq_length")
+        )
         different = fingerprint_mismatch(manifest["model"], model_fingerprint(encoder))
         if different:
             raise ModelMismatchError(
@@ -423,21 +414,6 @@ class DocumentIndex:
                     break
             results.append(hits)
         return results
-
-
-def _encoder(encoder, name: str | None, device: str | None = None, max_seq_length: int | None = None):
-    """``(encoder, name to record)``: a model name or folder is loaded; a local folder is named by its
-    absolute path, so the index opens from any working directory."""
-    if isinstance(encoder, (str, Path)):
-        from sentsim.encoder import SentenceEncoder
-
-        name = name or str(encoder)
-        encoder = SentenceEncoder.from_pretrained(encoder, device=device, max_seq_length=max_seq_length)
-    elif device is not None:
-        encoder.to(resolve_device(device))
-    if name and Path(name).is_dir():
-        name = str(Path(name).resolve())
-    return encoder, name
 
 
 def _refuse_existing(existing: set[str]) -> None:
