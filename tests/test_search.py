@@ -695,6 +695,17 @@ def test_writers_on_one_folder_queue_on_the_lock_file_not_on_sqlite(index, tmp_p
     reopened.close()
 
 
+def test_search_options_are_checked_against_the_index_another_handle_built(tmp_path):
+    first = DocumentIndex.create(tmp_path / "hnsw", toy_encoder(), backend="hnsw")  # empty: no FAISS index yet
+    second = DocumentIndex.open(tmp_path / "hnsw", toy_encoder())
+    first.add(TEXTS, ids=IDS)  # builds the HNSW index
+    with pytest.raises(ValueError, match="nprobe applies to IVF indexes; this index is 'HNSW32"):
+        second.search(TEXTS[0], k=2, nprobe=4)
+    assert second.search(TEXTS[0], k=1, ef_search=16)[0].id == IDS[0]
+    first.close()
+    second.close()
+
+
 def test_a_different_tokenizer_is_a_different_model(index, tmp_path):
     from tokenizers import normalizers
 

@@ -311,6 +311,7 @@ class DocumentIndex:
         for row, query in enumerate(queries):
             if not query.strip():
                 raise ValueError(f"queries[{row}] is empty")
+        self._catch_up()  # another handle's write may have changed the index type (auto)
         self._check_search(k, by, nprobe, ef_search)  # before encoding the queries
         vectors = self.encoder.encode(queries, show_progress=False)
         results = self.search_vectors(vectors, k, filter=filter, by=by, nprobe=nprobe, ef_search=ef_search)
@@ -334,12 +335,9 @@ class DocumentIndex:
             raise ValueError(f"query vectors must have shape (n, {self.manifest['model']['dim']}), got {vectors.shape}")
         if not np.isfinite(vectors).all():
             raise ValueError("query vectors contain NaN or infinity")
+        self._catch_up()
         self._check_search(k, by, nprobe, ef_search)
         k = int(k)
-        if self.mirror.broken or self.mirror.stale:  # a failed write, or another handle's write
-            with self._lock.writing(), self.mirror.exclusive():
-                self.mirror.recover()
-                self.mirror.refresh()
         with self._lock.reading():
             if self.backend is None or self.backend.size == 0:
                 return [[] for _ in vectors]
@@ -386,6 +384,13 @@ class DocumentIndex:
         if self.__dict__.get("_chunking_source") is not source:
             self._chunking_source, self._chunking_copy = source, untruncated(source)
         return self._chunking_copy
+
+    def _catch_up(self) -> None:
+        """Before a search: rebuild after a failed write, or reload after another handle's write."""
+        if self.mirror.broken or self.mirror.stale:
+            with self._lock.writing(), self.mirror.exclusive():
+                self.mirror.recover()
+                self.mirror.refresh()
 
     def _check_search(self, k: object, by: object, nprobe: object, ef_search: object) -> None:
         if not is_integer(k) or k < 1:
