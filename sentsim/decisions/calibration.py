@@ -20,7 +20,10 @@ class Calibrator(Protocol):
 
 
 class PlattScaling:
-    """``p = sigmoid(a * score + b)``, fitted by Newton's method on Platt's smoothed targets."""
+    """``p = sigmoid(a * score + b)``, fitted by Newton's method on Platt's smoothed targets.
+
+    The fit runs on standardized scores with a backtracking line search, so it converges for any
+    metric's range (cosine near 0..1, dot products or negated distances far from 0)."""
 
     name = "platt"
 
@@ -28,22 +31,30 @@ class PlattScaling:
         self.a, self.b = a, b
 
     def fit(self, scores: np.ndarray, labels: np.ndarray) -> PlattScaling:
-        scores, labels = check_binary(scores, labels)
+        scores, labels = _both_classes(scores, labels)
         positives, negatives = labels.sum(), labels.size - labels.sum()
-        if positives == 0 or negatives == 0:
-            raise ValueError("calibration needs both similar (1) and dissimilar (0) pairs")
         targets = np.where(labels == 1, (positives + 1) / (positives + 2), 1 / (negatives + 2))
-        features = np.stack([scores, np.ones_like(scores)], axis=1)  # (n, 2)
-        params = np.array([1.0, 0.0])
+        center, spread = scores.mean(), scores.std() or 1.0
+        features = np.stack([(scores - center) / spread, np.ones_like(scores)], axis=1)  # (n, 2)
+
+        def loss(params: np.ndarray) -> float:  # cross-entropy against the smoothed targets
+            logits = features @ params
+            return float(np.sum(np.logaddexp(0.0, logits) - targets * logits))
+
+        params = np.array([0.0, np.log((positives + 1) / (negatives + 1))])
         for _ in range(100):
             probs = _sigmoid(features @ params)
             gradient = features.T @ (probs - targets)
-            hessian = features.T @ (features * (probs * (1 - probs))[:, None]) + 1e-9 * np.eye(2)
+            hessian = features.T @ (features * (probs * (1 - probs))[:, None]) + 1e-12 * np.eye(2)
             step = np.linalg.solve(hessian, gradient)
-            params -= step
-            if np.abs(step).max() < 1e-10:
+            size, current = 1.0, loss(params)
+            while size > 1e-10 and loss(params - size * step) > current - 1e-4 * size * (gradient @ step):
+                size /= 2
+            params -= size * step
+            if np.abs(size * step).max() < 1e-10:
                 break
-        self.a, self.b = float(params[0]), float(params[1])
+        self.a = float(params[0] / spread)
+        self.b = float(params[1] - params[0] * center / spread)
         return self
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
@@ -63,11 +74,12 @@ class IsotonicCalibration:
         self.y = np.asarray(y if y is not None else [0.5], dtype=np.float64)
 
     def fit(self, scores: np.ndarray, labels: np.ndarray) -> IsotonicCalibration:
-        scores, labels = check_binary(scores, labels)
-        order = np.argsort(scores, kind="mergesort")
+        scores, labels = _both_classes(scores, labels)
+        distinct, group = np.unique(scores, return_inverse=True)  # tied scores pool first: order-free
+        totals, counts = np.bincount(group, weights=labels), np.bincount(group)
         blocks: list[list[float]] = []  # [sum of labels, count, sum of scores]
-        for score, label in zip(scores[order], labels[order], strict=True):
-            blocks.append([float(label), 1.0, float(score)])
+        for score, total, count in zip(distinct, totals, counts, strict=True):
+            blocks.append([float(total), float(count), float(score) * count])
             while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
                 total, count, score_sum = blocks.pop()
                 blocks[-1][0] += total
@@ -98,6 +110,13 @@ def calibrator_from_dict(data: dict) -> Calibrator:
     if data.get("name") not in CALIBRATORS:
         raise ValueError(f"unknown calibration {data.get('name')!r}; expected one of {', '.join(CALIBRATORS)}")
     return CALIBRATORS[data["name"]](**params)
+
+
+def _both_classes(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores, labels = check_binary(scores, labels)
+    if labels.min() == labels.max():
+        raise ValueError("calibration needs both similar (1) and dissimilar (0) pairs")
+    return scores, labels
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

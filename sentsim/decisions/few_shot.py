@@ -8,6 +8,7 @@ different = dissimilar); call :meth:`FewShotClassifier.refresh` afterwards to re
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.inputs import is_integer, is_real, validate_texts
 from sentsim.weights import load_safetensors, save_safetensors
+
+logger = logging.getLogger(__name__)
 
 STRATEGIES = ("prototype", "knn", "logistic")
 THRESHOLD_OBJECTIVES = ("balanced", "accuracy")
@@ -243,9 +246,18 @@ class FewShotClassifier:
         )
         embeddings = load_safetensors(folder / EMBEDDINGS_NAME)["embeddings"].numpy()
         if embeddings.shape[1] != encoder.dim:
+            logger.warning(
+                "%s was saved with %d-dimensional embeddings; the encoder gives %d: the support set is "
+                "embedded again, and a saved threshold may no longer fit",
+                folder,
+                embeddings.shape[1],
+                encoder.dim,
+            )
             embeddings = None
         if config["texts"]:
             classifier.add_examples(config["texts"], config["labels"], embeddings=embeddings)
+            if embeddings is not None:
+                classifier._embeddings = embeddings  # exactly as saved (normalized then), so scores match to the bit
         return classifier
 
     def _logistic_head(self) -> LogisticHead:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from sentsim.evaluation.binary import (
     require_both_classes,
 )
 from sentsim.evaluation.pairs import pair_scores
-from sentsim.inputs import validate_texts
+from sentsim.inputs import is_integer, is_real, validate_texts
 from sentsim.similarity import Metric
 
 
@@ -47,10 +48,14 @@ class PairClassifier:
         batch_size: int = 64,
         show_progress: bool | None = None,
     ) -> None:
+        if threshold is not None and (not is_real(threshold) or not math.isfinite(threshold)):
+            raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
+        if not is_integer(batch_size) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.encoder = encoder
         self.batch_size, self.show_progress = batch_size, show_progress
         self.metric = Metric.parse(metric)
-        self.threshold = threshold
+        self.threshold = None if threshold is None else float(threshold)
         self.calibrator = calibrator
 
     def fit(
@@ -88,6 +93,8 @@ class PairClassifier:
         single = isinstance(a, str) and isinstance(b, str)
         left = [a] if isinstance(a, str) else validate_texts(a, "a")
         right = [b] if isinstance(b, str) else validate_texts(b, "b")
+        if not left and not right:
+            return np.zeros(0, dtype=np.float64)
         scores = pair_scores(self.encoder, left, right, self.metric, self.batch_size, self.show_progress)
         return float(scores[0]) if single else scores
 
