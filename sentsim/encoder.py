@@ -73,6 +73,11 @@ class SentenceEncoder(nn.Module):
         normalize = bool(normalize)
         self.tower = tower
         self.pooling = Pooling.parse(pooling)
+        if self.pooling is Pooling.CLS and tower.kind == "lstm" and not tower.config.bidirectional:
+            raise ValueError(
+                "cls pooling takes the first position, which a forward-only LSTM computes from the first "
+                "token alone (every text would get one embedding); use mean or max pooling, or a bidirectional LSTM"
+            )
         self.normalize = normalize
         if isinstance(dense, DenseConfig):
             dense = Dense(dense)

@@ -13,7 +13,9 @@ from sentsim.weights import load_safetensors, save_safetensors
 
 from .toy_task import TOPICS, toy_encoder
 
-CONFIG = TrainingConfig(epochs=2, batch_size=8, learning_rate=1e-3, max_grad_norm=None, show_progress=False)
+CONFIG = TrainingConfig(
+    epochs=2, batch_size=8, learning_rate=1e-3, max_grad_norm=None, log_steps=1, show_progress=False
+)
 
 
 def mnrl_data():
@@ -47,6 +49,7 @@ def _worker(rank: int, world: int, loss_name: str, folder: str) -> None:
             load_training_data(DATA[loss_name]()),
             make_loss(loss_name),
             CONFIG,
+            output_dir=os.path.join(folder, "run"),  # a new run: rank 0 writes run.json, rank 1 must not trip on it
             on_step=lambda s, v: losses.append(v),
         )
         with open(os.path.join(folder, f"losses{rank}.json"), "w") as handle:
@@ -61,7 +64,9 @@ def _worker(rank: int, world: int, loss_name: str, folder: str) -> None:
 def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_name):
     mp.spawn(_worker, args=(2, loss_name, str(tmp_path)), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"losses{r}.json").read_text()) for r in range(2)]
-    distributed_losses = [(a + b) / 2 for a, b in zip(*ranks, strict=True)]
+    assert ranks[0] == ranks[1]  # every rank reports the loss of the global batch
+    distributed_losses = ranks[0]
+    logged = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
 
     single_losses = []
     encoder = toy_encoder(dropout=0.0)
@@ -75,6 +80,7 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_na
 
     assert len(distributed_losses) == len(single_losses) == 4
     assert distributed_losses == pytest.approx(single_losses, rel=1e-4, abs=1e-5)
+    assert logged == pytest.approx(single_losses, rel=1e-4, abs=1e-5)  # log_steps 1: the global loss, not rank 0's
     weights = load_safetensors(tmp_path / "weights.safetensors")
     for name, tensor in encoder.state_dict().items():
         torch.testing.assert_close(weights[name], tensor, rtol=1e-3, atol=1e-5, msg=name)

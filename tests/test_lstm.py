@@ -90,3 +90,10 @@ def test_word_vectors_with_bad_lines(tmp_path):
         LSTMConfig(vocab_size=10, hidden_size=8.5)
     with pytest.raises(TypeError, match="LSTMConfig.vocab_size must be an int, got '10'"):
         LSTMConfig(vocab_size="10")
+
+
+def test_cls_pooling_of_a_forward_only_lstm_is_refused(tokenizer):
+    config = LSTMConfig(vocab_size=tokenizer.get_vocab_size(), embedding_dim=8, hidden_size=8, bidirectional=False)
+    with pytest.raises(ValueError, match="forward-only LSTM computes from the first token alone"):
+        SentenceEncoder(LSTMTower(config, tokenizer), pooling="cls")  # every text would get one embedding
+    SentenceEncoder(LSTMTower(config, tokenizer), pooling="mean")

@@ -143,7 +143,7 @@ def train(
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 value = _batch_loss(model, encoder, loss, data.rows(local), device)
             scaler.scale(value / config.gradient_accumulation).backward()
-            running.append(float(value.detach()))
+            running.append(_global_mean(value.detach(), world))
             examples += len(indices)
             last_of_group = (batch + 1) % config.gradient_accumulation == 0 or batch == batches_per_epoch - 1
             if not last_of_group:
@@ -204,6 +204,15 @@ def train(
         history=state.history,
         output_dir=output,
     )
+
+
+def _global_mean(loss: Tensor, world: int) -> float:
+    """The loss of the global batch: the mean of every rank's loss on its equal share."""
+    if world > 1:
+        loss = loss.clone()
+        dist.all_reduce(loss)  # a sum: gloo has no average
+        loss /= world
+    return float(loss)
 
 
 def _loss_record(epoch: int, losses: list[float], scheduler) -> dict:
@@ -293,14 +302,31 @@ def _evaluate(
 def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> bool:
     """Check ``output`` for this run; returns whether there is a checkpoint to resume from.
 
-    Resuming a run that stopped before its first checkpoint starts it again from the beginning.
+    Rank 0 checks and writes, and tells the other ranks (which would otherwise find the
+    ``run.json`` it has just written); an error on rank 0 is raised on every rank.
     """
+    decision: list = [None]
+    if rank == 0:
+        try:
+            decision[0] = _prepare_output_here(output, run, resume)
+        except Exception as error:
+            decision[0] = f"{type(error).__name__}: {error}"
+            if dist.is_available() and dist.is_initialized():
+                dist.broadcast_object_list(decision, src=0)
+            raise
+    if dist.is_available() and dist.is_initialized():
+        dist.broadcast_object_list(decision, src=0)
+    if isinstance(decision[0], str):
+        raise ValueError(f"rank 0 refused the output folder: {decision[0]}")
+    return bool(decision[0])
+
+
+def _prepare_output_here(output: Path, run: dict, resume: bool) -> bool:
+    """:func:`_prepare_output`'s checks and writes, on one process. Resuming a run that stopped
+    before its first checkpoint starts it again from the beginning."""
     existing = output / RUN_FILE
     if resume:
-        if rank == 0:
-            recover_folder(output / CHECKPOINT_DIR)  # a checkpoint write that a crash interrupted
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()  # every rank then sees the recovered checkpoint
+        recover_folder(output / CHECKPOINT_DIR)  # a checkpoint write that a crash interrupted
         checkpointed = (output / CHECKPOINT_DIR / "state.json").exists()
         if not checkpointed and not existing.exists():
             raise ValueError(f"nothing to resume in {output}: it has no {CHECKPOINT_DIR}/")
@@ -314,8 +340,7 @@ def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> bool:
             )
         if not checkpointed:
             logger.info("%s has no checkpoint yet: starting the run again from the beginning", output)
-            if rank == 0:
-                shutil.rmtree(output / "best", ignore_errors=True)
+            shutil.rmtree(output / "best", ignore_errors=True)
         return checkpointed
     if existing.exists():
         raise ValueError(
@@ -323,9 +348,8 @@ def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> bool:
         )
     if output.exists() and any(output.iterdir()):
         raise ValueError(f"output folder {output} exists and is not empty")
-    if rank == 0:
-        output.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(output / RUN_FILE, json.dumps(run, indent=2) + "\n")
+    output.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(output / RUN_FILE, json.dumps(run, indent=2) + "\n")
     return False
 
 
