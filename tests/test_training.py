@@ -329,6 +329,11 @@ def test_existing_run_and_resume_with_another_config(tmp_path):
             {},
             "column 'label', row 1: expected an integer label",
         ),
+        (
+            {"sentence1": ["a", "b"], "sentence2": ["b", "c"], "label": ["1.0", "0.5"]},
+            {},
+            "column 'label', row 1: expected an integer label, got 0.5",
+        ),
         ({"sentence1": [], "sentence2": [], "score": []}, {}, "the dataset is empty"),
         ({"question": ["a"]}, {}, "no text columns"),
         (

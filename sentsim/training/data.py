@@ -182,8 +182,11 @@ def _embeddings(values: object, source: str) -> np.ndarray:
 def _labels(values: list, source: str) -> np.ndarray:
     labels = np.empty(len(values), dtype=np.int64)
     for row, value in enumerate(values):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
+        if isinstance(value, str):  # a CSV cell: "1", or "1.0" as pandas writes integer columns with gaps
+            try:
+                value = float(value) if "." in value else int(value)
+            except ValueError:
+                pass
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
