@@ -191,6 +191,11 @@ def test_eval_and_run_classify(model_dir, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == ["weather", "animal"]
     assert all(0.5 < float(line.split("\t")[1]) <= 1.0 for line in lines)  # the head's probability
+    named_none = _write(tmp_path / "none.csv", f"text,label\n{TEXTS[0]},none\n{TEXTS[2]},weather\n")
+    classify = ["classify", "--model", str(model_dir), "--support", named_none, "--input", texts]
+    assert main(classify) == 2 and "reserved" in capsys.readouterr().err  # a class called "none" ...
+    assert main([*classify, "--unknown-label", "unknown", "--threshold", "0.9999"]) == 0  # ... with another answer
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == ["weather", "none"]
 
 
 def test_eval_classify_reports_out_of_scope(model_dir, tmp_path, capsys):

@@ -203,6 +203,11 @@ def test_few_shot_bad_input():
         classifier.add_examples(["t0", "t1"], ["a", None])
     with pytest.raises(ValueError, match="reserved"):
         classifier.add_examples(["t0"], ["none"])
+    with pytest.raises(TypeError, match="labels must be a list with one label per text, got the str 'ab'"):
+        classifier.add_examples(["t0", "t1"], "ab")
+    for bad in (None, ["x"], "", True):
+        with pytest.raises(TypeError, match="unknown_label must be a non-empty str or an int"):
+            FewShotClassifier(circle_encoder(), unknown_label=bad)
     with pytest.raises(ValueError, match=r"texts\[1\] is empty \('   '\); every support example needs a text"):
         classifier.add_examples(["t0", "   "], ["a", "b"])
     classifier.add_examples(["t0"], ["a"])

@@ -29,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--strategy", choices=["prototype", "knn", "logistic"], default="prototype")
     parser.add_argument("--k", type=int, default=3, help="neighbours per class for knn")
     parser.add_argument("--threshold", type=float, help="answer 'none' when the best score is below this")
+    parser.add_argument(
+        "--unknown-label", default="none", help="the answer below --threshold (default: none); no class may use it"
+    )
     parser.add_argument("--data-dir", default=None, help="local folder of named sets such as clinc150:train")
     add_fine_tune_options(parser)
     add_model_options(parser)

@@ -118,6 +118,7 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
         strategy=args.strategy,
         k=args.k,
         threshold=args.threshold,
+        unknown_label=args.unknown_label,
         batch_size=args.batch_size,
         show_progress=progress(args),
     )

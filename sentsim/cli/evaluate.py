@@ -97,6 +97,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     classify.add_argument("--threshold", type=float, help="answer 'none' below this score")
     classify.add_argument(
+        "--unknown-label", default="none", help="the answer below --threshold (default: none); no class may use it"
+    )
+    classify.add_argument(
         "--tune-data", action="append", default=[], help="tune the threshold on these labelled texts ..."
     )
     classify.add_argument(

@@ -65,6 +65,8 @@ class FewShotClassifier:
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+        if isinstance(unknown_label, bool) or not isinstance(unknown_label, (str, int)) or unknown_label == "":
+            raise TypeError(f"unknown_label must be a non-empty str or an int, got {unknown_label!r}")
         for name, value in (("k", k), ("batch_size", batch_size)):
             if not is_integer(value) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -96,6 +98,8 @@ class FewShotClassifier:
     ) -> FewShotClassifier:
         """Add labelled examples (new classes welcome); ``embeddings`` skips encoding when already computed."""
         texts = validate_texts(texts)
+        if isinstance(labels, str):  # would read as one label per character
+            raise TypeError(f"labels must be a list with one label per text, got the str {labels!r}")
         blank = next((index for index, text in enumerate(texts) if not text.strip()), None)
         if blank is not None:  # its embedding would say nothing about its class
             raise ValueError(f"texts[{blank}] is empty ({texts[blank]!r}); every support example needs a text")
