@@ -249,3 +249,28 @@ def test_few_shot_save_and_load(tmp_path):
     texts = [f"t{i}" for i in range(36)]
     np.testing.assert_array_equal(loaded.scores(texts), classifier.scores(texts))  # to the bit: a tuned
     assert loaded.support() == classifier.support()  # threshold sits exactly on a score
+
+
+def test_a_classifier_loaded_with_another_model_is_embedded_again_and_warned(tiny_transformer, tmp_path, caplog):
+    import copy
+
+    import torch
+
+    from sentsim import SentenceEncoder
+
+    first = SentenceEncoder(tiny_transformer)
+    second = copy.deepcopy(first)
+    with torch.no_grad():
+        next(second.parameters()).add_(0.5)  # same shape and dimension, other weights
+    texts, labels = ["a cat sleeps", "stocks fell", "a dog runs"], ["animal", "market", "animal"]
+    FewShotClassifier(first, threshold=0.5).add_examples(texts, labels).save(tmp_path / "clf")
+    PairClassifier(first, threshold=0.5).save(tmp_path / "pairs.json")
+    assert "another model" not in caplog.text
+    FewShotClassifier.load(tmp_path / "clf", first)  # the same model: no warning
+    assert "another model" not in caplog.text
+    loaded = FewShotClassifier.load(tmp_path / "clf", second)
+    assert "saved with another model: the support set is embedded again" in caplog.text
+    fresh = FewShotClassifier(second).add_examples(texts, labels)
+    np.testing.assert_allclose(loaded.scores(["a bird sings"]), fresh.scores(["a bird sings"]), atol=1e-6)
+    PairClassifier.load(tmp_path / "pairs.json", second)
+    assert "fitted with another model: its threshold and calibration may not fit" in caplog.text

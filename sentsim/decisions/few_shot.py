@@ -20,6 +20,7 @@ from sentsim._version import __version__
 from sentsim.atomic import atomic_folder
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
+from sentsim.decisions.model_check import fitted_with_another_model, model_digest
 from sentsim.inputs import is_integer, is_real, validate_texts
 from sentsim.weights import load_safetensors, save_safetensors
 
@@ -229,6 +230,7 @@ class FewShotClassifier:
             "logistic_c": self.logistic_c,
             "texts": self._texts,
             "labels": self._labels,
+            "model_sha256": model_digest(self.encoder),
         }
         with atomic_folder(folder) as staging:
             (staging / CONFIG_NAME).write_text(json.dumps(config, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -249,7 +251,14 @@ class FewShotClassifier:
             logistic_c=config.get("logistic_c", 100.0),
         )
         embeddings = load_safetensors(folder / EMBEDDINGS_NAME)["embeddings"].numpy()
-        if embeddings.shape[1] != encoder.dim:
+        if fitted_with_another_model(config.get("model_sha256"), encoder):
+            logger.warning(
+                "%s was saved with another model: the support set is embedded again with this one, "
+                "and a saved threshold may no longer fit",
+                folder,
+            )
+            embeddings = None
+        elif embeddings.shape[1] != encoder.dim:
             logger.warning(
                 "%s was saved with %d-dimensional embeddings; the encoder gives %d: the support set is "
                 "embedded again, and a saved threshold may no longer fit",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
 from sentsim.decisions.calibration import Calibrator, calibrator_from_dict, make_calibrator
+from sentsim.decisions.model_check import fitted_with_another_model, model_digest
 from sentsim.evaluation.binary import (
     average_precision,
     best_threshold,
@@ -24,6 +26,8 @@ from sentsim.evaluation.binary import (
 from sentsim.evaluation.pairs import pair_scores
 from sentsim.inputs import is_integer, is_real, validate_texts
 from sentsim.similarity import Metric
+
+logger = logging.getLogger(__name__)
 
 
 class PairClassifier:
@@ -132,6 +136,7 @@ class PairClassifier:
             "metric": self.metric.value,
             "threshold": self.threshold,
             "calibrator": self.calibrator.to_dict() if self.calibrator is not None else None,
+            "model_sha256": model_digest(self.encoder),
         }
         write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
@@ -139,6 +144,8 @@ class PairClassifier:
     def load(cls, path: str | Path, encoder) -> PairClassifier:
         """Read a classifier saved by :meth:`save`, to run with ``encoder``."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if fitted_with_another_model(data.get("model_sha256"), encoder):
+            logger.warning("%s was fitted with another model: its threshold and calibration may not fit this one", path)
         calibrator = calibrator_from_dict(data["calibrator"]) if data.get("calibrator") else None
         return cls(encoder, metric=data["metric"], threshold=data.get("threshold"), calibrator=calibrator)
 
