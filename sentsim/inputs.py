@@ -27,6 +27,13 @@ def check_length(name: str, value: object, limit: int | None = None) -> int:
     return int(value)
 
 
+def finite_or_none(name: str, value: object) -> float | None:
+    """``value`` as a float (or None), or a ValueError naming ``name`` unless it is a finite number."""
+    if value is not None and (not is_real(value) or not math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number or None, got {value!r}")
+    return None if value is None else float(value)
+
+
 def positive_number(name: str, value: object, *, allow_zero: bool = False) -> float:
     """``value`` as a float, or a ValueError naming ``name`` unless it is a finite number > 0 (>= 0)."""
     if not is_real(value) or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from sentsim.atomic import atomic_folder
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
-from sentsim.inputs import is_integer, is_real, validate_texts
+from sentsim.inputs import finite_or_none, is_integer, positive_number, validate_texts
 from sentsim.weights import load_safetensors, save_safetensors
 
 logger = logging.getLogger(__name__)
@@ -72,10 +71,8 @@ class FewShotClassifier:
             if not is_integer(value) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         for name, value in (("temperature", temperature), ("logistic_c", logistic_c)):
-            if not is_real(value) or not 0 < value < math.inf:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if threshold is not None and (not is_real(threshold) or not math.isfinite(threshold)):
-            raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
+            positive_number(name, value)
+        finite_or_none("threshold", threshold)
         self.encoder = encoder
         self.strategy, self.k, self.threshold = strategy, k, threshold
         self.unknown_label, self.temperature, self.logistic_c = unknown_label, temperature, logistic_c

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from sentsim.evaluation.binary import (
     require_both_classes,
 )
 from sentsim.evaluation.pairs import pair_scores
-from sentsim.inputs import is_integer, is_real, validate_texts
+from sentsim.inputs import finite_or_none, is_integer, validate_texts
 from sentsim.similarity import Metric
 
 logger = logging.getLogger(__name__)
@@ -52,14 +51,13 @@ class PairClassifier:
         batch_size: int = 64,
         show_progress: bool | None = None,
     ) -> None:
-        if threshold is not None and (not is_real(threshold) or not math.isfinite(threshold)):
-            raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
+        threshold = finite_or_none("threshold", threshold)
         if not is_integer(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.encoder = encoder
         self.batch_size, self.show_progress = batch_size, show_progress
         self.metric = Metric.parse(metric)
-        self.threshold = None if threshold is None else float(threshold)
+        self.threshold = threshold
         self.calibrator = calibrator
 
     def fit(

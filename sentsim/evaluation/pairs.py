@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from sentsim.data.pairs import LabelledPairs
 from sentsim.evaluation.binary import average_precision, best_threshold, binary_metrics, check_binary
 from sentsim.evaluation.encoding import encode_columns
-from sentsim.inputs import is_real
+from sentsim.inputs import finite_or_none
 from sentsim.similarity import Metric, similarity
 
 
@@ -31,8 +29,7 @@ def evaluate_pairs(
     needs no threshold).
     """
     metric = Metric.parse(metric)
-    if threshold is not None and (not is_real(threshold) or not math.isfinite(threshold)):
-        raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
+    finite_or_none("threshold", threshold)
     scores = pair_scores(encoder, pairs.sentences1, pairs.sentences2, metric, batch_size, show_progress)
     scores, labels = check_binary(scores, pairs.labels)
     if threshold is None:

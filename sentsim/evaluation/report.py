@@ -43,11 +43,14 @@ def write_results(results: dict, path: str | Path) -> None:
 
 
 def json_safe(results: dict) -> dict:
-    """``results`` with numpy numbers as Python numbers and NaN / infinity as None (JSON null)."""
+    """``results`` (nested dicts too) with numpy numbers as Python numbers and NaN / infinity as
+    None (JSON null), for strict JSON."""
     return {key: _plain(value) for key, value in results.items()}
 
 
 def _plain(value: object) -> object:
+    if isinstance(value, dict):
+        return json_safe(value)
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

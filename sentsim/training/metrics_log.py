@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 
 from sentsim.atomic import write_text_atomic
+from sentsim.evaluation.report import json_safe
 
 logger = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
@@ -43,7 +43,7 @@ class MetricsLog:
         if self.folder is None:
             return
         with open(self.folder / METRICS_FILE, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(_finite(record)) + "\n")  # strict JSON: NaN and infinity as null
+            handle.write(json.dumps(json_safe(record)) + "\n")  # strict JSON: NaN and infinity as null
         if self._tensorboard is not None:
             scalars = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
             scalars |= {f"eval/{k}": v for k, v in record.get("eval", {}).items() if isinstance(v, (int, float))}
@@ -64,14 +64,6 @@ class MetricsLog:
     def close(self) -> None:
         if self._tensorboard is not None:
             self._tensorboard.close()
-
-
-def _finite(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    return value
 
 
 def _step(line: str) -> int | None:

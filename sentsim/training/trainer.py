@@ -305,17 +305,17 @@ def _prepare_output(output: Path, run: dict, resume: bool, rank: int) -> bool:
     Rank 0 checks and writes, and tells the other ranks (which would otherwise find the
     ``run.json`` it has just written); an error on rank 0 is raised on every rank.
     """
-    decision: list = [None]
+    decision: list = [None]  # whether to resume, or rank 0's error as text
+    failure = None
     if rank == 0:
         try:
             decision[0] = _prepare_output_here(output, run, resume)
         except Exception as error:
-            decision[0] = f"{type(error).__name__}: {error}"
-            if dist.is_available() and dist.is_initialized():
-                dist.broadcast_object_list(decision, src=0)
-            raise
+            failure, decision[0] = error, f"{type(error).__name__}: {error}"
     if dist.is_available() and dist.is_initialized():
         dist.broadcast_object_list(decision, src=0)
+    if failure is not None:
+        raise failure
     if isinstance(decision[0], str):
         raise ValueError(f"rank 0 refused the output folder: {decision[0]}")
     return bool(decision[0])
