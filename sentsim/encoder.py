@@ -26,7 +26,7 @@ from sentsim.encoding import (
     tokenizer_workers,
 )
 from sentsim.hub import resolve_model_path
-from sentsim.inputs import is_integer, validate_texts
+from sentsim.inputs import check_flag, positive_int, validate_texts
 from sentsim.model_folder import EncoderParts, load_parts, save_parts
 from sentsim.npy_output import discard_staging, staging_path
 from sentsim.pooling import Pooling, pool, pool_packed
@@ -68,9 +68,7 @@ class SentenceEncoder(nn.Module):
                 else ""
             )
             raise TypeError(f"tower must be a TransformerTower or LSTMTower, got {type(tower).__name__}{hint}")
-        if not isinstance(normalize, (bool, np.bool_)):
-            raise TypeError(f"normalize must be True or False, got {normalize!r}")
-        normalize = bool(normalize)
+        normalize = check_flag("normalize", normalize)
         self.tower = tower
         self.pooling = Pooling.parse(pooling)
         if self.pooling is Pooling.CLS and tower.kind == "lstm" and not tower.config.bidirectional:
@@ -216,15 +214,11 @@ class SentenceEncoder(nn.Module):
         single = isinstance(texts, str)
         items = [texts] if single else validate_texts(texts)
         for name, flag in (("normalize", normalize), ("packed", packed), ("show_progress", show_progress)):
-            if flag is not None and not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(f"{name} must be True, False or None, got {flag!r}")
+            check_flag(name, flag, optional=True)
         for name, flag in (("compile", compile), ("as_tensor", as_tensor)):
-            if not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {flag!r}")
-        if not is_integer(batch_size) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if max_tokens is not None and (not is_integer(max_tokens) or max_tokens < 1):
-            raise ValueError(f"max_tokens must be a positive int or None, got {max_tokens!r}")
+            check_flag(name, flag)
+        positive_int("batch_size", batch_size)
+        positive_int("max_tokens", max_tokens, optional=True)
         if output is not None and (single or as_tensor):
             raise ValueError(
                 "output= streams a list of texts to a .npy file; it does not combine with one string or as_tensor"

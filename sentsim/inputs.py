@@ -1,10 +1,12 @@
-"""Validation of user texts at the API boundary."""
+"""Validation of user input at the API boundary: texts, numbers and flags, with errors that name them."""
 
 from __future__ import annotations
 
 import math
 import numbers
 from collections.abc import Iterable
+
+import numpy as np
 
 
 def is_integer(value: object) -> bool:
@@ -25,6 +27,24 @@ def check_length(name: str, value: object, limit: int | None = None) -> int:
         bounds = f"between 1 and {limit}" if limit is not None else ">= 1"
         raise ValueError(f"{name} must be {bounds}, got {value}")
     return int(value)
+
+
+def positive_int(name: str, value: object, *, optional: bool = False) -> int | None:
+    """``value`` as an int, or a ValueError naming ``name`` unless it is an int >= 1 (or None when ``optional``)."""
+    if optional and value is None:
+        return None
+    if not is_integer(value) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1{' or None' if optional else ''}, got {value!r}")
+    return int(value)
+
+
+def check_flag(name: str, value: object, *, optional: bool = False) -> bool | None:
+    """``value`` as a bool, or a TypeError naming ``name`` unless it is one (or None when ``optional``)."""
+    if optional and value is None:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True{', False or None' if optional else ' or False'}, got {value!r}")
+    return bool(value)
 
 
 def finite_or_none(name: str, value: object) -> float | None:

@@ -117,6 +117,19 @@ def test_cli_train_evaluate_and_resume(tmp_path, capsys):
     assert logged[-2:] == [8, 8]  # the last step's loss (8 steps, log_steps 10) and the evaluation
 
 
+def test_cli_train_refuses_an_eval_file_that_cannot_be_scored_before_training(tmp_path, capsys):
+    model = tmp_path / "model"
+    toy_encoder().save_pretrained(model)
+    data = _write_sts(tmp_path / "train.csv", toy_pairs())
+    flat = tmp_path / "flat.csv"
+    flat.write_text("a cat,a dog,3\nthe sun,the moon,3\nred,blue,3\n")  # every gold score equal
+    run = tmp_path / "run"
+    args = ["train", "--model", str(model), "--train", data, "--eval", str(flat), "--loss", "cosent"]
+    assert main([*args, "--output", str(run), "--no-progress"]) == 2
+    assert "all 3 gold scores equal 3.0; correlation is undefined" in capsys.readouterr().err
+    assert not run.exists()  # refused before the run folder was made, not at the first evaluation
+
+
 def test_cli_train_refuses_a_loss_that_does_not_fit(tmp_path, capsys):
     model = tmp_path / "model"
     toy_encoder().save_pretrained(model)

@@ -120,9 +120,9 @@ def test_short_texts_do_not_warn(tiny_encoder):
 
 
 def test_bad_batch_size(tiny_encoder):
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         tiny_encoder.encode(TEXTS, batch_size=0)
-    with pytest.raises(ValueError, match="batch_size must be a positive int, got True"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got True"):
         tiny_encoder.encode(TEXTS, batch_size=True)
 
 

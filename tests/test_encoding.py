@@ -24,7 +24,7 @@ def test_token_budget_batches():
 def test_max_tokens_gives_the_same_embeddings(tiny_encoder):
     reference = tiny_encoder.encode(TEXTS, batch_size=8)
     np.testing.assert_allclose(tiny_encoder.encode(TEXTS, batch_size=64, max_tokens=64), reference, atol=1e-5)
-    with pytest.raises(ValueError, match="max_tokens must be a positive int"):
+    with pytest.raises(ValueError, match="max_tokens must be an int >= 1 or None"):
         tiny_encoder.encode(TEXTS, max_tokens=0)
 
 

@@ -62,6 +62,8 @@ def test_from_transformer_takes_its_tokenizer_and_input_embeddings(tiny_transfor
     assert tower.tokenizer.encode(["the cat"]).ids == tiny_transformer.tokenizer.encode(["the cat"]).ids
     encoder = SentenceEncoder(tower)
     assert encoder.encode(["the cat"]).shape == (1, 12)
+    assert tower.max_seq_length == tiny_transformer.max_seq_length == 32  # reads what its teacher reads
+    assert LSTMTower.from_transformer(tiny_transformer, max_seq_length=8).max_seq_length == 8
 
 
 def test_from_word_vectors(tmp_path):

@@ -425,7 +425,7 @@ def test_corrupted_database(index, tmp_path):
 def test_bad_input(index):
     with pytest.raises(ValueError, match=r"queries\[0\] is empty"):
         index.search("  ")
-    with pytest.raises(ValueError, match="k must be a positive int"):
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
         index.search("cat", k=0)
     with pytest.raises(ValueError, match=r"query vectors must have shape \(n, 32\)"):
         index.search_vectors(np.zeros((1, 5)), 3)
@@ -443,7 +443,7 @@ def test_bad_input(index):
     with pytest.raises(ValueError, match="'n': an empty condition"):
         index.search("x", filter={"n": {}})
     for k in (-1, 2.5, None, True):
-        with pytest.raises(ValueError, match="k must be a positive int"):
+        with pytest.raises(ValueError, match="k must be an int >= 1"):
             index.search_vectors(np.zeros((1, 32)), k)
     with pytest.raises(ValueError, match="by must be 'chunk' or 'document'"):
         index.search_vectors(np.zeros((1, 32)), 3, by="documents")

@@ -9,7 +9,7 @@ from pathlib import Path
 from sentsim.cli.common import NAMED, add_model_options, load_encoder, read_scored_pairs, read_texts_with_labels
 from sentsim.data.texts import read_texts
 from sentsim.encoder import SentenceEncoder
-from sentsim.evaluation import evaluate_sts
+from sentsim.evaluation.sts import check_sts_pairs, evaluate_sts
 from sentsim.projection import DenseConfig
 from sentsim.towers import LSTMTower
 from sentsim.training import TrainingConfig, distill, load_training_data, make_loss, train
@@ -141,6 +141,7 @@ def _evaluator(args: argparse.Namespace):
     if not args.eval:
         return None
     pairs = read_scored_pairs(args.eval, args)
+    check_sts_pairs(pairs)  # before training, not at the first evaluation
     return lambda encoder: evaluate_sts(encoder, pairs, show_progress=False)
 
 

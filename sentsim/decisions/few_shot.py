@@ -20,7 +20,7 @@ from sentsim.atomic import atomic_folder
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
-from sentsim.inputs import finite_or_none, is_integer, positive_number, validate_texts
+from sentsim.inputs import finite_or_none, positive_int, positive_number, validate_texts
 from sentsim.weights import load_safetensors, save_safetensors
 
 logger = logging.getLogger(__name__)
@@ -68,8 +68,7 @@ class FewShotClassifier:
         if isinstance(unknown_label, bool) or not isinstance(unknown_label, (str, int)) or unknown_label == "":
             raise TypeError(f"unknown_label must be a non-empty str or an int, got {unknown_label!r}")
         for name, value in (("k", k), ("batch_size", batch_size)):
-            if not is_integer(value) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            positive_int(name, value)
         for name, value in (("temperature", temperature), ("logistic_c", logistic_c)):
             positive_number(name, value)
         finite_or_none("threshold", threshold)

@@ -23,7 +23,7 @@ from sentsim.evaluation.binary import (
     require_both_classes,
 )
 from sentsim.evaluation.pairs import pair_scores
-from sentsim.inputs import finite_or_none, is_integer, validate_texts
+from sentsim.inputs import finite_or_none, positive_int, validate_texts
 from sentsim.similarity import Metric
 
 logger = logging.getLogger(__name__)
@@ -52,8 +52,7 @@ class PairClassifier:
         show_progress: bool | None = None,
     ) -> None:
         threshold = finite_or_none("threshold", threshold)
-        if not is_integer(batch_size) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        positive_int("batch_size", batch_size)
         self.encoder = encoder
         self.batch_size, self.show_progress = batch_size, show_progress
         self.metric = Metric.parse(metric)

@@ -10,6 +10,18 @@ from sentsim.evaluation.encoding import encode_columns
 from sentsim.similarity import Metric, similarity
 
 
+def check_sts_pairs(pairs: SentencePairs) -> None:
+    """A ValueError unless ``pairs`` can be scored: at least 2 pairs, finite gold scores, not all equal
+    (run before training, so that an evaluation set that cannot be scored fails before the first step)."""
+    if len(pairs) < 2:
+        raise ValueError(f"STS evaluation needs at least 2 pairs, got {len(pairs)}")
+    bad = np.flatnonzero(~np.isfinite(np.asarray(pairs.scores, dtype=np.float64)))
+    if bad.size:
+        raise ValueError(f"gold score of pair {int(bad[0])} is {pairs.scores[bad[0]]}; scores must be finite")
+    if np.all(pairs.scores == pairs.scores[0]):
+        raise ValueError(f"all {len(pairs)} gold scores equal {pairs.scores[0]}; correlation is undefined")
+
+
 def evaluate_sts(encoder, pairs: SentencePairs, *, batch_size: int = 64, show_progress: bool | None = None) -> dict:
     """Spearman and Pearson x 100 of each metric's similarity against the gold scores.
 
@@ -18,13 +30,7 @@ def evaluate_sts(encoder, pairs: SentencePairs, *, batch_size: int = 64, show_pr
     ``primary_metric``. Gold scores that are all equal raise a ValueError (correlation is
     undefined); similarities that are all equal, up to float rounding (a collapsed model), correlate 0.
     """
-    if len(pairs) < 2:
-        raise ValueError(f"STS evaluation needs at least 2 pairs, got {len(pairs)}")
-    bad = np.flatnonzero(~np.isfinite(np.asarray(pairs.scores, dtype=np.float64)))
-    if bad.size:
-        raise ValueError(f"gold score of pair {int(bad[0])} is {pairs.scores[bad[0]]}; scores must be finite")
-    if np.all(pairs.scores == pairs.scores[0]):
-        raise ValueError(f"all {len(pairs)} gold scores equal {pairs.scores[0]}; correlation is undefined")
+    check_sts_pairs(pairs)
     left, right = encode_columns(
         encoder, pairs.sentences1, pairs.sentences2, batch_size=batch_size, show_progress=show_progress
     )

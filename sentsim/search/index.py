@@ -14,7 +14,6 @@ import dataclasses
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,11 @@ from tokenizers import Tokenizer
 
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
-from sentsim.inputs import is_integer, validate_texts
+from sentsim.inputs import positive_int, validate_texts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
 from sentsim.search.chunking import chunk_options, untruncated
 from sentsim.search.fingerprint import fingerprint_mismatch, index_encoder, model_fingerprint
+from sentsim.search.hits import Hit, assemble_hits
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
 from sentsim.search.mirror import MANIFEST, FaissMirror
@@ -35,18 +35,6 @@ from sentsim.similarity import Metric
 logger = logging.getLogger(__name__)
 
 DATABASE = "documents.sqlite"
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result: a document (and the chunk of it that matched)."""
-
-    id: str
-    score: float
-    text: str  # the matching chunk's text
-    metadata: dict = field(default_factory=dict)
-    start: int = 0  # the chunk's character offsets in the document
-    end: int = 0
 
 
 class ModelMismatchError(ValueError):
@@ -352,7 +340,7 @@ class DocumentIndex:
                 if short.any():  # an approximate index missed some: exact search over what is allowed
                     exact_scores, exact_ids = self.mirror.exact(vectors[short], fetch, allowed)
                     scores[short], ids[short] = exact_scores, exact_ids
-                hits = self._hits(scores, ids, k, by)
+                hits = assemble_hits(self.store.matches(np.unique(ids[ids >= 0])), scores, ids, k, by)
                 if by == "chunk" or fetch >= available or all(len(h) >= k for h in hits):
                     return hits
                 fetch = min(available, fetch * 4)
@@ -393,32 +381,13 @@ class DocumentIndex:
                 self.mirror.refresh()
 
     def _check_search(self, k: object, by: object, nprobe: object, ef_search: object) -> None:
-        if not is_integer(k) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+        positive_int("k", k)
         if by not in ("chunk", "document"):
             raise ValueError(f"by must be 'chunk' or 'document', got {by!r}")
         if self.backend is not None:
             self.backend.check_tuning(nprobe, ef_search)  # values, and that the index has the knob
         else:
             check_tuning_values(nprobe, ef_search)
-
-    def _hits(self, scores: np.ndarray, ids: np.ndarray, k: int, by: str) -> list[list[Hit]]:
-        """Hits of each query row, with the chunks and documents of all rows read in one query."""
-        matches = self.store.matches(np.unique(ids[ids >= 0]))
-        results = []
-        for row_scores, row_ids in zip(scores, ids, strict=True):
-            hits, seen = [], set()
-            for score, vector_id in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
-                match = matches.get(vector_id)
-                if match is None or (by == "document" and match[0] in seen):
-                    continue  # -1 (no hit) or a chunk deleted since
-                doc_id, start, end, text, meta = match
-                seen.add(doc_id)
-                hits.append(Hit(doc_id, score, text[start:end], meta, start, end))
-                if len(hits) == k:
-                    break
-            results.append(hits)
-        return results
 
 
 def _refuse_existing(existing: set[str]) -> None:

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from sentsim.inputs import check_length, is_real
+from sentsim.inputs import check_flag, check_length, is_real
 from sentsim.tokenization import TextTokenizer
 from sentsim.weights import load_safetensors, save_safetensors
 
@@ -36,8 +36,7 @@ class LSTMConfig:
         for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers", "max_seq_length"):
             check_length(f"LSTMConfig.{name}", getattr(self, name))
         for name in ("bidirectional", "freeze_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"LSTMConfig.{name} must be True or False, got {getattr(self, name)!r}")
+            check_flag(f"LSTMConfig.{name}", getattr(self, name))
         if not is_real(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LSTMConfig.dropout must be a number in [0, 1), got {self.dropout!r}")
 
@@ -95,6 +94,7 @@ class LSTMTower(nn.Module):
 
         ``source`` is a ``TransformerTower``, a ``SentenceEncoder`` with one, or a model name or
         folder; ``config`` sets the other ``LSTMConfig`` fields (hidden_size, num_layers, ...).
+        ``max_seq_length`` defaults to the transformer's, so the student reads what its teacher reads.
         """
         from sentsim.towers.transformer import TransformerTower
 
@@ -106,6 +106,7 @@ class LSTMTower(nn.Module):
         if not isinstance(tower, TransformerTower):
             raise TypeError(f"source must be a transformer model, got {type(tower).__name__}")
         weight = tower.model.get_input_embeddings().weight.detach().float().cpu()  # (V, E)
+        config = {"max_seq_length": tower.max_seq_length} | config
         lstm_config = LSTMConfig(vocab_size=weight.shape[0], embedding_dim=weight.shape[1], **config)
         return cls(lstm_config, tower.hf_tokenizer.backend_tokenizer, embeddings=weight)
 

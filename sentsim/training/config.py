@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from sentsim.inputs import is_integer
+from sentsim.inputs import is_integer, positive_int
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -55,9 +55,7 @@ class TrainingConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("eval_steps", "checkpoint_steps", "early_stopping_patience"):
-            value = getattr(self, name)
-            if value is not None and (not is_integer(value) or value < 1):
-                raise ValueError(f"{name} must be an int >= 1 or None, got {value!r}")
+            positive_int(name, getattr(self, name), optional=True)
         if not math.isfinite(self.learning_rate) or self.learning_rate <= 0 or not 0 <= self.warmup_ratio < 1:
             raise ValueError(
                 f"need learning_rate > 0 and 0 <= warmup_ratio < 1, got {self.learning_rate}, {self.warmup_ratio}"

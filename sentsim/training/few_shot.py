@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sentsim.inputs import is_integer
+from sentsim.inputs import positive_int
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData
 from sentsim.training.losses.in_batch_negatives import InBatchNegativesLoss
@@ -34,8 +34,7 @@ def fine_tune_few_shot(
     texts, labels = classifier.support()
     if len(set(labels)) < 2:
         raise ValueError("fine-tuning needs a support set with at least 2 classes")
-    if not is_integer(rounds) or rounds < 1:
-        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
+    positive_int("rounds", rounds)
     if config is None:  # the recipe, with the classifier's progress setting
         config = TrainingConfig.from_dict(
             FEW_SHOT_CONFIG.to_dict() | {"show_progress": classifier.show_progress is not False}
