@@ -19,7 +19,11 @@ def test_notebook_runs(path, minilm_path, monkeypatch):
     monkeypatch.setenv("SENTSIM_DATA_DIR", str(DATA_DIR))
     notebook = nbformat.read(path, as_version=4)
     nbclient.NotebookClient(
-        notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        notebook,
+        timeout=900,
+        startup_timeout=300,  # a kernel can take over the default 60 s to start on 2 busy cores
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
     ).execute()
     errors = [
         o

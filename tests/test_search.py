@@ -278,6 +278,23 @@ def test_deleted_documents_are_never_returned(encoder, tmp_path, backend):
     assert reopened.backend.tombstones == set() and reopened.backend.size == len(TEXTS) - 2
 
 
+def test_a_compaction_reaches_other_handles(encoder, tmp_path):
+    first = DocumentIndex.create(tmp_path / "hnsw", encoder, backend="hnsw")
+    first.add(TEXTS, ids=IDS, metadata=META)
+    second = DocumentIndex.open(tmp_path / "hnsw", encoder)
+    first.delete(["d0", "d1"])
+    second.search("the cat sleeps")  # catches up: its index now holds the tombstones too
+    assert len(second.backend.tombstones) == 2
+    first.compact()
+    second.add(["a new document"], ids=["new"])  # loads the compacted file before writing
+    assert second.backend.tombstones == set()
+    manifest = json.loads((tmp_path / "hnsw" / "manifest.json").read_text())
+    assert manifest["tombstones"] == [] and manifest["generation"] == second.store.generation
+    assert {h.id for h in second.search("the cat sleeps", k=100)} == set(IDS[2:]) | {"new"}
+    first.close()
+    second.close()
+
+
 def test_upsert_replaces_and_cache_avoids_re_encoding(index, encoder, monkeypatch):
     calls = []
     original = encoder.encode

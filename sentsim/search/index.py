@@ -212,7 +212,9 @@ class DocumentIndex:
         """Rebuild the FAISS index from the live vectors (drops HNSW tombstones)."""
         with self._lock.writing(), self.mirror.exclusive():
             self.mirror.rebuild()  # a failure leaves the mirror marked broken: rebuilt on next use
-            self.mirror.save()
+            with self.store.transaction() as transaction:  # a new generation: other handles load this file
+                self.store.count_compaction()
+            self._save(transaction.generation)
 
     def _write(self, texts, ids, metadata, *, replace: bool, batch_size: int, show_progress: bool | None) -> list[str]:
         texts, ids, metadata = validate_documents(texts, ids, metadata)

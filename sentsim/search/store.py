@@ -77,6 +77,11 @@ class DocumentStore:
         row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
+    def count_compaction(self) -> None:
+        """Record a compaction (inside a transaction), so that it moves the generation like a write."""
+        count = int(self.setting("compactions", "0")) + 1
+        self.db.execute("INSERT OR REPLACE INTO settings VALUES ('compactions', ?)", (str(count),))
+
     @property
     def generation(self) -> int:
         """Counts completed operations; the FAISS file records the generation it reflects."""
