@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -45,6 +47,12 @@ def test_pretrained_embeddings_are_copied_and_can_be_frozen(tokenizer):
 def test_vocab_must_cover_the_tokenizer(tokenizer):
     with pytest.raises(ValueError, match="LSTMConfig.vocab_size is 10"):
         LSTMTower(LSTMConfig(vocab_size=10), tokenizer)
+
+
+def test_numpy_config_values_are_stored_plain():
+    config = LSTMConfig(vocab_size=np.int64(10), hidden_size=np.int32(4), bidirectional=np.True_)
+    assert config.to_dict() == json.loads(json.dumps(config.to_dict()))  # written to config_sentsim.json
+    assert type(config.vocab_size) is int and config.bidirectional is True
 
 
 def test_bad_config_values():

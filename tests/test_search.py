@@ -291,8 +291,33 @@ def test_a_compaction_reaches_other_handles(encoder, tmp_path):
     manifest = json.loads((tmp_path / "hnsw" / "manifest.json").read_text())
     assert manifest["tombstones"] == [] and manifest["generation"] == second.store.generation
     assert {h.id for h in second.search("the cat sleeps", k=100)} == set(IDS[2:]) | {"new"}
+    generation = first.store.generation
+    first.compact()  # nothing to drop: the generation stays, other handles keep their index
+    assert first.store.generation == generation and not second.mirror.stale
     first.close()
     second.close()
+
+
+def test_a_compaction_that_cannot_save_raises_and_keeps_the_generation(encoder, tmp_path, monkeypatch):
+    index = DocumentIndex.create(tmp_path / "hnsw", encoder, backend="hnsw")
+    index.add(TEXTS, ids=IDS, metadata=META)
+    index.delete(["d0"])
+    generation = index.store.generation
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(VectorBackend, "save", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            index.compact()
+    assert index.store.generation == generation
+    assert json.loads((tmp_path / "hnsw" / "manifest.json").read_text())["generation"] == generation
+    assert {h.id for h in index.search("the cat sleeps", k=100)} == set(IDS[1:])
+    reopened = DocumentIndex.open(tmp_path / "hnsw", encoder)
+    assert {h.id for h in reopened.search("the cat sleeps", k=100)} == set(IDS[1:])
+    index.close()
+    reopened.close()
 
 
 def test_upsert_replaces_and_cache_avoids_re_encoding(index, encoder, monkeypatch):

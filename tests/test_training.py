@@ -208,8 +208,20 @@ def test_config_and_evaluator_mistakes_are_named():
         TrainingConfig(epochs=1.5)
     with pytest.raises(TypeError, match="batch_size must be an int, got 2.5"):
         TrainingConfig(batch_size=2.5)
-    with pytest.raises(ValueError, match="need learning_rate > 0"):
+    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0, got nan"):
         TrainingConfig(learning_rate=float("nan"))
+    with pytest.raises(ValueError, match="warmup_ratio must be a number in"):
+        TrainingConfig(warmup_ratio=1.0)
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
+        TrainingConfig(weight_decay="0.1")
+    with pytest.raises(ValueError, match="max_grad_norm must be a finite number > 0"):
+        TrainingConfig(max_grad_norm=0)
+    with pytest.raises(TypeError, match="show_progress must be True or False"):
+        TrainingConfig(show_progress="no")
+    # numpy numbers are accepted and stored plain, so the config can be written to run.json
+    config = TrainingConfig(batch_size=np.int64(4), eval_steps=np.int64(3), learning_rate=np.float32(1e-3))
+    assert json.loads(json.dumps(config.to_dict()))["eval_steps"] == 3
+    assert type(config.batch_size) is int and type(config.learning_rate) is float
     with pytest.raises(ValueError, match="eval_steps must be an int >= 1 or None, got 0.5"):
         TrainingConfig(eval_steps=0.5)
     data = load_training_data(columns(toy_pairs()))

@@ -67,11 +67,9 @@ class FewShotClassifier:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
         if isinstance(unknown_label, bool) or not isinstance(unknown_label, (str, int)) or unknown_label == "":
             raise TypeError(f"unknown_label must be a non-empty str or an int, got {unknown_label!r}")
-        for name, value in (("k", k), ("batch_size", batch_size)):
-            positive_int(name, value)
-        for name, value in (("temperature", temperature), ("logistic_c", logistic_c)):
-            positive_number(name, value)
-        finite_or_none("threshold", threshold)
+        k, batch_size = positive_int("k", k), positive_int("batch_size", batch_size)  # as int: saved as JSON
+        temperature, logistic_c = positive_number("temperature", temperature), positive_number("logistic_c", logistic_c)
+        threshold = finite_or_none("threshold", threshold)
         self.encoder = encoder
         self.strategy, self.k, self.threshold = strategy, k, threshold
         self.unknown_label, self.temperature, self.logistic_c = unknown_label, temperature, logistic_c

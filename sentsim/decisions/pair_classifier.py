@@ -52,7 +52,7 @@ class PairClassifier:
         show_progress: bool | None = None,
     ) -> None:
         threshold = finite_or_none("threshold", threshold)
-        positive_int("batch_size", batch_size)
+        batch_size = positive_int("batch_size", batch_size)
         self.encoder = encoder
         self.batch_size, self.show_progress = batch_size, show_progress
         self.metric = Metric.parse(metric)

@@ -209,12 +209,19 @@ class DocumentIndex:
         return len(present)
 
     def compact(self) -> None:
-        """Rebuild the FAISS index from the live vectors (drops HNSW tombstones)."""
+        """Rebuild the FAISS index from the live vectors (drops tombstones; sizes IVF lists again).
+
+        When that changes the index, the generation moves, so other handles load the new file.
+        A failed rebuild or save raises and leaves the generation as it was.
+        """
         with self._lock.writing(), self.mirror.exclusive():
-            self.mirror.rebuild()  # a failure leaves the mirror marked broken: rebuilt on next use
-            with self.store.transaction() as transaction:  # a new generation: other handles load this file
-                self.store.count_compaction()
-            self._save(transaction.generation)
+            before = self.mirror.backend
+            with self.store.transaction() as transaction:  # no other handle commits until the file is saved
+                self.mirror.rebuild()  # a failure leaves the mirror marked broken: rebuilt on next use
+                after = self.mirror.backend
+                if before is not None and (before.tombstones or after is None or after.factory != before.factory):
+                    self.mirror.generation = transaction.bump()
+                self.mirror.save()  # a failure rolls the new generation back
 
     def _write(self, texts, ids, metadata, *, replace: bool, batch_size: int, show_progress: bool | None) -> list[str]:
         texts, ids, metadata = validate_documents(texts, ids, metadata)

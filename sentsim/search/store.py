@@ -77,11 +77,6 @@ class DocumentStore:
         row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
-    def count_compaction(self) -> None:
-        """Record a compaction (inside a transaction), so that it moves the generation like a write."""
-        count = int(self.setting("compactions", "0")) + 1
-        self.db.execute("INSERT OR REPLACE INTO settings VALUES ('compactions', ?)", (str(count),))
-
     @property
     def generation(self) -> int:
         """Counts completed operations; the FAISS file records the generation it reflects."""
@@ -222,16 +217,21 @@ class _Transaction:
         self._changes_before = self.store.db.total_changes
         return self
 
+    def bump(self) -> int:
+        """Move the generation now, before the commit (for files that must name it); returns it."""
+        if not self.changed:
+            self.changed = True
+            self.generation = self.store.generation + 1
+            self.store.db.execute("INSERT OR REPLACE INTO settings VALUES ('generation', ?)", (str(self.generation),))
+        return self.generation
+
     def __exit__(self, kind, value, traceback) -> None:
         if kind is not None or self.store.db.total_changes == self._changes_before:
             self.store.db.execute("ROLLBACK")
-            self.generation = self.store.generation
+            self.changed, self.generation = False, self.store.generation
             return
-        self.changed = True
-        generation = self.store.generation + 1
-        self.store.db.execute("INSERT OR REPLACE INTO settings VALUES ('generation', ?)", (str(generation),))
+        self.bump()
         self.store.db.execute("COMMIT")
-        self.generation = generation
 
 
 class IndexCorruptedError(OSError):

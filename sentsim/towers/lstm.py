@@ -33,12 +33,14 @@ class LSTMConfig:
     freeze_embeddings: bool = False
 
     def __post_init__(self) -> None:
+        # numpy ints and bools are stored as int and bool: the config is written as JSON
         for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers", "max_seq_length"):
-            check_length(f"LSTMConfig.{name}", getattr(self, name))
+            object.__setattr__(self, name, check_length(f"LSTMConfig.{name}", getattr(self, name)))
         for name in ("bidirectional", "freeze_embeddings"):
-            check_flag(f"LSTMConfig.{name}", getattr(self, name))
+            object.__setattr__(self, name, check_flag(f"LSTMConfig.{name}", getattr(self, name)))
         if not is_real(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LSTMConfig.dropout must be a number in [0, 1), got {self.dropout!r}")
+        object.__setattr__(self, "dropout", float(self.dropout))
 
     def to_dict(self) -> dict:
         return asdict(self)

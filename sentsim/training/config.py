@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 
-from sentsim.inputs import is_integer, positive_int
+from sentsim.inputs import check_flag, check_length, is_integer, is_real, positive_int, positive_number
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -48,20 +47,27 @@ class TrainingConfig:
     show_progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "gradient_accumulation", "log_steps", "seed"):
-            if not is_integer(getattr(self, name)):
-                raise TypeError(f"{name} must be an int, got {getattr(self, name)!r}")
+        # each number is checked, then stored as a plain int / float: the config is written to run.json
         for name in ("epochs", "batch_size", "gradient_accumulation", "log_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            self._store(name, check_length(name, getattr(self, name)))
+        if not is_integer(self.seed):
+            raise TypeError(f"seed must be an int, got {self.seed!r}")
+        self._store("seed", int(self.seed))
         for name in ("eval_steps", "checkpoint_steps", "early_stopping_patience"):
-            positive_int(name, getattr(self, name), optional=True)
-        if not math.isfinite(self.learning_rate) or self.learning_rate <= 0 or not 0 <= self.warmup_ratio < 1:
-            raise ValueError(
-                f"need learning_rate > 0 and 0 <= warmup_ratio < 1, got {self.learning_rate}, {self.warmup_ratio}"
-            )
+            self._store(name, positive_int(name, getattr(self, name), optional=True))
+        self._store("learning_rate", positive_number("learning_rate", self.learning_rate))
+        if not is_real(self.warmup_ratio) or not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be a number in [0, 1), got {self.warmup_ratio!r}")
+        self._store("warmup_ratio", float(self.warmup_ratio))
+        self._store("weight_decay", positive_number("weight_decay", self.weight_decay, allow_zero=True))
+        if self.max_grad_norm is not None:
+            self._store("max_grad_norm", positive_number("max_grad_norm", self.max_grad_norm))
+        check_flag("show_progress", self.show_progress)
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+
+    def _store(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)  # the dataclass is frozen
 
     def to_dict(self) -> dict:
         return asdict(self)
