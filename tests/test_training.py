@@ -311,6 +311,22 @@ def test_existing_run_and_resume_with_another_config(tmp_path):
     flipped = load_training_data(columns(pairs) | {"score": [1 - s for s in pairs.scores]})  # same shape
     with pytest.raises(ValueError, match="holds a run with another data"):
         train(toy_encoder(), flipped, make_loss("cosent"), config, output_dir=tmp_path / "run", resume=True)
+    shorter = toy_encoder()
+    shorter.max_seq_length = 8
+    with pytest.raises(ValueError, match="holds a run with another model"):
+        train(shorter, data, make_loss("cosent"), config, output_dir=tmp_path / "run", resume=True)
+
+
+def test_a_run_of_an_earlier_version_still_resumes(tmp_path):
+    data = load_training_data(columns(toy_pairs()))
+    config = TrainingConfig(epochs=2, batch_size=8, checkpoint_steps=2, **QUIET)
+    train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run")
+    state_file = tmp_path / "run" / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["run"]["data"]["digest"], state["run"]["model"]["max_seq_length"]  # not recorded before
+    state_file.write_text(json.dumps(state))
+    result = train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run", resume=True)
+    assert result.steps == 8
 
 
 @pytest.mark.parametrize(

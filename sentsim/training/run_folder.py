@@ -54,8 +54,9 @@ def _prepare_here(output: Path, run: dict, resume: bool) -> bool:
         if not checkpointed and not existing.exists():
             raise ValueError(f"nothing to resume in {output}: it has no {CHECKPOINT_DIR}/")
         saved = read_checkpoint_run(output / CHECKPOINT_DIR) if checkpointed else _read_json(existing)
-        if "digest" not in saved.get("data", {}):  # a run saved before data digests
-            run = run | {"data": {k: v for k, v in run["data"].items() if k != "digest"}}
+        for part, key in (("data", "digest"), ("model", "max_seq_length")):  # absent from runs of earlier versions
+            if key not in saved.get(part, {}):
+                run = run | {part: {k: v for k, v in run[part].items() if k != key}}
         different = sorted(key for key in run if saved.get(key) != run[key])
         if different:
             raise ValueError(
@@ -94,6 +95,7 @@ def run_fingerprint(encoder, data: TrainingData, loss, config: TrainingConfig, w
             "tower": encoder.tower.kind,
             "dim": encoder.dim,
             "pooling": encoder.pooling.value,
+            "max_seq_length": encoder.max_seq_length,
             "parameters": hashlib.sha1(json.dumps(shapes, sort_keys=True).encode()).hexdigest(),
         },
         "loss": {"name": type(loss).__name__, **loss_options},
