@@ -94,6 +94,20 @@ def _move_into_place(ready: Path, path: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def check_replaceable(path: str | os.PathLike, markers: tuple[str, ...], what: str, *, overwrite: bool) -> None:
+    """Before a save that replaces the whole folder ``path``: refuse a non-empty folder holding
+    none of ``markers`` (files such a save writes) unless ``overwrite``, so that no user files go."""
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    path = Path(path)
+    if overwrite or not path.is_dir() or not any(path.iterdir()) or any((path / m).exists() for m in markers):
+        return
+    raise FileExistsError(
+        f"{path} holds files that are not a saved {what}, and saving replaces the whole folder: "
+        "choose a new or empty folder, or pass overwrite=True"
+    )
+
+
 def recover_folder(path: str | os.PathLike) -> bool:
     """Put back a folder that a crash inside :func:`atomic_folder` left missing; True if it did.
 

@@ -108,12 +108,14 @@ class SentenceEncoder(nn.Module):
         encoder = cls(parts.tower, pooling=parts.pooling, normalize=parts.normalize, dense=parts.dense)
         return encoder.to(resolve_device(device)).eval()
 
-    def save_pretrained(self, path: str | Path) -> None:
+    def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> None:
         """Save to a folder (safetensors) that sentsim and, for transformer towers, sentence-transformers load.
 
-        The write is atomic: on any error an existing folder at ``path`` is left untouched.
+        The write is atomic: on any error an existing folder at ``path`` is left untouched. It
+        replaces the whole folder, so a non-empty folder that holds no model is refused unless
+        ``overwrite``.
         """
-        save_parts(EncoderParts(self.tower, self.pooling, self.normalize, self.dense), Path(path))
+        save_parts(EncoderParts(self.tower, self.pooling, self.normalize, self.dense), Path(path), overwrite=overwrite)
 
     @property
     def dim(self) -> int:

@@ -27,7 +27,7 @@ import torch
 import transformers
 
 from sentsim._version import __version__
-from sentsim.atomic import atomic_folder
+from sentsim.atomic import atomic_folder, check_replaceable
 from sentsim.pooling import Pooling
 from sentsim.projection import Dense, DenseConfig
 from sentsim.towers import LSTMTower, Tower, TransformerTower
@@ -77,8 +77,10 @@ def load_parts(folder: Path, *, max_seq_length: int | None = None, trust_remote_
     raise WeightsError(f"{folder} is not a model folder: it has no {SENTSIM_CONFIG}, modules.json or config.json")
 
 
-def save_parts(parts: EncoderParts, folder: Path) -> None:
-    """Write ``parts`` into ``folder`` atomically (an existing folder is replaced only on success)."""
+def save_parts(parts: EncoderParts, folder: Path, *, overwrite: bool = False) -> None:
+    """Write ``parts`` into ``folder`` atomically (an existing folder is replaced only on success;
+    one that holds no model only with ``overwrite``)."""
+    check_replaceable(folder, (SENTSIM_CONFIG, "modules.json", "config.json"), "model", overwrite=overwrite)
     with atomic_folder(folder) as staging:
         parts.tower.save(staging)
         if parts.dense is not None:

@@ -249,6 +249,12 @@ def test_few_shot_save_and_load(tmp_path):
     texts = [f"t{i}" for i in range(36)]
     np.testing.assert_array_equal(loaded.scores(texts), classifier.scores(texts))  # to the bit: a tuned
     assert loaded.support() == classifier.support()  # threshold sits exactly on a score
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a saved few-shot classifier"):
+        classifier.save(tmp_path / "notes")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+    classifier.save(tmp_path / "clf")  # its own folder: replaced
 
 
 def test_a_classifier_loaded_with_another_model_is_embedded_again_and_warned(tiny_transformer, tmp_path, caplog):

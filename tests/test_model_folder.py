@@ -91,6 +91,22 @@ def test_save_replaces_an_existing_folder(rich_encoder, tiny_lstm, tmp_path):
     assert not (folder / "modules.json").exists()
 
 
+def test_save_refuses_a_folder_of_other_files(rich_encoder, tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match="holds files that are not a saved model"):
+        rich_encoder.save_pretrained(folder)
+    assert [p.name for p in folder.iterdir()] == ["thesis.tex"]
+    with pytest.raises(TypeError, match="overwrite must be True or False"):
+        rich_encoder.save_pretrained(folder, overwrite="yes")
+    rich_encoder.save_pretrained(folder, overwrite=True)  # asked for: replaced
+    assert not (folder / "thesis.tex").exists() and SentenceEncoder.from_pretrained(folder).dim == rich_encoder.dim
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rich_encoder.save_pretrained(empty)  # an empty folder is fine
+
+
 def test_folder_without_weights(rich_encoder, tmp_path):
     rich_encoder.save_pretrained(tmp_path / "model")
     (tmp_path / "model" / "model.safetensors").unlink()

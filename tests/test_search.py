@@ -252,6 +252,21 @@ def test_ivf_misses_are_filled_by_exact_search(encoder, tmp_path):
     index.close()
 
 
+def test_filters_on_keys_with_accents_escapes_and_json_path_syntax(encoder, tmp_path):
+    keys = ["café", "emoji😀", "back\\slash", "new\nline", "a.b", "$x", "[0]"]
+    index = DocumentIndex.create(tmp_path / "keys", encoder, backend="flat")
+    index.add(["one", "two"], ids=["d1", "d2"], metadata=[{key: "yes" for key in keys}, {key: "no" for key in keys}])
+    for key in keys:
+        assert [h.id for h in index.search("one", k=5, filter={key: "yes"})] == ["d1"], key
+        assert [h.id for h in index.search("one", k=5, filter={key: {"ne": "yes"}})] == ["d2"], key
+    with pytest.raises(ValueError, match="metadata keys cannot contain a double quote"):
+        index.add(["three"], ids=["d3"], metadata=[{'q"uote': 1}])
+    with pytest.raises(ValueError, match="filter key 'q\"uote': metadata keys cannot contain a double quote"):
+        index.search("one", filter={'q"uote': 1})
+    assert len(index) == 2
+    index.close()
+
+
 def test_bad_filters(index):
     with pytest.raises(ValueError, match="'gte' needs a number"):
         index.search("x", filter={"n": {"gte": "ten"}})

@@ -129,5 +129,5 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
         rounds = {"rounds": args.rounds} if args.rounds is not None else {}
         classifier.fine_tune(config=config, seed=getattr(args, "seed", 0), **rounds)  # eval classify has --seed
         if args.save_model:
-            classifier.encoder.save_pretrained(args.save_model)
+            classifier.encoder.save_pretrained(args.save_model, overwrite=args.overwrite)
     return classifier

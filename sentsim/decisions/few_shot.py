@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sentsim._version import __version__
-from sentsim.atomic import atomic_folder
+from sentsim.atomic import atomic_folder, check_replaceable
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
@@ -212,8 +212,13 @@ class FewShotClassifier:
         self.threshold = float(candidates[int(np.argmax(values))])
         return self.threshold
 
-    def save(self, folder: str | Path) -> None:
-        """Write the support set (texts, labels, embeddings) and settings to ``folder``, atomically."""
+    def save(self, folder: str | Path, *, overwrite: bool = False) -> None:
+        """Write the support set (texts, labels, embeddings) and settings to ``folder``, atomically.
+
+        It replaces the whole folder, so a non-empty folder that holds no saved classifier is
+        refused unless ``overwrite``.
+        """
+        check_replaceable(folder, (CONFIG_NAME,), "few-shot classifier", overwrite=overwrite)
         config = {
             "sentsim_version": __version__,
             "strategy": self.strategy,

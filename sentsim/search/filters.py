@@ -38,7 +38,9 @@ def filter_sql(spec: dict) -> tuple[str, list]:
             raise TypeError(f"filter keys are metadata keys (str), got {key!r}")
         if isinstance(condition, dict) and not condition:
             raise ValueError(f"filter {key!r}: an empty condition; expected a value or {{operator: operand}}")
-        path = "$." + json.dumps(key)
+        if '"' in key:
+            raise ValueError(f"filter key {key!r}: metadata keys cannot contain a double quote")
+        path = "$." + json.dumps(key, ensure_ascii=False)  # the key as the stored JSON spells it
         for operator, operand in condition.items() if isinstance(condition, dict) else [("eq", condition)]:
             clause, values = _condition(key, path, operator, operand)
             clauses.append(clause)

@@ -78,6 +78,8 @@ def _json_value(value: object, where: str) -> object:
         for key in value:
             if not isinstance(key, str):
                 raise TypeError(f"{where} has the key {key!r} ({type(key).__name__}); metadata keys must be str")
+            if '"' in key:  # a filter could not address it (SQLite's JSON paths cannot quote it)
+                raise ValueError(f"{where} has the key {key!r}; metadata keys cannot contain a double quote")
         return {key: _json_value(item, f"{where}[{key!r}]") for key, item in value.items()}
     raise TypeError(f"{where} is a {type(value).__name__} ({value!r}), which JSON cannot store")
 
