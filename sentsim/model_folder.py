@@ -31,7 +31,7 @@ from sentsim.atomic import atomic_folder, check_replaceable
 from sentsim.pooling import Pooling
 from sentsim.projection import Dense, DenseConfig
 from sentsim.towers import LSTMTower, Tower, TransformerTower
-from sentsim.weights import WeightsError
+from sentsim.weights import WeightsError, inside
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,8 @@ def _load_sentence_transformers(folder: Path, *, max_seq_length: int | None, tru
     tower, pooling, normalize, dense = None, Pooling.MEAN, False, None
     for module in modules:
         kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        if not isinstance(module.get("path", ""), str) or not inside(folder, module.get("path", "")):
+            raise ValueError(f"{folder / 'modules.json'}: module path {module.get('path')!r} is not inside {folder}")
         path = folder / module.get("path", "")
         if kind == "Transformer":
             st_config = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
@@ -29,7 +30,23 @@ def safetensors_files(folder: str | Path) -> list[Path]:
         raise WeightsError(f"no weights in {folder}: expected model.safetensors")
     for file in files:
         check_safetensors(file)
+    index = folder / "model.safetensors.index.json"
+    if index.exists():  # sharded weights: every shard must lie in this folder
+        try:
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise WeightsError(f"{index} is not a safetensors shard index: {error!r}") from None
+        for shard in shards:
+            if not isinstance(shard, str) or not inside(folder, shard):
+                raise WeightsError(f"{index} names the shard {shard!r}, which is not a file of {folder}")
     return files
+
+
+def inside(folder: Path, name: str) -> bool:
+    """Whether the relative name ``name`` stays inside ``folder``: no absolute path, no ``..``.
+    (Links are not followed: the Hugging Face cache links a snapshot's files to its blobs.)"""
+    path = Path(name)
+    return not path.is_absolute() and not path.drive and ".." not in path.parts
 
 
 def check_safetensors(file: str | Path) -> None:
@@ -39,6 +56,13 @@ def check_safetensors(file: str | Path) -> None:
             handle.keys()
     except (SafetensorError, OSError, ValueError) as error:
         raise WeightsError(f"corrupted or truncated safetensors file {file}: {error}") from error
+
+
+def tensor_shapes(file: str | Path) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in ``file``, read from its header (nothing is loaded)."""
+    check_safetensors(file)
+    with safe_open(str(file), framework="pt") as handle:
+        return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
 
 
 def load_safetensors(file: str | Path) -> dict[str, Tensor]:

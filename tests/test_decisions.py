@@ -1,3 +1,4 @@
+import json
 import math
 import re
 
@@ -89,6 +90,11 @@ def test_pair_classifier_save_and_load(tmp_path):
     loaded = PairClassifier.load(tmp_path / "pairs.json", encoder)
     assert loaded.threshold == classifier.threshold
     np.testing.assert_allclose(loaded.predict_proba(left, right), classifier.predict_proba(left, right))
+    saved = json.loads((tmp_path / "pairs.json").read_text())
+    for broken in ([], saved | {"calibrator": saved["calibrator"] | {"extra": 1}}, {"threshold": 0.5}):
+        (tmp_path / "pairs.json").write_text(json.dumps(broken))
+        with pytest.raises(ValueError, match="pairs.json is not a saved pair classifier"):
+            PairClassifier.load(tmp_path / "pairs.json", encoder)
 
 
 def test_pair_classifier_bad_input():
@@ -255,6 +261,11 @@ def test_few_shot_save_and_load(tmp_path):
         classifier.save(tmp_path / "notes")
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
     classifier.save(tmp_path / "clf")  # its own folder: replaced
+    config = json.loads((tmp_path / "clf" / "few_shot.json").read_text())
+    for broken in ([], {key: value for key, value in config.items() if key != "k"}):
+        (tmp_path / "clf" / "few_shot.json").write_text(json.dumps(broken))
+        with pytest.raises(ValueError, match="few_shot.json is not a saved few-shot classifier"):
+            FewShotClassifier.load(tmp_path / "clf", encoder)
 
 
 def test_a_classifier_loaded_with_another_model_is_embedded_again_and_warned(tiny_transformer, tmp_path, caplog):

@@ -74,6 +74,22 @@ def test_from_transformer_takes_its_tokenizer_and_input_embeddings(tiny_transfor
     assert LSTMTower.from_transformer(tiny_transformer, max_seq_length=8).max_seq_length == 8
 
 
+def test_a_config_that_does_not_fit_the_weights_is_refused_before_allocating(tiny_lstm, tmp_path):
+    folder = tmp_path / "model"
+    SentenceEncoder(tiny_lstm).save_pretrained(folder)
+    config = json.loads((folder / "config_sentsim.json").read_text())
+    for change, message in (
+        (
+            {"vocab_size": 2**50},
+            r"embedding.weight is \(\d+, \d+\) in the file, \(1125899906842624, \d+\) in the config",
+        ),
+        ({"hidden_size": tiny_lstm.config.hidden_size + 1}, "does not fit the LSTM config: lstm."),
+    ):
+        (folder / "config_sentsim.json").write_text(json.dumps(config | {"lstm": config["lstm"] | change}))
+        with pytest.raises(ValueError, match=message):  # 2**50 rows would take petabytes: checked first
+            SentenceEncoder.from_pretrained(folder)
+
+
 def test_from_word_vectors(tmp_path):
     path = tmp_path / "vectors.txt"
     path.write_text("3 4\ncat 1 0 0 0\ndog 0 1 0 0\nmat 0 0 1 0\n", encoding="utf-8")

@@ -211,6 +211,25 @@ def test_unsupported_sentence_transformers_module(rich_encoder, tmp_path):
         SentenceEncoder.from_pretrained(tmp_path / "model")
 
 
+def test_module_paths_and_weight_shards_must_stay_in_the_model_folder(rich_encoder, tmp_path):
+    rich_encoder.save_pretrained(tmp_path / "other")
+    folder = tmp_path / "model"
+    rich_encoder.save_pretrained(folder)
+    (folder / "config_sentsim.json").unlink()
+    modules = json.loads((folder / "modules.json").read_text())
+    for outside in ("../other", str(tmp_path / "other")):
+        (folder / "modules.json").write_text(json.dumps([{**modules[0], "path": outside}, *modules[1:]]))
+        with pytest.raises(ValueError, match="module path .* is not inside"):
+            SentenceEncoder.from_pretrained(folder)
+    (folder / "modules.json").write_text(json.dumps(modules))
+    index = {"metadata": {}, "weight_map": {"embeddings.word_embeddings.weight": "../other/model.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(WeightsError, match="names the shard '../other/model.safetensors', which is not a file of"):
+        SentenceEncoder.from_pretrained(folder)
+    (folder / "model.safetensors.index.json").unlink()
+    assert SentenceEncoder.from_pretrained(folder).dim == rich_encoder.dim
+
+
 class TestSentenceTransformersInterop:
     st = pytest.importorskip("sentence_transformers")
 

@@ -267,6 +267,29 @@ def test_filters_on_keys_with_accents_escapes_and_json_path_syntax(encoder, tmp_
     index.close()
 
 
+def test_an_index_folder_with_links_out_of_it_is_refused(encoder, tmp_path):
+    import sqlite3
+
+    folder = tmp_path / "index"
+    DocumentIndex.create(folder, encoder, backend="flat").close()
+    outside = tmp_path / "app.sqlite"
+    sqlite3.connect(outside).execute("CREATE TABLE notes (x)").connection.close()
+    (folder / "documents.sqlite").unlink()
+    (folder / "documents.sqlite").symlink_to(outside)
+    with pytest.raises(IndexCorruptedError, match="is a symbolic link"):
+        DocumentIndex.open(folder, encoder)
+    tables = sqlite3.connect(outside).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("notes",)]  # untouched: no schema, no WAL mode
+    (folder / "documents.sqlite").unlink()
+    index = DocumentIndex.create(tmp_path / "second", encoder, backend="flat")
+    (tmp_path / "second" / "index.lock").unlink(missing_ok=True)
+    (tmp_path / "second" / "index.lock").symlink_to(tmp_path / "created_by_sentsim")
+    with pytest.raises(OSError, match="is a symbolic link"):
+        index.add(["a text"], ids=["a"])
+    assert not (tmp_path / "created_by_sentsim").exists() and len(index) == 0
+    index.close()
+
+
 def test_bad_filters(index):
     with pytest.raises(ValueError, match="'gte' needs a number"):
         index.search("x", filter={"n": {"gte": "ten"}})
@@ -395,6 +418,23 @@ def test_corrupted_files_give_clear_errors(index, tmp_path):
     repaired = DocumentIndex.open(folder, toy_encoder(), repair=True)
     assert len(repaired.search("the cat sleeps", k=100)) == len(TEXTS)
     repaired.close()
+    import faiss
+
+    faiss.write_index(faiss.IndexFlatIP(repaired.encoder.dim), str(faiss_file))  # a foreign FAISS file
+    with pytest.raises(IndexCorruptedError, match="holds a IndexFlatIP, not the id-mapped index sentsim writes"):
+        DocumentIndex.open(folder, toy_encoder())
+    DocumentIndex.open(folder, toy_encoder(), repair=True).close()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for broken, message in (
+        ([], "not a sentsim index manifest"),
+        ({}, "'model' is missing or has the wrong type"),
+        (manifest | {"chunk_size": "128"}, "'chunk_size' is missing or has the wrong type"),
+        (manifest | {"model": {"name": "x"}}, "model 'dim' is missing"),
+        (manifest | {"tombstones": 3}, "'tombstones' must be a list"),
+    ):
+        (folder / "manifest.json").write_text(json.dumps(broken))
+        with pytest.raises(IndexCorruptedError, match=message):
+            DocumentIndex.open(folder, toy_encoder())
     (folder / "manifest.json").write_text("{not json")
     with pytest.raises(IndexCorruptedError, match="manifest.json is corrupted"):
         DocumentIndex.open(folder, toy_encoder())

@@ -240,15 +240,15 @@ class FewShotClassifier:
         """Read a classifier saved by :meth:`save`; the support set is re-embedded if ``encoder`` has another dimension."""
         folder = Path(folder)
         config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
-        classifier = cls(
-            encoder,
-            strategy=config["strategy"],
-            k=config["k"],
-            threshold=config["threshold"],
-            unknown_label=config["unknown_label"],
-            temperature=config["temperature"],
-            logistic_c=config.get("logistic_c", 100.0),
-        )
+        try:
+            settings = {name: config[name] for name in ("strategy", "k", "threshold", "unknown_label", "temperature")}
+            settings["logistic_c"] = config.get("logistic_c", 100.0)
+            texts, labels = config["texts"], config["labels"]
+        except (KeyError, TypeError, AttributeError) as error:  # valid JSON of another shape
+            raise ValueError(
+                f"{folder / CONFIG_NAME} is not a saved few-shot classifier ({type(error).__name__}: {error})"
+            ) from None
+        classifier = cls(encoder, **settings)
         embeddings = load_safetensors(folder / EMBEDDINGS_NAME)["embeddings"].numpy()
         if fitted_with_another_model(config.get("model_sha256"), encoder):
             logger.warning(
@@ -266,8 +266,8 @@ class FewShotClassifier:
                 encoder.dim,
             )
             embeddings = None
-        if config["texts"]:
-            classifier.add_examples(config["texts"], config["labels"], embeddings=embeddings)
+        if texts:
+            classifier.add_examples(texts, labels, embeddings=embeddings)
             if embeddings is not None:
                 classifier._embeddings = embeddings  # exactly as saved (normalized then), so scores match to the bit
         return classifier

@@ -141,10 +141,14 @@ class PairClassifier:
     def load(cls, path: str | Path, encoder) -> PairClassifier:
         """Read a classifier saved by :meth:`save`, to run with ``encoder``."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
+        try:
+            metric, threshold = data["metric"], data.get("threshold")
+            calibrator = calibrator_from_dict(data["calibrator"]) if data.get("calibrator") else None
+        except (KeyError, TypeError, AttributeError) as error:  # valid JSON of another shape
+            raise ValueError(f"{path} is not a saved pair classifier ({type(error).__name__}: {error})") from None
         if fitted_with_another_model(data.get("model_sha256"), encoder):
             logger.warning("%s was fitted with another model: its threshold and calibration may not fit this one", path)
-        calibrator = calibrator_from_dict(data["calibrator"]) if data.get("calibrator") else None
-        return cls(encoder, metric=data["metric"], threshold=data.get("threshold"), calibrator=calibrator)
+        return cls(encoder, metric=metric, threshold=threshold, calibrator=calibrator)
 
     def _scored(self, sentences1, sentences2, labels) -> tuple[np.ndarray, np.ndarray]:
         left, right = validate_texts(sentences1, "sentences1"), validate_texts(sentences2, "sentences2")

@@ -192,6 +192,10 @@ class VectorBackend:
             from sentsim.search.store import IndexCorruptedError
 
             raise IndexCorruptedError(f"{path} is not a readable FAISS index ({str(error).splitlines()[-1]})") from None
+        if not isinstance(index, faiss.IndexIDMap2):
+            from sentsim.search.store import IndexCorruptedError
+
+            raise IndexCorruptedError(f"{path} holds a {type(index).__name__}, not the id-mapped index sentsim writes")
         if index.d != dim:
             from sentsim.search.store import IndexCorruptedError
 

@@ -14,6 +14,8 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # a link swapped in after the check above is not followed either
+
 
 class ReadWriteLock:
     """Many readers or one writer."""
@@ -55,12 +57,14 @@ def file_lock(path: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``path`` (created if missing), between processes and between handles
     of one process; not re-entrant. The file is opened read-only, so users who may only search can
     lock it too; where it cannot be opened at all (a read-only folder: nobody writes) or ``fcntl``
-    is missing (Windows), it does not lock."""
+    is missing (Windows), it does not lock. A symbolic link is refused, not followed."""
+    if os.path.islink(path):
+        raise OSError(f"{path} is a symbolic link; an index keeps its own lock file")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | NO_FOLLOW, 0o666)
     except OSError:
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | NO_FOLLOW)
         except OSError:
             yield
             return

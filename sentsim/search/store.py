@@ -46,6 +46,8 @@ class DocumentStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        if path.is_symlink():  # writes (schema, WAL mode) would land in whatever database it points to
+            raise IndexCorruptedError(f"{path} is a symbolic link; an index keeps its own database")
         try:
             self._db = sqlite3.connect(str(path), timeout=60, check_same_thread=False, isolation_level=None)
             mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]

@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sentsim.inputs import check_flag, check_length, is_real
 from sentsim.tokenization import TextTokenizer
-from sentsim.weights import load_safetensors, save_safetensors
+from sentsim.weights import load_safetensors, save_safetensors, tensor_shapes
 
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_NAME = "tokenizer.json"
@@ -139,13 +139,19 @@ class LSTMTower(nn.Module):
     def load(cls, folder: Path, config: dict) -> LSTMTower:
         """Load a tower saved by :meth:`save` (``config`` is its ``LSTMConfig`` as a dict)."""
         tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_NAME))
-        tower = cls(LSTMConfig.from_dict(config), tokenizer)
-        state = load_safetensors(folder / WEIGHTS_NAME)
-        missing, unexpected = tower.load_state_dict(state, strict=False)
-        if missing or unexpected:
+        lstm_config = LSTMConfig.from_dict(config)
+        with torch.device("meta"):  # the shapes the config asks for, checked before any memory is taken
+            expected = {name: tuple(tensor.shape) for name, tensor in cls(lstm_config, tokenizer).state_dict().items()}
+        saved = tensor_shapes(folder / WEIGHTS_NAME)
+        if saved != expected:
+            different = sorted(name for name in expected.keys() | saved.keys() if expected.get(name) != saved.get(name))
+            name = different[0]
             raise ValueError(
-                f"{folder / WEIGHTS_NAME} does not fit the LSTM config: missing {missing}, unexpected {unexpected}"
+                f"{folder / WEIGHTS_NAME} does not fit the LSTM config: {name} is {saved.get(name, 'missing')} "
+                f"in the file, {expected.get(name, 'not expected')} in the config ({len(different)} tensors differ)"
             )
+        tower = cls(lstm_config, tokenizer)
+        tower.load_state_dict(load_safetensors(folder / WEIGHTS_NAME))
         return tower
 
     @property
