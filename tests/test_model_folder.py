@@ -66,6 +66,17 @@ def test_plain_hugging_face_folder_uses_mean_pooling(tiny_transformer, tmp_path)
     np.testing.assert_allclose(loaded.encode(TEXTS), SentenceEncoder(tiny_transformer).encode(TEXTS), atol=1e-6)
 
 
+def test_a_config_asking_for_a_hub_attention_kernel_gets_sdpa(rich_encoder, tmp_path, caplog):
+    rich_encoder.save_pretrained(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    config["attn_implementation"] = "kernels-community/flash-attn"  # would download and run compiled code
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+    loaded = SentenceEncoder.from_pretrained(tmp_path / "model")
+    assert loaded.tower.model.config._attn_implementation == "sdpa"
+    assert "asks for the attention kernel kernels-community/flash-attn; using sdpa instead" in caplog.text
+    np.testing.assert_allclose(loaded.encode(["a cat"]), rich_encoder.encode(["a cat"]), atol=1e-5)
+
+
 def test_failed_save_keeps_the_existing_folder(rich_encoder, tiny_lstm, tmp_path, monkeypatch):
     folder = tmp_path / "model"
     rich_encoder.save_pretrained(folder)

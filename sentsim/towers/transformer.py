@@ -71,10 +71,15 @@ class TransformerTower(nn.Module):
     ) -> TransformerTower:
         """Load model and tokenizer from a local folder (safetensors weights only)."""
         safetensors_files(path)
+        options = {"dtype": torch.float32, "use_safetensors": True, "trust_remote_code": trust_remote_code}
         with _quiet_transformers():
-            model = AutoModel.from_pretrained(
-                str(path), dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
-            )
+            config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+            requested = getattr(config, "_attn_implementation_internal", None)
+            if isinstance(requested, str) and "/" in requested and not trust_remote_code:
+                # a Hub kernel: compiled code downloaded and run, which only trust_remote_code allows here
+                logger.warning("%s asks for the attention kernel %s; using sdpa instead", path, requested)
+                options["attn_implementation"] = "sdpa"
+            model = AutoModel.from_pretrained(str(path), **options)
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
         return cls(model, tokenizer, max_seq_length=max_seq_length, do_lower_case=do_lower_case)
 
