@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
+from sentsim.inputs import check_flag, check_length
 from sentsim.weights import load_safetensors, safetensors_files, save_safetensors
 
 # Activation name -> (module factory, the class path sentence-transformers writes in 2_Dense/config.json).
@@ -28,7 +29,10 @@ class DenseConfig:
     bias: bool = True
     activation: str = "tanh"
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # numpy values stored plain: the config is written as JSON
+        for name in ("in_features", "out_features"):
+            object.__setattr__(self, name, check_length(f"DenseConfig.{name}", getattr(self, name)))
+        object.__setattr__(self, "bias", check_flag("DenseConfig.bias", self.bias))
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; expected one of {', '.join(ACTIVATIONS)}")
 

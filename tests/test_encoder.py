@@ -163,6 +163,19 @@ def test_pooling_modes_differ(tiny_transformer, pooling):
     assert np.allclose(encoder.encode(TEXTS), mean) == (pooling == "mean")
 
 
+def test_dense_config_values_are_checked_and_stored_plain(tiny_transformer, tmp_path):
+    config = DenseConfig(in_features=np.int64(32), out_features=np.int32(7), bias=np.True_)
+    assert (type(config.in_features), type(config.out_features), config.bias) == (int, int, True)
+    encoder = SentenceEncoder(tiny_transformer, dense=config)
+    assert type(encoder.dim) is int
+    encoder.save_pretrained(tmp_path / "model")  # JSON: numpy ints would not serialize
+    assert SentenceEncoder.from_pretrained(tmp_path / "model").dim == 7
+    with pytest.raises(ValueError, match="DenseConfig.out_features must be >= 1, got 0"):
+        DenseConfig(in_features=32, out_features=0)
+    with pytest.raises(TypeError, match="DenseConfig.in_features must be an int, got '32'"):
+        DenseConfig(in_features="32", out_features=7)
+
+
 def test_dense_projection(tiny_transformer):
     encoder = SentenceEncoder(tiny_transformer, dense=DenseConfig(in_features=32, out_features=7))
     embeddings = encoder.encode(TEXTS)

@@ -62,8 +62,19 @@ def test_sts_undefined_and_degenerate_cases(encoder):
         evaluate_sts(encoder, SentencePairs(TEXTS[:3], TEXTS[3:], np.array([2.0, 2.0, 2.0])))
     with pytest.raises(ValueError, match="at least 2 pairs"):
         evaluate_sts(encoder, SentencePairs(TEXTS[:1], TEXTS[1:2], np.array([1.0])))
-    with pytest.raises(ValueError, match="gold score of pair 1 is nan; scores must be finite"):
+    with pytest.raises(ValueError, match="column 'scores', row 1: expected a finite number, got nan"):
         evaluate_sts(encoder, SentencePairs(TEXTS[:3], TEXTS[3:], np.array([4.5, np.nan, 1.0])))
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": TEXTS[:3], "b": TEXTS[3:], "score": [4.5, 2.0, 1.0]}, index=[7, 3, 5])
+    from_frame = evaluate_sts(encoder, SentencePairs(frame.a, frame.b, frame.score))  # any index: by position
+    assert from_frame == evaluate_sts(encoder, SentencePairs(TEXTS[:3], TEXTS[3:], [4.5, 2.0, 1.0]))
+    with pytest.raises(ValueError, match="all 3 gold scores equal 2.0"):  # a list, not only an array
+        evaluate_sts(encoder, SentencePairs(TEXTS[:3], TEXTS[3:], [2.0, 2.0, 2.0]))
+    with pytest.raises(ValueError, match="column 'sentences2', row 1: expected a non-empty text, got None"):
+        SentencePairs(frame.a, [TEXTS[3], None, TEXTS[5]], frame.score)
+    with pytest.raises(ValueError, match="columns of different lengths"):
+        SentencePairs(TEXTS[:3], TEXTS[3:5], [1.0, 2.0, 3.0])
     same = evaluate_sts(encoder, SentencePairs(TEXTS[:2], TEXTS[:2], np.array([1.0, 2.0])))
     assert same["spearman"] == 0.0  # constant similarities correlate 0, never NaN
 

@@ -191,6 +191,19 @@ def test_filters_return_k_matching_hits(index):
     assert sorted(h.metadata["n"] for h in hits) == [10, 11, 12, 13, 14, 15]
     assert {h.id for h in index.search("stocks", k=20, filter={"even": True})} == {f"d{i}" for i in range(0, 16, 2)}
     assert index.search("stocks", k=3, filter={"topic": "nothing"}) == []
+    import pandas as pd
+
+    frame = pd.DataFrame(META)  # values picked from a DataFrame are numpy scalars, arrays or Series
+    for numpy_spec, plain_spec in (
+        ({"n": {"gte": frame.n.iloc[10]}}, {"n": {"gte": 10}}),
+        ({"n": {"lt": np.float32(4.5)}}, {"n": {"lt": 4.5}}),
+        ({"even": frame.even.iloc[0]}, {"even": True}),
+        ({"topic": {"in": frame.topic.unique()}}, {"topic": {"in": sorted(set(frame.topic))}}),
+        ({"topic": {"in": frame.topic[frame.n < 5]}}, {"topic": {"in": ["cat", "market"]}}),
+        ({"n": {"in": np.arange(3)}}, {"n": {"in": [0, 1, 2]}}),
+    ):
+        found = {h.id for h in index.search("stocks", k=20, filter=numpy_spec)}
+        assert found == {h.id for h in index.search("stocks", k=20, filter=plain_spec)} != set(), numpy_spec
 
 
 @pytest.mark.parametrize(

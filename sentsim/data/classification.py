@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sentsim.data.columns import class_column, require_columns, text_column
+from sentsim.data.columns import class_column, require_columns, same_lengths, text_column
 from sentsim.data.tables import read_table
 
 COLUMNS = ["text", "label"]
@@ -16,6 +16,11 @@ COLUMNS = ["text", "label"]
 class LabelledTexts:
     texts: list[str]
     labels: list[str | int]
+
+    def __post_init__(self) -> None:  # lists, Series (any index) or arrays: checked, stored as lists
+        object.__setattr__(self, "texts", text_column(self.texts, "texts", "LabelledTexts"))
+        object.__setattr__(self, "labels", class_column(self.labels, "labels", "LabelledTexts"))
+        same_lengths("LabelledTexts", texts=self.texts, labels=self.labels)
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -14,6 +14,18 @@ def require_columns(available: Sequence[str], required: Sequence[str], source: s
         raise ValueError(f"{source}: missing column(s) {missing}; found {list(available)}")
 
 
+def plain_list(values: object) -> list:
+    """``values`` (list, array, Series) as a list of Python values, in order (a Series' index is ignored)."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+def same_lengths(source: str, **columns: Sequence[object]) -> None:
+    """A ValueError naming the columns unless they all have one length."""
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{source}: columns of different lengths {lengths}")
+
+
 def text_column(values: Sequence[object], column: str, source: str) -> list[str]:
     """``values`` as str, or a ValueError naming ``column`` and the row of the first non-text or
     blank value (an empty cell is missing data, not a text)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sentsim.data.columns import binary_column, require_columns, text_column
+from sentsim.data.columns import binary_column, plain_list, require_columns, same_lengths, text_column
 from sentsim.data.tables import read_table
 
 COLUMNS = ["sentence1", "sentence2", "label"]
@@ -19,6 +19,12 @@ class LabelledPairs:
     sentences1: list[str]
     sentences2: list[str]
     labels: np.ndarray  # (n,) int64 in {0, 1}
+
+    def __post_init__(self) -> None:  # lists, Series (any index) or arrays: checked, stored as list / array
+        object.__setattr__(self, "sentences1", text_column(self.sentences1, "sentences1", "LabelledPairs"))
+        object.__setattr__(self, "sentences2", text_column(self.sentences2, "sentences2", "LabelledPairs"))
+        object.__setattr__(self, "labels", binary_column(plain_list(self.labels), "labels", "LabelledPairs"))
+        same_lengths("LabelledPairs", sentences1=self.sentences1, sentences2=self.sentences2, labels=self.labels)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentsim.data.columns import float_column, require_columns, text_column
+from sentsim.data.columns import float_column, plain_list, require_columns, same_lengths, text_column
 from sentsim.data.tables import read_table
 
 COLUMNS = ["sentence1", "sentence2", "score"]
@@ -21,6 +21,12 @@ class SentencePairs:
     sentences1: list[str]
     sentences2: list[str]
     scores: np.ndarray  # (n,) float64
+
+    def __post_init__(self) -> None:  # lists, Series (any index) or arrays: checked, stored as list / array
+        object.__setattr__(self, "sentences1", text_column(self.sentences1, "sentences1", "SentencePairs"))
+        object.__setattr__(self, "sentences2", text_column(self.sentences2, "sentences2", "SentencePairs"))
+        object.__setattr__(self, "scores", float_column(plain_list(self.scores), "scores", "SentencePairs"))
+        same_lengths("SentencePairs", sentences1=self.sentences1, sentences2=self.sentences2, scores=self.scores)
 
     def __len__(self) -> int:
         return len(self.scores)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sentsim.data.columns import require_columns, text_column
+from sentsim.data.columns import require_columns, same_lengths, text_column
 from sentsim.data.tables import read_table
 
 COLUMNS = ["anchor", "positive", "negative"]
@@ -15,6 +15,11 @@ class Triplets:
     anchors: list[str]
     positives: list[str]
     negatives: list[str]
+
+    def __post_init__(self) -> None:  # lists, Series (any index) or arrays: checked, stored as lists
+        for name in ("anchors", "positives", "negatives"):
+            object.__setattr__(self, name, text_column(getattr(self, name), name, "Triplets"))
+        same_lengths("Triplets", anchors=self.anchors, positives=self.positives, negatives=self.negatives)
 
     def __len__(self) -> int:
         return len(self.anchors)
