@@ -185,6 +185,26 @@ def test_sample_per_class_is_seeded():
         data.sample_per_class(5)
 
 
+def test_write_results_converts_nested_numpy_and_pandas_values(tmp_path):
+    import pandas as pd
+
+    results = {
+        "folds": [np.float32(1.5), float("nan")],
+        "per_class": {np.int64(0): np.float64(1.0)},
+        "curve": np.array([0.25, 0.5]),
+        "series": pd.Series([1, 2], index=[5, 9]),
+    }
+    write_results(results, tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text()) == {
+        "folds": [1.5, None],
+        "per_class": {"0": 1.0},
+        "curve": [0.25, 0.5],
+        "series": [1, 2],
+    }
+    write_results({"n": 2, "curve": np.array([0.25, 0.5])}, tmp_path / "r.csv")
+    assert (tmp_path / "r.csv").read_text().splitlines() == ["metric,value", "n,2", 'curve,"[0.25, 0.5]"']
+
+
 def test_write_results(tmp_path):
     write_results({"accuracy": 91.5, "n": 3}, tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text()) == {"accuracy": 91.5, "n": 3}

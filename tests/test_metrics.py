@@ -108,6 +108,30 @@ def test_classification_metrics_by_hand():
     assert result["macro_f1"] == pytest.approx(100 * (2 / 3 + 2 / 4 + 0) / 3)
     with pytest.raises(ValueError, match="2 true labels but 1 predictions"):
         classification_metrics(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="column 'true labels', row 1: expected a class label"):
+        classification_metrics(["a", float("nan")], ["a", "b"])  # was a NaN macro-F1
+
+
+def test_evaluate_classifier_takes_series_and_arrays_and_refuses_one_string():
+    import pandas as pd
+
+    from sentsim.decisions import FewShotClassifier
+    from sentsim.evaluation import evaluate_classifier
+
+    from .toy_task import TOPICS, toy_encoder
+
+    texts = [t for ts in TOPICS.values() for t in ts]
+    labels = [k for k, ts in TOPICS.items() for _ in ts]
+    classifier = FewShotClassifier(toy_encoder(dropout=0.0).eval(), threshold=0.5).add_examples(texts[::2], labels[::2])
+    out = pd.Series(["zzz qqq", "what is love"], index=[4, 2])
+    expected = evaluate_classifier(classifier, texts[1::2], labels[1::2], out_of_scope=list(out))
+    assert expected["n_out_of_scope"] == 2
+    frame = pd.DataFrame({"text": texts[1::2], "label": labels[1::2]}, index=range(100, 100 + len(labels[1::2])))
+    for out_of_scope in (out, out.to_numpy()):
+        assert evaluate_classifier(classifier, frame.text, frame.label, out_of_scope=out_of_scope) == expected
+    assert evaluate_classifier(classifier, texts, labels, out_of_scope=np.array([], dtype=str))["n"] == len(texts)
+    with pytest.raises(TypeError, match="out_of_scope must be a list of str here, got a single str"):
+        evaluate_classifier(classifier, texts, labels, out_of_scope="what is love")
 
 
 @pytest.mark.parametrize("metric", ["cosine", "dot", "euclidean", "manhattan"])

@@ -6,9 +6,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sentsim.data.columns import class_column, plain_list
+from sentsim.inputs import validate_texts
+
 
 def classification_metrics(true: Sequence, predicted: Sequence) -> dict[str, float]:
     """Accuracy and macro-F1 (x 100); macro-F1 averages over every label seen in ``true`` or ``predicted``."""
+    true = class_column(true, "true labels", "classification_metrics")  # no NaN / None: they would score NaN
+    predicted = plain_list(predicted)
     if len(true) != len(predicted):
         raise ValueError(f"{len(true)} true labels but {len(predicted)} predictions")
     if len(true) == 0:
@@ -32,7 +37,11 @@ def evaluate_classifier(
     ``accuracy`` (primary) counts in-scope texts only, so a "none of these" answer to one of
     them is an error.
     """
-    predicted = list(classifier.predict(list(texts) + list(out_of_scope)))
+    texts, out_of_scope = validate_texts(texts), validate_texts(out_of_scope, "out_of_scope")
+    labels = class_column(labels, "labels", "evaluate_classifier")
+    if len(labels) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    predicted = list(classifier.predict(texts + out_of_scope))
     results: dict = classification_metrics(labels, predicted[: len(texts)])
     results |= {"n": len(texts), "primary_metric": "accuracy"}
     if out_of_scope:

@@ -33,7 +33,10 @@ def write_results(results: dict, path: str | Path) -> None:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["metric", "value"])
-        writer.writerows(results.items())
+        writer.writerows(  # nested values as JSON in their cell
+            (key, json.dumps(value, allow_nan=False) if isinstance(value, (list, dict)) else value)
+            for key, value in results.items()
+        )
         text = buffer.getvalue()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,16 +46,20 @@ def write_results(results: dict, path: str | Path) -> None:
 
 
 def json_safe(results: dict) -> dict:
-    """``results`` (nested dicts too) with numpy numbers as Python numbers and NaN / infinity as
-    None (JSON null), for strict JSON."""
-    return {key: _plain(value) for key, value in results.items()}
+    """``results`` with numpy numbers as Python numbers, arrays and Series as lists (at any depth),
+    and NaN / infinity as None (JSON null), for strict JSON."""
+    return _plain(results)
 
 
 def _plain(value: object) -> object:
     if isinstance(value, dict):
-        return json_safe(value)
+        return {_plain(key): _plain(item) for key, item in value.items()}
     if isinstance(value, np.generic):
         value = value.item()
+    elif hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy arrays, pandas Series
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
