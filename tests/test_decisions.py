@@ -199,7 +199,7 @@ def test_none_of_these_threshold_and_tuning():
     assert threshold == classifier.threshold
 
 
-def test_few_shot_bad_input():
+def test_few_shot_bad_input(caplog):
     classifier = FewShotClassifier(circle_encoder())
     with pytest.raises(RuntimeError, match="support set is empty"):
         classifier.predict(["t0"])
@@ -227,6 +227,16 @@ def test_few_shot_bad_input():
         classifier.fit_threshold(["t1"], ["a"])
     with pytest.raises(ValueError, match="fit_threshold got 2 texts but 1 labels"):
         classifier.fit_threshold(["t1", "t2"], ["none"])
+    with pytest.raises(ValueError, match=r"embeddings row 0 holds NaN or infinity"):
+        classifier.add_examples(["t1"], ["b"], embeddings=np.full((1, dim), np.nan))
+    with pytest.raises(ValueError, match=r"query embeddings row 1 holds NaN or infinity"):
+        classifier.predict(np.vstack([np.ones(dim), np.full(dim, np.inf)]))
+    with pytest.raises(ValueError, match="column 'labels', row 1: expected a class label"):
+        classifier.fit_threshold(["t1", "t2"], ["none", None])
+    assert FewShotClassifier(circle_encoder(), unknown_label=np.int64(-1)).unknown_label == -1
+    with caplog.at_level("WARNING"):
+        classifier.fit_threshold(["t1", "t2"], ["none", "CAT"])
+    assert "1 label(s) name no class of the support set (CAT)" in caplog.text
     with pytest.raises(ValueError, match="unknown strategy 'svm'"):
         FewShotClassifier(circle_encoder(), strategy="svm")
     for options, message in [

@@ -65,6 +65,8 @@ class FewShotClassifier:
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+        if isinstance(unknown_label, np.generic):
+            unknown_label = unknown_label.item()  # np.int64 / np.str_, as class labels are
         if isinstance(unknown_label, bool) or not isinstance(unknown_label, (str, int)) or unknown_label == "":
             raise TypeError(f"unknown_label must be a non-empty str or an int, got {unknown_label!r}")
         k, batch_size = positive_int("k", k), positive_int("batch_size", batch_size)  # as int: saved as JSON
@@ -111,6 +113,7 @@ class FewShotClassifier:
                 f"embeddings must have shape ({len(texts)}, {self._embeddings.shape[1]}): one row per text, "
                 f"the encoder's dimension; got {embeddings.shape}"
             )
+        _check_finite(embeddings, "embeddings")
         embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
         self._texts += texts
         self._labels += labels
@@ -189,9 +192,16 @@ class FewShotClassifier:
         """
         if objective not in THRESHOLD_OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(THRESHOLD_OBJECTIVES)}")
-        labels = list(labels)
+        labels = class_column(labels, "labels", "fit_threshold")
         if len(texts) != len(labels):
             raise ValueError(f"fit_threshold got {len(texts)} texts but {len(labels)} labels")
+        unknown = sorted({str(label) for label in labels} - {str(c) for c in self.classes} - {str(self.unknown_label)})
+        if unknown:
+            logger.warning(
+                "fit_threshold: %d label(s) name no class of the support set (%s); their texts count as errors",
+                len(unknown),
+                ", ".join(unknown[:5]),
+            )
         out = np.array([label == self.unknown_label for label in labels])
         if out.all() or not out.any():
             raise ValueError(
@@ -287,8 +297,15 @@ class FewShotClassifier:
             if texts.ndim not in (1, 2) or texts.shape[-1] != dim:
                 raise ValueError(f"query embeddings must have shape (n, {dim}) or ({dim},), got {texts.shape}")
             queries = texts.astype(np.float32).reshape(-1, dim)
+            _check_finite(queries, "query embeddings")
             return queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
         return self._encode(validate_texts(texts)).reshape(-1, self._embeddings.shape[1])
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode(texts, normalize=True, batch_size=self.batch_size, show_progress=self.show_progress)
+
+
+def _check_finite(embeddings: np.ndarray, name: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+    if bad.size:
+        raise ValueError(f"{name} row {int(bad[0])} holds NaN or infinity")
