@@ -110,8 +110,22 @@ def test_pair_classifier_bad_input():
     classifier = PairClassifier(circle_encoder())
     with pytest.raises(RuntimeError, match="call fit"):
         classifier.predict("t0", "t1")
-    with pytest.raises(ValueError, match="labels must be 0 or 1"):
+    with pytest.raises(ValueError, match="column 'labels', row 0: expected a label 0 or 1"):
         classifier.fit(left, right, labels * 2)
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="column 'labels', row 1: expected a label 0 or 1, got <NA>"):
+        classifier.fit(left, right, pd.Series([1, None, *labels[2:]], dtype="Int64"))
+    frame = pd.DataFrame({"s1": left, "s2": right, "label": labels})
+    with pytest.raises(TypeError, match="calibration_pairs must be a tuple .*, got DataFrame"):
+        classifier.fit(left, right, labels, calibration_pairs=frame)
+    with pytest.raises(TypeError, match="seed must be an int, got 1.5"):
+        classifier.fit(left, right, labels, seed=1.5)
+    with pytest.raises(ValueError, match="held_out must be between 0 and 1"):
+        classifier.fit(left, right, labels, held_out="0.3")
+    bools = PairClassifier(circle_encoder()).fit(frame.s1, frame.s2, frame.label.astype(bool))
+    assert bools.threshold == PairClassifier(circle_encoder()).fit(left, right, labels).threshold
+    assert json.loads(json.dumps(PlattScaling(a=np.float32(3), b=np.float64(1)).to_dict()))["a"] == 3.0
     with pytest.raises(ValueError, match="single class"):
         classifier.fit(left, right, np.ones_like(labels))
     with pytest.raises(ValueError, match="too few pairs of label 0"):

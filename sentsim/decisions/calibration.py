@@ -61,7 +61,7 @@ class PlattScaling:
         return _sigmoid(self.a * np.asarray(scores, dtype=np.float64) + self.b)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "a": self.a, "b": self.b}
+        return {"name": self.name, "a": float(self.a), "b": float(self.b)}
 
 
 class IsotonicCalibration:

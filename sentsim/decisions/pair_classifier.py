@@ -11,6 +11,7 @@ import numpy as np
 
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
+from sentsim.data.columns import binary_column, plain_list
 from sentsim.decisions.calibration import Calibrator, calibrator_from_dict, make_calibrator
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
 from sentsim.evaluation.binary import (
@@ -23,7 +24,7 @@ from sentsim.evaluation.binary import (
     require_both_classes,
 )
 from sentsim.evaluation.pairs import pair_scores
-from sentsim.inputs import finite_or_none, positive_int, validate_texts
+from sentsim.inputs import finite_or_none, is_integer, is_real, positive_int, validate_texts
 from sentsim.similarity import Metric
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,14 @@ class PairClassifier:
         The calibrator is fitted on ``calibration_pairs`` when given; otherwise a stratified
         ``held_out`` share of the pairs is set aside for it (and the threshold is tuned on the rest).
         """
+        if not is_integer(seed):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        if calibration_pairs is not None and not (
+            isinstance(calibration_pairs, (tuple, list)) and len(calibration_pairs) == 3
+        ):
+            raise TypeError(
+                f"calibration_pairs must be a tuple (sentences1, sentences2, labels), got {type(calibration_pairs).__name__}"
+            )
         scores, labels_a = self._scored(sentences1, sentences2, labels)
         require_both_classes(labels_a)
         if calibration_pairs is not None:
@@ -152,7 +161,7 @@ class PairClassifier:
 
     def _scored(self, sentences1, sentences2, labels) -> tuple[np.ndarray, np.ndarray]:
         left, right = validate_texts(sentences1, "sentences1"), validate_texts(sentences2, "sentences2")
-        labels_a = np.asarray(list(labels))
+        labels_a = binary_column(plain_list(labels), "labels", "PairClassifier")  # bools, 0/1; <NA> named
         if len(labels_a) != len(left):
             raise ValueError(f"{len(left)} pairs but {len(labels_a)} labels")
         return check_binary(
@@ -161,7 +170,7 @@ class PairClassifier:
 
 
 def _stratified_split(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if not 0.0 < share < 1.0:
+    if not is_real(share) or not 0.0 < share < 1.0:
         raise ValueError(f"held_out must be between 0 and 1, got {share}")
     rng = np.random.default_rng(seed)
     fit_rows, held_rows = [], []
