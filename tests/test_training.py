@@ -317,6 +317,26 @@ def test_existing_run_and_resume_with_another_config(tmp_path):
         train(shorter, data, make_loss("cosent"), config, output_dir=tmp_path / "run", resume=True)
 
 
+def test_numpy_loss_options_and_bool_labels(tmp_path):
+    pairs = toy_pairs()
+    pair_columns = {name: values for name, values in columns(pairs).items() if name != "score"}
+    data = load_training_data(pair_columns | {"label": np.asarray(pairs.scores) > 0.5})  # a bool column
+    config = TrainingConfig(epochs=1, batch_size=8, **QUIET | {"show_progress": np.False_})
+    assert config.show_progress is False
+    train(toy_encoder(), data, make_loss("contrastive", online=np.True_), config, output_dir=tmp_path / "run")
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["loss"]["online"] is True  # recorded, so a resume with another setting is refused
+    with pytest.raises(ValueError, match="holds a run with another loss"):
+        train(
+            toy_encoder(),
+            data,
+            make_loss("contrastive", online=np.False_),
+            config,
+            output_dir=tmp_path / "run",
+            resume=True,
+        )
+
+
 def test_a_run_of_an_earlier_version_still_resumes(tmp_path):
     data = load_training_data(columns(toy_pairs()))
     config = TrainingConfig(epochs=2, batch_size=8, checkpoint_steps=2, **QUIET)

@@ -62,7 +62,7 @@ class TrainingConfig:
         self._store("weight_decay", positive_number("weight_decay", self.weight_decay, allow_zero=True))
         if self.max_grad_norm is not None:
             self._store("max_grad_norm", positive_number("max_grad_norm", self.max_grad_norm))
-        check_flag("show_progress", self.show_progress)
+        self._store("show_progress", check_flag("show_progress", self.show_progress))
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
 

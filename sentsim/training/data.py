@@ -187,9 +187,11 @@ def _labels(values: list, source: str) -> np.ndarray:
                 value = float(value) if "." in value else int(value)
             except ValueError:
                 pass
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
             value = int(value)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (bool, np.bool_)):  # a bool column (pandas' is_duplicate): 1 / 0
+            value = int(value)
+        if not isinstance(value, (int, np.integer)):
             raise ValueError(f"{source}: column 'label', row {row}: expected an integer label, got {value!r}")
         labels[row] = value
     return labels

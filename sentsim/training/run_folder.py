@@ -86,8 +86,10 @@ def _read_json(path: Path) -> dict:
 
 def run_fingerprint(encoder, data: TrainingData, loss, config: TrainingConfig, world: int) -> dict:
     settings = {k: v for k, v in config.to_dict().items() if k not in ("show_progress", "log_steps")}
-    loss_options = {
-        k: v for k, v in vars(loss).items() if not k.startswith("_") and isinstance(v, (int, float, str, bool))
+    loss_options = {  # numpy values (np.True_, np.float32) as Python ones, so they are recorded too
+        k: v.item() if isinstance(v, np.generic) else v
+        for k, v in vars(loss).items()
+        if not k.startswith("_") and isinstance(v, (int, float, str, bool, np.generic))
     }
     shapes = {name: list(tensor.shape) for name, tensor in encoder.state_dict().items()}
     return {
