@@ -26,7 +26,7 @@ from sentsim.encoding import (
     tokenizer_workers,
 )
 from sentsim.hub import resolve_model_path
-from sentsim.inputs import check_flag, positive_int, validate_texts
+from sentsim.inputs import check_flag, positive_int, single_text, validate_texts
 from sentsim.model_folder import EncoderParts, load_parts, save_parts
 from sentsim.npy_output import discard_staging, staging_path
 from sentsim.pooling import Pooling, pool, pool_packed
@@ -211,8 +211,7 @@ class SentenceEncoder(nn.Module):
                 on CPU in fp32 (``pip install onnxruntime``; exported once from the current
                 weights, again after they change): faster on a few cores, same embeddings to ~1e-6.
         """
-        if isinstance(texts, np.ndarray) and texts.ndim == 0 and texts.dtype.kind in "US":
-            texts = str(texts.item())  # a 0-d string array is one string
+        texts = single_text(texts)
         single = isinstance(texts, str)
         items = [texts] if single else validate_texts(texts)
         for name, flag in (("normalize", normalize), ("packed", packed), ("show_progress", show_progress)):
@@ -387,11 +386,13 @@ class SentenceEncoder(nn.Module):
         scores with ``pairwise=True``, or a float when ``a`` and ``b`` are single texts or vectors.
         """
         metric = Metric.parse(metric)
+        check_flag("pairwise", pairwise)
         left = self._as_embeddings(a, "a", batch_size)
         right = self._as_embeddings(b, "b", batch_size)
         return similarity(left, right, metric, pairwise=pairwise)
 
     def _as_embeddings(self, value: object, name: str, batch_size: int) -> ArrayLike:
+        value = single_text(value)
         if isinstance(value, (np.ndarray, Tensor)) and not (
             isinstance(value, np.ndarray) and value.dtype.kind in "OUS"
         ):

@@ -61,6 +61,13 @@ def positive_number(name: str, value: object, *, allow_zero: bool = False) -> fl
     return float(value)
 
 
+def single_text(value: object) -> object:
+    """A 0-d numpy string array (``np.array("text")``) as the one str it holds; anything else unchanged."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "US":
+        return str(value.item())
+    return value
+
+
 def validate_texts(texts: object, name: str = "texts") -> list[str]:
     """Return ``texts`` as a list of str, or raise an error naming the first bad item.
 

@@ -36,6 +36,8 @@ def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, p
     Embeddings holding NaN or infinity are refused.
     """
     metric = Metric.parse(metric)
+    if not isinstance(pairwise, (bool, np.bool_)):
+        raise TypeError(f"pairwise must be True or False, got {pairwise!r}")
     as_numpy = not (isinstance(a, Tensor) and isinstance(b, Tensor))
     x, y = _as_matrix(a, "a"), _as_matrix(b, "b")
     if x.shape[1] != y.shape[1]:

@@ -126,6 +126,7 @@ def test_pair_classifier_bad_input():
     bools = PairClassifier(circle_encoder()).fit(frame.s1, frame.s2, frame.label.astype(bool))
     assert bools.threshold == PairClassifier(circle_encoder()).fit(left, right, labels).threshold
     assert json.loads(json.dumps(PlattScaling(a=np.float32(3), b=np.float64(1)).to_dict()))["a"] == 3.0
+    assert bools.score(np.array("t0"), np.array("t1")) == bools.score("t0", "t1")  # 0-d string arrays
     with pytest.raises(ValueError, match="single class"):
         classifier.fit(left, right, np.ones_like(labels))
     with pytest.raises(ValueError, match="too few pairs of label 0"):

@@ -134,6 +134,9 @@ def test_flags_names_and_lengths_are_checked_at_the_boundary(tiny_encoder, tiny_
     with pytest.raises(TypeError, match="as_tensor must be True or False, got 1"):
         tiny_encoder.encode(TEXTS, as_tensor=1)
     np.testing.assert_array_equal(tiny_encoder.encode(np.array("a cat")), tiny_encoder.encode("a cat"))  # 0-d
+    assert tiny_encoder.similarity(np.array("a cat"), np.array("a dog")) == tiny_encoder.similarity("a cat", "a dog")
+    with pytest.raises(TypeError, match="pairwise must be True or False, got 'False'"):
+        tiny_encoder.similarity(["a cat"], ["a dog"], pairwise="False")  # a non-empty str would read as True
     with pytest.raises(TypeError, match="tower must be a TransformerTower or LSTMTower, got str .*from_pretrained"):
         SentenceEncoder("all-MiniLM-L6-v2")
     for name in (None, 123, "", "  "):

@@ -191,6 +191,7 @@ def test_filters_return_k_matching_hits(index):
     assert sorted(h.metadata["n"] for h in hits) == [10, 11, 12, 13, 14, 15]
     assert {h.id for h in index.search("stocks", k=20, filter={"even": True})} == {f"d{i}" for i in range(0, 16, 2)}
     assert index.search("stocks", k=3, filter={"topic": "nothing"}) == []
+    assert index.search(np.array("stocks"), k=3) == index.search("stocks", k=3)  # a 0-d string array
     import pandas as pd
 
     frame = pd.DataFrame(META)  # values picked from a DataFrame are numpy scalars, arrays or Series

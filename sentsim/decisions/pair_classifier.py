@@ -24,7 +24,7 @@ from sentsim.evaluation.binary import (
     require_both_classes,
 )
 from sentsim.evaluation.pairs import pair_scores
-from sentsim.inputs import finite_or_none, is_integer, is_real, positive_int, validate_texts
+from sentsim.inputs import finite_or_none, is_integer, is_real, positive_int, single_text, validate_texts
 from sentsim.similarity import Metric
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class PairClassifier:
 
     def score(self, a: str | Sequence[str], b: str | Sequence[str]) -> np.ndarray | float:
         """Similarity of each pair ``(a[i], b[i])`` (a float for two strings)."""
+        a, b = single_text(a), single_text(b)
         single = isinstance(a, str) and isinstance(b, str)
         left = [a] if isinstance(a, str) else validate_texts(a, "a")
         right = [b] if isinstance(b, str) else validate_texts(b, "b")

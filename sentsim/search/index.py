@@ -21,7 +21,7 @@ from tokenizers import Tokenizer
 
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
-from sentsim.inputs import is_integer, positive_int, validate_texts
+from sentsim.inputs import is_integer, positive_int, single_text, validate_texts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
 from sentsim.search.chunking import chunk_options, untruncated
 from sentsim.search.fingerprint import fingerprint_mismatch, index_encoder, model_fingerprint
@@ -304,6 +304,7 @@ class DocumentIndex:
         true neighbours and costs time (``benchmarks/bench_index.py --nprobe-sweep``). A tuned
         call searches on the CPU index even where a GPU copy exists.
         """
+        queries = single_text(queries)
         single = isinstance(queries, str)
         queries = [queries] if single else validate_texts(queries, "queries")
         for row, query in enumerate(queries):
