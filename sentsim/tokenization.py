@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,7 +144,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 30000, *, lowercase:
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False
     )  # the progress bar writes to stdout
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer.train_from_iterator(_checked_texts(texts), trainer=trainer)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -152,3 +152,13 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 30000, *, lowercase:
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     return tokenizer
+
+
+def _checked_texts(texts: Iterable[str]) -> Iterator[str]:
+    """``texts`` one by one (a generator stays lazy), or a TypeError naming the first non-str item."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be an iterable of str, got a single str")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] is {type(text).__name__} ({text!r}); expected str")
+        yield text

@@ -75,6 +75,11 @@ def test_fine_tuning_needs_two_classes():
     classifier = FewShotClassifier(toy_encoder()).add_examples(["the cat sleeps"], ["cat"])
     with pytest.raises(ValueError, match="at least 2 classes"):
         classifier.fine_tune()
+    classifier.add_examples(["the market fell"], ["market"])
+    with pytest.raises(ValueError, match="rounds must be an int >= 1, got 0"):
+        classifier.fine_tune(rounds=0)
+    with pytest.raises(TypeError, match="seed must be an int, got 1.5"):
+        classifier.fine_tune(seed=1.5)
 
 
 def _write_sts(path, pairs):

@@ -92,6 +92,15 @@ def test_retrieval_metrics_by_hand():
     assert result["map@100"] == pytest.approx(100 * (0.5 + 0.5) / 2)
 
 
+def test_retrieval_metrics_take_a_2d_array_and_ece_needs_bins():
+    from sentsim.evaluation import expected_calibration_error
+
+    as_lists = retrieval_metrics([["a", "b"], ["c", "d"]], [{"b"}, {"c"}])
+    assert retrieval_metrics(np.array([["a", "b"], ["c", "d"]]), [{"b"}, {"c"}]) == as_lists
+    with pytest.raises(ValueError, match="bins must be an int >= 1, got 0"):
+        expected_calibration_error(np.array([0.2, 0.8]), np.array([0, 1]), bins=0)  # was 0.0
+
+
 def test_retrieval_metrics_bad_input():
     with pytest.raises(ValueError, match="no queries"):
         retrieval_metrics([], [])

@@ -8,6 +8,7 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sentsim import similarity
@@ -973,3 +974,12 @@ def test_train_tokenizer_prints_nothing(capfd):
 
     train_tokenizer(["the cat sat on the mat"] * 3, vocab_size=50)
     assert capfd.readouterr().out == ""
+    with pytest.raises(TypeError, match=r"texts\[2\] is float \(nan\); expected str"):
+        train_tokenizer(pd.Series(["a cat", "a dog", float("nan")]), vocab_size=50)
+
+
+def test_a_bad_filter_is_refused_on_an_empty_index_too(encoder, tmp_path):
+    index = DocumentIndex.create(tmp_path / "empty", encoder, backend="flat")
+    with pytest.raises(ValueError, match="'gte' needs a number"):
+        index.search("the cat", filter={"year": {"gte": "2020"}})
+    index.close()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sentsim.data.columns import plain_list
 from sentsim.inputs import is_integer
 
 
@@ -23,6 +24,8 @@ def retrieval_metrics(
     ``rankings[i]`` is the ranked document ids for query i, ``relevant[i]`` its relevant ids
     (non-empty). MAP@k divides by ``min(k, |relevant|)``.
     """
+    rankings = [plain_list(ranking) for ranking in rankings]  # a 2-D array or a Series of lists too
+    relevant = list(relevant)
     if len(rankings) != len(relevant):
         raise ValueError(f"{len(rankings)} rankings but {len(relevant)} relevance sets")
     if not rankings:

@@ -24,6 +24,7 @@ from sentsim.atomic import write_text_atomic
 from sentsim.inputs import is_integer, positive_int, single_text, validate_texts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
 from sentsim.search.chunking import chunk_options, untruncated
+from sentsim.search.filters import filter_sql
 from sentsim.search.fingerprint import fingerprint_mismatch, index_encoder, model_fingerprint
 from sentsim.search.hits import Hit, assemble_hits
 from sentsim.search.ingest import plan_documents, validate_documents
@@ -336,6 +337,8 @@ class DocumentIndex:
             raise ValueError("query vectors contain NaN or infinity")
         self._catch_up()
         self._check_search(k, by, nprobe, ef_search)
+        if filter is not None:
+            filter_sql(filter)  # checked even where nothing is indexed yet
         k = int(k)
         with self._lock.reading():
             if self.backend is None or self.backend.size == 0:
