@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from sentsim.inputs import check_flag
+
 logger = logging.getLogger(__name__)
 
 
@@ -97,8 +99,7 @@ def _move_into_place(ready: Path, path: Path) -> None:
 def check_replaceable(path: str | os.PathLike, markers: tuple[str, ...], what: str, *, overwrite: bool) -> None:
     """Before a save that replaces the whole folder ``path``: refuse a non-empty folder holding
     none of ``markers`` (files such a save writes) unless ``overwrite``, so that no user files go."""
-    if not isinstance(overwrite, bool):
-        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    overwrite = check_flag("overwrite", overwrite)
     path = Path(path)
     if overwrite or not path.is_dir() or not any(path.iterdir()) or any((path / m).exists() for m in markers):
         return

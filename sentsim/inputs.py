@@ -74,7 +74,7 @@ def validate_texts(texts: object, name: str = "texts") -> list[str]:
     Accepts a list, tuple, numpy array, pandas Series or any other iterable of str. A single
     string is not accepted here (callers decide what one string means).
     """
-    if isinstance(texts, str):
+    if isinstance(single_text(texts), str):
         raise TypeError(f"{name} must be a list of str here, got a single str")
     if isinstance(texts, (bytes, dict, set, frozenset)) or hasattr(texts, "columns") or not isinstance(texts, Iterable):
         # dicts iterate their keys, sets have no order, data frames iterate their column names

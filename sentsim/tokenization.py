@@ -135,8 +135,8 @@ def _token_id(tokenizer: Tokenizer, candidates: tuple[str, ...]) -> int:
     return 0
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 30000, *, lowercase: bool = True) -> Tokenizer:
-    """Train a BERT-style WordPiece tokenizer (``[CLS] ... [SEP]``) on the user's texts."""
+def train_tokenizer(texts: Iterable[str | list[str]], vocab_size: int = 30000, *, lowercase: bool = True) -> Tokenizer:
+    """Train a BERT-style WordPiece tokenizer (``[CLS] ... [SEP]``) on the user's texts (or batches of them)."""
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -154,11 +154,15 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 30000, *, lowercase:
     return tokenizer
 
 
-def _checked_texts(texts: Iterable[str]) -> Iterator[str]:
-    """``texts`` one by one (a generator stays lazy), or a TypeError naming the first non-str item."""
+def _checked_texts(texts: Iterable[str | list[str]]) -> Iterator[str | list[str]]:
+    """``texts`` (str, or batches: lists of str) one by one, so a generator stays lazy; a TypeError
+    names the first item that is neither."""
     if isinstance(texts, str):
         raise TypeError("texts must be an iterable of str, got a single str")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{index}] is {type(text).__name__} ({text!r}); expected str")
-        yield text
+    for index, item in enumerate(texts):
+        batch = item if isinstance(item, (list, tuple)) else [item]
+        for inner, text in enumerate(batch):
+            if not isinstance(text, str):
+                where = f"texts[{index}][{inner}]" if batch is item else f"texts[{index}]"
+                raise TypeError(f"{where} is {type(text).__name__} ({text!r}); expected str")
+        yield item

@@ -117,7 +117,7 @@ def test_pair_classifier_bad_input():
     with pytest.raises(ValueError, match="column 'labels', row 1: expected a label 0 or 1, got <NA>"):
         classifier.fit(left, right, pd.Series([1, None, *labels[2:]], dtype="Int64"))
     frame = pd.DataFrame({"s1": left, "s2": right, "label": labels})
-    with pytest.raises(TypeError, match="calibration_pairs must be a tuple .*, got DataFrame"):
+    with pytest.raises(TypeError, match="calibration_pairs must be a tuple or list of three.*got DataFrame"):
         classifier.fit(left, right, labels, calibration_pairs=frame)
     with pytest.raises(TypeError, match="seed must be an int, got 1.5"):
         classifier.fit(left, right, labels, seed=1.5)
@@ -125,6 +125,10 @@ def test_pair_classifier_bad_input():
         classifier.fit(left, right, labels, held_out="0.3")
     bools = PairClassifier(circle_encoder()).fit(frame.s1, frame.s2, frame.label.astype(bool))
     assert bools.threshold == PairClassifier(circle_encoder()).fit(left, right, labels).threshold
+    numpy_bools = PairClassifier(circle_encoder()).fit(left, right, list(np.asarray(labels) == 1))  # np.True_ items
+    assert numpy_bools.threshold == bools.threshold
+    with pytest.raises(TypeError, match=r"calibration_pairs must be a tuple or list of three.*got list of 2"):
+        classifier.fit(left, right, labels, calibration_pairs=[left, right])
     assert json.loads(json.dumps(PlattScaling(a=np.float32(3), b=np.float64(1)).to_dict()))["a"] == 3.0
     assert bools.score(np.array("t0"), np.array("t1")) == bools.score("t0", "t1")  # 0-d string arrays
     with pytest.raises(ValueError, match="single class"):
@@ -251,7 +255,10 @@ def test_few_shot_bad_input(caplog):
     assert FewShotClassifier(circle_encoder(), unknown_label=np.int64(-1)).unknown_label == -1
     with caplog.at_level("WARNING"):
         classifier.fit_threshold(["t1", "t2"], ["none", "CAT"])
-    assert "1 label(s) name no class of the support set (CAT)" in caplog.text
+    assert "1 label(s) name no class of the support set ('CAT')" in caplog.text
+    with caplog.at_level("WARNING"):
+        classifier.fit_threshold(["t1", "t2"], ["none", 1])  # the int 1 is not a class "1"
+    assert "(1)" in caplog.text
     with pytest.raises(ValueError, match="unknown strategy 'svm'"):
         FewShotClassifier(circle_encoder(), strategy="svm")
     for options, message in [

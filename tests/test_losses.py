@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -176,3 +177,12 @@ def test_unknown_loss_and_options():
         make_loss("triplet", margin=float("nan"))
     with pytest.raises(ValueError, match="margin must be a finite number >= 0, got '1'"):
         make_loss("triplet", margin="1")
+
+
+@pytest.mark.parametrize(
+    "loss, option", [(InBatchNegativesLoss, "symmetric"), (ContrastiveLoss, "online"), (TripletLoss, "batch_hard")]
+)
+def test_loss_flags_must_be_bools(loss, option):
+    with pytest.raises(TypeError, match=f"{option} must be True or False, got 'False'"):
+        loss(**{option: "False"})  # a non-empty str would read as True
+    assert getattr(loss(**{option: np.True_}), option) is True

@@ -117,8 +117,12 @@ def test_classification_metrics_by_hand():
     assert result["macro_f1"] == pytest.approx(100 * (2 / 3 + 2 / 4 + 0) / 3)
     with pytest.raises(ValueError, match="2 true labels but 1 predictions"):
         classification_metrics(["a", "b"], ["a"])
-    with pytest.raises(ValueError, match="column 'true labels', row 1: expected a class label"):
+    with pytest.raises(ValueError, match=r"true label 1 is missing \(nan\)"):
         classification_metrics(["a", float("nan")], ["a", "b"])  # was a NaN macro-F1
+    with pytest.raises(ValueError, match=r"predicted label 0 is missing \(None\)"):
+        classification_metrics(["a", "b"], [None, "b"])
+    assert classification_metrics([True, False], [True, True])["accuracy"] == 50.0  # bools and floats are labels
+    assert classification_metrics([1.0, 2.0], [1.0, 1.0])["accuracy"] == 50.0
 
 
 def test_evaluate_classifier_takes_series_and_arrays_and_refuses_one_string():

@@ -276,9 +276,10 @@ def test_filters_on_keys_with_accents_escapes_and_json_path_syntax(encoder, tmp_
         assert [h.id for h in index.search("one", k=5, filter={key: {"ne": "yes"}})] == ["d2"], key
     with pytest.raises(ValueError, match="metadata keys cannot contain a double quote"):
         index.add(["three"], ids=["d3"], metadata=[{'q"uote': 1}])
+    index.add(["three"], ids=["d3"], metadata=[{"info": {'the "best"': 1}}])  # nested keys are not filtered on
     with pytest.raises(ValueError, match="filter key 'q\"uote': metadata keys cannot contain a double quote"):
         index.search("one", filter={'q"uote': 1})
-    assert len(index) == 2
+    assert len(index) == 3
     index.close()
 
 
@@ -446,6 +447,7 @@ def test_corrupted_files_give_clear_errors(index, tmp_path):
         (manifest | {"chunk_size": "128"}, "'chunk_size' is missing or has the wrong type"),
         (manifest | {"model": {"name": "x"}}, "model 'dim' is missing"),
         (manifest | {"tombstones": 3}, "'tombstones' must be a list"),
+        (manifest | {"metric": "bogus"}, "unknown metric 'bogus'"),
     ):
         (folder / "manifest.json").write_text(json.dumps(broken))
         with pytest.raises(IndexCorruptedError, match=message):
@@ -976,6 +978,10 @@ def test_train_tokenizer_prints_nothing(capfd):
     assert capfd.readouterr().out == ""
     with pytest.raises(TypeError, match=r"texts\[2\] is float \(nan\); expected str"):
         train_tokenizer(pd.Series(["a cat", "a dog", float("nan")]), vocab_size=50)
+    batches = ([text] * 2 for text in ["the cat sat", "on the mat"])  # batches of texts, as tokenizers allows
+    assert train_tokenizer(batches, vocab_size=50).get_vocab_size() > 5
+    with pytest.raises(TypeError, match=r"texts\[0\]\[1\] is NoneType"):
+        train_tokenizer([["a cat", None]], vocab_size=50)
 
 
 def test_a_bad_filter_is_refused_on_an_empty_index_too(encoder, tmp_path):

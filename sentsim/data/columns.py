@@ -57,7 +57,7 @@ def binary_column(values: Sequence[object], column: str, source: str) -> np.ndar
     for row, value in enumerate(values):
         if isinstance(value, str) and value.strip().lower() in words:
             labels[row] = words[value.strip().lower()]
-        elif isinstance(value, (bool, int, float, np.integer, np.floating)) and value in (0, 1):
+        elif isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)) and value in (0, 1):
             labels[row] = int(value)
         else:
             raise ValueError(f"{source}: column {column!r}, row {row}: expected a label 0 or 1, got {value!r}")

@@ -195,7 +195,7 @@ class FewShotClassifier:
         labels = class_column(labels, "labels", "fit_threshold")
         if len(texts) != len(labels):
             raise ValueError(f"fit_threshold got {len(texts)} texts but {len(labels)} labels")
-        unknown = sorted({str(label) for label in labels} - {str(c) for c in self.classes} - {str(self.unknown_label)})
+        unknown = sorted(map(repr, set(labels) - set(self.classes) - {self.unknown_label}))  # 1 is not "1"
         if unknown:
             logger.warning(
                 "fit_threshold: %d label(s) name no class of the support set (%s); their texts count as errors",
@@ -249,16 +249,19 @@ class FewShotClassifier:
     def load(cls, folder: str | Path, encoder) -> FewShotClassifier:
         """Read a classifier saved by :meth:`save`; the support set is re-embedded if ``encoder`` has another dimension."""
         folder = Path(folder)
-        config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
         try:
+            config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
             settings = {name: config[name] for name in ("strategy", "k", "threshold", "unknown_label", "temperature")}
             settings["logistic_c"] = config.get("logistic_c", 100.0)
             texts, labels = config["texts"], config["labels"]
-        except (KeyError, TypeError, AttributeError) as error:  # valid JSON of another shape
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # not JSON, or JSON of another shape
             raise ValueError(
                 f"{folder / CONFIG_NAME} is not a saved few-shot classifier ({type(error).__name__}: {error})"
             ) from None
-        classifier = cls(encoder, **settings)
+        try:
+            classifier = cls(encoder, **settings)
+        except (ValueError, TypeError) as error:  # a setting of the wrong type or value
+            raise ValueError(f"{folder / CONFIG_NAME}: {error}") from None
         embeddings = load_safetensors(folder / EMBEDDINGS_NAME)["embeddings"].numpy()
         if fitted_with_another_model(config.get("model_sha256"), encoder):
             logger.warning(

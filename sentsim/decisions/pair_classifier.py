@@ -83,7 +83,9 @@ class PairClassifier:
             isinstance(calibration_pairs, (tuple, list)) and len(calibration_pairs) == 3
         ):
             raise TypeError(
-                f"calibration_pairs must be a tuple (sentences1, sentences2, labels), got {type(calibration_pairs).__name__}"
+                "calibration_pairs must be a tuple or list of three: (sentences1, sentences2, labels); "
+                f"got {type(calibration_pairs).__name__}"
+                + (f" of {len(calibration_pairs)}" if isinstance(calibration_pairs, (tuple, list)) else "")
             )
         scores, labels_a = self._scored(sentences1, sentences2, labels)
         require_both_classes(labels_a)
@@ -150,11 +152,11 @@ class PairClassifier:
     @classmethod
     def load(cls, path: str | Path, encoder) -> PairClassifier:
         """Read a classifier saved by :meth:`save`, to run with ``encoder``."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
         try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
             metric, threshold = data["metric"], data.get("threshold")
             calibrator = calibrator_from_dict(data["calibrator"]) if data.get("calibrator") else None
-        except (KeyError, TypeError, AttributeError) as error:  # valid JSON of another shape
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # not JSON, or JSON of another shape
             raise ValueError(f"{path} is not a saved pair classifier ({type(error).__name__}: {error})") from None
         if fitted_with_another_model(data.get("model_sha256"), encoder):
             logger.warning("%s was fitted with another model: its threshold and calibration may not fit this one", path)

@@ -12,8 +12,11 @@ from sentsim.inputs import validate_texts
 
 def classification_metrics(true: Sequence, predicted: Sequence) -> dict[str, float]:
     """Accuracy and macro-F1 (x 100); macro-F1 averages over every label seen in ``true`` or ``predicted``."""
-    true = class_column(true, "true labels", "classification_metrics")  # no NaN / None: they would score NaN
-    predicted = plain_list(predicted)
+    true, predicted = plain_list(true), plain_list(predicted)
+    for name, labels in (("true", true), ("predicted", predicted)):
+        missing = next((row for row, label in enumerate(labels) if _missing(label)), None)
+        if missing is not None:  # NaN != NaN: it would score a NaN macro-F1
+            raise ValueError(f"{name} label {missing} is missing ({labels[missing]!r})")
     if len(true) != len(predicted):
         raise ValueError(f"{len(true)} true labels but {len(predicted)} predictions")
     if len(true) == 0:
@@ -52,3 +55,8 @@ def evaluate_classifier(
         results["oos_precision"] = 100 * flagged_out / (flagged_in + flagged_out) if flagged_in + flagged_out else 0.0
         results["n_out_of_scope"] = len(out_of_scope)
     return results
+
+
+def _missing(label: object) -> bool:
+    """None, NaN or pandas' NA."""
+    return label is None or (isinstance(label, float) and label != label) or type(label).__name__ == "NAType"

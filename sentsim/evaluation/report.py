@@ -53,7 +53,7 @@ def json_safe(results: dict) -> dict:
 
 def _plain(value: object) -> object:
     if isinstance(value, dict):
-        return {_plain(key): _plain(item) for key, item in value.items()}
+        return {key.item() if isinstance(key, np.generic) else key: _plain(item) for key, item in value.items()}
     if isinstance(value, np.generic):
         value = value.item()
     elif hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy arrays, pandas Series

@@ -412,6 +412,8 @@ def _check_manifest(manifest: object, path: Path) -> None:
     for name, kind in fields.items():
         if name not in manifest or not isinstance(manifest[name], kind) or isinstance(manifest[name], bool):
             raise IndexCorruptedError(f"{path}: {name!r} is missing or has the wrong type ({manifest.get(name)!r})")
+    if manifest["metric"] not in {metric.value for metric in Metric}:
+        raise IndexCorruptedError(f"{path}: unknown metric {manifest['metric']!r}")
     if not is_integer(manifest["model"].get("dim")):
         raise IndexCorruptedError(f"{path}: model 'dim' is missing or not an int")
     if not isinstance(manifest.get("tombstones", []), list) or not is_integer(manifest.get("generation", 0)):

@@ -60,6 +60,9 @@ def validate_documents(
         if meta is not None and not isinstance(meta, dict):
             raise TypeError(f"metadata[{row}] must be a dict or None, got {type(meta).__name__}")
         metadata[row] = _json_value(meta, f"metadata[{row}]")
+        quoted = next((key for key in metadata[row] or {} if '"' in key), None)
+        if quoted is not None:  # a filter could not address it (SQLite's JSON paths cannot quote it)
+            raise ValueError(f"metadata[{row}] has the key {quoted!r}; metadata keys cannot contain a double quote")
     return texts, ids, metadata
 
 
@@ -78,8 +81,6 @@ def _json_value(value: object, where: str) -> object:
         for key in value:
             if not isinstance(key, str):
                 raise TypeError(f"{where} has the key {key!r} ({type(key).__name__}); metadata keys must be str")
-            if '"' in key:  # a filter could not address it (SQLite's JSON paths cannot quote it)
-                raise ValueError(f"{where} has the key {key!r}; metadata keys cannot contain a double quote")
         return {key: _json_value(item, f"{where}[{key!r}]") for key, item in value.items()}
     raise TypeError(f"{where} is a {type(value).__name__} ({value!r}), which JSON cannot store")
 

@@ -3,6 +3,7 @@ every handle and process on one index folder."""
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections.abc import Iterator
@@ -65,7 +66,9 @@ def file_lock(path: Path) -> Iterator[None]:
     except OSError:
         try:
             fd = os.open(path, os.O_RDONLY | NO_FOLLOW)
-        except OSError:
+        except OSError as error:
+            if error.errno == errno.ELOOP:  # a link swapped in since the check above
+                raise OSError(f"{path} is a symbolic link; an index keeps its own lock file") from None
             yield
             return
     try:

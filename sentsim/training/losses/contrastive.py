@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sentsim.inputs import positive_number
+from sentsim.inputs import check_flag, positive_number
 from sentsim.training.losses.distances import check_distance, pair_distance
 
 
@@ -37,7 +37,7 @@ class ContrastiveLoss(nn.Module):
     def __init__(self, margin: float = 0.5, distance: str = "cosine", online: bool = False) -> None:
         super().__init__()
         self.margin = positive_number("margin", margin)
-        self.distance, self.online = check_distance(distance), online
+        self.distance, self.online = check_distance(distance), check_flag("online", online)
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sentsim.inputs import positive_number
+from sentsim.inputs import check_flag, positive_number
 from sentsim.training.distributed import gather_with_grad, rank_and_world
 
 
@@ -41,7 +41,7 @@ class InBatchNegativesLoss(nn.Module):
     def __init__(self, temperature: float = 0.05, symmetric: bool = False, gather: bool = True) -> None:
         super().__init__()
         self.temperature = positive_number("temperature", temperature)
-        self.symmetric, self.gather = symmetric, gather
+        self.symmetric, self.gather = check_flag("symmetric", symmetric), check_flag("gather", gather)
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None

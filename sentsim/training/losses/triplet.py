@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sentsim.inputs import positive_number
+from sentsim.inputs import check_flag, positive_number
 from sentsim.training.losses.distances import check_distance, distance_matrix, pair_distance
 
 
@@ -34,7 +34,7 @@ class TripletLoss(nn.Module):
     def __init__(self, margin: float = 5.0, distance: str = "euclidean", batch_hard: bool = False) -> None:
         super().__init__()
         self.margin = positive_number("margin", margin, allow_zero=True)
-        self.distance, self.batch_hard = check_distance(distance), batch_hard
+        self.distance, self.batch_hard = check_distance(distance), check_flag("batch_hard", batch_hard)
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
