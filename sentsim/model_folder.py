@@ -36,6 +36,7 @@ from sentsim.weights import WeightsError, inside
 logger = logging.getLogger(__name__)
 
 SENTSIM_CONFIG = "config_sentsim.json"
+MODEL_MARKERS = (SENTSIM_CONFIG, "modules.json", "config.json")  # a folder holding one of them holds a model
 DENSE_DIR = "2_Dense"
 ST_TYPES = {
     "Transformer": "sentence_transformers.models.Transformer",
@@ -80,7 +81,7 @@ def load_parts(folder: Path, *, max_seq_length: int | None = None, trust_remote_
 def save_parts(parts: EncoderParts, folder: Path, *, overwrite: bool = False) -> None:
     """Write ``parts`` into ``folder`` atomically (an existing folder is replaced only on success;
     one that holds no model only with ``overwrite``)."""
-    check_replaceable(folder, (SENTSIM_CONFIG, "modules.json", "config.json"), "model", overwrite=overwrite)
+    check_replaceable(folder, MODEL_MARKERS, "model", overwrite=overwrite)
     with atomic_folder(folder) as staging:
         parts.tower.save(staging)
         if parts.dense is not None:

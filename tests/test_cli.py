@@ -290,6 +290,12 @@ def test_classify_fine_tunes_on_the_support_set_and_saves_the_model(model_dir, t
     again = ["classify", "--model", str(model_dir), "--support", support, "--input", texts, "--fine-tune"]
     assert main(again + ["--save-model", str(saved), "--no-progress"]) == 2  # refused before any training
     assert f"--save-model {saved} exists; choose a new folder or pass --overwrite" in capsys.readouterr().err
+    mine = saved.parent / "mine"
+    mine.mkdir()
+    (mine / "data.txt").write_text("keep me")
+    assert main(again + ["--save-model", str(mine), "--overwrite", "--no-progress"]) == 2
+    assert "holds files that are not a model; --overwrite replaces a model only" in capsys.readouterr().err
+    assert (mine / "data.txt").read_text() == "keep me"
     assert main(["classify", "--model", str(model_dir), "--support", support, "--input", texts, "--rounds", "3"]) == 2
     assert "--rounds needs --fine-tune" in capsys.readouterr().err
     eval_args = ["eval", "classify", "--model", str(model_dir), "--support", support, "--data", support, "--json"]

@@ -92,5 +92,14 @@ def test_read_texts_splits_on_newlines_only_and_names_bad_bytes(tmp_path):
     bad.write_bytes(b"fine\n\xff\xfe bad\n")
     with pytest.raises(ValueError, match=r"bad.txt:2: not valid UTF-8"):
         read_texts(bad)
-    with pytest.raises(ValueError, match=r"a text field \('body'\) is read from .jsonl files only"):
+    with pytest.raises(ValueError, match=r"a text field \('body'\) is read from .jsonl and table files only"):
         read_texts(odd, field="body")
+
+
+def test_read_texts_from_tables_takes_the_text_column_and_skips_a_bom(tmp_path):
+    table = tmp_path / "test.csv"
+    table.write_bytes("\ufefftext,label\nis it raining?,weather\nplay a song,music\n".encode())  # as Excel writes
+    assert read_texts(table) == ["is it raining?", "play a song"]  # not the header, not the labels
+    assert read_texts(table, field="label") == ["weather", "music"]
+    with pytest.raises(ValueError, match="missing column"):
+        read_texts(table, field="body")

@@ -637,6 +637,25 @@ def test_manifest_records_the_model(index, tmp_path):
     assert len(manifest["model"]["weights_sha256"]) == 64
 
 
+def test_cli_search_lines_escape_tabs_and_newlines_and_id_field_must_exist(tmp_path, capsys):
+    from sentsim.cli import main
+
+    model = tmp_path / "model"
+    toy_encoder().save_pretrained(model)
+    docs = tmp_path / "docs.csv"
+    docs.write_bytes('\ufeffid,text\nd1,"the cat\r\nsleeps\there"\nd2,the market fell\n'.encode())  # BOM, as Excel
+    build = ["index", "build", "--model", str(model), "--docs", str(docs), "--no-progress"]
+    assert main(build + ["--output", str(tmp_path / "bad"), "--id-field", "nope"]) == 2
+    assert "no id field 'nope'" in capsys.readouterr().err
+    assert main(build + ["--output", str(tmp_path / "idx")]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "idx"), "the cat", "-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.count("\t") == 2 for line in lines[1:])  # one hit a line, three fields
+    assert {line.split("\t")[1] for line in lines[1:]} == {"d1", "d2"}  # the BOM is not part of the id column
+    assert any(line.endswith("\tthe cat\\r\\nsleeps\\there") for line in lines)
+
+
 def test_cli_build_search_add_delete(tmp_path, capsys):
     from sentsim.cli import main
 
@@ -689,6 +708,13 @@ def test_cli_build_search_add_delete(tmp_path, capsys):
     assert len(json.loads(capsys.readouterr().out)["hits"]) == 2
     assert main(["search", folder, "x", "--device", "gpu"]) == 2
     assert "unknown device 'gpu'; expected cpu, cuda, cuda:N or mps" in capsys.readouterr().err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.md").write_text("years of notes")
+    build = ["index", "build", "--model", str(model), "--docs", str(docs), "--no-progress", "--overwrite"]
+    assert main(build + ["--output", str(mine)]) == 2  # --overwrite replaces an index, not any folder
+    assert "holds files that are not an index; --overwrite replaces an index only" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["notes.md"]
 
 
 # ------------------------------------------------- probe fixes (each failed before its fix)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sqlite3
 import sys
+import threading
 
 from sentsim._version import __version__
 from sentsim.cli import classify, encode, evaluate, search, similarity, train
@@ -36,12 +39,33 @@ def main(argv: list[str] | None = None) -> int:
 
         bars_were_on = datasets.is_progress_bar_enabled()
         datasets.disable_progress_bars()
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if on_main_thread:  # SIGTERM unwinds like Ctrl-C, so unfinished outputs are cleaned up
+        previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args) or 0
+    except BrokenPipeError:  # the reader went away (``... | head``): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ValueError, TypeError, OSError, sqlite3.Error) as error:  # sqlite3: e.g. an index locked by a writer
         logging.getLogger(__name__).debug("details", exc_info=True)
         print(f"sentsim {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"sentsim {args.command}: interrupted; unfinished outputs were removed", file=sys.stderr)
+        return 130
+    except _Terminated:
+        return 143
     finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
         if quiet and bars_were_on:
             datasets.enable_progress_bars()
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the command is, so that its cleanup runs."""
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated

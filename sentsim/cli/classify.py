@@ -9,6 +9,7 @@ from sentsim.cli.common import (
     add_model_options,
     few_shot_classifier,
     read_texts_with_labels,
+    tsv_field,
 )
 from sentsim.data.texts import read_texts
 
@@ -49,5 +50,5 @@ def run(args: argparse.Namespace) -> int:
     )
     scores = classifier.scores(embeddings)
     for text, label, row in zip(texts, classifier.predict(embeddings), scores, strict=True):
-        print(f"{label}\t{row.max():.4f}\t{text}")
+        print(f"{tsv_field(label)}\t{row.max():.4f}\t{tsv_field(text)}")
     return 0

@@ -20,6 +20,7 @@ from sentsim.decisions.few_shot import FewShotClassifier
 from sentsim.encoder import SentenceEncoder
 from sentsim.evaluation.report import check_results_path, json_safe, write_results
 from sentsim.hub import DEFAULT_MODEL
+from sentsim.model_folder import MODEL_MARKERS
 from sentsim.training.config import TrainingConfig
 from sentsim.training.few_shot import FEW_SHOT_CONFIG
 
@@ -86,6 +87,11 @@ def emit(results: dict, args: argparse.Namespace, summary: str) -> None:
         write_results(results, args.output)
 
 
+def tsv_field(value: object) -> str:
+    """``value`` as one field of a tab-separated output line: backslash, tab, CR and LF escaped."""
+    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
+
+
 def progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
 
@@ -111,8 +117,13 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
     if args.rounds is not None and args.rounds < 1:
         raise ValueError(f"--rounds must be >= 1, got {args.rounds}")
     saved = Path(args.save_model) if args.save_model else None
-    if saved is not None and saved.exists() and (not saved.is_dir() or any(saved.iterdir())) and not args.overwrite:
-        raise ValueError(f"--save-model {saved} exists; choose a new folder or pass --overwrite to replace it")
+    if saved is not None and saved.exists() and (not saved.is_dir() or any(saved.iterdir())):
+        if not args.overwrite:
+            raise ValueError(f"--save-model {saved} exists; choose a new folder or pass --overwrite to replace it")
+        if not saved.is_dir() or not any((saved / marker).exists() for marker in MODEL_MARKERS):
+            raise ValueError(
+                f"--save-model {saved} holds files that are not a model; --overwrite replaces a model only"
+            )
     classifier = FewShotClassifier(
         load_encoder(args),
         strategy=args.strategy,
@@ -129,5 +140,5 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
         rounds = {"rounds": args.rounds} if args.rounds is not None else {}
         classifier.fine_tune(config=config, seed=getattr(args, "seed", 0), **rounds)  # eval classify has --seed
         if args.save_model:
-            classifier.encoder.save_pretrained(args.save_model, overwrite=args.overwrite)
+            classifier.encoder.save_pretrained(args.save_model)  # a model folder is replaced; others refused
     return classifier

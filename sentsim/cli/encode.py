@@ -16,7 +16,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("encode", help="embed texts into a .npy file", description=__doc__)
     parser.add_argument("--input", required=True, help="one text a line, .jsonl with a 'text' field, or - for stdin")
     parser.add_argument("--output", required=True, help="where to write the (n, dim) float32 .npy array")
-    parser.add_argument("--field", help="the text field of .jsonl input (default: text)")
+    parser.add_argument(
+        "--field",
+        help="the text field of .jsonl input or text column of .csv / .tsv / .json / .parquet input (default: text)",
+    )
     parser.add_argument(
         "--normalize",
         action=argparse.BooleanOptionalAction,

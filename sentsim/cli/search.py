@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from sentsim.atomic import atomic_folder
-from sentsim.cli.common import add_model_options, load_encoder, progress
+from sentsim.cli.common import add_model_options, load_encoder, progress, tsv_field
 from sentsim.data.documents import read_documents
 from sentsim.search import DocumentIndex
+from sentsim.search.mirror import MANIFEST
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -90,15 +91,18 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
 
 def _document_fields(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-field", default="text")
-    parser.add_argument("--id-field", default="id")
+    parser.add_argument("--id-field", help="column of document ids (default: 'id' where present, else ids are made up)")
 
 
 def run_build(args: argparse.Namespace) -> int:
-    documents = read_documents(args.docs, text_field=args.text_field, id_field=args.id_field)
+    documents = _read_documents(args)
     encoder = load_encoder(args)
     output = Path(args.output)
-    if output.exists() and any(output.iterdir()) and not args.overwrite:
-        raise ValueError(f"{output} exists and is not empty; pass --overwrite to replace it")
+    if output.exists() and any(output.iterdir()):
+        if not args.overwrite:
+            raise ValueError(f"{output} exists and is not empty; pass --overwrite to replace it")
+        if not (output / MANIFEST).exists():  # e.g. "." or the folder of the documents
+            raise ValueError(f"{output} holds files that are not an index; --overwrite replaces an index only")
     with atomic_folder(output) as staging:
         index = DocumentIndex.create(
             staging,
@@ -135,7 +139,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    documents = read_documents(args.docs, text_field=args.text_field, id_field=args.id_field)
+    documents = _read_documents(args)
     with DocumentIndex.open(args.folder, device=args.device) as index:
         if documents.ids is None:
             index.add(documents.texts, metadata=documents.metadata, show_progress=progress(args))
@@ -178,7 +182,7 @@ def run_search(args: argparse.Namespace) -> int:
             continue
         print(f"# {query}")
         for hit in hits:
-            print(f"{hit.score:.4f}\t{hit.id}\t{hit.text}")
+            print(f"{hit.score:.4f}\t{tsv_field(hit.id)}\t{tsv_field(hit.text)}")
     return 0
 
 
@@ -201,3 +205,11 @@ def _value(text: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def _read_documents(args: argparse.Namespace):
+    """--docs with --text-field and --id-field; a named --id-field must exist."""
+    documents = read_documents(args.docs, text_field=args.text_field, id_field=args.id_field or "id")
+    if args.id_field is not None and documents.ids is None:
+        raise ValueError(f"{args.docs}: no id field {args.id_field!r}")
+    return documents

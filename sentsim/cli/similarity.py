@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentsim.cli.common import add_model_options, load_encoder
+from sentsim.cli.common import add_model_options, load_encoder, tsv_field
 from sentsim.similarity import Metric
 
 
@@ -43,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{scores[0]:.6f}")
     else:
         for score, a, b in zip(scores, left, right, strict=True):
-            print(f"{score:.6f}\t{a}\t{b}")
+            print(f"{score:.6f}\t{tsv_field(a)}\t{tsv_field(b)}")
     return 0
 
 
 def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
     left, right = [], []
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         for number, row in enumerate(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
             if not row:
                 continue

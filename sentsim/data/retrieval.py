@@ -56,7 +56,7 @@ def read_beir(folder: str | Path, *, split: str = "test") -> RetrievalData:
     all_queries = {str(record["_id"]): record["text"] for record in _read_jsonl(folder / "queries.jsonl")}
     relevant: dict[str, set[str]] = {}
     qrels = folder / "qrels" / f"{split}.tsv"
-    with open(qrels, encoding="utf-8", newline="") as handle:
+    with open(qrels, encoding="utf-8-sig", newline="") as handle:
         rows = csv.reader(handle, delimiter="\t")
         next(rows, None)
         for number, row in enumerate(rows, start=2):

@@ -42,7 +42,7 @@ def check_renamed(columns: dict[str, str] | None, found: list[str], name: str) -
 def _read_delimited(path: Path, header: list[str] | None) -> dict[str, list]:
     delimiter = DELIMITED[path.suffix.lower()]
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         rows = [row for row in csv.reader(handle, delimiter=delimiter, quoting=quoting) if row]
     if not rows:
         raise ValueError(f"{path}: empty file")
