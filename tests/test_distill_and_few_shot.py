@@ -114,6 +114,9 @@ def test_cli_train_evaluate_and_resume(tmp_path, capsys):
     assert SentenceEncoder.from_pretrained(summary["model"]).dim == 32
     assert main(["train", *common, "--epochs", "2", "--score-range", "0", "5", "--output", str(tmp_path / "run")]) == 2
     assert "already holds a training run" in capsys.readouterr().err
+    other = ["--output", str(tmp_path / "other"), "--resume", str(tmp_path / "run")]
+    assert main(["train", *common, "--epochs", "2", "--score-range", "0", "5", *other]) == 2
+    assert "continues the run in that folder; drop --output" in capsys.readouterr().err
     assert main(["train", *common, "--epochs", "2", "--score-range", "0", "5", "--resume", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert json.loads(out)["steps"] == 8 and "NaN" not in out  # the run had finished: nothing left to do

@@ -741,6 +741,8 @@ def test_the_default_overlap_fits_small_chunks(encoder, tmp_path):
     index.close()
     with pytest.raises(ValueError, match="need 0 <= chunk_overlap < chunk_size, got 8 and 8"):
         DocumentIndex.create(tmp_path / "explicit", encoder, chunk_size=8, chunk_overlap=8)
+    with pytest.raises(ValueError, match="chunk_size must be an int >= 1, got 0"):  # not about an overlap
+        DocumentIndex.create(tmp_path / "zero", encoder, chunk_size=0)
 
 
 def test_two_threads_adding_one_id_store_it_once(index, encoder, monkeypatch):

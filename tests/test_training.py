@@ -295,7 +295,7 @@ def test_existing_run_and_resume_with_another_config(tmp_path):
     data = load_training_data(columns(pairs))
     config = TrainingConfig(epochs=1, batch_size=8, **QUIET)
     train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run")
-    with pytest.raises(ValueError, match="already holds a training run; pass resume"):
+    with pytest.raises(ValueError, match="already holds a training run; resume it"):
         train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run")
     with pytest.raises(ValueError, match="holds a run with another config"):
         train(

@@ -14,7 +14,9 @@ from sentsim.search.mirror import MANIFEST
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    index = subparsers.add_parser("index", help="build and update a document index", description=__doc__)
+    index = subparsers.add_parser(
+        "index", help="build and update a document index", description="Build and update a semantic search index."
+    )
     actions = index.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     build = actions.add_parser(
@@ -46,9 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "add", help="add or replace documents", description="Add documents to an index (same ids are replaced)."
     )
     add.add_argument("folder")
-    add.add_argument("--docs", required=True)
+    add.add_argument("--docs", required=True, help="documents to add: .txt (one a line), .jsonl, .csv, .tsv, .parquet")
     _document_fields(add)
-    add.add_argument("--no-progress", action="store_true")
+    add.add_argument("--no-progress", action="store_true", help="no progress bar")
     _device_option(add)
     add.set_defaults(run=run_add)
 

@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
     left, right = [], []
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
     with open(path, encoding="utf-8-sig", newline="") as handle:
         for number, row in enumerate(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
             if not row:

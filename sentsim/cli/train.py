@@ -147,6 +147,8 @@ def _evaluator(args: argparse.Namespace):
 
 def run_train(args: argparse.Namespace) -> int:
     init_from_environment()
+    if args.resume and args.output and Path(args.resume) != Path(args.output):
+        raise ValueError(f"--resume {args.resume} continues the run in that folder; drop --output {args.output}")
     output = args.resume or args.output
     if output is None:
         raise ValueError("give --output DIR for a new run, or --resume DIR to continue one")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tokenizers import Tokenizer
 
-from sentsim.inputs import is_integer
+from sentsim.inputs import is_integer, positive_int
 
 DEFAULT_CHUNK_OVERLAP = 32  # tokens, and at most a quarter of chunk_size
 
@@ -64,6 +64,7 @@ def chunk_options(chunk_size: object, chunk_overlap: object, encoder) -> tuple[i
             raise TypeError(f"{option} must be an int, got {value!r}")
     if chunk_size is None:
         return None, 0
+    positive_int("chunk_size", chunk_size)
     check_chunk_size(int(chunk_size), encoder)
     if chunk_overlap is None:
         chunk_overlap = min(DEFAULT_CHUNK_OVERLAP, int(chunk_size) // 4)

@@ -68,7 +68,8 @@ def _prepare_here(output: Path, run: dict, resume: bool) -> bool:
         return checkpointed
     if existing.exists():
         raise ValueError(
-            f"{output} already holds a training run; pass resume to continue it, or choose a new output folder"
+            f"{output} already holds a training run; resume it (resume=True; sentsim train --resume DIR, "
+            "sentsim distill --resume), or choose a new output folder"
         )
     if output.exists() and any(output.iterdir()):
         raise ValueError(f"output folder {output} exists and is not empty")
