@@ -21,7 +21,7 @@ from tokenizers import Tokenizer
 
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
-from sentsim.inputs import is_integer, positive_int, single_text, validate_texts
+from sentsim.inputs import positive_int, single_text, validate_texts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
 from sentsim.search.chunking import chunk_options, untruncated
 from sentsim.search.filters import filter_sql
@@ -29,8 +29,9 @@ from sentsim.search.fingerprint import fingerprint_mismatch, index_encoder, mode
 from sentsim.search.hits import Hit, assemble_hits
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
+from sentsim.search.manifest import read_manifest
 from sentsim.search.mirror import MANIFEST, FaissMirror
-from sentsim.search.store import DocumentStore, IndexCorruptedError
+from sentsim.search.store import DocumentStore
 from sentsim.similarity import Metric
 
 logger = logging.getLogger(__name__)
@@ -129,13 +130,7 @@ class DocumentIndex:
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(f"{folder} is a file, not an index folder")
-        try:
-            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no index in {folder}: {MANIFEST} is missing") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise IndexCorruptedError(f"{folder / MANIFEST} is corrupted: {error}") from None
-        _check_manifest(manifest, folder / MANIFEST)
+        manifest = read_manifest(folder)
         if encoder is None:
             if not manifest["model"].get("name"):
                 raise ValueError(f"{folder} does not name its model; pass the encoder")
@@ -402,22 +397,6 @@ class DocumentIndex:
             self.backend.check_tuning(nprobe, ef_search)  # values, and that the index has the knob
         else:
             check_tuning_values(nprobe, ef_search)
-
-
-def _check_manifest(manifest: object, path: Path) -> None:
-    """An IndexCorruptedError naming the field unless ``manifest`` has the shape :meth:`DocumentIndex.create` writes."""
-    fields = {"model": dict, "metric": str, "backend": str, "chunk_size": (int, type(None)), "chunk_overlap": int}
-    if not isinstance(manifest, dict):
-        raise IndexCorruptedError(f"{path} is not a sentsim index manifest: expected a JSON object")
-    for name, kind in fields.items():
-        if name not in manifest or not isinstance(manifest[name], kind) or isinstance(manifest[name], bool):
-            raise IndexCorruptedError(f"{path}: {name!r} is missing or has the wrong type ({manifest.get(name)!r})")
-    if manifest["metric"] not in {metric.value for metric in Metric}:
-        raise IndexCorruptedError(f"{path}: unknown metric {manifest['metric']!r}")
-    if not is_integer(manifest["model"].get("dim")):
-        raise IndexCorruptedError(f"{path}: model 'dim' is missing or not an int")
-    if not isinstance(manifest.get("tombstones", []), list) or not is_integer(manifest.get("generation", 0)):
-        raise IndexCorruptedError(f"{path}: 'tombstones' must be a list and 'generation' an int")
 
 
 def _refuse_existing(existing: set[str]) -> None:

@@ -1,0 +1,40 @@
+"""An index folder's ``manifest.json``: read and checked before anything else of the folder is trusted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sentsim.inputs import is_integer
+from sentsim.search.mirror import MANIFEST
+from sentsim.search.store import IndexCorruptedError
+from sentsim.similarity import Metric
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest of the index in ``folder``; FileNotFoundError without one, IndexCorruptedError
+    (naming the file and field) for one that is not JSON or not of the shape an index writes."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no index in {folder}: {MANIFEST} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise IndexCorruptedError(f"{folder / MANIFEST} is corrupted: {error}") from None
+    _check_manifest(manifest, folder / MANIFEST)
+    return manifest
+
+
+def _check_manifest(manifest: object, path: Path) -> None:
+    """An IndexCorruptedError naming the field unless ``manifest`` has the shape :meth:`DocumentIndex.create` writes."""
+    fields = {"model": dict, "metric": str, "backend": str, "chunk_size": (int, type(None)), "chunk_overlap": int}
+    if not isinstance(manifest, dict):
+        raise IndexCorruptedError(f"{path} is not a sentsim index manifest: expected a JSON object")
+    for name, kind in fields.items():
+        if name not in manifest or not isinstance(manifest[name], kind) or isinstance(manifest[name], bool):
+            raise IndexCorruptedError(f"{path}: {name!r} is missing or has the wrong type ({manifest.get(name)!r})")
+    if manifest["metric"] not in {metric.value for metric in Metric}:
+        raise IndexCorruptedError(f"{path}: unknown metric {manifest['metric']!r}")
+    if not is_integer(manifest["model"].get("dim")):
+        raise IndexCorruptedError(f"{path}: model 'dim' is missing or not an int")
+    if not isinstance(manifest.get("tombstones", []), list) or not is_integer(manifest.get("generation", 0)):
+        raise IndexCorruptedError(f"{path}: 'tombstones' must be a list and 'generation' an int")
