@@ -61,6 +61,16 @@ def positive_number(name: str, value: object, *, allow_zero: bool = False) -> fl
     return float(value)
 
 
+def plain(value: object) -> object:
+    """numpy scalars as Python values; arrays, pandas Series and Index as lists (one level); anything
+    else unchanged. For values that are compared, stored in JSON or bound to SQL."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return value.tolist()
+    return value
+
+
 def single_text(value: object) -> object:
     """A 0-d numpy string array (``np.array("text")``) as the one str it holds; anything else unchanged."""
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "US":

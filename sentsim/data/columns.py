@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sentsim.inputs import plain
+
 
 def require_columns(available: Sequence[str], required: Sequence[str], source: str) -> None:
     missing = [name for name in required if name not in available]
@@ -16,7 +18,7 @@ def require_columns(available: Sequence[str], required: Sequence[str], source: s
 
 def plain_list(values: object) -> list:
     """``values`` (list, array, Series) as a list of Python values, in order (a Series' index is ignored)."""
-    return values.tolist() if hasattr(values, "tolist") else list(values)
+    return list(plain(values))
 
 
 def same_lengths(source: str, **columns: Sequence[object]) -> None:

@@ -20,7 +20,7 @@ from sentsim.atomic import atomic_folder, check_replaceable
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
-from sentsim.inputs import finite_or_none, positive_int, positive_number, validate_texts
+from sentsim.inputs import finite_or_none, plain, positive_int, positive_number, validate_texts
 from sentsim.weights import load_safetensors, save_safetensors
 
 logger = logging.getLogger(__name__)
@@ -65,8 +65,7 @@ class FewShotClassifier:
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
-        if isinstance(unknown_label, np.generic):
-            unknown_label = unknown_label.item()  # np.int64 / np.str_, as class labels are
+        unknown_label = plain(unknown_label)  # np.int64 / np.str_, as class labels are taken
         if isinstance(unknown_label, bool) or not isinstance(unknown_label, (str, int)) or unknown_label == "":
             raise TypeError(f"unknown_label must be a non-empty str or an int, got {unknown_label!r}")
         k, batch_size = positive_int("k", k), positive_int("batch_size", batch_size)  # as int: saved as JSON

@@ -8,9 +8,8 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
-
 from sentsim.atomic import write_text_atomic
+from sentsim.inputs import plain
 
 
 def check_results_path(path: str | Path) -> Path:
@@ -53,11 +52,8 @@ def json_safe(results: dict) -> dict:
 
 def _plain(value: object) -> object:
     if isinstance(value, dict):
-        return {key.item() if isinstance(key, np.generic) else key: _plain(item) for key, item in value.items()}
-    if isinstance(value, np.generic):
-        value = value.item()
-    elif hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy arrays, pandas Series
-        value = value.tolist()
+        return {plain(key): _plain(item) for key, item in value.items()}
+    value = plain(value)
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 
-import numpy as np
+from sentsim.inputs import plain
 
 RANGES = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 VALUE = "json_extract(documents.metadata, ?)"
@@ -45,7 +44,7 @@ def filter_sql(spec: dict) -> tuple[str, list]:
             raise ValueError(f"filter key {key!r}: metadata keys cannot contain a double quote")
         path = "$." + json.dumps(key, ensure_ascii=False)  # the key as the stored JSON spells it
         for operator, operand in condition.items() if isinstance(condition, dict) else [("eq", condition)]:
-            clause, values = _condition(key, path, operator, _plain(operand))
+            clause, values = _condition(key, path, operator, plain(operand))
             clauses.append(clause)
             parameters += values
     return " AND ".join(clauses), parameters
@@ -80,17 +79,8 @@ def _contains(path: str, values: list) -> tuple[str, list]:
     return clause, [path, values, path, path, values]
 
 
-def _plain(value: object) -> object:
-    """numpy scalars as Python values; arrays, Series and Index (e.g. ``df.topic.unique()``) as lists."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.ndarray, Sequence)) or type(value).__module__.startswith("pandas"):
-        return value.tolist() if hasattr(value, "tolist") else value
-    return value
-
-
 def _sql_value(value: object) -> object:
-    value = _plain(value)
+    value = plain(value)
     if isinstance(value, bool):
         return int(value)  # JSON true/false come back from json_extract as 1/0
     if isinstance(value, float) and not math.isfinite(value):

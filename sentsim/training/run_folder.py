@@ -13,6 +13,7 @@ import numpy as np
 import torch.distributed as dist
 
 from sentsim.atomic import recover_folder, write_text_atomic
+from sentsim.inputs import plain
 from sentsim.training.checkpoint import read_checkpoint_run
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData
@@ -88,7 +89,7 @@ def _read_json(path: Path) -> dict:
 def run_fingerprint(encoder, data: TrainingData, loss, config: TrainingConfig, world: int) -> dict:
     settings = {k: v for k, v in config.to_dict().items() if k not in ("show_progress", "log_steps")}
     loss_options = {  # numpy values (np.True_, np.float32) as Python ones, so they are recorded too
-        k: v.item() if isinstance(v, np.generic) else v
+        k: plain(v)
         for k, v in vars(loss).items()
         if not k.startswith("_") and isinstance(v, (int, float, str, bool, np.generic))
     }
