@@ -237,6 +237,11 @@ def test_eval_mistakes_are_reported_before_any_work(model_dir, tmp_path, capsys)
     assert "shots" in capsys.readouterr().err
     assert main([*classify, "--tune-data", support]) == 2
     assert "--tune-data (labelled in-scope texts) and --tune-out-of-scope" in capsys.readouterr().err
+    both = ["--threshold", "0.1", "--tune-data"]  # which would apply? pairs and classify answered differently
+    assert main(["eval", "pairs", "--model", str(model_dir), "--data", pairs, *both, pairs]) == 2
+    assert "give --threshold or --tune-data (which tunes the threshold), not both" in capsys.readouterr().err
+    assert main([*classify, *both, support, "--tune-out-of-scope", support]) == 2
+    assert "give --threshold or --tune-data" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("task", ["pairs", "retrieval", "triplets", "classify"])

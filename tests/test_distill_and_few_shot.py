@@ -222,3 +222,6 @@ def test_cli_train_fresh_lstm_and_distill(tmp_path, capsys):
         ]
     )
     assert code == 0 and SentenceEncoder.from_pretrained(tmp_path / "lstm" / "final").dim == 16
+    transformer = ["train", "--model", str(teacher), "--train", data, "--loss", "cosent", "--no-progress"]
+    assert main([*transformer, "--output", str(tmp_path / "t"), "--hidden-size", "8", "--unidirectional"]) == 2
+    assert "--hidden-size, --unidirectional shape an LSTM tower: add --lstm-from MODEL" in capsys.readouterr().err

@@ -139,6 +139,7 @@ def run_pairs(args: argparse.Namespace) -> int:
             )
         return read_pairs(source, split=args.split)
 
+    _one_threshold(args)
     encoder = load_encoder(args)
     options = {
         "metric": args.metric,
@@ -201,6 +202,7 @@ def run_classify(args: argparse.Namespace) -> int:
             "--tune-data (labelled in-scope texts) and --tune-out-of-scope (texts that belong to no class) "
             "tune the threshold together; give both"
         )
+    _one_threshold(args)
     support = read_texts_with_labels(args.support, args)
     if args.shots is not None:
         support = support.sample_per_class(args.shots, args.seed)
@@ -220,3 +222,9 @@ def run_classify(args: argparse.Namespace) -> int:
         summary += f"  oos_recall={results['oos_recall']:.2f}"
     emit(results, args, summary)
     return 0
+
+
+def _one_threshold(args: argparse.Namespace) -> None:
+    """A given --threshold and one tuned on --tune-data cannot both apply."""
+    if args.threshold is not None and args.tune_data:
+        raise ValueError("give --threshold or --tune-data (which tunes the threshold), not both")

@@ -15,6 +15,8 @@ from sentsim.towers import LSTMTower
 from sentsim.training import TrainingConfig, distill, load_training_data, make_loss, train
 from sentsim.training.distributed import init_from_environment, rank_and_world
 
+LSTM_DEFAULTS = {"hidden_size": 512, "layers": 1, "pooling": "max"}  # of a student or --lstm-from tower
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -77,11 +79,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _add_lstm_options(parser: argparse.ArgumentParser, flag: str | None, help_text: str | None) -> None:
     if flag:
         parser.add_argument(flag, metavar="MODEL", help=help_text)
-    parser.add_argument("--hidden-size", type=int, default=512, help="LSTM hidden size per direction (default 512)")
-    parser.add_argument("--layers", type=int, default=1, help="LSTM layers (default 1)")
+    parser.add_argument(
+        "--hidden-size", type=int, help=f"LSTM hidden size per direction (default {LSTM_DEFAULTS['hidden_size']})"
+    )
+    parser.add_argument("--layers", type=int, help=f"LSTM layers (default {LSTM_DEFAULTS['layers']})")
     parser.add_argument("--unidirectional", action="store_true", help="a one-way LSTM (default: bidirectional)")
-    parser.add_argument("--pooling", default="max", choices=["mean", "cls", "max"], help="LSTM pooling (default max)")
+    parser.add_argument(
+        "--pooling", choices=["mean", "cls", "max"], help=f"LSTM pooling (default {LSTM_DEFAULTS['pooling']})"
+    )
     parser.add_argument("--freeze-embeddings", action="store_true", help="keep the starting token embeddings fixed")
+
+
+def _lstm_options_given(args: argparse.Namespace) -> list[str]:
+    """The LSTM shape options on the command line (they shape a student or --lstm-from tower only)."""
+    given = [f"--{name.replace('_', '-')}" for name in LSTM_DEFAULTS if getattr(args, name) is not None]
+    return given + [
+        flag for flag in ("--unidirectional", "--freeze-embeddings") if getattr(args, flag[2:].replace("-", "_"))
+    ]
 
 
 def _add_training_options(parser: argparse.ArgumentParser, *, epochs: int, batch_size: int, lr: float) -> None:
@@ -122,10 +136,13 @@ def _config(args: argparse.Namespace) -> TrainingConfig:
 
 
 def _lstm_encoder(source, args: argparse.Namespace, *, normalize: bool, dim: int | None) -> SentenceEncoder:
+    shape = {
+        name: LSTM_DEFAULTS[name] if getattr(args, name) is None else getattr(args, name) for name in LSTM_DEFAULTS
+    }
     tower = LSTMTower.from_transformer(
         source,
-        hidden_size=args.hidden_size,
-        num_layers=args.layers,
+        hidden_size=shape["hidden_size"],
+        num_layers=shape["layers"],
         bidirectional=not args.unidirectional,
         freeze_embeddings=args.freeze_embeddings,
     )
@@ -134,7 +151,7 @@ def _lstm_encoder(source, args: argparse.Namespace, *, normalize: bool, dim: int
         if dim and dim != tower.dim
         else None
     )
-    return SentenceEncoder(tower, pooling=args.pooling, normalize=normalize, dense=dense)
+    return SentenceEncoder(tower, pooling=shape["pooling"], normalize=normalize, dense=dense)
 
 
 def _evaluator(args: argparse.Namespace):
@@ -160,6 +177,8 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         source, score_range = args.train, tuple(args.score_range) if args.score_range else None
     data = load_training_data(source, split=args.split, columns=args.columns, score_range=score_range)
+    if not args.lstm_from and _lstm_options_given(args):
+        raise ValueError(f"{', '.join(_lstm_options_given(args))} shape an LSTM tower: add --lstm-from MODEL")
     encoder = _lstm_encoder(args.lstm_from, args, normalize=False, dim=None) if args.lstm_from else load_encoder(args)
     result = train(
         encoder,
