@@ -96,12 +96,16 @@ def _move_into_place(ready: Path, path: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def holds_other_files(path: str | os.PathLike, markers: tuple[str, ...]) -> bool:
+    """Whether ``path`` is a non-empty folder holding none of ``markers``: replacing it would lose files."""
+    path = Path(path)
+    return path.is_dir() and any(path.iterdir()) and not any((path / marker).exists() for marker in markers)
+
+
 def check_replaceable(path: str | os.PathLike, markers: tuple[str, ...], what: str, *, overwrite: bool) -> None:
     """Before a save that replaces the whole folder ``path``: refuse a non-empty folder holding
     none of ``markers`` (files such a save writes) unless ``overwrite``, so that no user files go."""
-    overwrite = check_flag("overwrite", overwrite)
-    path = Path(path)
-    if overwrite or not path.is_dir() or not any(path.iterdir()) or any((path / m).exists() for m in markers):
+    if check_flag("overwrite", overwrite) or not holds_other_files(path, markers):
         return
     raise FileExistsError(
         f"{path} holds files that are not a saved {what}, and saving replaces the whole folder: "

@@ -38,6 +38,19 @@ def positive_int(name: str, value: object, *, optional: bool = False) -> int | N
     return int(value)
 
 
+def integer(name: str, value: object) -> int:
+    """``value`` as an int (numpy ints too), or a TypeError naming ``name`` (a bool or float is refused)."""
+    if not is_integer(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
+def nonfinite_row(array: np.ndarray) -> int | None:
+    """The first row of a 2-D ``array`` holding NaN or infinity, or None."""
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    return int(bad[0]) if bad.size else None
+
+
 def check_flag(name: str, value: object, *, optional: bool = False) -> bool | None:
     """``value`` as a bool, or a TypeError naming ``name`` unless it is one (or None when ``optional``)."""
     if optional and value is None:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sentsim.choices import Choice
+from sentsim.inputs import check_flag
 
 ArrayLike = np.ndarray | Tensor
 
@@ -36,8 +37,7 @@ def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, p
     Embeddings holding NaN or infinity are refused.
     """
     metric = Metric.parse(metric)
-    if not isinstance(pairwise, (bool, np.bool_)):
-        raise TypeError(f"pairwise must be True or False, got {pairwise!r}")
+    check_flag("pairwise", pairwise)
     as_numpy = not (isinstance(a, Tensor) and isinstance(b, Tensor))
     x, y = _as_matrix(a, "a"), _as_matrix(b, "b")
     if x.shape[1] != y.shape[1]:

@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+from sentsim.atomic import holds_other_files
 from sentsim.data import (
     LabelledTexts,
     SentencePairs,
@@ -120,7 +121,7 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
     if saved is not None and saved.exists() and (not saved.is_dir() or any(saved.iterdir())):
         if not args.overwrite:
             raise ValueError(f"--save-model {saved} exists; choose a new folder or pass --overwrite to replace it")
-        if not saved.is_dir() or not any((saved / marker).exists() for marker in MODEL_MARKERS):
+        if not saved.is_dir() or holds_other_files(saved, MODEL_MARKERS):
             raise ValueError(
                 f"--save-model {saved} holds files that are not a model; --overwrite replaces a model only"
             )

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sentsim.atomic import atomic_folder
+from sentsim.atomic import atomic_folder, holds_other_files
 from sentsim.cli.common import add_model_options, load_encoder, progress, tsv_field
 from sentsim.data.documents import read_documents
 from sentsim.search import DocumentIndex
@@ -103,7 +103,7 @@ def run_build(args: argparse.Namespace) -> int:
     if output.exists() and any(output.iterdir()):
         if not args.overwrite:
             raise ValueError(f"{output} exists and is not empty; pass --overwrite to replace it")
-        if not (output / MANIFEST).exists():  # e.g. "." or the folder of the documents
+        if holds_other_files(output, (MANIFEST,)):  # e.g. "." or the folder of the documents
             raise ValueError(f"{output} holds files that are not an index; --overwrite replaces an index only")
     with atomic_folder(output) as staging:
         index = DocumentIndex.create(

@@ -20,7 +20,7 @@ from sentsim.atomic import atomic_folder, check_replaceable
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
-from sentsim.inputs import finite_or_none, plain, positive_int, positive_number, validate_texts
+from sentsim.inputs import finite_or_none, nonfinite_row, plain, positive_int, positive_number, validate_texts
 from sentsim.weights import load_safetensors, save_safetensors
 
 logger = logging.getLogger(__name__)
@@ -308,6 +308,6 @@ class FewShotClassifier:
 
 
 def _check_finite(embeddings: np.ndarray, name: str) -> None:
-    bad = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
-    if bad.size:
-        raise ValueError(f"{name} row {int(bad[0])} holds NaN or infinity")
+    bad = nonfinite_row(embeddings)
+    if bad is not None:
+        raise ValueError(f"{name} row {bad} holds NaN or infinity")

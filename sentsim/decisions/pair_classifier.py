@@ -24,7 +24,7 @@ from sentsim.evaluation.binary import (
     require_both_classes,
 )
 from sentsim.evaluation.pairs import pair_scores
-from sentsim.inputs import finite_or_none, is_integer, is_real, positive_int, single_text, validate_texts
+from sentsim.inputs import finite_or_none, integer, is_real, positive_int, single_text, validate_texts
 from sentsim.similarity import Metric
 
 logger = logging.getLogger(__name__)
@@ -77,8 +77,7 @@ class PairClassifier:
         The calibrator is fitted on ``calibration_pairs`` when given; otherwise a stratified
         ``held_out`` share of the pairs is set aside for it (and the threshold is tuned on the rest).
         """
-        if not is_integer(seed):
-            raise TypeError(f"seed must be an int, got {seed!r}")
+        integer("seed", seed)
         if calibration_pairs is not None and not (
             isinstance(calibration_pairs, (tuple, list)) and len(calibration_pairs) == 3
         ):

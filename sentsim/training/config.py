@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from sentsim.inputs import check_flag, check_length, is_integer, is_real, positive_int, positive_number
+from sentsim.inputs import check_flag, check_length, integer, is_real, positive_int, positive_number
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -50,9 +50,7 @@ class TrainingConfig:
         # each number is checked, then stored as a plain int / float: the config is written to run.json
         for name in ("epochs", "batch_size", "gradient_accumulation", "log_steps"):
             self._store(name, check_length(name, getattr(self, name)))
-        if not is_integer(self.seed):
-            raise TypeError(f"seed must be an int, got {self.seed!r}")
-        self._store("seed", int(self.seed))
+        self._store("seed", integer("seed", self.seed))
         for name in ("eval_steps", "checkpoint_steps", "early_stopping_patience"):
             self._store(name, positive_int(name, getattr(self, name), optional=True))
         self._store("learning_rate", positive_number("learning_rate", self.learning_rate))

@@ -25,6 +25,7 @@ from sentsim.data.columns import require_columns
 from sentsim.data.sts import COLUMNS as STS_COLUMNS
 from sentsim.data.sts import is_headerless_sts
 from sentsim.data.tables import check_renamed, read_table
+from sentsim.inputs import nonfinite_row
 
 TEXT_COLUMNS = ("sentence1", "sentence2", "anchor", "positive", "negative", "text")
 
@@ -173,9 +174,9 @@ def _embeddings(values: object, source: str) -> np.ndarray:
     array = np.asarray(values, dtype=np.float32)
     if array.ndim != 2:
         raise ValueError(f"{source}: column 'embedding' must be an (n, dim) array, got shape {array.shape}")
-    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
-    if bad.size:
-        raise ValueError(f"{source}: column 'embedding', row {int(bad[0])}: NaN or infinity")
+    bad = nonfinite_row(array)
+    if bad is not None:
+        raise ValueError(f"{source}: column 'embedding', row {bad}: NaN or infinity")
     return array
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sentsim.inputs import is_integer, positive_int
+from sentsim.inputs import integer, positive_int
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData
 from sentsim.training.losses.in_batch_negatives import InBatchNegativesLoss
@@ -35,8 +35,7 @@ def fine_tune_few_shot(
     if len(set(labels)) < 2:
         raise ValueError("fine-tuning needs a support set with at least 2 classes")
     positive_int("rounds", rounds)
-    if not is_integer(seed):
-        raise TypeError(f"seed must be an int, got {seed!r}")
+    integer("seed", seed)
     if config is None:  # the recipe, with the classifier's progress setting
         config = TrainingConfig.from_dict(
             FEW_SHOT_CONFIG.to_dict() | {"show_progress": classifier.show_progress is not False}
