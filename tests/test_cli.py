@@ -309,3 +309,46 @@ def test_classify_fine_tunes_on_the_support_set_and_saves_the_model(model_dir, t
         [reference.classes[i] == label for i, (_, label) in zip(scores.argmax(axis=1), rows, strict=True)]
     )
     assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(100 * expected_accuracy)
+
+
+def test_messages_name_the_full_subcommand_and_verbose_works_after_it(model_dir, tmp_path, capsys, caplog):
+    assert main(["eval", "sts", "--model", str(model_dir), "--data", str(tmp_path / "nope.csv")]) == 2
+    assert capsys.readouterr().err.startswith("sentsim eval sts: error: ")
+    assert main(["index", "build", "--docs", str(tmp_path / "nope.txt"), "--output", str(tmp_path / "i")]) == 2
+    assert capsys.readouterr().err.startswith("sentsim index build: error: ")
+    parser_args = __import__("sentsim.cli", fromlist=["build_parser"]).build_parser()
+    assert parser_args.parse_args(["similarity", "a", "b", "-v"]).verbose is True
+    assert parser_args.parse_args(["-v", "similarity", "a", "b"]).verbose is True
+    assert parser_args.parse_args(["similarity", "a", "b"]).verbose is False
+    assert parser_args.parse_args(["index", "delete", "x", "--ids", "1", "-v"]).verbose is True
+
+
+def test_options_that_would_be_ignored_are_refused(model_dir, tmp_path, capsys):
+    support = _write(tmp_path / "support.csv", f"text,label\n{TEXTS[0]},animal\n{TEXTS[2]},weather\n")
+    texts = _write(tmp_path / "texts.txt", TEXTS[1] + "\n")
+    classify = ["classify", "--model", str(model_dir), "--support", support, "--input", texts]
+    assert main([*classify, "--k", "2"]) == 2  # prototypes have no neighbours
+    assert "--k is the neighbours per class of --strategy knn; --strategy prototype has none" in capsys.readouterr().err
+    assert main([*classify, "--k", "1", "--strategy", "knn"]) == 0
+    assert capsys.readouterr().out.split("\t")[0] in {"animal", "weather"}
+    pairs = _write(tmp_path / "pairs.csv", f"{TEXTS[0]},{TEXTS[1]},1.0\n{TEXTS[0]},{TEXTS[2]},4.0\n")
+    sts = ["eval", "sts", "--model", str(model_dir)]
+    assert main([*sts, "--data", "stsb:test", "--split", "dev"]) == 2  # the name carries its split
+    assert "--split dev applies to files and Hub datasets; stsb:test names its split" in capsys.readouterr().err
+    assert main([*sts, "--data", "stbs:test"]) == 2  # a typo: refused at once, not looked up on the Hub
+    assert "unknown named set 'stbs'; the named sets are stsb:SPLIT and clinc150:SPLIT" in capsys.readouterr().err
+    assert main([*sts, "--data", "clinc150:test"]) == 2
+    assert "clinc150:test holds labelled texts; scored pairs are expected here" in capsys.readouterr().err
+    assert main(["eval", "pairs", "--model", str(model_dir), "--data", "stsb:test"]) == 2
+    assert "stsb:test holds scored pairs: add --from-sts" in capsys.readouterr().err
+    assert main(["eval", "triplets", "--model", str(model_dir), "--data", "my:triplets"]) == 2
+    assert "my:triplets is not a file, a saved dataset folder or a Hub dataset id" in capsys.readouterr().err
+    train = ["train", "--train", pairs, "--loss", "cosent", "--output", str(tmp_path / "run"), "--no-progress"]
+    assert main([*train, "--model", str(model_dir), "--lstm-from", str(model_dir)]) == 2
+    assert "both choose the tower; give one" in capsys.readouterr().err
+    assert main(["train", "--train", "clinc150:train", "--loss", "mnrl", "--output", str(tmp_path / "run")]) == 2
+    assert "clinc150:train holds labelled texts; training takes pairs or triplets" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    docs = ["index", "build", "--model", str(model_dir), "--docs", texts, "--output", str(tmp_path / "idx")]
+    assert main([*docs, "--chunk-overlap", "4"]) == 2
+    assert "chunk_overlap (4) needs chunk_size" in capsys.readouterr().err

@@ -1017,3 +1017,35 @@ def test_a_bad_filter_is_refused_on_an_empty_index_too(encoder, tmp_path):
     with pytest.raises(ValueError, match="'gte' needs a number"):
         index.search("the cat", filter={"year": {"gte": "2020"}})
     index.close()
+
+
+def test_an_index_whose_model_moved_opens_with_that_model_given(tmp_path, capsys):
+    from sentsim.cli import main
+
+    model, moved = tmp_path / "model", tmp_path / "moved-model"
+    toy_encoder().save_pretrained(model)
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n".join(TEXTS) + "\n")
+    folder = str(tmp_path / "idx")
+    build = ["index", "build", "--model", str(model), "--docs", str(docs), "--output", folder, "--no-progress"]
+    assert main(build) == 0
+    assert main(["search", folder, "the cat sleeps", "-k", "2", "--json"]) == 0
+    before = capsys.readouterr().out.splitlines()[-1]
+    model.rename(moved)
+    assert main(["search", folder, "the cat sleeps", "-k", "2"]) == 2
+    assert "was built with this model; if its folder moved, pass the model" in capsys.readouterr().err
+    assert main(["search", folder, "the cat sleeps", "-k", "2", "--json", "--model", str(moved)]) == 0
+    assert capsys.readouterr().out.strip() == before  # the same hits
+    first_hit = json.loads(before)["hits"][0]["id"]
+    assert main(["index", "delete", folder, "--ids", first_hit, "--model", str(moved)]) == 0
+    assert json.loads(capsys.readouterr().out)["deleted"] == 1
+    other = tmp_path / "other-model"
+    toy_encoder(seed=1).save_pretrained(other)
+    assert main(["search", folder, "the cat", "--model", str(other)]) == 2  # another model is refused
+    assert "was built with model" in capsys.readouterr().err
+
+
+def test_chunk_overlap_without_chunk_size_is_refused(encoder, tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"chunk_overlap \(4\) needs chunk_size"):
+        DocumentIndex.create(tmp_path / "idx", encoder, chunk_overlap=4)
+    assert not (tmp_path / "idx" / "manifest.json").exists()

@@ -25,7 +25,25 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(subparsers)
+    _finish_subcommands(parser, set())
     return parser
+
+
+def _finish_subcommands(parser: argparse.ArgumentParser, seen: set[int]) -> None:
+    """Give every subcommand ``-v`` (so it works after the command name too) and its full name
+    (``sentsim index build``) for messages."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for subparser in action.choices.values():
+            if id(subparser) in seen:  # an alias ("evaluate" for "eval") is the same parser
+                continue
+            seen.add(id(subparser))
+            subparser.add_argument(
+                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress details to stderr"
+            )
+            subparser.set_defaults(command_name=subparser.prog)
+            _finish_subcommands(subparser, seen)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except (ValueError, TypeError, OSError, sqlite3.Error) as error:  # sqlite3: e.g. an index locked by a writer
         logging.getLogger(__name__).debug("details", exc_info=True)
-        print(f"sentsim {args.command}: error: {error}", file=sys.stderr)
+        print(f"{args.command_name}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"sentsim {args.command}: interrupted; unfinished outputs were removed", file=sys.stderr)
+        print(f"{args.command_name}: interrupted; unfinished outputs were removed", file=sys.stderr)
         return 130
     except _Terminated:
         return 143

@@ -25,14 +25,13 @@ from sentsim.model_folder import MODEL_MARKERS
 from sentsim.training.config import TrainingConfig
 from sentsim.training.few_shot import FEW_SHOT_CONFIG
 
-NAMED = re.compile(r"^(stsb|clinc150):(\w+)$")
+NAMED_SETS = {"stsb": "scored pairs", "clinc150": "labelled texts"}
+NAME_AND_SPLIT = re.compile(r"^(\w+):(\w+)$")  # Hub dataset ids have no ":", so this is never one
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, batch_size: bool = True) -> None:
     """--model and friends; ``batch_size=False`` where the command has its own --batch-size."""
-    parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"model folder, short name or Hub id (default: {DEFAULT_MODEL})"
-    )
+    parser.add_argument("--model", default=None, help=f"model folder, short name or Hub id (default: {DEFAULT_MODEL})")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     if batch_size:
         parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default: 64)")
@@ -61,24 +60,60 @@ def _results_path(text: str) -> str:
 
 def load_encoder(args: argparse.Namespace) -> SentenceEncoder:
     return SentenceEncoder.from_pretrained(
-        args.model, device=args.device, max_seq_length=args.max_seq_length, trust_remote_code=args.trust_remote_code
+        model_name(args),
+        device=args.device,
+        max_seq_length=args.max_seq_length,
+        trust_remote_code=args.trust_remote_code,
     )
 
 
-def read_scored_pairs(source: str, args: argparse.Namespace) -> SentencePairs:
-    """``stsb:SPLIT`` or any source :func:`read_sts` reads."""
-    named = NAMED.match(source)
-    if named and named.group(1) == "stsb":
-        return load_stsb(named.group(2), data_dir=args.data_dir)
-    return read_sts(source, split=getattr(args, "split", None))
+def model_name(args: argparse.Namespace) -> str:
+    """--model, or the default model when it is not given."""
+    return args.model or DEFAULT_MODEL
 
 
-def read_texts_with_labels(source: str, args: argparse.Namespace) -> LabelledTexts:
-    """``clinc150:SPLIT`` or any source :func:`read_labelled_texts` reads."""
-    named = NAMED.match(source)
-    if named and named.group(1) == "clinc150":
-        return load_clinc150(named.group(2), data_dir=args.data_dir)
-    return read_labelled_texts(source, split=getattr(args, "split", None))
+def named_set(source: str, split: str | None = None) -> tuple[str, str] | None:
+    """``(name, split)`` of a named set such as ``stsb:test``; None for a file, folder or Hub name.
+
+    A mistyped name (``stbs:test``) is refused at once rather than looked up on the Hub, and
+    ``--split`` with a named set too: the name carries its split.
+    """
+    match = NAME_AND_SPLIT.match(source)
+    if match is None or Path(source).exists():
+        return None
+    name, its_split = match.groups()
+    if name not in NAMED_SETS:
+        raise ValueError(f"{source}: unknown named set {name!r}; the named sets are stsb:SPLIT and clinc150:SPLIT")
+    if split is not None:
+        raise ValueError(f"--split {split} applies to files and Hub datasets; {source} names its split")
+    return name, its_split
+
+
+def read_scored_pairs(source: str, args: argparse.Namespace, split: str | None = None) -> SentencePairs:
+    """``stsb:SPLIT`` or any source :func:`read_sts` reads (``split`` of a Hub dataset or DatasetDict)."""
+    named = _named_of_kind(source, split, "stsb")
+    if named:
+        return load_stsb(named, data_dir=args.data_dir)
+    return read_sts(source, split=split)
+
+
+def read_texts_with_labels(source: str, args: argparse.Namespace, split: str | None = None) -> LabelledTexts:
+    """``clinc150:SPLIT`` or any source :func:`read_labelled_texts` reads (``split`` as above)."""
+    named = _named_of_kind(source, split, "clinc150")
+    if named:
+        return load_clinc150(named, data_dir=args.data_dir)
+    return read_labelled_texts(source, split=split)
+
+
+def _named_of_kind(source: str, split: str | None, wanted: str) -> str | None:
+    """The split of ``source`` when it names the set ``wanted``; a set of another kind is refused."""
+    named = named_set(source, split)
+    if named is None:
+        return None
+    name, split = named
+    if name != wanted:
+        raise ValueError(f"{source} holds {NAMED_SETS[name]}; {NAMED_SETS[wanted]} are expected here")
+    return split
 
 
 def emit(results: dict, args: argparse.Namespace, summary: str) -> None:
@@ -117,6 +152,8 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
             raise ValueError(f"{option} needs --fine-tune")
     if args.rounds is not None and args.rounds < 1:
         raise ValueError(f"--rounds must be >= 1, got {args.rounds}")
+    if args.k is not None and args.strategy != "knn":
+        raise ValueError(f"--k is the neighbours per class of --strategy knn; --strategy {args.strategy} has none")
     saved = Path(args.save_model) if args.save_model else None
     if saved is not None and saved.exists() and (not saved.is_dir() or any(saved.iterdir())):
         if not args.overwrite:
@@ -128,7 +165,7 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
     classifier = FewShotClassifier(
         load_encoder(args),
         strategy=args.strategy,
-        k=args.k,
+        **({} if args.k is None else {"k": args.k}),
         threshold=args.threshold,
         unknown_label=args.unknown_label,
         batch_size=args.batch_size,

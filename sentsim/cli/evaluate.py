@@ -11,6 +11,7 @@ from sentsim.cli.common import (
     emit,
     few_shot_classifier,
     load_encoder,
+    named_set,
     progress,
     read_scored_pairs,
     read_texts_with_labels,
@@ -91,7 +92,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     classify.add_argument("--shots", type=int, help="sample this many support examples per class")
     classify.add_argument("--seed", type=int, default=0, help="seed of the --shots sample (default 0)")
     classify.add_argument("--strategy", choices=["prototype", "knn", "logistic"], default="prototype")
-    classify.add_argument("--k", type=int, default=3, help="neighbours per class for knn")
+    classify.add_argument("--k", type=int, help="neighbours per class for --strategy knn (default 3)")
     classify.add_argument(
         "--out-of-scope", action="append", default=[], help="texts that belong to no class (e.g. clinc150:oos_test)"
     )
@@ -113,7 +114,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _task(tasks: argparse._SubParsersAction, name: str, run, description: str) -> argparse.ArgumentParser:
     parser = tasks.add_parser(name, help=description.split(":")[0], description=description)
-    parser.add_argument("--split", default=None, help="split of a Hub dataset or DatasetDict (default: test)")
+    parser.add_argument(
+        "--split", default=None, help="split of a --data Hub dataset or saved DatasetDict (default: test)"
+    )
     add_output_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)
@@ -121,7 +124,7 @@ def _task(tasks: argparse._SubParsersAction, name: str, run, description: str) -
 
 
 def run_sts(args: argparse.Namespace) -> int:
-    pairs = read_scored_pairs(args.data, args)
+    pairs = read_scored_pairs(args.data, args, args.split)
     results = evaluate_sts(load_encoder(args), pairs, batch_size=args.batch_size, show_progress=progress(args))
     emit(
         results,
@@ -132,12 +135,14 @@ def run_sts(args: argparse.Namespace) -> int:
 
 
 def run_pairs(args: argparse.Namespace) -> int:
-    def read(source):
+    def read(source, split=None):
         if args.from_sts:
             return sts_pair_classification(
-                read_scored_pairs(source, args), positive_min=args.positive_min, negative_max=args.negative_max
+                read_scored_pairs(source, args, split), positive_min=args.positive_min, negative_max=args.negative_max
             )
-        return read_pairs(source, split=args.split)
+        if named_set(source, split):
+            raise ValueError(f"{source} holds scored pairs: add --from-sts to label them by score")
+        return read_pairs(source, split=split)
 
     _one_threshold(args)
     encoder = load_encoder(args)
@@ -150,7 +155,7 @@ def run_pairs(args: argparse.Namespace) -> int:
     threshold = args.threshold
     if threshold is None and args.tune_data:
         threshold = evaluate_pairs(encoder, read(args.tune_data), **options)["threshold"]
-    results = evaluate_pairs(encoder, read(args.data), threshold=threshold, **options)
+    results = evaluate_pairs(encoder, read(args.data, args.split), threshold=threshold, **options)
     emit(
         results,
         args,
@@ -167,7 +172,7 @@ def run_retrieval(args: argparse.Namespace) -> int:
         data = read_beir(args.data, split=args.split or "test")
     else:
         corpus = [read_scored_pairs(source, args) for source in args.corpus]
-        data = sts_paraphrase_retrieval(read_scored_pairs(args.sts, args), corpus, min_score=args.min_score)
+        data = sts_paraphrase_retrieval(read_scored_pairs(args.sts, args, args.split), corpus, min_score=args.min_score)
     results = evaluate_retrieval(
         load_encoder(args),
         data,
@@ -206,7 +211,7 @@ def run_classify(args: argparse.Namespace) -> int:
     support = read_texts_with_labels(args.support, args)
     if args.shots is not None:
         support = support.sample_per_class(args.shots, args.seed)
-    test = read_texts_with_labels(args.data, args)
+    test = read_texts_with_labels(args.data, args, args.split)
     classifier = few_shot_classifier(args, support)
     if args.tune_data or args.tune_out_of_scope:
         tune = [read_texts_with_labels(source, args) for source in args.tune_data]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from sentsim.atomic import atomic_folder, holds_other_files
-from sentsim.cli.common import add_model_options, load_encoder, progress, tsv_field
+from sentsim.cli.common import add_model_options, load_encoder, model_name, progress, tsv_field
 from sentsim.data.documents import read_documents
 from sentsim.search import DocumentIndex
 from sentsim.search.mirror import MANIFEST
@@ -51,12 +51,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--docs", required=True, help="documents to add: .txt (one a line), .jsonl, .csv, .tsv, .parquet")
     _document_fields(add)
     add.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _device_option(add)
+    _index_model_options(add)
     add.set_defaults(run=run_add)
 
     delete = actions.add_parser("delete", help="delete documents by id", description="Delete documents by id.")
     delete.add_argument("folder")
     delete.add_argument("--ids", required=True, nargs="+")
+    _index_model_options(delete, device=False)
     delete.set_defaults(run=run_delete)
 
     search = subparsers.add_parser(
@@ -79,11 +80,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     search.add_argument("--ef-search", type=int, help="HNSW indexes: candidates kept by the graph search")
     search.add_argument("--json", action="store_true", help="print JSON lines: one object per query with its hits")
-    _device_option(search)
+    _index_model_options(search)
     search.set_defaults(run=run_search)
 
 
-def _device_option(parser: argparse.ArgumentParser) -> None:
+def _index_model_options(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="the index's model, where its folder has moved (default: the model the index was built with; "
+        "another model is refused)",
+    )
+    if not device:
+        return
     parser.add_argument(
         "--device",
         default=None,
@@ -113,7 +122,7 @@ def run_build(args: argparse.Namespace) -> int:
             metric=args.metric,
             chunk_size=args.chunk_size,
             chunk_overlap=args.chunk_overlap,
-            model_name=args.model,
+            model_name=model_name(args),
         )
         index.add(
             documents.texts,
@@ -142,7 +151,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_add(args: argparse.Namespace) -> int:
     documents = _read_documents(args)
-    with DocumentIndex.open(args.folder, device=args.device) as index:
+    with DocumentIndex.open(args.folder, args.model, device=args.device) as index:
         if documents.ids is None:
             index.add(documents.texts, metadata=documents.metadata, show_progress=progress(args))
         else:
@@ -152,7 +161,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    with DocumentIndex.open(args.folder) as index:
+    with DocumentIndex.open(args.folder, args.model) as index:
         removed = index.delete(args.ids)
         print(json.dumps({"index": args.folder, "deleted": removed, "documents": len(index)}))
     return 0
@@ -169,7 +178,7 @@ def run_search(args: argparse.Namespace) -> int:
                 f"--filter {item!r}: the key {key!r} already has a condition (in --where or another --filter)"
             )
         spec[key] = _value(value)
-    with DocumentIndex.open(args.folder, device=args.device) as index:
+    with DocumentIndex.open(args.folder, args.model, device=args.device) as index:
         results = index.search(
             args.query,
             k=args.k,

@@ -6,7 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
-from sentsim.cli.common import NAMED, add_model_options, load_encoder, read_scored_pairs, read_texts_with_labels
+from sentsim.cli.common import (
+    add_model_options,
+    load_encoder,
+    named_set,
+    read_scored_pairs,
+    read_texts_with_labels,
+)
 from sentsim.data.texts import read_texts
 from sentsim.encoder import SentenceEncoder
 from sentsim.evaluation.sts import check_sts_pairs, evaluate_sts
@@ -37,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--score-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="rescale scores to [0, 1] (stsb: 0 5)"
     )
-    parser.add_argument("--split", default="train", help="split of a Hub dataset (default: train)")
+    parser.add_argument("--split", help="split of a Hub dataset or saved DatasetDict (default: train)")
     parser.add_argument(
         "--data-dir", default=None, help="local folder of the named sets (default: $SENTSIM_DATA_DIR, else the Hub)"
     )
@@ -169,14 +175,18 @@ def run_train(args: argparse.Namespace) -> int:
     output = args.resume or args.output
     if output is None:
         raise ValueError("give --output DIR for a new run, or --resume DIR to continue one")
-    named = NAMED.match(args.train)
-    if named and named.group(1) == "stsb":
+    if args.lstm_from and args.model:
+        raise ValueError(f"--model {args.model} and --lstm-from {args.lstm_from} both choose the tower; give one")
+    named = named_set(args.train, args.split)
+    if named and named[0] == "stsb":
         pairs = read_scored_pairs(args.train, args)
         source: object = {"sentence1": pairs.sentences1, "sentence2": pairs.sentences2, "score": pairs.scores.tolist()}
         score_range = tuple(args.score_range) if args.score_range else (0.0, 5.0)
+    elif named:
+        raise ValueError(f"{args.train} holds labelled texts; training takes pairs or triplets (e.g. stsb:train)")
     else:
         source, score_range = args.train, tuple(args.score_range) if args.score_range else None
-    data = load_training_data(source, split=args.split, columns=args.columns, score_range=score_range)
+    data = load_training_data(source, split=args.split or "train", columns=args.columns, score_range=score_range)
     if not args.lstm_from and _lstm_options_given(args):
         raise ValueError(f"{', '.join(_lstm_options_given(args))} shape an LSTM tower: add --lstm-from MODEL")
     encoder = _lstm_encoder(args.lstm_from, args, normalize=False, dim=None) if args.lstm_from else load_encoder(args)
@@ -199,8 +209,8 @@ def run_distill(args: argparse.Namespace) -> int:
     teacher = SentenceEncoder.from_pretrained(args.teacher, device=args.device)
     texts = []
     for source in args.texts:
-        named = NAMED.match(source)
-        if named and named.group(1) == "stsb":
+        named = named_set(source)
+        if named and named[0] == "stsb":
             pairs = read_scored_pairs(source, args)
             texts += pairs.sentences1 + pairs.sentences2
         elif named:

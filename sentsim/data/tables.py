@@ -73,6 +73,8 @@ def _read_dataset(source: object, split: str | None) -> dict[str, list]:
             raise FileNotFoundError(f"{path} is neither a data file nor a saved dataset folder")
         elif path.suffix.lower() in (*DELIMITED, *DATASETS_FORMATS):  # a mistyped file name, not a Hub dataset
             raise FileNotFoundError(f"{path}: no such file")
+        elif ":" in str(source):  # Hub ids have no ":"; a mistyped named set such as "stbs:test"
+            raise FileNotFoundError(f"{source} is not a file, a saved dataset folder or a Hub dataset id")
         else:
             source = datasets.load_dataset(str(source), split=split or "test")
     if isinstance(source, datasets.DatasetDict):

@@ -63,6 +63,8 @@ def chunk_options(chunk_size: object, chunk_overlap: object, encoder) -> tuple[i
         if value is not None and not is_integer(value):
             raise TypeError(f"{option} must be an int, got {value!r}")
     if chunk_size is None:
+        if chunk_overlap is not None:  # it would be ignored
+            raise ValueError(f"chunk_overlap ({chunk_overlap}) needs chunk_size: documents are not split without it")
         return None, 0
     positive_int("chunk_size", chunk_size)
     check_chunk_size(int(chunk_size), encoder)

@@ -21,6 +21,7 @@ from tokenizers import Tokenizer
 
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
+from sentsim.hub import ModelNotFoundError
 from sentsim.inputs import positive_int, single_text, validate_texts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
 from sentsim.search.chunking import chunk_options, untruncated
@@ -136,9 +137,15 @@ class DocumentIndex:
                 raise ValueError(f"{folder} does not name its model; pass the encoder")
             encoder = manifest["model"]["name"]
         # a model loaded here reads as many tokens as it did when the index was built
-        encoder, _ = index_encoder(
-            encoder, manifest["model"].get("name"), device, manifest["model"].get("max_seq_length")
-        )
+        try:
+            encoder, _ = index_encoder(
+                encoder, manifest["model"].get("name"), device, manifest["model"].get("max_seq_length")
+            )
+        except ModelNotFoundError as error:
+            raise ModelNotFoundError(
+                f"{error}. {folder} was built with this model; if its folder moved, pass the model "
+                "(DocumentIndex.open(folder, encoder), or --model on the command line)"
+            ) from None
         different = fingerprint_mismatch(manifest["model"], model_fingerprint(encoder))
         if different:
             raise ModelMismatchError(
