@@ -31,6 +31,7 @@ from sentsim.model_folder import EncoderParts, load_parts, save_parts
 from sentsim.npy_output import discard_staging, staging_path
 from sentsim.pooling import Pooling, pool, pool_packed
 from sentsim.projection import Dense, DenseConfig
+from sentsim.prompts import check_prompts, choose_prompt, with_prompt
 from sentsim.similarity import ArrayLike, Metric, similarity
 from sentsim.towers import Tower
 
@@ -45,6 +46,9 @@ class SentenceEncoder(nn.Module):
         pooling: ``"mean"`` (default), ``"cls"`` or ``"max"``.
         normalize: L2-normalize embeddings (then dot product equals cosine).
         dense: an optional projection after pooling (a ``Dense`` or a ``DenseConfig`` to build one).
+        prompts: named texts that :meth:`encode` can prepend, e.g. ``{"query": "query: "}`` (read
+            from a model folder's ``config_sentence_transformers.json``; see :mod:`sentsim.prompts`).
+        default_prompt_name: the prompt prepended when :meth:`encode` is given none.
 
     Example:
         >>> encoder = SentenceEncoder.from_pretrained("all-MiniLM-L6-v2")
@@ -59,6 +63,8 @@ class SentenceEncoder(nn.Module):
         pooling: str | Pooling = Pooling.MEAN,
         normalize: bool = False,
         dense: Dense | DenseConfig | None = None,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(tower, nn.Module) or not hasattr(tower, "tokenizer"):
@@ -82,6 +88,8 @@ class SentenceEncoder(nn.Module):
         if dense is not None and dense.config.in_features != tower.dim:
             raise ValueError(f"dense.in_features is {dense.config.in_features} but the tower outputs {tower.dim}")
         self.dense = dense
+        self.prompts = check_prompts(prompts, default_prompt_name)
+        self.default_prompt_name = default_prompt_name
 
     @classmethod
     def from_pretrained(
@@ -105,7 +113,14 @@ class SentenceEncoder(nn.Module):
             raise TypeError(f"name_or_path must be a model name or a folder path, got {name_or_path!r}")
         folder = resolve_model_path(name_or_path, revision=revision, cache_dir=cache_dir)
         parts = load_parts(folder, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
-        encoder = cls(parts.tower, pooling=parts.pooling, normalize=parts.normalize, dense=parts.dense)
+        encoder = cls(
+            parts.tower,
+            pooling=parts.pooling,
+            normalize=parts.normalize,
+            dense=parts.dense,
+            prompts=parts.prompts,
+            default_prompt_name=parts.default_prompt_name,
+        )
         return encoder.to(resolve_device(device)).eval()
 
     def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> None:
@@ -115,7 +130,11 @@ class SentenceEncoder(nn.Module):
         replaces the whole folder, so a non-empty folder that holds no model is refused unless
         ``overwrite``.
         """
-        save_parts(EncoderParts(self.tower, self.pooling, self.normalize, self.dense), Path(path), overwrite=overwrite)
+        check_prompts(self.prompts, self.default_prompt_name)  # attributes a user may have set
+        parts = EncoderParts(
+            self.tower, self.pooling, self.normalize, self.dense, dict(self.prompts), self.default_prompt_name
+        )
+        save_parts(parts, Path(path), overwrite=overwrite)
 
     @property
     def dim(self) -> int:
@@ -164,6 +183,8 @@ class SentenceEncoder(nn.Module):
         self,
         texts: str | Sequence[str],
         *,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
         batch_size: int = 32,
         max_tokens: int | None = None,
         normalize: bool | None = None,
@@ -185,6 +206,9 @@ class SentenceEncoder(nn.Module):
 
         Args:
             texts: a string or a list of strings.
+            prompt_name: prepend the model's prompt of this name (see ``prompts``); ``None``: its
+                ``default_prompt_name``, if any.
+            prompt: prepend this text instead (e.g. ``"query: "``).
             batch_size: at most this many texts per forward pass (padded path).
             max_tokens: also at most this many padded tokens per forward pass (e.g. 16384):
                 short texts then go in large batches and long ones in small. On the packed
@@ -213,7 +237,10 @@ class SentenceEncoder(nn.Module):
         """
         texts = single_text(texts)
         single = isinstance(texts, str)
-        items = [texts] if single else validate_texts(texts)
+        items = with_prompt(
+            choose_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name),
+            [texts] if single else validate_texts(texts),
+        )
         for name, flag in (("normalize", normalize), ("packed", packed), ("show_progress", show_progress)):
             check_flag(name, flag, optional=True)
         for name, flag in (("compile", compile), ("as_tensor", as_tensor)):

@@ -9,7 +9,8 @@ sentence-transformers loads::
     1_Pooling/config.json                             pooling mode
     2_Dense/{config.json, model.safetensors}          optional projection
     N_Normalize/                                      when embeddings are L2-normalized
-    config_sentsim.json                               sentsim's own description and version stamp
+    config_sentence_transformers.json                 prompts, default prompt name
+    config_sentsim.json                               sentsim's own description, prompts and version stamp
 
 An LSTM encoder keeps its weights and ``tokenizer.json`` at the root and is described by
 ``config_sentsim.json`` alone (sentence-transformers cannot load it).
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from sentsim._version import __version__
 from sentsim.atomic import atomic_folder, check_replaceable
 from sentsim.pooling import Pooling
 from sentsim.projection import Dense, DenseConfig
+from sentsim.prompts import check_prompts
 from sentsim.towers import LSTMTower, Tower, TransformerTower
 from sentsim.weights import WeightsError, inside
 
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 SENTSIM_CONFIG = "config_sentsim.json"
 MODEL_MARKERS = (SENTSIM_CONFIG, "modules.json", "config.json")  # a folder holding one of them holds a model
 DENSE_DIR = "2_Dense"
+ST_CONFIG = "config_sentence_transformers.json"
 ST_TYPES = {
     "Transformer": "sentence_transformers.models.Transformer",
     "Pooling": "sentence_transformers.models.Pooling",
@@ -56,12 +59,14 @@ ST_POOLING_FLAGS = {
 
 @dataclass
 class EncoderParts:
-    """What a folder holds: a tower, its pooling, an optional projection and normalization."""
+    """What a folder holds: a tower, its pooling, an optional projection and normalization, prompts."""
 
     tower: Tower
     pooling: Pooling = Pooling.MEAN
     normalize: bool = False
     dense: Dense | None = None
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
 
 
 def load_parts(folder: Path, *, max_seq_length: int | None = None, trust_remote_code: bool = False) -> EncoderParts:
@@ -97,6 +102,8 @@ def save_parts(parts: EncoderParts, folder: Path, *, overwrite: bool = False) ->
             "normalize": parts.normalize,
             "max_seq_length": parts.tower.max_seq_length,
             "dense": parts.dense.config.to_dict() if parts.dense is not None else None,
+            "prompts": parts.prompts,
+            "default_prompt_name": parts.default_prompt_name,
         }
         if isinstance(parts.tower, TransformerTower):
             config["do_lower_case"] = parts.tower.do_lower_case
@@ -134,7 +141,15 @@ def _load_sentsim(folder: Path, *, max_seq_length: int | None, trust_remote_code
     dense = None
     if config.get("dense"):
         dense = Dense.load(folder / DENSE_DIR, DenseConfig(**config["dense"]))
-    return EncoderParts(tower, Pooling.parse(config.get("pooling", "mean")), bool(config.get("normalize")), dense)
+    prompts, default_prompt_name = _prompts(config, folder / SENTSIM_CONFIG)
+    return EncoderParts(
+        tower,
+        Pooling.parse(config.get("pooling", "mean")),
+        bool(config.get("normalize")),
+        dense,
+        prompts,
+        default_prompt_name,
+    )
 
 
 def _load_sentence_transformers(folder: Path, *, max_seq_length: int | None, trust_remote_code: bool) -> EncoderParts:
@@ -168,11 +183,25 @@ def _load_sentence_transformers(folder: Path, *, max_seq_length: int | None, tru
             )
     if tower is None:
         raise ValueError(f"{folder / 'modules.json'} lists no Transformer module")
-    return EncoderParts(tower, pooling, normalize, dense)
+    st_config = _read_json(folder / ST_CONFIG) if (folder / ST_CONFIG).exists() else {}
+    return EncoderParts(tower, pooling, normalize, dense, *_prompts(st_config, folder / ST_CONFIG))
+
+
+def _prompts(config: dict, file: Path) -> tuple[dict[str, str], str | None]:
+    """The ``prompts`` and ``default_prompt_name`` of a model config, checked."""
+    default_prompt_name = config.get("default_prompt_name")
+    try:
+        return check_prompts(config.get("prompts"), default_prompt_name), default_prompt_name
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{file}: {error}") from None
 
 
 def _read_st_pooling(file: Path) -> Pooling:
     config = _read_json(file)
+    if config.get("include_prompt", True) is False:
+        raise ValueError(
+            f"{file}: this model pools without its prompt tokens (include_prompt: false); sentsim pools every token"
+        )
     if "pooling_mode" in config:
         mode = config["pooling_mode"]
         modes = [mode] if isinstance(mode, str) else list(mode)
@@ -207,8 +236,13 @@ def _write_sentence_transformers_files(parts: EncoderParts, folder: Path) -> Non
     _write_json(folder / "modules.json", entries)
     versions = {"transformers": transformers.__version__, "pytorch": torch.__version__}
     _write_json(
-        folder / "config_sentence_transformers.json",
-        {"__version__": versions, "prompts": {}, "default_prompt_name": None, "similarity_fn_name": "cosine"},
+        folder / ST_CONFIG,
+        {
+            "__version__": versions,
+            "prompts": parts.prompts,
+            "default_prompt_name": parts.default_prompt_name,
+            "similarity_fn_name": "cosine",
+        },
     )
 
 

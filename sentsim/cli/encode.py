@@ -22,6 +22,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--field",
         help="the text field of .jsonl input or text column of .csv / .tsv / .json / .parquet input (default: text)",
     )
+    prompt = parser.add_mutually_exclusive_group()
+    prompt.add_argument(
+        "--prompt-name", help="prepend the model's prompt of this name, e.g. query (default: its default prompt)"
+    )
+    prompt.add_argument("--prompt", help="prepend this text to every text, e.g. 'query: '")
     parser.add_argument(
         "--normalize",
         action=argparse.BooleanOptionalAction,
@@ -55,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         output = output.with_name(output.name + ".npy")
     embeddings = encoder.encode(  # streams to disk; encode() renames the file into place when complete
         texts,
+        prompt_name=args.prompt_name,
+        prompt=args.prompt,
         batch_size=args.batch_size,
         max_tokens=args.max_tokens,
         normalize=args.normalize,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sentsim.data.retrieval import RetrievalData
 from sentsim.evaluation.ranking import retrieval_metrics
 from sentsim.exact_search import exact_search
+from sentsim.prompts import search_prompts
 from sentsim.similarity import Metric
 
 
@@ -20,11 +21,16 @@ def evaluate_retrieval(
     device: str | None = None,
     show_progress: bool | None = None,
 ) -> dict:
-    """MRR@10, nDCG@10 (primary), Recall@k and MAP@100 (x 100) with exact search on CPU or GPU."""
+    """MRR@10, nDCG@10 (primary), Recall@k and MAP@100 (x 100) with exact search on CPU or GPU.
+
+    Queries and documents get the model's query and document prompts, as in search (:mod:`sentsim.prompts`).
+    """
     metric = Metric.parse(metric)
     query_ids, doc_ids = list(data.queries), list(data.corpus)
-    queries = encoder.encode([data.queries[q] for q in query_ids], batch_size=batch_size, show_progress=show_progress)
-    corpus = encoder.encode([data.corpus[d] for d in doc_ids], batch_size=batch_size, show_progress=show_progress)
+    prompts = search_prompts(getattr(encoder, "prompts", {}))
+    options = {"batch_size": batch_size, "show_progress": show_progress}
+    queries = encoder.encode([data.queries[q] for q in query_ids], prompt=prompts["query"], **options)
+    corpus = encoder.encode([data.corpus[d] for d in doc_ids], prompt=prompts["document"], **options)
     row_of = {doc: row for row, doc in enumerate(doc_ids)}
     exclude = [{row_of[d] for d in data.ignore.get(q, ())} for q in query_ids]
     depth = max(10, 100, *recall_at)

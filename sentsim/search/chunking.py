@@ -56,9 +56,10 @@ def chunk_text(text: str, tokenizer: Tokenizer, chunk_size: int | None, overlap:
     return chunks
 
 
-def chunk_options(chunk_size: object, chunk_overlap: object, encoder) -> tuple[int | None, int]:
+def chunk_options(chunk_size: object, chunk_overlap: object, encoder, prompt: str = "") -> tuple[int | None, int]:
     """``(chunk_size, chunk_overlap)`` of a new index, checked; without chunks the overlap is 0, and
-    without an overlap it is 32 tokens, at most a quarter of ``chunk_size``."""
+    without an overlap it is 32 tokens, at most a quarter of ``chunk_size``. A chunk and the
+    ``prompt`` before it must fit in what the model reads."""
     for option, value in (("chunk_size", chunk_size), ("chunk_overlap", chunk_overlap)):
         if value is not None and not is_integer(value):
             raise TypeError(f"{option} must be an int, got {value!r}")
@@ -67,7 +68,7 @@ def chunk_options(chunk_size: object, chunk_overlap: object, encoder) -> tuple[i
             raise ValueError(f"chunk_overlap ({chunk_overlap}) needs chunk_size: documents are not split without it")
         return None, 0
     positive_int("chunk_size", chunk_size)
-    check_chunk_size(int(chunk_size), encoder)
+    check_chunk_size(int(chunk_size), encoder, prompt)
     if chunk_overlap is None:
         chunk_overlap = min(DEFAULT_CHUNK_OVERLAP, int(chunk_size) // 4)
     if not 0 <= chunk_overlap < chunk_size:
@@ -75,12 +76,15 @@ def chunk_options(chunk_size: object, chunk_overlap: object, encoder) -> tuple[i
     return int(chunk_size), int(chunk_overlap)
 
 
-def check_chunk_size(chunk_size: int, encoder) -> None:
-    """Refuse chunks longer than the model reads: each would be truncated."""
-    specials = len(untruncated(encoder.tower.tokenizer.tokenizer).encode("", add_special_tokens=True).ids)
-    limit = encoder.max_seq_length - specials
+def check_chunk_size(chunk_size: int, encoder, prompt: str = "") -> None:
+    """Refuse chunks longer than the model reads after the special tokens and the prompt: each would be truncated."""
+    tokenizer = untruncated(encoder.tower.tokenizer.tokenizer)
+    specials = len(tokenizer.encode("", add_special_tokens=True).ids)
+    prompt_tokens = len(tokenizer.encode(prompt, add_special_tokens=False).ids) if prompt else 0
+    limit = encoder.max_seq_length - specials - prompt_tokens
     if chunk_size > limit:
+        prompt_note = f" and {prompt_tokens} prompt tokens ({prompt!r})" if prompt_tokens else ""
         raise ValueError(
             f"chunk_size {chunk_size} is larger than the model reads: max_seq_length {encoder.max_seq_length} "
-            f"less {specials} special tokens is {limit}; longer chunks would be truncated"
+            f"less {specials} special tokens{prompt_note} is {limit}; longer chunks would be truncated"
         )

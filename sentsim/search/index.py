@@ -23,6 +23,7 @@ from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
 from sentsim.hub import ModelNotFoundError
 from sentsim.inputs import positive_int, single_text, validate_texts
+from sentsim.prompts import search_prompts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
 from sentsim.search.chunking import chunk_options, untruncated
 from sentsim.search.filters import filter_sql
@@ -63,6 +64,11 @@ class DocumentIndex:
         """The FAISS index of the stored vectors (None while the index is empty)."""
         return self.mirror.backend
 
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The prompts prepended to queries and documents (from the model, when the index was built)."""
+        return self.manifest.get("prompts", {"query": "", "document": ""})  # none in indexes built before prompts
+
     # ------------------------------------------------------------ create / open
     @classmethod
     def create(
@@ -97,7 +103,8 @@ class DocumentIndex:
         folder = Path(folder)
         if (folder / MANIFEST).exists():
             raise FileExistsError(f"{folder} already holds an index; open it with DocumentIndex.open")
-        chunk_size, chunk_overlap = chunk_options(chunk_size, chunk_overlap, encoder)
+        prompts = search_prompts(encoder.prompts)  # kept in the manifest: later writes and searches use them
+        chunk_size, chunk_overlap = chunk_options(chunk_size, chunk_overlap, encoder, prompts["document"])
         if not isinstance(backend, str):
             raise TypeError(f"backend must be a str ({', '.join(BACKENDS)} or a FAISS factory string), got {backend!r}")
         if backend not in BACKENDS:  # an invalid FAISS factory string fails here, not after encoding
@@ -111,6 +118,7 @@ class DocumentIndex:
             "factory": None,
             "chunk_size": chunk_size,
             "chunk_overlap": chunk_overlap,
+            "prompts": prompts,
             "generation": 0,
             "tombstones": [],
         }
@@ -246,7 +254,10 @@ class DocumentIndex:
         missing = [h for h in chunk_texts if h not in cached]
         if missing:
             vectors = self.encoder.encode(
-                [chunk_texts[h] for h in missing], batch_size=batch_size, show_progress=show_progress
+                [chunk_texts[h] for h in missing],
+                prompt=self.prompts["document"],
+                batch_size=batch_size,
+                show_progress=show_progress,
             )
             cached |= dict(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
         with self._lock.writing(), self.mirror.exclusive(), self.mirror.restored_on_error():
@@ -315,7 +326,7 @@ class DocumentIndex:
                 raise ValueError(f"queries[{row}] is empty")
         self._catch_up()  # another handle's write may have changed the index type (auto)
         self._check_search(k, by, nprobe, ef_search)  # before encoding the queries
-        vectors = self.encoder.encode(queries, show_progress=False)
+        vectors = self.encoder.encode(queries, prompt=self.prompts["query"], show_progress=False)
         results = self.search_vectors(vectors, k, filter=filter, by=by, nprobe=nprobe, ef_search=ef_search)
         return results[0] if single else results
 

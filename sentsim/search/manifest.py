@@ -36,5 +36,8 @@ def _check_manifest(manifest: object, path: Path) -> None:
         raise IndexCorruptedError(f"{path}: unknown metric {manifest['metric']!r}")
     if not is_integer(manifest["model"].get("dim")):
         raise IndexCorruptedError(f"{path}: model 'dim' is missing or not an int")
+    prompts = manifest.get("prompts", {"query": "", "document": ""})
+    if not isinstance(prompts, dict) or any(not isinstance(prompts.get(side), str) for side in ("query", "document")):
+        raise IndexCorruptedError(f"{path}: 'prompts' must hold a 'query' and a 'document' text, got {prompts!r}")
     if not isinstance(manifest.get("tombstones", []), list) or not is_integer(manifest.get("generation", 0)):
         raise IndexCorruptedError(f"{path}: 'tombstones' must be a list and 'generation' an int")
