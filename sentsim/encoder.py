@@ -28,7 +28,7 @@ from sentsim.encoding import (
 from sentsim.hub import resolve_model_path
 from sentsim.inputs import check_flag, positive_int, single_text, validate_texts
 from sentsim.model_folder import EncoderParts, load_parts, save_parts
-from sentsim.npy_output import discard_staging, staging_path
+from sentsim.npy_output import NpyOutput, TensorOutput
 from sentsim.pooling import Pooling, pool, pool_packed
 from sentsim.projection import Dense, DenseConfig
 from sentsim.prompts import check_prompts, choose_prompt, with_prompt
@@ -270,24 +270,11 @@ class SentenceEncoder(nn.Module):
             for encoder, on in zip(encoders, devices, strict=True)
         ]
 
-        if output is not None:
-            output = Path(output)
-            staging, created = staging_path(output)
-            try:
-                target = np.lib.format.open_memmap(staging, mode="w+", dtype=np.float32, shape=(len(items), self.dim))
-            except BaseException:  # e.g. no space for the file
-                discard_staging(staging, created)
-                raise
-
-            def write(start: int, block: Tensor) -> None:
-                target[start : start + len(block)] = block.cpu().numpy()
-
-        else:
-            collected = torch.empty((len(items), self.dim), dtype=torch.float32, device=device)
-
-            def write(start: int, block: Tensor) -> None:
-                collected[start : start + len(block)] = block.to(device)
-
+        sink = (
+            NpyOutput(output, len(items), self.dim)
+            if output is not None
+            else TensorOutput(len(items), self.dim, device)
+        )
         was_training = self.training
         for encoder in encoders:
             encoder.eval()
@@ -308,19 +295,12 @@ class SentenceEncoder(nn.Module):
             )
             with tqdm(total=len(items), desc="encode", unit="text", disable=not show_progress) as bar:
                 if len(devices) == 1:
-                    truncated = run_chunks(chunks, embedders[0], device, self.dim, write, bar.update, autocast)
+                    truncated = run_chunks(chunks, embedders[0], device, self.dim, sink.write, bar.update, autocast)
                 else:
-                    truncated = run_on_devices(chunks, embedders, devices, self.dim, write, bar.update, autocast)
-            if output is not None:
-                target.flush()
-                del target
-                with open(staging, "rb") as handle:
-                    os.fsync(handle.fileno())
-                os.replace(staging, output)
+                    truncated = run_on_devices(chunks, embedders, devices, self.dim, sink.write, bar.update, autocast)
+            result = sink.finish()
         except BaseException:
-            if output is not None:  # an existing file at output stays as it was; nothing new is left
-                target = None
-                discard_staging(staging, created)
+            sink.discard()  # an existing file at output stays as it was; nothing new is left
             raise
         finally:
             self.train(was_training)
@@ -331,8 +311,8 @@ class SentenceEncoder(nn.Module):
                 stacklevel=3,
             )
         if output is not None:
-            return np.load(output, mmap_mode="r")
-        result = collected if as_tensor else collected.cpu().numpy()
+            return result
+        result = result if as_tensor else result.cpu().numpy()
         return result[0] if single else result
 
     def _embedder(

@@ -1,18 +1,69 @@
-"""Embeddings streamed to a ``.npy`` file: a staging file beside the target, renamed into place."""
+"""Where ``encode`` puts embeddings: a tensor on the device, or a ``.npy`` file written atomically.
+
+A file is streamed into a staging ``.npy`` beside the target (memory-mapped, chunk by chunk),
+flushed, synced and renamed into place; on any failure the staging file and the folders made
+for it are removed and an existing file at the target is left as it was.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from pathlib import Path
 
+import numpy as np
+import torch
+from torch import Tensor
 
-def discard_staging(staging: Path, created: list[Path]) -> None:
-    """Remove a staging file and the (then empty) folders made for it."""
-    staging.unlink(missing_ok=True)
-    for folder in created:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+
+class TensorOutput:
+    """Embeddings collected in one float32 tensor on ``device``."""
+
+    def __init__(self, rows: int, dim: int, device: torch.device) -> None:
+        self.embeddings = torch.empty((rows, dim), dtype=torch.float32, device=device)
+
+    def write(self, start: int, block: Tensor) -> None:
+        self.embeddings[start : start + len(block)] = block.to(self.embeddings.device)
+
+    def finish(self) -> Tensor:
+        return self.embeddings
+
+    def discard(self) -> None:
+        pass
+
+
+class NpyOutput:
+    """Embeddings streamed into a memory-mapped ``.npy`` that replaces ``path`` once complete."""
+
+    def __init__(self, path: str | Path, rows: int, dim: int) -> None:
+        self.path = Path(path)
+        self.staging, self.created = staging_path(self.path)
+        try:
+            self.target = np.lib.format.open_memmap(self.staging, mode="w+", dtype=np.float32, shape=(rows, dim))
+        except BaseException:  # e.g. no space for the file
+            self.discard()
+            raise
+
+    def write(self, start: int, block: Tensor) -> None:
+        self.target[start : start + len(block)] = block.cpu().numpy()
+
+    def finish(self) -> np.memmap:
+        """Flush, sync and rename into place; the finished file, memory-mapped read-only."""
+        self.target.flush()
+        self.target = None
+        with open(self.staging, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self.staging, self.path)
+        return np.load(self.path, mmap_mode="r")
+
+    def discard(self) -> None:
+        """Remove the staging file and the (then empty) folders made for it."""
+        self.target = None
+        self.staging.unlink(missing_ok=True)
+        for folder in self.created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def staging_path(path: Path) -> tuple[Path, list[Path]]:
