@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from sentsim.devices import resolve_device
+from sentsim.hub import ModelNotFoundError
 from sentsim.search.chunking import untruncated
 
 
@@ -26,6 +27,33 @@ def index_encoder(encoder, name: str | None, device: str | None = None, max_seq_
     if name and Path(name).is_dir():
         name = str(Path(name).resolve())
     return encoder, name
+
+
+class ModelMismatchError(ValueError):
+    """The index was built with another model than the one given."""
+
+
+def manifest_encoder(folder: Path, recorded: dict, encoder=None, device: str | None = None):
+    """The encoder of the index in ``folder``, whose manifest ``recorded`` this model: ``encoder``
+    (an encoder, name or folder), else the recorded name; any other model is refused."""
+    if encoder is None:
+        if not recorded.get("name"):
+            raise ValueError(f"{folder} does not name its model; pass the encoder")
+        encoder = recorded["name"]
+    try:  # a model loaded here reads as many tokens as it did when the index was built
+        encoder, _ = index_encoder(encoder, recorded.get("name"), device, recorded.get("max_seq_length"))
+    except ModelNotFoundError as error:
+        raise ModelNotFoundError(
+            f"{error}. {folder} was built with this model; if its folder moved, pass the model "
+            "(DocumentIndex.open(folder, encoder), or --model on the command line)"
+        ) from None
+    different = fingerprint_mismatch(recorded, model_fingerprint(encoder))
+    if different:
+        raise ModelMismatchError(
+            f"{folder} was built with model {recorded.get('name') or '(unnamed)'}; the given encoder "
+            f"differs in {', '.join(different)}. Open it with the same model, or build a new index."
+        )
+    return encoder
 
 
 def model_fingerprint(encoder, name: str | None = None) -> dict:

@@ -21,13 +21,12 @@ from tokenizers import Tokenizer
 
 from sentsim._version import __version__
 from sentsim.atomic import write_text_atomic
-from sentsim.hub import ModelNotFoundError
 from sentsim.inputs import positive_int, single_text, validate_texts
 from sentsim.prompts import search_prompts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
 from sentsim.search.chunking import chunk_options, untruncated
 from sentsim.search.filters import filter_sql
-from sentsim.search.fingerprint import fingerprint_mismatch, index_encoder, model_fingerprint
+from sentsim.search.fingerprint import index_encoder, manifest_encoder, model_fingerprint
 from sentsim.search.hits import Hit, assemble_hits
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
@@ -39,10 +38,6 @@ from sentsim.similarity import Metric
 logger = logging.getLogger(__name__)
 
 DATABASE = "documents.sqlite"
-
-
-class ModelMismatchError(ValueError):
-    """The index was built with another model than the one given."""
 
 
 class DocumentIndex:
@@ -132,7 +127,7 @@ class DocumentIndex:
     ) -> DocumentIndex:
         """Open an index; ``encoder`` defaults to the model named in the manifest, loaded on ``device``.
 
-        A different model is refused (:class:`ModelMismatchError`). A truncated or corrupted
+        A different model is refused (:class:`~sentsim.search.ModelMismatchError`). A truncated or corrupted
         file raises :class:`IndexCorruptedError`; ``repair=True`` rebuilds a damaged FAISS
         file from the vectors stored in the database.
         """
@@ -140,26 +135,7 @@ class DocumentIndex:
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(f"{folder} is a file, not an index folder")
         manifest = read_manifest(folder)
-        if encoder is None:
-            if not manifest["model"].get("name"):
-                raise ValueError(f"{folder} does not name its model; pass the encoder")
-            encoder = manifest["model"]["name"]
-        # a model loaded here reads as many tokens as it did when the index was built
-        try:
-            encoder, _ = index_encoder(
-                encoder, manifest["model"].get("name"), device, manifest["model"].get("max_seq_length")
-            )
-        except ModelNotFoundError as error:
-            raise ModelNotFoundError(
-                f"{error}. {folder} was built with this model; if its folder moved, pass the model "
-                "(DocumentIndex.open(folder, encoder), or --model on the command line)"
-            ) from None
-        different = fingerprint_mismatch(manifest["model"], model_fingerprint(encoder))
-        if different:
-            raise ModelMismatchError(
-                f"{folder} was built with model {manifest['model'].get('name') or '(unnamed)'}; the given encoder "
-                f"differs in {', '.join(different)}. Open it with the same model, or build a new index."
-            )
+        encoder = manifest_encoder(folder, manifest["model"], encoder, device)
         store = DocumentStore(folder / DATABASE)
         index = cls(folder, encoder, manifest, store)
         with index.mirror.exclusive():
