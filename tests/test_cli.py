@@ -68,6 +68,19 @@ def test_similarity_of_a_pairs_file(model_dir, tmp_path, capsys):
     assert float(lines[1].split("\t")[0]) == pytest.approx(encoder.similarity(TEXTS[1], TEXTS[2], "dot"), abs=1e-5)
 
 
+def test_similarity_of_pairs_on_stdin(model_dir, tmp_path, capsys, monkeypatch):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"{TEXTS[0]}\t{TEXTS[1]}\r\n\n{TEXTS[1]}\t{TEXTS[2]}\r\n", encoding="utf-8")  # CRLF, a blank
+    assert main(["similarity", "--model", str(model_dir), "--pairs", str(pairs)]) == 0
+    from_file = capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(pairs.read_text(encoding="utf-8")))
+    assert main(["similarity", "--model", str(model_dir), "--pairs", "-"]) == 0
+    assert capsys.readouterr().out == from_file and len(from_file.splitlines()) == 2
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("a\tb\nonly one field\n"))
+    assert main(["similarity", "--model", str(model_dir), "--pairs", "-"]) == 2
+    assert "standard input:2: expected text_a<TAB>text_b, got 1 field(s)" in capsys.readouterr().err
+
+
 def test_eval_sts_json(model_dir, tmp_path, capsys):
     data = tmp_path / "sts.csv"
     data.write_text(

@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import signal
@@ -1049,3 +1050,23 @@ def test_chunk_overlap_without_chunk_size_is_refused(encoder, tmp_path, capsys):
     with pytest.raises(ValueError, match=r"chunk_overlap \(4\) needs chunk_size"):
         DocumentIndex.create(tmp_path / "idx", encoder, chunk_overlap=4)
     assert not (tmp_path / "idx" / "manifest.json").exists()
+
+
+def test_cli_documents_on_stdin_as_json_lines_or_text_lines(tmp_path, capsys, monkeypatch):
+    from sentsim.cli import main
+
+    model = tmp_path / "model"
+    toy_encoder().save_pretrained(model)
+    records = "".join(json.dumps({"id": i, "text": t, **m}) + "\n" for i, t, m in zip(IDS, TEXTS, META, strict=True))
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n" + records))  # a blank first line
+    folder = str(tmp_path / "idx")
+    assert main(["index", "build", "--model", str(model), "--docs", "-", "--output", folder, "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == len(TEXTS)
+    with DocumentIndex.open(folder) as index:
+        assert index.get("d1") == (TEXTS[1], META[1])
+    monkeypatch.setattr("sys.stdin", io.StringIO("{not json, a text}\none more cat text\n"))
+    assert main(["index", "add", folder, "--docs", "-", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == len(TEXTS) + 2
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"id": "x", "text": "ok"}\n{"id": "y"}\n'))
+    assert main(["index", "add", folder, "--docs", "-", "--no-progress"]) == 2
+    assert "standard input" in capsys.readouterr().err

@@ -25,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--docs",
         required=True,
-        help="documents: .txt (one a line), .jsonl/.csv/.tsv/.parquet with text[, id, metadata...] or a dataset",
+        help="documents: .txt (one a line), .jsonl/.csv/.tsv/.parquet with text[, id, metadata...], a dataset, "
+        "or - for stdin (JSON Lines, or one document a line)",
     )
     build.add_argument("--output", required=True, help="index folder")
     build.add_argument("--backend", default="auto", help="auto, flat, ivf, hnsw, ivfpq or a FAISS factory string")
@@ -48,7 +49,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "add", help="add or replace documents", description="Add documents to an index (same ids are replaced)."
     )
     add.add_argument("folder")
-    add.add_argument("--docs", required=True, help="documents to add: .txt (one a line), .jsonl, .csv, .tsv, .parquet")
+    add.add_argument(
+        "--docs",
+        required=True,
+        help="documents to add: .txt (one a line), .jsonl, .csv, .tsv, .parquet, or - for stdin",
+    )
     _document_fields(add)
     add.add_argument("--no-progress", action="store_true", help="no progress bar")
     _index_model_options(add)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from sentsim.cli.common import add_model_options, load_encoder, tsv_field
+from sentsim.data.lines import iter_lines
 from sentsim.similarity import Metric
 
 
@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("text_a", nargs="?")
     parser.add_argument("text_b", nargs="?")
-    parser.add_argument("--pairs", help="a TSV file of text_a<TAB>text_b lines")
+    parser.add_argument("--pairs", help="a TSV file of text_a<TAB>text_b lines, or - for stdin")
     parser.add_argument(
         "--metric", default="cosine", choices=[m.value for m in Metric], help="(default: cosine; distances are negated)"
     )
@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if (args.pairs is None) == (args.text_a is None or args.text_b is None):
         raise ValueError("give either two texts or --pairs FILE")
-    left, right = ([args.text_a], [args.text_b]) if args.pairs is None else _read_pairs(Path(args.pairs))
+    left, right = ([args.text_a], [args.text_b]) if args.pairs is None else _read_pairs(args.pairs)
     encoder = load_encoder(args)
     show = not args.no_progress and len(left) > 10 * args.batch_size
     embeddings = encoder.encode(left + right, batch_size=args.batch_size, show_progress=show)
@@ -47,18 +47,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_pairs(path: Path) -> tuple[list[str], list[str]]:
+def _read_pairs(source: str) -> tuple[list[str], list[str]]:
+    """The text_a<TAB>text_b lines of ``source`` (``-``: standard input); blank lines are skipped."""
+    name = "standard input" if source == "-" else source
+    if source != "-" and not Path(source).is_file():
+        raise FileNotFoundError(f"{source}: no such file")
     left, right = [], []
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
-            if not row:
-                continue
-            if len(row) != 2:
-                raise ValueError(f"{path}:{number}: expected text_a<TAB>text_b, got {len(row)} field(s)")
-            left.append(row[0])
-            right.append(row[1])
+    for number, line in enumerate(iter_lines(source), start=1):
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise ValueError(f"{name}:{number}: expected text_a<TAB>text_b, got {len(fields)} field(s)")
+        left.append(fields[0])
+        right.append(fields[1])
     if not left:
-        raise ValueError(f"{path}: no pairs")
+        raise ValueError(f"{name}: no pairs")
     return left, right

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sentsim.data.columns import text_column
-from sentsim.data.jsonl import read_jsonl
-from sentsim.data.lines import iter_lines
+from sentsim.data.jsonl import is_json_object, parse_jsonl, read_jsonl
+from sentsim.data.lines import iter_lines, read_lines
 from sentsim.data.tables import DELIMITED, read_table
 
 
@@ -27,7 +27,8 @@ def read_documents(
 ) -> Documents:
     """Read documents from a ``.txt`` file (one a line), ``.jsonl``/``.json``/``.csv``/``.tsv``/``.parquet``
     (a ``text_field`` column, an optional ``id_field`` column, every other column becomes metadata),
-    a ``datasets.Dataset`` or a Hub dataset name.
+    a ``datasets.Dataset`` or a Hub dataset name; ``-`` reads standard input, as JSON Lines when
+    its first non-blank line is a JSON object, else one document a line.
 
     Ids are strings; either every document has one or none does (then the index makes them up),
     and two that read the same as strings (``7`` and ``"7"``) are an error naming both places.
@@ -35,16 +36,20 @@ def read_documents(
     non-empty cells are all integers (without leading zeros) holds ints, all numbers floats,
     anything else strings; an empty cell is a missing value.
     """
+    stdin = isinstance(source, (str, Path)) and str(source) == "-"
+    lines = read_lines("-") if stdin else None
+    if stdin and not is_json_object(next((line for line in lines if line.strip()), "")):
+        return _text_lines(lines)
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".txt":
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"documents file not found: {path}")
-        lines = [line for line in iter_lines(path) if line.strip()]
-        return Documents(lines, None, [{} for _ in lines])
+        return _text_lines(iter_lines(path))
     delimited = isinstance(source, (str, Path)) and Path(source).suffix.lower() in DELIMITED
-    if isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".jsonl":
-        (table, lines), name = _read_jsonl(Path(source)), str(source)
-        where = [f"{name}:{line}" for line in lines]
+    if stdin or isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".jsonl":
+        name = "standard input" if stdin else str(source)
+        table, numbers = _jsonl_columns(parse_jsonl(lines, name) if stdin else read_jsonl(source))
+        where = [f"{name}:{number}" for number in numbers]
     else:
         table, name = read_table(source, split=split)
         if delimited:
@@ -104,10 +109,16 @@ def _reads_back(cell: str, kind: type) -> bool:
     )
 
 
-def _read_jsonl(path: Path) -> tuple[dict[str, list], list[int]]:
-    """Columns of a JSON Lines file (a nested ``metadata`` object is flattened into them) and each record's line."""
+def _text_lines(lines) -> Documents:
+    """One document a non-blank line, without ids or metadata."""
+    texts = [line for line in lines if line.strip()]
+    return Documents(texts, None, [{} for _ in texts])
+
+
+def _jsonl_columns(numbered_records) -> tuple[dict[str, list], list[int]]:
+    """Columns of JSON Lines records (a nested ``metadata`` object is flattened into them) and each record's line."""
     records, lines = [], []
-    for line, record in read_jsonl(path):
+    for line, record in numbered_records:
         if isinstance(record.get("metadata"), dict):
             record = {**{k: v for k, v in record.items() if k != "metadata"}, **record["metadata"]}
         records.append(record)
