@@ -422,3 +422,27 @@ def test_score_range_rescales_and_files_load(tmp_path):
     assert len(load_training_data(splits, split="test", columns={"q": "anchor", "a": "positive"})) == 1
     with pytest.raises(FileNotFoundError, match="missing.csv: no such file"):  # not a Hub lookup
         load_training_data("missing.csv")
+
+
+def test_prompts_are_prepended_to_the_named_text_columns(tmp_path, capsys):
+    source = {"anchor": ["a cat", "rain"], "positive": ["the cat sleeps", "wet weather"], "label": [0, 1]}
+    data = load_training_data(source, prompts={"anchor": "query: ", "positive": "passage: "})
+    assert data.columns["anchor"] == ["query: a cat", "query: rain"]
+    assert data.columns["positive"] == ["passage: the cat sleeps", "passage: wet weather"]
+    assert load_training_data(source, prompts="x: ").columns["positive"][0] == "x: the cat sleeps"
+    with pytest.raises(ValueError, match=r"prompts names \['negative'\], not a text column here \(anchor, positive\)"):
+        load_training_data(source, prompts={"negative": "passage: "})
+    with pytest.raises(TypeError, match="prompts must be a str or a dict of text column -> str"):
+        load_training_data(source, prompts={"anchor": 1})
+    from sentsim.cli import main
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        "".join(
+            json.dumps({"anchor": a, "positive": p}) + "\n"
+            for a, p in zip(source["anchor"], source["positive"], strict=True)
+        )
+    )
+    train_cli = ["train", "--train", str(pairs), "--loss", "mnrl", "--output", str(tmp_path / "run"), "--no-progress"]
+    assert main([*train_cli, "--prompts", '{"question": "query: "}']) == 2
+    assert "prompts names ['question'], not a text column here (anchor, positive)" in capsys.readouterr().err

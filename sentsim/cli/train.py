@@ -41,6 +41,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--columns", type=json.loads, default=None, help='rename columns, e.g. \'{"question": "anchor"}\''
     )
     parser.add_argument(
+        "--prompts",
+        type=_prompts,
+        default=None,
+        help='prepend prompts to text columns, e.g. \'{"anchor": "query: ", "positive": "passage: "}\', '
+        "or one text for every column",
+    )
+    parser.add_argument(
         "--score-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="rescale scores to [0, 1] (stsb: 0 5)"
     )
     parser.add_argument("--split", help="split of a Hub dataset or saved DatasetDict (default: train)")
@@ -80,6 +87,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     distill_parser.add_argument("--device", default=None)
     distill_parser.add_argument("--no-progress", action="store_true")
     distill_parser.set_defaults(run=run_distill)
+
+
+def _prompts(text: str) -> str | dict:
+    """--prompts: a JSON object of column -> prompt, else the text itself (one prompt for every column)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return value if isinstance(value, (dict, str)) else text
 
 
 def _add_lstm_options(parser: argparse.ArgumentParser, flag: str | None, help_text: str | None) -> None:
@@ -186,7 +202,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.train} holds labelled texts; training takes pairs or triplets (e.g. stsb:train)")
     else:
         source, score_range = args.train, tuple(args.score_range) if args.score_range else None
-    data = load_training_data(source, split=args.split or "train", columns=args.columns, score_range=score_range)
+    data = load_training_data(
+        source, split=args.split or "train", columns=args.columns, score_range=score_range, prompts=args.prompts
+    )
     if not args.lstm_from and _lstm_options_given(args):
         raise ValueError(f"{', '.join(_lstm_options_given(args))} shape an LSTM tower: add --lstm-from MODEL")
     encoder = _lstm_encoder(args.lstm_from, args, normalize=False, dim=None) if args.lstm_from else load_encoder(args)

@@ -9,7 +9,9 @@ Columns, by documented names:
   each other);
 - ``text`` with ``embedding`` (an ``(n, dim)`` array of a teacher's embeddings): distillation.
 
-Other names are mapped with ``columns={"question": "anchor", ...}``.
+Other names are mapped with ``columns={"question": "anchor", ...}``. A model that expects prompts
+(``"query: "``, ``"passage: "``) is trained with them: ``prompts={"anchor": "query: ", "positive":
+"passage: ", "negative": "passage: "}`` prepends each to its column (a str: to every text column).
 """
 
 from __future__ import annotations
@@ -54,12 +56,14 @@ def load_training_data(
     split: str | None = "train",
     columns: dict[str, str] | None = None,
     score_range: tuple[float, float] | None = None,
+    prompts: str | dict[str, str] | None = None,
 ) -> TrainingData:
     """Read and validate training columns from a file, a ``datasets`` object or a Hub name.
 
     ``source`` is anything :func:`sentsim.data.tables.read_table` reads, the headerless STS-B
     CSV, or a dict of columns. Raises a ValueError naming the column and row of the first
-    missing text, bad score or bad label, or of an empty dataset.
+    missing text, bad score or bad label, or of an empty dataset. ``prompts`` prepends a text
+    to the texts of each column it names (a str: of every text column).
     """
     if score_range is not None:
         _check_range(score_range)
@@ -88,7 +92,24 @@ def load_training_data(
         raise ValueError(f"{name}: the dataset is empty")
     if len(lengths) > 1:
         raise ValueError(f"{name}: columns have different lengths: { {k: len(v) for k, v in validated.items()} }")
+    for column, prompt in _column_prompts(prompts, validated, name).items():
+        validated[column] = [prompt + text for text in validated[column]]
     return TrainingData(validated, name)
+
+
+def _column_prompts(prompts: object, columns: dict, source: str) -> dict[str, str]:
+    """``prompts`` as {text column: prompt}; a str applies to every text column."""
+    texts = [column for column in TEXT_COLUMNS if column in columns]
+    if prompts is None:
+        return {}
+    if isinstance(prompts, str):
+        return dict.fromkeys(texts, prompts)
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise TypeError(f"prompts must be a str or a dict of text column -> str, got {prompts!r}")
+    unknown = [column for column in prompts if column not in texts]
+    if unknown:
+        raise ValueError(f"{source}: prompts names {unknown}, not a text column here ({', '.join(texts)})")
+    return dict(prompts)
 
 
 def check_fits(data: TrainingData, loss) -> None:
