@@ -49,6 +49,8 @@ class SentenceEncoder(nn.Module):
         prompts: named texts that :meth:`encode` can prepend, e.g. ``{"query": "query: "}`` (read
             from a model folder's ``config_sentence_transformers.json``; see :mod:`sentsim.prompts`).
         default_prompt_name: the prompt prepended when :meth:`encode` is given none.
+        include_prompt: False for a model whose pooling leaves out the prompt's tokens
+            (sentence-transformers' ``include_prompt``); sentsim encodes such a model without prompts only.
 
     Example:
         >>> encoder = SentenceEncoder.from_pretrained("all-MiniLM-L6-v2")
@@ -65,6 +67,7 @@ class SentenceEncoder(nn.Module):
         dense: Dense | DenseConfig | None = None,
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
+        include_prompt: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(tower, nn.Module) or not hasattr(tower, "tokenizer"):
@@ -90,6 +93,7 @@ class SentenceEncoder(nn.Module):
         self.dense = dense
         self.prompts = check_prompts(prompts, default_prompt_name)
         self.default_prompt_name = default_prompt_name
+        self.include_prompt = check_flag("include_prompt", include_prompt)
 
     @classmethod
     def from_pretrained(
@@ -120,6 +124,7 @@ class SentenceEncoder(nn.Module):
             dense=parts.dense,
             prompts=parts.prompts,
             default_prompt_name=parts.default_prompt_name,
+            include_prompt=parts.include_prompt,
         )
         return encoder.to(resolve_device(device)).eval()
 
@@ -132,7 +137,13 @@ class SentenceEncoder(nn.Module):
         """
         check_prompts(self.prompts, self.default_prompt_name)  # attributes a user may have set
         parts = EncoderParts(
-            self.tower, self.pooling, self.normalize, self.dense, dict(self.prompts), self.default_prompt_name
+            self.tower,
+            self.pooling,
+            self.normalize,
+            self.dense,
+            dict(self.prompts),
+            self.default_prompt_name,
+            self.include_prompt,
         )
         save_parts(parts, Path(path), overwrite=overwrite)
 
@@ -237,10 +248,13 @@ class SentenceEncoder(nn.Module):
         """
         texts = single_text(texts)
         single = isinstance(texts, str)
-        items = with_prompt(
-            choose_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name),
-            [texts] if single else validate_texts(texts),
-        )
+        prompt = choose_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name)
+        if prompt and not self.include_prompt:
+            raise ValueError(
+                f"this model pools without its prompt's tokens (include_prompt=False), which sentsim does not "
+                f"support; encode without a prompt, or with prompt='' (the prompt was {prompt!r})"
+            )
+        items = with_prompt(prompt, [texts] if single else validate_texts(texts))
         for name, flag in (("normalize", normalize), ("packed", packed), ("show_progress", show_progress)):
             check_flag(name, flag, optional=True)
         for name, flag in (("compile", compile), ("as_tensor", as_tensor)):

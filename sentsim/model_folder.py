@@ -9,8 +9,10 @@ sentence-transformers loads::
     1_Pooling/config.json                             pooling mode
     2_Dense/{config.json, model.safetensors}          optional projection
     N_Normalize/                                      when embeddings are L2-normalized
-    config_sentence_transformers.json                 prompts, default prompt name
-    config_sentsim.json                               sentsim's own description, prompts and version stamp
+    config_sentence_transformers.json                 prompts, default prompt name (read from here)
+    config_sentsim.json                               sentsim's own description and version stamp
+
+An LSTM encoder keeps its prompts in ``config_sentsim.json``.
 
 An LSTM encoder keeps its weights and ``tokenizer.json`` at the root and is described by
 ``config_sentsim.json`` alone (sentence-transformers cannot load it).
@@ -67,6 +69,7 @@ class EncoderParts:
     dense: Dense | None = None
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
+    include_prompt: bool = True  # False: the pooling leaves out prompt tokens (sentence-transformers' option)
 
 
 def load_parts(folder: Path, *, max_seq_length: int | None = None, trust_remote_code: bool = False) -> EncoderParts:
@@ -102,13 +105,13 @@ def save_parts(parts: EncoderParts, folder: Path, *, overwrite: bool = False) ->
             "normalize": parts.normalize,
             "max_seq_length": parts.tower.max_seq_length,
             "dense": parts.dense.config.to_dict() if parts.dense is not None else None,
-            "prompts": parts.prompts,
-            "default_prompt_name": parts.default_prompt_name,
+            "include_prompt": parts.include_prompt,
         }
-        if isinstance(parts.tower, TransformerTower):
+        if isinstance(parts.tower, TransformerTower):  # its prompts are in config_sentence_transformers.json
             config["do_lower_case"] = parts.tower.do_lower_case
         else:
-            config["lstm"] = parts.tower.config_dict()
+            config |= {"lstm": parts.tower.config_dict(), "prompts": parts.prompts}
+            config["default_prompt_name"] = parts.default_prompt_name
         _write_json(staging / SENTSIM_CONFIG, config)
 
 
@@ -141,20 +144,22 @@ def _load_sentsim(folder: Path, *, max_seq_length: int | None, trust_remote_code
     dense = None
     if config.get("dense"):
         dense = Dense.load(folder / DENSE_DIR, DenseConfig(**config["dense"]))
-    prompts, default_prompt_name = _prompts(config, folder / SENTSIM_CONFIG)
+    # a transformer's prompts are where sentence-transformers reads (and a user edits) them
+    prompt_file = folder / ST_CONFIG if config["tower"] == "transformer" else folder / SENTSIM_CONFIG
+    prompt_config = _read_json(prompt_file) if prompt_file.exists() else {}
     return EncoderParts(
         tower,
         Pooling.parse(config.get("pooling", "mean")),
         bool(config.get("normalize")),
         dense,
-        prompts,
-        default_prompt_name,
+        *_prompts(prompt_config, prompt_file),
+        include_prompt=config.get("include_prompt", True) is not False,
     )
 
 
 def _load_sentence_transformers(folder: Path, *, max_seq_length: int | None, trust_remote_code: bool) -> EncoderParts:
     modules = sorted(_read_json(folder / "modules.json", list), key=lambda module: module.get("idx", 0))
-    tower, pooling, normalize, dense = None, Pooling.MEAN, False, None
+    tower, pooling, normalize, dense, include_prompt = None, Pooling.MEAN, False, None, True
     for module in modules:
         kind = str(module.get("type", "")).rsplit(".", 1)[-1]
         if not isinstance(module.get("path", ""), str) or not inside(folder, module.get("path", "")):
@@ -171,7 +176,7 @@ def _load_sentence_transformers(folder: Path, *, max_seq_length: int | None, tru
                 trust_remote_code=trust_remote_code,
             )
         elif kind == "Pooling":
-            pooling = _read_st_pooling(path / "config.json")
+            pooling, include_prompt = _read_st_pooling(path / "config.json")
         elif kind == "Dense" and dense is None:
             dense = Dense.load(path, DenseConfig.from_st_dict(_read_json(path / "config.json")))
         elif kind == "Normalize":
@@ -184,24 +189,26 @@ def _load_sentence_transformers(folder: Path, *, max_seq_length: int | None, tru
     if tower is None:
         raise ValueError(f"{folder / 'modules.json'} lists no Transformer module")
     st_config = _read_json(folder / ST_CONFIG) if (folder / ST_CONFIG).exists() else {}
-    return EncoderParts(tower, pooling, normalize, dense, *_prompts(st_config, folder / ST_CONFIG))
+    prompts = _prompts(st_config, folder / ST_CONFIG)
+    return EncoderParts(tower, pooling, normalize, dense, *prompts, include_prompt=include_prompt)
 
 
 def _prompts(config: dict, file: Path) -> tuple[dict[str, str], str | None]:
-    """The ``prompts`` and ``default_prompt_name`` of a model config, checked."""
+    """The ``prompts`` and ``default_prompt_name`` of a model config, checked (a null prompt is "",
+    as sentence-transformers reads it)."""
     default_prompt_name = config.get("default_prompt_name")
+    prompts = config.get("prompts")
+    if isinstance(prompts, dict):
+        prompts = {name: "" if text is None else text for name, text in prompts.items()}
     try:
-        return check_prompts(config.get("prompts"), default_prompt_name), default_prompt_name
+        return check_prompts(prompts, default_prompt_name), default_prompt_name
     except (TypeError, ValueError) as error:
         raise ValueError(f"{file}: {error}") from None
 
 
-def _read_st_pooling(file: Path) -> Pooling:
+def _read_st_pooling(file: Path) -> tuple[Pooling, bool]:
+    """The pooling mode, and whether it includes prompt tokens."""
     config = _read_json(file)
-    if config.get("include_prompt", True) is False:
-        raise ValueError(
-            f"{file}: this model pools without its prompt tokens (include_prompt: false); sentsim pools every token"
-        )
     if "pooling_mode" in config:
         mode = config["pooling_mode"]
         modes = [mode] if isinstance(mode, str) else list(mode)
@@ -210,7 +217,7 @@ def _read_st_pooling(file: Path) -> Pooling:
     if len(modes) != 1 or modes[0] not in {p.value for p in Pooling}:
         valid = ", ".join(p.value for p in Pooling)
         raise ValueError(f"{file}: pooling {modes} is not supported; sentsim supports exactly one of {valid}")
-    return Pooling(modes[0])
+    return Pooling(modes[0]), config.get("include_prompt", True) is not False
 
 
 def _write_sentence_transformers_files(parts: EncoderParts, folder: Path) -> None:
@@ -222,7 +229,10 @@ def _write_sentence_transformers_files(parts: EncoderParts, folder: Path) -> Non
     modules = [("Transformer", "")]
     (folder / "1_Pooling").mkdir()
     flags = {flag: name == parts.pooling.value for flag, name in ST_POOLING_FLAGS.items()}
-    _write_json(folder / "1_Pooling" / "config.json", {"word_embedding_dimension": tower.dim, **flags})
+    include_prompt = {} if parts.include_prompt else {"include_prompt": False}  # older readers lack the key
+    _write_json(
+        folder / "1_Pooling" / "config.json", {"word_embedding_dimension": tower.dim, **flags, **include_prompt}
+    )
     modules.append(("Pooling", "1_Pooling"))
     if parts.dense is not None:
         modules.append(("Dense", DENSE_DIR))

@@ -51,9 +51,9 @@ def choose_prompt(
 
 def search_prompts(prompts: Mapping[str, str]) -> dict[str, str]:
     """``{"query": ..., "document": ...}``: the prompts of a search's two sides ("" where the model names none)."""
-    return {
-        "query": next((prompts[name] for name in QUERY_PROMPT_NAMES if name in prompts), ""),
-        "document": next((prompts[name] for name in DOCUMENT_PROMPT_NAMES if name in prompts), ""),
+    return {  # an empty prompt is skipped: sentence-transformers saves "document": "" beside a "passage" one
+        "query": next((prompts[name] for name in QUERY_PROMPT_NAMES if prompts.get(name)), ""),
+        "document": next((prompts[name] for name in DOCUMENT_PROMPT_NAMES if prompts.get(name)), ""),
     }
 
 

@@ -347,15 +347,27 @@ def test_options_that_would_be_ignored_are_refused(model_dir, tmp_path, capsys):
     pairs = _write(tmp_path / "pairs.csv", f"{TEXTS[0]},{TEXTS[1]},1.0\n{TEXTS[0]},{TEXTS[2]},4.0\n")
     sts = ["eval", "sts", "--model", str(model_dir)]
     assert main([*sts, "--data", "stsb:test", "--split", "dev"]) == 2  # the name carries its split
-    assert "--split dev applies to files and Hub datasets; stsb:test names its split" in capsys.readouterr().err
+    assert "--split dev applies to files and Hub datasets; named sets (stsb:test) carry their own split" in (
+        capsys.readouterr().err
+    )
     assert main([*sts, "--data", "stbs:test"]) == 2  # a typo: refused at once, not looked up on the Hub
     assert "unknown named set 'stbs'; the named sets are stsb:SPLIT and clinc150:SPLIT" in capsys.readouterr().err
     assert main([*sts, "--data", "clinc150:test"]) == 2
     assert "clinc150:test holds labelled texts; scored pairs are expected here" in capsys.readouterr().err
     assert main(["eval", "pairs", "--model", str(model_dir), "--data", "stsb:test"]) == 2
-    assert "stsb:test holds scored pairs: add --from-sts" in capsys.readouterr().err
+    assert "stsb:test holds scored pairs; labelled pairs are expected here (add --from-sts" in capsys.readouterr().err
+    assert main(["eval", "pairs", "--model", str(model_dir), "--data", "clinc150:val"]) == 2
+    assert "clinc150:val holds labelled texts; labelled pairs are expected here" in capsys.readouterr().err
+    assert main(["eval", "triplets", "--model", str(model_dir), "--data", "stsb:test"]) == 2
+    assert "stsb:test holds scored pairs; anchor,positive,negative triplets are expected here" in (
+        capsys.readouterr().err
+    )
     assert main(["eval", "triplets", "--model", str(model_dir), "--data", "my:triplets"]) == 2
-    assert "my:triplets is not a file, a saved dataset folder or a Hub dataset id" in capsys.readouterr().err
+    assert "my:triplets: unknown named set 'my'" in capsys.readouterr().err
+    from sentsim.data import read_triplets
+
+    with pytest.raises(FileNotFoundError, match="my:triplets is not a file, a saved dataset folder or a Hub dataset"):
+        read_triplets("my:triplets")  # the library: at once, not after retries on the Hub
     train = ["train", "--train", pairs, "--loss", "cosent", "--output", str(tmp_path / "run"), "--no-progress"]
     assert main([*train, "--model", str(model_dir), "--lstm-from", str(model_dir)]) == 2
     assert "both choose the tower; give one" in capsys.readouterr().err
@@ -365,3 +377,20 @@ def test_options_that_would_be_ignored_are_refused(model_dir, tmp_path, capsys):
     docs = ["index", "build", "--model", str(model_dir), "--docs", texts, "--output", str(tmp_path / "idx")]
     assert main([*docs, "--chunk-overlap", "4"]) == 2
     assert "chunk_overlap (4) needs chunk_size" in capsys.readouterr().err
+
+
+def test_split_picks_the_split_of_every_dataset_source(model_dir, tmp_path, capsys):
+    import datasets
+
+    rows = {"text": [TEXTS[0], TEXTS[2], TEXTS[1]], "label": ["animal", "weather", "animal"]}
+    datasets.DatasetDict(
+        {
+            "validation": datasets.Dataset.from_dict(rows),
+            "test": datasets.Dataset.from_dict({k: v[:2] for k, v in rows.items()}),
+        }
+    ).save_to_disk(str(tmp_path / "dd"))
+    classify = ["eval", "classify", "--model", str(model_dir), "--support", str(tmp_path / "dd"), "--json"]
+    assert main([*classify, "--data", str(tmp_path / "dd"), "--split", "validation"]) == 0
+    assert json.loads(capsys.readouterr().out)["support"] == 3  # support and data both from validation
+    assert main([*classify, "--data", str(tmp_path / "dd")]) == 0
+    assert json.loads(capsys.readouterr().out)["support"] == 2  # default: test

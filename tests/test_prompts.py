@@ -65,13 +65,59 @@ def test_prompts_survive_a_round_trip_and_are_read_from_sentence_transformers_fo
     assert SentenceEncoder.from_pretrained(tmp_path / "lstm").prompts == {"query": "q: "}
 
 
-def test_a_model_that_pools_without_its_prompt_is_refused(prompted, tmp_path):
+def test_a_model_that_pools_without_its_prompt_loads_and_refuses_only_prompts(prompted, tmp_path):
     prompted.save_pretrained(tmp_path / "model")
     pooling = tmp_path / "model" / "1_Pooling" / "config.json"
-    (tmp_path / "model" / "config_sentsim.json").unlink()
+    (tmp_path / "model" / "config_sentsim.json").unlink()  # a sentence-transformers folder
     pooling.write_text(json.dumps(json.loads(pooling.read_text()) | {"include_prompt": False}))
-    with pytest.raises(ValueError, match="pools without its prompt tokens \\(include_prompt: false\\)"):
-        SentenceEncoder.from_pretrained(tmp_path / "model")
+    loaded = SentenceEncoder.from_pretrained(tmp_path / "model")
+    assert loaded.include_prompt is False
+    np.testing.assert_allclose(loaded.encode(TEXTS), prompted.encode(TEXTS), atol=1e-6)  # no prompt: as before
+    with pytest.raises(ValueError, match="pools without its prompt's tokens \\(include_prompt=False\\)"):
+        loaded.encode(TEXTS, prompt_name="query")
+    with pytest.raises(ValueError, match="pools without them \\(include_prompt=False\\)"):
+        DocumentIndex.create(tmp_path / "idx", loaded)  # its query / passage prompts could not be used
+    loaded.save_pretrained(tmp_path / "again")  # kept through a save, in both configs
+    assert json.loads((tmp_path / "again" / "1_Pooling" / "config.json").read_text())["include_prompt"] is False
+    assert SentenceEncoder.from_pretrained(tmp_path / "again").include_prompt is False
+
+
+def test_prompts_are_read_where_sentence_transformers_reads_them(prompted, tmp_path):
+    prompted.save_pretrained(tmp_path / "model")
+    st_file = tmp_path / "model" / "config_sentence_transformers.json"
+    edited = json.loads(st_file.read_text()) | {
+        "prompts": {"query": "q: ", "document": None},
+        "default_prompt_name": "query",
+    }
+    st_file.write_text(json.dumps(edited))  # edited by hand in a folder sentsim saved; a null prompt reads as ""
+    loaded = SentenceEncoder.from_pretrained(tmp_path / "model")
+    assert (loaded.prompts, loaded.default_prompt_name) == ({"query": "q: ", "document": ""}, "query")
+
+
+def test_an_empty_prompt_does_not_hide_the_passage_prompt():
+    from sentsim.prompts import search_prompts
+
+    # sentence-transformers saves "document": "" (its placeholder) beside a model's own "passage" prompt
+    prompts = {"query": "query: ", "document": "", "passage": "passage: "}
+    assert search_prompts(prompts) == {"query": "query: ", "document": "passage: "}
+    assert search_prompts({"query": ""}) == {"query": "", "document": ""}
+
+
+def test_a_saved_classifier_re_embeds_when_the_default_prompt_changed(prompted, tmp_path, caplog):
+    from sentsim.decisions import FewShotClassifier
+
+    classifier = FewShotClassifier(prompted, show_progress=False).add_examples(TEXTS[:2], ["animal", "animal"])
+    classifier.add_examples(TEXTS[2:], ["weather"])
+    classifier.save(tmp_path / "classifier")
+    assert "another model" not in caplog.text
+    prompted.default_prompt_name = "classification"  # encode() now prepends it: the saved embeddings are stale
+    loaded = FewShotClassifier.load(tmp_path / "classifier", prompted)
+    assert "saved with another model" in caplog.text
+    np.testing.assert_allclose(
+        loaded.scores(TEXTS),
+        FewShotClassifier(prompted).add_examples(TEXTS, ["animal", "animal", "weather"]).scores(TEXTS),
+        atol=1e-5,
+    )
 
 
 def test_sentence_transformers_applies_the_same_prompts(prompted, tmp_path):
@@ -133,6 +179,12 @@ def test_retrieval_evaluation_uses_the_same_prompts(prompted, tiny_transformer):
     assert evaluate_retrieval(prompted, data, show_progress=False) == evaluate_retrieval(
         plain, prefixed, show_progress=False
     )
+
+    class WithoutPrompts:  # an encoder written before prompts: encode() takes no prompt argument
+        def encode(self, texts, batch_size=64, show_progress=None):
+            return plain.encode(texts, batch_size=batch_size, show_progress=show_progress)
+
+    assert evaluate_retrieval(WithoutPrompts(), data) == evaluate_retrieval(plain, data)
 
 
 def test_cli_encode_with_a_prompt(prompted, tmp_path, capsys):

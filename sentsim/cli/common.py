@@ -72,48 +72,53 @@ def model_name(args: argparse.Namespace) -> str:
     return args.model or DEFAULT_MODEL
 
 
-def named_set(source: str, split: str | None = None) -> tuple[str, str] | None:
+def named_set(source: str) -> tuple[str, str] | None:
     """``(name, split)`` of a named set such as ``stsb:test``; None for a file, folder or Hub name.
-
-    A mistyped name (``stbs:test``) is refused at once rather than looked up on the Hub, and
-    ``--split`` with a named set too: the name carries its split.
-    """
+    A mistyped name (``stbs:test``) is refused at once rather than looked up on the Hub."""
     match = NAME_AND_SPLIT.match(source)
     if match is None or Path(source).exists():
         return None
-    name, its_split = match.groups()
+    name, split = match.groups()
     if name not in NAMED_SETS:
         raise ValueError(f"{source}: unknown named set {name!r}; the named sets are stsb:SPLIT and clinc150:SPLIT")
-    if split is not None:
-        raise ValueError(f"--split {split} applies to files and Hub datasets; {source} names its split")
-    return name, its_split
+    return name, split
+
+
+def check_split_used(split: str | None, sources: list[str | None]) -> None:
+    """``--split`` picks the split of the files and Hub datasets among ``sources``; with named sets
+    only (which carry their own split) it would be ignored, so it is refused."""
+    given = [source for source in sources if source is not None]
+    if split is not None and given and all(named_set(source) for source in given):
+        raise ValueError(
+            f"--split {split} applies to files and Hub datasets; named sets ({', '.join(given)}) carry their own split"
+        )
+
+
+def refuse_named(source: str, expected: str, hint: str = "") -> None:
+    """A ValueError when ``source`` is a named set, which holds another kind of data than ``expected``."""
+    named = named_set(source)
+    if named:
+        raise ValueError(f"{source} holds {NAMED_SETS[named[0]]}; {expected} are expected here{hint}")
 
 
 def read_scored_pairs(source: str, args: argparse.Namespace, split: str | None = None) -> SentencePairs:
     """``stsb:SPLIT`` or any source :func:`read_sts` reads (``split`` of a Hub dataset or DatasetDict)."""
-    named = _named_of_kind(source, split, "stsb")
-    if named:
-        return load_stsb(named, data_dir=args.data_dir)
-    return read_sts(source, split=split)
+    named = named_set(source)
+    if named is None:
+        return read_sts(source, split=split)
+    if named[0] != "stsb":
+        refuse_named(source, "scored pairs")
+    return load_stsb(named[1], data_dir=args.data_dir)
 
 
 def read_texts_with_labels(source: str, args: argparse.Namespace, split: str | None = None) -> LabelledTexts:
     """``clinc150:SPLIT`` or any source :func:`read_labelled_texts` reads (``split`` as above)."""
-    named = _named_of_kind(source, split, "clinc150")
-    if named:
-        return load_clinc150(named, data_dir=args.data_dir)
-    return read_labelled_texts(source, split=split)
-
-
-def _named_of_kind(source: str, split: str | None, wanted: str) -> str | None:
-    """The split of ``source`` when it names the set ``wanted``; a set of another kind is refused."""
-    named = named_set(source, split)
+    named = named_set(source)
     if named is None:
-        return None
-    name, split = named
-    if name != wanted:
-        raise ValueError(f"{source} holds {NAMED_SETS[name]}; {NAMED_SETS[wanted]} are expected here")
-    return split
+        return read_labelled_texts(source, split=split)
+    if named[0] != "clinc150":
+        refuse_named(source, "labelled texts")
+    return load_clinc150(named[1], data_dir=args.data_dir)
 
 
 def emit(results: dict, args: argparse.Namespace, summary: str) -> None:

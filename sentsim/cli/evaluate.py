@@ -8,13 +8,14 @@ from sentsim.cli.common import (
     add_fine_tune_options,
     add_model_options,
     add_output_options,
+    check_split_used,
     emit,
     few_shot_classifier,
     load_encoder,
-    named_set,
     progress,
     read_scored_pairs,
     read_texts_with_labels,
+    refuse_named,
 )
 from sentsim.data import read_beir, read_pairs, read_triplets, sts_pair_classification, sts_paraphrase_retrieval
 from sentsim.evaluation import evaluate_classifier, evaluate_pairs, evaluate_retrieval, evaluate_sts, evaluate_triplets
@@ -115,7 +116,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _task(tasks: argparse._SubParsersAction, name: str, run, description: str) -> argparse.ArgumentParser:
     parser = tasks.add_parser(name, help=description.split(":")[0], description=description)
     parser.add_argument(
-        "--split", default=None, help="split of a --data Hub dataset or saved DatasetDict (default: test)"
+        "--split", default=None, help="split of the Hub datasets and saved DatasetDicts read (default: test)"
     )
     add_output_options(parser)
     add_model_options(parser)
@@ -124,6 +125,7 @@ def _task(tasks: argparse._SubParsersAction, name: str, run, description: str) -
 
 
 def run_sts(args: argparse.Namespace) -> int:
+    check_split_used(args.split, [args.data])
     pairs = read_scored_pairs(args.data, args, args.split)
     results = evaluate_sts(load_encoder(args), pairs, batch_size=args.batch_size, show_progress=progress(args))
     emit(
@@ -135,15 +137,17 @@ def run_sts(args: argparse.Namespace) -> int:
 
 
 def run_pairs(args: argparse.Namespace) -> int:
-    def read(source, split=None):
+    def read(source):
         if args.from_sts:
             return sts_pair_classification(
-                read_scored_pairs(source, args, split), positive_min=args.positive_min, negative_max=args.negative_max
+                read_scored_pairs(source, args, args.split),
+                positive_min=args.positive_min,
+                negative_max=args.negative_max,
             )
-        if named_set(source, split):
-            raise ValueError(f"{source} holds scored pairs: add --from-sts to label them by score")
-        return read_pairs(source, split=split)
+        refuse_named(source, "labelled pairs", " (add --from-sts to label scored pairs by their score)")
+        return read_pairs(source, split=args.split)
 
+    check_split_used(args.split, [args.data, args.tune_data])
     _one_threshold(args)
     encoder = load_encoder(args)
     options = {
@@ -155,7 +159,7 @@ def run_pairs(args: argparse.Namespace) -> int:
     threshold = args.threshold
     if threshold is None and args.tune_data:
         threshold = evaluate_pairs(encoder, read(args.tune_data), **options)["threshold"]
-    results = evaluate_pairs(encoder, read(args.data, args.split), threshold=threshold, **options)
+    results = evaluate_pairs(encoder, read(args.data), threshold=threshold, **options)
     emit(
         results,
         args,
@@ -168,10 +172,12 @@ def run_pairs(args: argparse.Namespace) -> int:
 def run_retrieval(args: argparse.Namespace) -> int:
     if (args.data is None) == (args.sts is None):
         raise ValueError("give either --data BEIR_FOLDER or --sts SCORED_PAIRS")
+    check_split_used(args.split, [args.data, args.sts, *args.corpus])
     if args.data is not None:
+        refuse_named(args.data, "a BEIR folder", " (--sts derives retrieval from scored pairs)")
         data = read_beir(args.data, split=args.split or "test")
     else:
-        corpus = [read_scored_pairs(source, args) for source in args.corpus]
+        corpus = [read_scored_pairs(source, args, args.split) for source in args.corpus]
         data = sts_paraphrase_retrieval(read_scored_pairs(args.sts, args, args.split), corpus, min_score=args.min_score)
     results = evaluate_retrieval(
         load_encoder(args),
@@ -191,6 +197,8 @@ def run_retrieval(args: argparse.Namespace) -> int:
 
 
 def run_triplets(args: argparse.Namespace) -> int:
+    check_split_used(args.split, [args.data])
+    refuse_named(args.data, "anchor,positive,negative triplets")
     results = evaluate_triplets(
         load_encoder(args),
         read_triplets(args.data, split=args.split),
@@ -208,18 +216,24 @@ def run_classify(args: argparse.Namespace) -> int:
             "tune the threshold together; give both"
         )
     _one_threshold(args)
-    support = read_texts_with_labels(args.support, args)
+    sources = [args.support, args.data, *args.tune_data, *args.tune_out_of_scope, *args.out_of_scope]
+    check_split_used(args.split, sources)
+    support = read_texts_with_labels(args.support, args, args.split)
     if args.shots is not None:
         support = support.sample_per_class(args.shots, args.seed)
     test = read_texts_with_labels(args.data, args, args.split)
     classifier = few_shot_classifier(args, support)
     if args.tune_data or args.tune_out_of_scope:
-        tune = [read_texts_with_labels(source, args) for source in args.tune_data]
-        outside = [text for source in args.tune_out_of_scope for text in read_texts_with_labels(source, args).texts]
+        tune = [read_texts_with_labels(source, args, args.split) for source in args.tune_data]
+        outside = [
+            text for source in args.tune_out_of_scope for text in read_texts_with_labels(source, args, args.split).texts
+        ]
         texts = [text for part in tune for text in part.texts] + outside
         labels = [label for part in tune for label in part.labels] + [classifier.unknown_label] * len(outside)
         classifier.fit_threshold(texts, labels)
-    out_of_scope = [text for source in args.out_of_scope for text in read_texts_with_labels(source, args).texts]
+    out_of_scope = [
+        text for source in args.out_of_scope for text in read_texts_with_labels(source, args, args.split).texts
+    ]
     results = evaluate_classifier(classifier, test.texts, test.labels, out_of_scope=out_of_scope)
     results |= {"classes": len(classifier.classes), "support": len(support), "threshold": classifier.threshold}
     summary = f"n={results['n']}  accuracy={results['accuracy']:.2f}  macro_f1={results['macro_f1']:.2f}"

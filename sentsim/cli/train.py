@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sentsim.cli.common import (
     add_model_options,
+    check_split_used,
     load_encoder,
     named_set,
     read_scored_pairs,
@@ -193,7 +194,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError("give --output DIR for a new run, or --resume DIR to continue one")
     if args.lstm_from and args.model:
         raise ValueError(f"--model {args.model} and --lstm-from {args.lstm_from} both choose the tower; give one")
-    named = named_set(args.train, args.split)
+    check_split_used(args.split, [args.train])
+    named = named_set(args.train)
     if named and named[0] == "stsb":
         pairs = read_scored_pairs(args.train, args)
         source: object = {"sentence1": pairs.sentences1, "sentence2": pairs.sentences2, "score": pairs.scores.tolist()}

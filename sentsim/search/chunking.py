@@ -64,7 +64,7 @@ def chunk_options(chunk_size: object, chunk_overlap: object, encoder, prompt: st
         if value is not None and not is_integer(value):
             raise TypeError(f"{option} must be an int, got {value!r}")
     if chunk_size is None:
-        if chunk_overlap is not None:  # it would be ignored
+        if chunk_overlap:  # it would be ignored (0, no overlap, says nothing)
             raise ValueError(f"chunk_overlap ({chunk_overlap}) needs chunk_size: documents are not split without it")
         return None, 0
     positive_int("chunk_size", chunk_size)

@@ -36,13 +36,16 @@ class ModelMismatchError(ValueError):
 def manifest_encoder(folder: Path, recorded: dict, encoder=None, device: str | None = None):
     """The encoder of the index in ``folder``, whose manifest ``recorded`` this model: ``encoder``
     (an encoder, name or folder), else the recorded name; any other model is refused."""
-    if encoder is None:
+    recorded_model = encoder is None
+    if recorded_model:
         if not recorded.get("name"):
             raise ValueError(f"{folder} does not name its model; pass the encoder")
         encoder = recorded["name"]
     try:  # a model loaded here reads as many tokens as it did when the index was built
         encoder, _ = index_encoder(encoder, recorded.get("name"), device, recorded.get("max_seq_length"))
     except ModelNotFoundError as error:
+        if not recorded_model:
+            raise
         raise ModelNotFoundError(
             f"{error}. {folder} was built with this model; if its folder moved, pass the model "
             "(DocumentIndex.open(folder, encoder), or --model on the command line)"

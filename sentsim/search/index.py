@@ -26,7 +26,12 @@ from sentsim.prompts import search_prompts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
 from sentsim.search.chunking import chunk_options, untruncated
 from sentsim.search.filters import filter_sql
-from sentsim.search.fingerprint import index_encoder, manifest_encoder, model_fingerprint
+from sentsim.search.fingerprint import (
+    ModelMismatchError,  # noqa: F401 (also importable from here)
+    index_encoder,
+    manifest_encoder,
+    model_fingerprint,
+)
 from sentsim.search.hits import Hit, assemble_hits
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
@@ -99,6 +104,11 @@ class DocumentIndex:
         if (folder / MANIFEST).exists():
             raise FileExistsError(f"{folder} already holds an index; open it with DocumentIndex.open")
         prompts = search_prompts(encoder.prompts)  # kept in the manifest: later writes and searches use them
+        if any(prompts.values()) and not encoder.include_prompt:
+            raise ValueError(
+                f"the model's search prompts {prompts} would be pooled, but it pools without them "
+                "(include_prompt=False), which sentsim does not support"
+            )
         chunk_size, chunk_overlap = chunk_options(chunk_size, chunk_overlap, encoder, prompts["document"])
         if not isinstance(backend, str):
             raise TypeError(f"backend must be a str ({', '.join(BACKENDS)} or a FAISS factory string), got {backend!r}")
@@ -316,7 +326,7 @@ class DocumentIndex:
         nprobe: int | None = None,
         ef_search: int | None = None,
     ) -> list[list[Hit]]:
-        """:meth:`search` with query embeddings ``(n, dim)``."""
+        """:meth:`search` with query embeddings ``(n, dim)`` (encoded with ``prompt=index.prompts["query"]``)."""
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim == 1:
             vectors = vectors[None, :]
