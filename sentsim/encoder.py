@@ -94,6 +94,7 @@ class SentenceEncoder(nn.Module):
         self.prompts = check_prompts(prompts, default_prompt_name)
         self.default_prompt_name = default_prompt_name
         self.include_prompt = check_flag("include_prompt", include_prompt)
+        self.name_or_path: str | None = None  # what from_pretrained loaded (a search index records it)
 
     @classmethod
     def from_pretrained(
@@ -126,6 +127,7 @@ class SentenceEncoder(nn.Module):
             default_prompt_name=parts.default_prompt_name,
             include_prompt=parts.include_prompt,
         )
+        encoder.name_or_path = str(folder) if Path(name_or_path).is_dir() else str(name_or_path)
         return encoder.to(resolve_device(device)).eval()
 
     def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> None:
@@ -404,7 +406,7 @@ class SentenceEncoder(nn.Module):
         """Similarity of texts or embeddings ``a`` and ``b`` (see :func:`sentsim.similarity`).
 
         Texts are encoded first. Returns the ``(len(a), len(b))`` matrix, the ``(n,)`` pairwise
-        scores with ``pairwise=True``, or a float when ``a`` and ``b`` are single texts or vectors.
+        scores with ``pairwise=True``, or one score for single texts or vectors (a float; a 0-d tensor for two tensors).
         """
         metric = Metric.parse(metric)
         check_flag("pairwise", pairwise)

@@ -31,9 +31,10 @@ def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, p
     """Similarity of embeddings ``a`` (n, d) and ``b`` (m, d); a 1-D input counts as one row.
 
     Returns the ``(n, m)`` matrix, or with ``pairwise=True`` the ``(n,)`` scores of row i of
-    ``a`` against row i of ``b`` (which then need the same length). The result is a numpy
-    array unless both inputs are torch tensors (then it keeps their autograd graph, so it can
-    sit in a loss); it is float64 on CPU if an input is, else float32.
+    ``a`` against row i of ``b`` (which then need the same length); two 1-D inputs give one
+    score. The result is numpy (a float for one score) unless both inputs are torch tensors:
+    then it is a tensor (0-d for one score) that keeps their autograd graph, so it can sit in
+    a loss. It is float64 on CPU if an input is, else float32.
     Embeddings holding NaN or infinity are refused.
     """
     metric = Metric.parse(metric)
@@ -50,7 +51,7 @@ def similarity(a: ArrayLike, b: ArrayLike, metric: str | Metric = "cosine", *, p
     x, y = x.to(dtype), y.to(x.device, dtype)
     scores = _pairwise(x, y, metric) if pairwise else _matrix(x, y, metric)
     if a.ndim == 1 and b.ndim == 1:
-        return float(scores.reshape(-1)[0])
+        return float(scores.reshape(-1)[0]) if as_numpy else scores.reshape(())
     return scores.detach().cpu().numpy() if as_numpy else scores
 
 

@@ -35,7 +35,24 @@ def cosine_data():
     }
 
 
-DATA = {"mnrl": mnrl_data, "cosine": cosine_data}
+def triplet_data():
+    topics = list(TOPICS.values())
+    return {
+        "anchor": [t[i] for t in topics for i in range(4)],
+        "positive": [t[(i + 1) % 4] for t in topics for i in range(4)],
+        "negative": [topics[(k + 1) % 4][i] for k, _ in enumerate(topics) for i in range(4)],
+    }
+
+
+def contrastive_data():
+    return cosine_data() | {"label": [1 - (i % 2) for _ in TOPICS for i in range(4)]}
+
+
+DATA = {"mnrl": mnrl_data, "cosine": cosine_data, "cosent": cosine_data, "triplet": triplet_data}
+DATA |= {"contrastive": contrastive_data}
+# losses that compare examples across the batch (ranking, mining) see the global batch too
+OPTIONS = {"triplet": {"batch_hard": True, "distance": "cosine", "margin": 0.5}, "contrastive": {"online": True}}
+# (cosine: a euclidean distance near 0, between a text and its copy, has an unbounded gradient)
 
 
 def _worker(rank: int, world: int, loss_name: str, folder: str) -> None:
@@ -47,7 +64,7 @@ def _worker(rank: int, world: int, loss_name: str, folder: str) -> None:
         train(
             encoder,
             load_training_data(DATA[loss_name]()),
-            make_loss(loss_name),
+            make_loss(loss_name, **OPTIONS.get(loss_name, {})),
             CONFIG,
             output_dir=os.path.join(folder, "run"),  # a new run: rank 0 writes run.json, rank 1 must not trip on it
             on_step=lambda s, v: losses.append(v),
@@ -60,7 +77,7 @@ def _worker(rank: int, world: int, loss_name: str, folder: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("loss_name", ["mnrl", "cosine"])
+@pytest.mark.parametrize("loss_name", ["mnrl", "cosine", "cosent", "triplet", "contrastive"])
 def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_name):
     mp.spawn(_worker, args=(2, loss_name, str(tmp_path)), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"losses{r}.json").read_text()) for r in range(2)]
@@ -73,7 +90,7 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_na
     train(
         encoder,
         load_training_data(DATA[loss_name]()),
-        make_loss(loss_name),
+        make_loss(loss_name, **OPTIONS.get(loss_name, {})),
         CONFIG,
         on_step=lambda s, v: single_losses.append(v),
     )
@@ -83,4 +100,4 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_na
     assert logged == pytest.approx(single_losses, rel=1e-4, abs=1e-5)  # log_steps 1: the global loss, not rank 0's
     weights = load_safetensors(tmp_path / "weights.safetensors")
     for name, tensor in encoder.state_dict().items():
-        torch.testing.assert_close(weights[name], tensor, rtol=1e-3, atol=1e-5, msg=name)
+        torch.testing.assert_close(weights[name], tensor, rtol=1e-3, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")

@@ -91,7 +91,8 @@ def test_pair_classifier_save_and_load(tmp_path):
     assert loaded.threshold == classifier.threshold
     np.testing.assert_allclose(loaded.predict_proba(left, right), classifier.predict_proba(left, right))
     saved = json.loads((tmp_path / "pairs.json").read_text())
-    for broken in ([], saved | {"calibrator": saved["calibrator"] | {"extra": 1}}, {"threshold": 0.5}):
+    results = {"accuracy": 93.2, "threshold": 0.66, "metric": "cosine", "primary_metric": "accuracy"}  # eval output
+    for broken in ([], saved | {"calibrator": saved["calibrator"] | {"extra": 1}}, {"threshold": 0.5}, results):
         (tmp_path / "pairs.json").write_text(json.dumps(broken))
         with pytest.raises(ValueError, match="pairs.json is not a saved pair classifier"):
             PairClassifier.load(tmp_path / "pairs.json", encoder)
@@ -286,6 +287,12 @@ def test_few_shot_save_and_load(tmp_path):
     assert (loaded.strategy, loaded.k, loaded.threshold, loaded.classes) == ("knn", 2, 0.5, classifier.classes)
     texts = [f"t{i}" for i in range(36)]
     np.testing.assert_array_equal(loaded.scores(texts), classifier.scores(texts))  # to the bit: a tuned
+    for strategy in ("knn", "logistic"):  # one string in, one answer out
+        loaded.strategy = strategy
+        assert loaded.predict("t3") == loaded.predict(["t3"])[0]
+        np.testing.assert_array_equal(loaded.scores(np.str_("t3")), loaded.scores(["t3"])[0])
+        np.testing.assert_array_equal(loaded.predict_proba("t3"), loaded.predict_proba(["t3"])[0])
+    loaded.strategy = "knn"
     assert loaded.support() == classifier.support()  # threshold sits exactly on a score
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("keep me")

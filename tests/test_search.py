@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from sentsim import similarity
 from sentsim.search import DocumentIndex, IndexCorruptedError, ModelMismatchError
@@ -1074,3 +1075,43 @@ def test_cli_documents_on_stdin_as_json_lines_or_text_lines(tmp_path, capsys, mo
     monkeypatch.setattr("sys.stdin", io.StringIO('{"id": "x", "text": "ok"}\n{"id": "y"}\n'))
     assert main(["index", "add", folder, "--docs", "-", "--no-progress"]) == 2
     assert "standard input" in capsys.readouterr().err
+
+
+def test_cli_compact_drops_tombstones(tmp_path, capsys):
+    from sentsim.cli import main
+
+    model = tmp_path / "model"
+    toy_encoder().save_pretrained(model)
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in zip(IDS, TEXTS, strict=True)))
+    folder = str(tmp_path / "idx")
+    build = ["index", "build", "--model", str(model), "--docs", str(docs), "--output", folder, "--no-progress"]
+    assert main([*build, "--backend", "hnsw"]) == 0
+    assert main(["index", "delete", folder, "--ids", *IDS[:3]]) == 0
+    with DocumentIndex.open(folder) as index:
+        assert len(index.backend.tombstones) == 3  # HNSW cannot remove: deleted vectors are masked
+    capsys.readouterr()
+    assert main(["index", "compact", folder]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["documents"], summary["chunks"]) == (len(TEXTS) - 3, len(TEXTS) - 3)
+    with DocumentIndex.open(folder) as index:
+        assert not index.backend.tombstones and {h.id for h in index.search("cat", k=50)} == set(IDS[3:])
+
+
+def test_an_index_records_where_its_encoder_was_loaded_from(tmp_path):
+    from sentsim import SentenceEncoder
+
+    toy_encoder().save_pretrained(tmp_path / "model")
+    encoder = SentenceEncoder.from_pretrained(tmp_path / "model")
+    with DocumentIndex.create(tmp_path / "idx", encoder) as index:  # an encoder object, not a name
+        index.add(TEXTS[:3], ids=IDS[:3])
+        assert index.manifest["model"]["name"] == str((tmp_path / "model").resolve())
+    with DocumentIndex.open(tmp_path / "idx") as index:  # reopens with no encoder given
+        assert index.search(TEXTS[0], k=1)[0].id == IDS[0]
+    with torch.no_grad():
+        encoder.tower.model.embeddings.word_embeddings.weight.add_(0.1)  # fine-tuned after loading
+    with DocumentIndex.create(tmp_path / "tuned", encoder) as index:
+        index.add(TEXTS[:3], ids=IDS[:3])
+    with pytest.raises(ModelMismatchError, match="now differs in weights_sha256 .*pass the encoder the index was"):
+        DocumentIndex.open(tmp_path / "tuned")
+    DocumentIndex.open(tmp_path / "tuned", encoder).close()

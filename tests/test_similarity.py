@@ -51,6 +51,16 @@ def test_two_vectors_give_a_float(vectors):
     assert score == pytest.approx(float(reference(a[:1], b[:1], "cosine")[0, 0]), abs=1e-6)
 
 
+def test_two_tensor_vectors_give_a_0d_tensor_with_its_gradient():
+    a, b = torch.randn(5, requires_grad=True), torch.randn(5)
+    score = similarity(a, b)
+    assert isinstance(score, torch.Tensor) and score.shape == ()
+    score.backward()  # usable in a loss: the gradient of the cosine
+    expected = b / b.norm() / a.norm() - (a @ b) * a / a.norm() ** 3 / b.norm()
+    torch.testing.assert_close(a.grad, expected.detach(), rtol=1e-5, atol=1e-6)
+    assert isinstance(similarity(a.detach().numpy(), b), float)  # numpy on one side: a float
+
+
 def test_torch_in_torch_out(vectors):
     a, b = vectors
     scores = similarity(torch.from_numpy(a), torch.from_numpy(b), "dot")

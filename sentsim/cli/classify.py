@@ -25,11 +25,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--support", required=True, help="labelled examples: csv/tsv/json/jsonl/parquet with text,label columns"
     )
     parser.add_argument(
-        "--input", required=True, help="texts to label: one a line, .jsonl with a 'text' field, or - for stdin"
+        "--input",
+        required=True,
+        help="texts to label: one a line, .jsonl or a .csv/.tsv/.json/.parquet table with a 'text' field, or - for stdin",
     )
     parser.add_argument("--strategy", choices=["prototype", "knn", "logistic"], default="prototype")
     parser.add_argument("--k", type=int, help="neighbours per class for --strategy knn (default 3)")
-    parser.add_argument("--threshold", type=float, help="answer 'none' when the best score is below this")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="answer 'none' when the best score is below this (a cosine; a probability with --strategy logistic)",
+    )
     parser.add_argument(
         "--unknown-label", default="none", help="the answer below --threshold (default: none); no class may use it"
     )

@@ -16,7 +16,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "encode", help="embed texts into a .npy file", description="Embed texts from a file into a .npy file."
     )
-    parser.add_argument("--input", required=True, help="one text a line, .jsonl with a 'text' field, or - for stdin")
+    parser.add_argument(
+        "--input",
+        required=True,
+        help="one text a line, .jsonl, a .csv/.tsv/.json/.parquet table (its --field column), or - for stdin",
+    )
     parser.add_argument("--output", required=True, help="where to write the (n, dim) float32 .npy array")
     parser.add_argument(
         "--field",

@@ -97,7 +97,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     classify.add_argument(
         "--out-of-scope", action="append", default=[], help="texts that belong to no class (e.g. clinc150:oos_test)"
     )
-    classify.add_argument("--threshold", type=float, help="answer 'none' below this score")
+    classify.add_argument(
+        "--threshold", type=float, help="answer 'none' below this score (a probability with --strategy logistic)"
+    )
     classify.add_argument(
         "--unknown-label", default="none", help="the answer below --threshold (default: none); no class may use it"
     )

@@ -65,6 +65,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _index_model_options(delete, device=False)
     delete.set_defaults(run=run_delete)
 
+    compact = actions.add_parser(
+        "compact",
+        help="drop deleted vectors and re-pick the index type",
+        description="Rebuild the FAISS index from the stored vectors: deleted vectors are dropped and an "
+        "'auto' index takes the type its size calls for.",
+    )
+    compact.add_argument("folder")
+    _index_model_options(compact, device=False)
+    compact.set_defaults(run=run_compact)
+
     search = subparsers.add_parser(
         "search", help="search an index", description="Print the best hits for a query: score, id, text."
     )
@@ -169,6 +179,18 @@ def run_delete(args: argparse.Namespace) -> int:
     with DocumentIndex.open(args.folder, args.model) as index:
         removed = index.delete(args.ids)
         print(json.dumps({"index": args.folder, "deleted": removed, "documents": len(index)}))
+    return 0
+
+
+def run_compact(args: argparse.Namespace) -> int:
+    with DocumentIndex.open(args.folder, args.model) as index:
+        index.compact()
+        size = index.backend.size if index.backend else 0
+        print(
+            json.dumps(
+                {"index": args.folder, "documents": len(index), "chunks": size, "factory": index.manifest["factory"]}
+            )
+        )
     return 0
 
 

@@ -82,11 +82,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     distill_parser.add_argument("--output", required=True, help="run folder")
     distill_parser.add_argument("--resume", action="store_true", help="continue the run in --output")
     distill_parser.add_argument("--eval", help="STS data evaluated during training, e.g. stsb:dev")
-    distill_parser.add_argument("--data-dir", default=None)
+    distill_parser.add_argument(
+        "--data-dir", default=None, help="local folder of the named sets (default: $SENTSIM_DATA_DIR, else the Hub)"
+    )
     _add_lstm_options(distill_parser, None, None)
     _add_training_options(distill_parser, epochs=10, batch_size=64, lr=1e-3)
-    distill_parser.add_argument("--device", default=None)
-    distill_parser.add_argument("--no-progress", action="store_true")
+    distill_parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    distill_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     distill_parser.set_defaults(run=run_distill)
 
 

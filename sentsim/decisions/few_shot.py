@@ -20,7 +20,15 @@ from sentsim.atomic import atomic_folder, check_replaceable
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
-from sentsim.inputs import finite_or_none, nonfinite_row, plain, positive_int, positive_number, validate_texts
+from sentsim.inputs import (
+    finite_or_none,
+    nonfinite_row,
+    plain,
+    positive_int,
+    positive_number,
+    single_text,
+    validate_texts,
+)
 from sentsim.weights import load_safetensors, save_safetensors
 
 logger = logging.getLogger(__name__)
@@ -143,9 +151,12 @@ class FewShotClassifier:
         self._embeddings = self._encode(self._texts) if self._texts else self._embeddings
         self._head = None
 
-    def scores(self, texts: Sequence[str] | np.ndarray) -> np.ndarray:
+    def scores(self, texts: str | Sequence[str] | np.ndarray) -> np.ndarray:
         """Score of each text (or embedding row) for each class, ``(n, len(classes))``: cosine
-        (``prototype``, ``knn``) or probability (``logistic``)."""
+        (``prototype``, ``knn``) or probability (``logistic``); ``(len(classes),)`` for one string."""
+        texts = single_text(texts)
+        if isinstance(texts, str):
+            return self.scores([texts])[0]
         if not self._labels:
             raise RuntimeError("the support set is empty: add_examples() first")
         queries = self._queries(texts)
@@ -164,15 +175,22 @@ class FewShotClassifier:
                 columns.append(members.topk(min(self.k, members.shape[1]), dim=1).values.mean(dim=1))
         return torch.stack(columns, dim=1).numpy()
 
-    def predict_proba(self, texts: Sequence[str] | np.ndarray) -> np.ndarray:
+    def predict_proba(self, texts: str | Sequence[str] | np.ndarray) -> np.ndarray:
         """Class probabilities, ``(n, len(classes))``, rows sum to 1: the head's (``logistic``) or a
-        softmax over classes of ``scores / temperature``."""
+        softmax over classes of ``scores / temperature``; ``(len(classes),)`` for one string."""
+        texts = single_text(texts)
+        if isinstance(texts, str):
+            return self.predict_proba([texts])[0]
         if self.strategy == "logistic":
             return self.scores(texts)
         return torch.softmax(torch.from_numpy(self.scores(texts)) / self.temperature, dim=1).numpy()
 
-    def predict(self, texts: Sequence[str] | np.ndarray) -> list[Label]:
-        """The best class of each text, or ``unknown_label`` where its score is under ``threshold``."""
+    def predict(self, texts: str | Sequence[str] | np.ndarray) -> list[Label] | Label:
+        """The best class of each text, or ``unknown_label`` where its score is under ``threshold``
+        (one label for one string)."""
+        texts = single_text(texts)
+        if isinstance(texts, str):
+            return self.predict([texts])[0]
         scores = self.scores(texts)
         classes = self.classes
         best = scores.argmax(axis=1)

@@ -153,7 +153,10 @@ class PairClassifier:
         """Read a classifier saved by :meth:`save`, to run with ``encoder``."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            metric, threshold = data["metric"], data.get("threshold")
+            missing = [key for key in ("sentsim_version", "metric", "threshold", "calibrator") if key not in data]
+            if missing:  # e.g. a file of evaluation results, which has a metric and a threshold too
+                raise KeyError(f"no {', '.join(missing)}")
+            metric, threshold = data["metric"], data["threshold"]
             calibrator = calibrator_from_dict(data["calibrator"]) if data.get("calibrator") else None
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # not JSON, or JSON of another shape
             raise ValueError(f"{path} is not a saved pair classifier ({type(error).__name__}: {error})") from None

@@ -22,8 +22,10 @@ def index_encoder(encoder, name: str | None, device: str | None = None, max_seq_
 
         name = name or str(encoder)
         encoder = SentenceEncoder.from_pretrained(encoder, device=device, max_seq_length=max_seq_length)
-    elif device is not None:
-        encoder.to(resolve_device(device))
+    else:
+        name = name or getattr(encoder, "name_or_path", None)  # where from_pretrained loaded it
+        if device is not None:
+            encoder.to(resolve_device(device))
     if name and Path(name).is_dir():
         name = str(Path(name).resolve())
     return encoder, name
@@ -39,7 +41,7 @@ def manifest_encoder(folder: Path, recorded: dict, encoder=None, device: str | N
     recorded_model = encoder is None
     if recorded_model:
         if not recorded.get("name"):
-            raise ValueError(f"{folder} does not name its model; pass the encoder")
+            raise ValueError(f"{folder} does not name its model; pass the encoder (--model on the command line)")
         encoder = recorded["name"]
     try:  # a model loaded here reads as many tokens as it did when the index was built
         encoder, _ = index_encoder(encoder, recorded.get("name"), device, recorded.get("max_seq_length"))
@@ -51,6 +53,11 @@ def manifest_encoder(folder: Path, recorded: dict, encoder=None, device: str | N
             "(DocumentIndex.open(folder, encoder), or --model on the command line)"
         ) from None
     different = fingerprint_mismatch(recorded, model_fingerprint(encoder))
+    if different and recorded_model:
+        raise ModelMismatchError(
+            f"{folder} was built with model {recorded['name']}, which now differs in {', '.join(different)} "
+            "(changed, or fine-tuned after it was loaded); pass the encoder the index was built with"
+        )
     if different:
         raise ModelMismatchError(
             f"{folder} was built with model {recorded.get('name') or '(unnamed)'}; the given encoder "

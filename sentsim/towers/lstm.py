@@ -101,10 +101,10 @@ class LSTMTower(nn.Module):
         from sentsim.towers.transformer import TransformerTower
 
         tower = getattr(source, "tower", source)
-        if isinstance(tower, (str, Path)):
-            from sentsim.hub import resolve_model_path
+        if isinstance(tower, (str, Path)):  # as an encoder: a sentence-transformers folder sets max_seq_length
+            from sentsim.encoder import SentenceEncoder
 
-            tower = TransformerTower.from_pretrained(resolve_model_path(tower))
+            tower = SentenceEncoder.from_pretrained(tower, device="cpu").tower
         if not isinstance(tower, TransformerTower):
             raise TypeError(f"source must be a transformer model, got {type(tower).__name__}")
         weight = tower.model.get_input_embeddings().weight.detach().float().cpu()  # (V, E)

@@ -136,7 +136,8 @@ def check_fits(data: TrainingData, loss) -> None:
             row = int(outside[0])
             raise ValueError(
                 f"{data.source}: column 'score', row {row}: {scores[row]} is outside {bounds}, the range "
-                f"{type(loss).__name__} compares scores with; rescale with score_range=(low, high)"
+                f"{type(loss).__name__} compares scores with; rescale with score_range=(low, high) "
+                "(sentsim train --score-range LOW HIGH)"
             )
     if loss.target == "label":
         if "label" not in data.columns:

@@ -30,6 +30,13 @@ def init_from_environment() -> bool:
     return True
 
 
+def gather_batch(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """Every rank's rows of ``tensors`` (the global batch), for a loss that compares examples
+    across the batch (ranking, mining). Each rank then computes the same loss; with the gathered
+    gradients and DDP's averaging, the update equals that of one process with the global batch."""
+    return tuple(gather_with_grad(tensor) for tensor in tensors)
+
+
 def gather_with_grad(tensor: Tensor) -> Tensor:
     """All-gather ``tensor`` from every rank, in rank order, differentiably.
 

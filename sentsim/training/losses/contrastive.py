@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sentsim.inputs import check_flag, positive_number
+from sentsim.training.distributed import gather_batch
 from sentsim.training.losses.distances import check_distance, pair_distance
 
 
@@ -28,7 +29,7 @@ class ContrastiveLoss(nn.Module):
     Args:
         margin: distance beyond which dissimilar pairs cost nothing (0.5 suits cosine distance).
         distance: ``"cosine"`` (``1 - cos``) or ``"euclidean"``.
-        online: use only the hard pairs of the batch.
+        online: use only the hard pairs of the batch (under DDP, of the global batch).
     """
 
     columns = ("sentence1", "sentence2")
@@ -47,6 +48,7 @@ class ContrastiveLoss(nn.Module):
         distances = pair_distance(anchor.float(), positive.float(), self.distance)  # (B,)
         similar = labels.float()
         if self.online:
+            distances, labels = gather_batch(distances, labels)
             return self._online(distances, labels.bool())
         losses = similar * distances.pow(2) + (1 - similar) * F.relu(self.margin - distances).pow(2)
         return 0.5 * losses.mean()

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sentsim.inputs import positive_number
+from sentsim.training.distributed import gather_batch
 
 
 class CoSENTLoss(nn.Module):
@@ -19,6 +20,8 @@ class CoSENTLoss(nn.Module):
 
     Relations: like CosineSimilarityLoss it learns from scored pairs, but it asks only that
     higher-scored pairs get higher cosines, which converges faster and scores higher on STS.
+
+    Under DDP the pairs of every rank are ranked together, as in one process with the global batch.
 
     Args:
         scale: inverse temperature applied to cosine differences (20 as in the paper).
@@ -37,6 +40,7 @@ class CoSENTLoss(nn.Module):
         if labels is None:
             raise ValueError("CoSENTLoss needs a score per pair")
         cosine = F.cosine_similarity(anchor.float(), positive.float(), dim=-1) * self.scale  # (B,)
+        cosine, labels = gather_batch(cosine, labels)  # (world * B,)
         differences = cosine[None, :] - cosine[:, None]  # (B, B): cos_j - cos_i
         ordered = labels[:, None] > labels[None, :]  # score_i > score_j
         differences = differences.masked_fill(~ordered, float("-inf")).flatten()

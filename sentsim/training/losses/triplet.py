@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sentsim.inputs import check_flag, positive_number
+from sentsim.training.distributed import gather_batch
 from sentsim.training.losses.distances import check_distance, distance_matrix, pair_distance
 
 
@@ -25,7 +26,7 @@ class TripletLoss(nn.Module):
     Args:
         margin: how much closer the positive must be (5 for euclidean, 0.5 for cosine are common).
         distance: ``"euclidean"`` or ``"cosine"`` (``1 - cos``).
-        batch_hard: mine the hardest in-batch negative for each anchor.
+        batch_hard: mine the hardest in-batch negative for each anchor (under DDP, in the global batch).
     """
 
     columns = ("anchor", "positive", "negative")
@@ -42,6 +43,8 @@ class TripletLoss(nn.Module):
         if negative is None:
             raise ValueError("TripletLoss needs a negative for each anchor")
         anchor, positive, negative = anchor.float(), positive.float(), negative.float()
+        if self.batch_hard:  # mined in the global batch under DDP
+            anchor, positive, negative = gather_batch(anchor, positive, negative)
         to_positive = pair_distance(anchor, positive, self.distance)  # (B,)
         if self.batch_hard:
             candidates = torch.cat([negative, positive])  # (2B, D)
