@@ -446,3 +446,27 @@ def test_prompts_are_prepended_to_the_named_text_columns(tmp_path, capsys):
     train_cli = ["train", "--train", str(pairs), "--loss", "mnrl", "--output", str(tmp_path / "run"), "--no-progress"]
     assert main([*train_cli, "--prompts", '{"question": "query: "}']) == 2
     assert "prompts names ['question'], not a text column here (anchor, positive)" in capsys.readouterr().err
+
+
+def test_cli_loss_options_reach_the_loss(tmp_path, capsys, monkeypatch):
+    from sentsim.cli import main
+    from sentsim.cli import train as train_cli
+
+    seen = []
+
+    def stop(encoder, data, loss, *args, **kwargs):
+        seen.append(loss)
+        raise ValueError("stopped before training")
+
+    monkeypatch.setattr(train_cli, "train", stop)
+    toy_encoder().save_pretrained(tmp_path / "model")
+    data = tmp_path / "t.jsonl"
+    data.write_text('{"anchor": "a cat", "positive": "the cat", "negative": "rain"}\n' * 4)
+    model = ["--model", str(tmp_path / "model")]
+    command = ["train", "--train", str(data), "--loss", "triplet", "--output", str(tmp_path / "run"), *model]
+    assert main([*command, "--loss-options", '{"margin": 0.25, "distance": "cosine", "batch_hard": true}']) == 2
+    assert (seen[0].margin, seen[0].distance, seen[0].batch_hard) == (0.25, "cosine", True)
+    assert main([*command, "--loss-options", '{"temperature": 0.1}']) == 2
+    assert "--loss-options: the triplet loss has no option 'temperature'" in capsys.readouterr().err
+    assert main([*command, "--loss-options", '{"margin": -1}']) == 2
+    assert "margin" in capsys.readouterr().err

@@ -36,6 +36,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train", required=True, help="training data")
     parser.add_argument("--eval", help="STS data (sentence1,sentence2,score) evaluated during training, e.g. stsb:dev")
     parser.add_argument("--loss", required=True, choices=["cosine", "cosent", "contrastive", "triplet", "mnrl"])
+    parser.add_argument(
+        "--loss-options",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help='settings of the loss, e.g. \'{"margin": 0.5, "distance": "cosine", "batch_hard": true}\' '
+        "(the parameters of its class; see the README's loss table)",
+    )
     parser.add_argument("--output", help="run folder (run.json, metrics.jsonl, checkpoint/, best/, final/)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     parser.add_argument(
@@ -90,6 +98,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     distill_parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     distill_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     distill_parser.set_defaults(run=run_distill)
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _loss(name: str, options: dict):
+    """The loss ``name`` with ``options``; an option its class does not take is named."""
+    try:
+        return make_loss(name, **options)
+    except TypeError as error:
+        if "unexpected keyword argument" in str(error):
+            raise ValueError(f"--loss-options: the {name} loss has no option {str(error).split()[-1]}") from None
+        raise
 
 
 def _prompts(text: str) -> str | dict:
@@ -196,6 +224,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError("give --output DIR for a new run, or --resume DIR to continue one")
     if args.lstm_from and args.model:
         raise ValueError(f"--model {args.model} and --lstm-from {args.lstm_from} both choose the tower; give one")
+    loss = _loss(args.loss, args.loss_options)  # before the data and the model load
     check_split_used(args.split, [args.train])
     named = named_set(args.train)
     if named and named[0] == "stsb":
@@ -215,7 +244,7 @@ def run_train(args: argparse.Namespace) -> int:
     result = train(
         encoder,
         data,
-        make_loss(args.loss),
+        loss,
         _config(args),
         output_dir=output,
         evaluator=_evaluator(args),
