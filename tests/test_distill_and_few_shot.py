@@ -200,6 +200,12 @@ def test_cli_train_fresh_lstm_and_distill(tmp_path, capsys):
     )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
+    again = ["distill", "--teacher", str(teacher), "--texts", str(texts), "--hidden-size", "8", "--epochs", "2"]
+    again += ["--batch-size", "8", "--no-progress"]
+    assert main([*again, "--resume", str(tmp_path / "student")]) == 0  # --resume DIR, as in train
+    assert json.loads(capsys.readouterr().out)["steps"] == summary["steps"]  # a finished run: nothing more to do
+    assert main([*again, "--resume", str(tmp_path / "student"), "--output", str(tmp_path / "other")]) == 2
+    assert "continues the run in that folder; drop --output" in capsys.readouterr().err
     student = SentenceEncoder.from_pretrained(summary["model"])
     assert student.tower.kind == "lstm" and student.dim == 32 and student.pooling.value == "max"
     data = _write_sts(tmp_path / "train.csv", toy_pairs())

@@ -87,8 +87,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         help="text files (one a line, .jsonl) or named sets (stsb:train, clinc150:train)",
     )
-    distill_parser.add_argument("--output", required=True, help="run folder")
-    distill_parser.add_argument("--resume", action="store_true", help="continue the run in --output")
+    distill_parser.add_argument("--output", help="run folder")
+    distill_parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        metavar="DIR",
+        help="continue the run in DIR (as train --resume), or with no DIR the run in --output",
+    )
     distill_parser.add_argument("--eval", help="STS data evaluated during training, e.g. stsb:dev")
     distill_parser.add_argument(
         "--data-dir", default=None, help="local folder of the named sets (default: $SENTSIM_DATA_DIR, else the Hub)"
@@ -215,13 +221,20 @@ def _evaluator(args: argparse.Namespace):
     return lambda encoder: evaluate_sts(encoder, pairs, show_progress=False)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    init_from_environment()
-    if args.resume and args.output and Path(args.resume) != Path(args.output):
-        raise ValueError(f"--resume {args.resume} continues the run in that folder; drop --output {args.output}")
-    output = args.resume or args.output
+def _run_folder(args: argparse.Namespace) -> str:
+    """The run folder of --output / --resume DIR (distill's --resume alone continues --output)."""
+    resume = None if args.resume is True else args.resume
+    if resume and args.output and Path(resume) != Path(args.output):
+        raise ValueError(f"--resume {resume} continues the run in that folder; drop --output {args.output}")
+    output = resume or args.output
     if output is None:
         raise ValueError("give --output DIR for a new run, or --resume DIR to continue one")
+    return output
+
+
+def run_train(args: argparse.Namespace) -> int:
+    init_from_environment()
+    output = _run_folder(args)
     if args.lstm_from and args.model:
         raise ValueError(f"--model {args.model} and --lstm-from {args.lstm_from} both choose the tower; give one")
     loss = _loss(args.loss, args.loss_options)  # before the data and the model load
@@ -257,6 +270,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_distill(args: argparse.Namespace) -> int:
     init_from_environment()
+    output = _run_folder(args)
     teacher = SentenceEncoder.from_pretrained(args.teacher, device=args.device)
     texts = []
     for source in args.texts:
@@ -270,7 +284,7 @@ def run_distill(args: argparse.Namespace) -> int:
             texts += read_texts(source)
     student = _lstm_encoder(teacher, args, normalize=teacher.normalize, dim=teacher.dim)
     result = distill(
-        student, teacher, texts, _config(args), output_dir=args.output, evaluator=_evaluator(args), resume=args.resume
+        student, teacher, texts, _config(args), output_dir=output, evaluator=_evaluator(args), resume=bool(args.resume)
     )
     _report(result)
     return 0
