@@ -149,6 +149,11 @@ def test_an_index_uses_the_query_and_document_prompts(prompted, tmp_path):
     del manifest["prompts"]  # an index built before prompts: built, and searched, without them
     (tmp_path / "idx" / "manifest.json").write_text(json.dumps(manifest))
     assert DocumentIndex.open(tmp_path / "idx", prompted).prompts == {"query": "", "document": ""}
+    manifest["format"] = 3  # written by a newer sentsim
+    (tmp_path / "idx" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptedError, match="index format 3 is newer than this sentsim reads \\(2\\)"):
+        DocumentIndex.open(tmp_path / "idx", prompted)
+    manifest["format"] = 2
     manifest["prompts"] = {"query": 3}
     (tmp_path / "idx" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexCorruptedError, match="'prompts' must hold a 'query' and a 'document' text"):

@@ -35,7 +35,7 @@ from sentsim.search.fingerprint import (
 from sentsim.search.hits import Hit, assemble_hits
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
-from sentsim.search.manifest import read_manifest
+from sentsim.search.manifest import MANIFEST_FORMAT, read_manifest
 from sentsim.search.mirror import MANIFEST, FaissMirror
 from sentsim.search.store import DocumentStore
 from sentsim.similarity import Metric
@@ -117,6 +117,7 @@ class DocumentIndex:
         folder.mkdir(parents=True, exist_ok=True)
         manifest = {
             "sentsim_version": __version__,
+            "format": MANIFEST_FORMAT,
             "model": model_fingerprint(encoder, name),
             "metric": metric,
             "backend": backend,

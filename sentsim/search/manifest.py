@@ -10,6 +10,8 @@ from sentsim.search.mirror import MANIFEST
 from sentsim.search.store import IndexCorruptedError
 from sentsim.similarity import Metric
 
+MANIFEST_FORMAT = 2  # 2: prompts. A manifest of a later format is refused (a newer sentsim wrote it).
+
 
 def read_manifest(folder: Path) -> dict:
     """The manifest of the index in ``folder``; FileNotFoundError without one, IndexCorruptedError
@@ -32,6 +34,11 @@ def _check_manifest(manifest: object, path: Path) -> None:
     for name, kind in fields.items():
         if name not in manifest or not isinstance(manifest[name], kind) or isinstance(manifest[name], bool):
             raise IndexCorruptedError(f"{path}: {name!r} is missing or has the wrong type ({manifest.get(name)!r})")
+    written = manifest.get("format", 1)
+    if not is_integer(written) or written > MANIFEST_FORMAT:
+        raise IndexCorruptedError(
+            f"{path}: index format {written!r} is newer than this sentsim reads ({MANIFEST_FORMAT}); upgrade sentsim"
+        )
     if manifest["metric"] not in {metric.value for metric in Metric}:
         raise IndexCorruptedError(f"{path}: unknown metric {manifest['metric']!r}")
     if not is_integer(manifest["model"].get("dim")):
