@@ -127,7 +127,8 @@ class SentenceEncoder(nn.Module):
             default_prompt_name=parts.default_prompt_name,
             include_prompt=parts.include_prompt,
         )
-        encoder.name_or_path = str(folder) if Path(name_or_path).is_dir() else str(name_or_path)
+        pinned = Path(name_or_path).is_dir() or revision is not None or cache_dir is not None
+        encoder.name_or_path = str(Path(folder).resolve()) if pinned else str(name_or_path)  # what reloads it
         return encoder.to(resolve_device(device)).eval()
 
     def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> None:
@@ -148,6 +149,7 @@ class SentenceEncoder(nn.Module):
             self.include_prompt,
         )
         save_parts(parts, Path(path), overwrite=overwrite)
+        self.name_or_path = str(Path(path).resolve())  # the folder now holds these weights
 
     @property
     def dim(self) -> int:

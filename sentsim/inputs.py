@@ -85,8 +85,12 @@ def plain(value: object) -> object:
 
 
 def single_text(value: object) -> object:
-    """A 0-d numpy string array (``np.array("text")``) as the one str it holds; anything else unchanged."""
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "US":
+    """A 0-d numpy array holding a string (``np.array("text")``) as that str; anything else unchanged."""
+    if (
+        isinstance(value, np.ndarray)
+        and value.ndim == 0
+        and (value.dtype.kind in "US" or value.dtype.kind == "O" and isinstance(value.item(), str))
+    ):
         return str(value.item())
     return value
 

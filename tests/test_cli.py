@@ -70,7 +70,7 @@ def test_similarity_of_a_pairs_file(model_dir, tmp_path, capsys):
 
 def test_similarity_of_pairs_on_stdin(model_dir, tmp_path, capsys, monkeypatch):
     pairs = tmp_path / "pairs.tsv"
-    pairs.write_text(f"{TEXTS[0]}\t{TEXTS[1]}\r\n\n{TEXTS[1]}\t{TEXTS[2]}\r\n", encoding="utf-8")  # CRLF, a blank
+    pairs.write_text(f"{TEXTS[0]}\t{TEXTS[1]}\r\n \n{TEXTS[1]}\t{TEXTS[2]}\r\n", encoding="utf-8")  # CRLF, a blank
     assert main(["similarity", "--model", str(model_dir), "--pairs", str(pairs)]) == 0
     from_file = capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO(pairs.read_text(encoding="utf-8")))

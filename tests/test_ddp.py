@@ -101,3 +101,41 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_na
     weights = load_safetensors(tmp_path / "weights.safetensors")
     for name, tensor in encoder.state_dict().items():
         torch.testing.assert_close(weights[name], tensor, rtol=1e-3, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def _edge_worker(rank: int, world: int, folder: str) -> None:
+    from datetime import timedelta
+
+    from sentsim.training.losses import CoSENTLoss, InBatchNegativesLoss
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world, timeout=timedelta(seconds=20)
+    )
+    results = {}
+    try:
+        torch.manual_seed(0)
+        a, b, scores = torch.randn(4, 8), torch.randn(4, 8), torch.rand(4)
+        if rank == 0:  # a loss on one rank only (e.g. a validation loss): gather=False never waits for the others
+            results["local"] = float(CoSENTLoss(gather=False)(a, b, labels=scores))
+        dist.barrier()
+        size = 4 if rank == 0 else 3  # uneven per-rank batches: a clear error, not an abort
+        try:
+            InBatchNegativesLoss()(torch.randn(size, 8), torch.randn(size, 8))
+        except ValueError as error:
+            results["uneven"] = str(error)
+        with open(os.path.join(folder, f"edge{rank}.json"), "w") as handle:
+            json.dump(results, handle)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_loss_on_one_rank_and_uneven_batches(tmp_path):
+    from sentsim.training.losses import CoSENTLoss
+
+    mp.spawn(_edge_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"edge{r}.json").read_text()) for r in range(2)]
+    torch.manual_seed(0)
+    a, b, scores = torch.randn(4, 8), torch.randn(4, 8), torch.rand(4)
+    assert ranks[0]["local"] == pytest.approx(float(CoSENTLoss()(a, b, labels=scores)))  # as in one process
+    for result in ranks:
+        assert result["uneven"] == "every DDP rank must give the same batch size; got [4, 3]"

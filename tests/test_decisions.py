@@ -292,6 +292,10 @@ def test_few_shot_save_and_load(tmp_path):
         assert loaded.predict("t3") == loaded.predict(["t3"])[0]
         np.testing.assert_array_equal(loaded.scores(np.str_("t3")), loaded.scores(["t3"])[0])
         np.testing.assert_array_equal(loaded.predict_proba("t3"), loaded.predict_proba(["t3"])[0])
+        assert loaded.predict(np.array("t3", dtype=object)) == loaded.predict(["t3"])[0]
+        vector = encoder.encode(["t3"], normalize=True)  # (1, dim): one embedding, as a 1-D vector
+        assert loaded.predict(vector[0]) == loaded.predict(vector)[0]
+        np.testing.assert_array_equal(loaded.scores(vector[0]), loaded.scores(vector)[0])
     loaded.strategy = "knn"
     assert loaded.support() == classifier.support()  # threshold sits exactly on a score
     (tmp_path / "notes").mkdir()

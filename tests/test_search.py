@@ -1069,9 +1069,15 @@ def test_cli_documents_on_stdin_as_json_lines_or_text_lines(tmp_path, capsys, mo
     assert json.loads(capsys.readouterr().out)["documents"] == len(TEXTS)
     with DocumentIndex.open(folder) as index:
         assert index.get("d1") == (TEXTS[1], META[1])
-    monkeypatch.setattr("sys.stdin", io.StringIO("{not json, a text}\none more cat text\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("a plain text: {not json}\none more cat text\n"))
     assert main(["index", "add", folder, "--docs", "-", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["documents"] == len(TEXTS) + 2
+    pretty = json.dumps([{"id": "p", "text": "a cat"}], indent=2)  # an array, pretty-printed: not JSON Lines
+    monkeypatch.setattr("sys.stdin", io.StringIO(pretty))
+    assert main(["index", "add", folder, "--docs", "-", "--no-progress"]) == 2
+    assert "starts like JSON but is not JSON Lines (one object a line); e.g. pipe through `jq -c" in (
+        capsys.readouterr().err
+    )
     monkeypatch.setattr("sys.stdin", io.StringIO('{"id": "x", "text": "ok"}\n{"id": "y"}\n'))
     assert main(["index", "add", folder, "--docs", "-", "--no-progress"]) == 2
     assert "standard input" in capsys.readouterr().err
@@ -1115,3 +1121,34 @@ def test_an_index_records_where_its_encoder_was_loaded_from(tmp_path):
     with pytest.raises(ModelMismatchError, match="now differs in weights_sha256 .*pass the encoder the index was"):
         DocumentIndex.open(tmp_path / "tuned")
     DocumentIndex.open(tmp_path / "tuned", encoder).close()
+
+
+def test_the_recorded_model_is_absolute_and_follows_save_pretrained(tmp_path, monkeypatch):
+    from sentsim import SentenceEncoder
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    toy_encoder().save_pretrained(tmp_path / "a" / "model")
+    toy_encoder(seed=1).save_pretrained(tmp_path / "b" / "model")  # same relative name, another model
+    monkeypatch.chdir(tmp_path / "a")
+    encoder = SentenceEncoder.from_pretrained("model")  # relative to a/
+    assert encoder.name_or_path == str((tmp_path / "a" / "model").resolve())
+    monkeypatch.chdir(tmp_path / "b")
+    with DocumentIndex.create(tmp_path / "idx", encoder) as index:  # created from b/: still a/model
+        assert index.manifest["model"]["name"] == str((tmp_path / "a" / "model").resolve())
+    encoder.save_pretrained(tmp_path / "copy")
+    assert encoder.name_or_path == str((tmp_path / "copy").resolve())
+
+
+def test_a_newer_manifest_format_is_reported_before_its_fields(encoder, tmp_path):
+    from sentsim.search.manifest import read_manifest
+
+    DocumentIndex.create(tmp_path / "idx", encoder).close()
+    path = tmp_path / "idx" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps(manifest | {"format": 3, "chunk_overlap": None}))  # a field a newer format changed
+    with pytest.raises(IndexCorruptedError, match="index format 3 is newer than this sentsim reads"):
+        read_manifest(tmp_path / "idx")
+    path.write_text(json.dumps(manifest | {"format": "2"}))
+    with pytest.raises(IndexCorruptedError, match="'format' must be an int, got '2'"):
+        read_manifest(tmp_path / "idx")

@@ -468,5 +468,7 @@ def test_cli_loss_options_reach_the_loss(tmp_path, capsys, monkeypatch):
     assert (seen[0].margin, seen[0].distance, seen[0].batch_hard) == (0.25, "cosine", True)
     assert main([*command, "--loss-options", '{"temperature": 0.1}']) == 2
     assert "--loss-options: the triplet loss has no option 'temperature'" in capsys.readouterr().err
+    assert main([*command, "--loss-options", '{"name": "x"}']) == 2
+    assert "--loss-options: the triplet loss has no option 'name'" in capsys.readouterr().err
     assert main([*command, "--loss-options", '{"margin": -1}']) == 2
     assert "margin" in capsys.readouterr().err

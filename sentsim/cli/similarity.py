@@ -54,7 +54,7 @@ def _read_pairs(source: str) -> tuple[list[str], list[str]]:
         raise FileNotFoundError(f"{source}: no such file")
     left, right = [], []
     for number, line in enumerate(iter_lines(source), start=1):
-        if not line:
+        if not line.strip():
             continue
         fields = line.split("\t")
         if len(fields) != 2:

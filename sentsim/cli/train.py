@@ -121,9 +121,9 @@ def _loss(name: str, options: dict):
     try:
         return make_loss(name, **options)
     except TypeError as error:
-        if "unexpected keyword argument" in str(error):
+        if "unexpected keyword argument" in str(error) or "multiple values" in str(error):
             raise ValueError(f"--loss-options: the {name} loss has no option {str(error).split()[-1]}") from None
-        raise
+        raise ValueError(f"--loss-options: {error}") from None
 
 
 def _prompts(text: str) -> str | dict:

@@ -38,7 +38,13 @@ def read_documents(
     """
     stdin = isinstance(source, (str, Path)) and str(source) == "-"
     lines = read_lines("-") if stdin else None
-    if stdin and not is_json_object(next((line for line in lines if line.strip()), "")):
+    first = next((line for line in lines if line.strip()), "") if stdin else ""
+    if stdin and not is_json_object(first):
+        if first.lstrip().startswith(("{", "[")):  # pretty-printed JSON or an array, not one object a line
+            raise ValueError(
+                "standard input starts like JSON but is not JSON Lines (one object a line); "
+                "e.g. pipe through `jq -c '.[]'`"
+            )
         return _text_lines(lines)
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".txt":
         path = Path(source)

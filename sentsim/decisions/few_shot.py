@@ -153,10 +153,10 @@ class FewShotClassifier:
 
     def scores(self, texts: str | Sequence[str] | np.ndarray) -> np.ndarray:
         """Score of each text (or embedding row) for each class, ``(n, len(classes))``: cosine
-        (``prototype``, ``knn``) or probability (``logistic``); ``(len(classes),)`` for one string."""
-        texts = single_text(texts)
-        if isinstance(texts, str):
-            return self.scores([texts])[0]
+        (``prototype``, ``knn``) or probability (``logistic``); ``(len(classes),)`` for one string or embedding."""
+        one = _as_batch_of_one(texts)
+        if one is not None:
+            return self.scores(one)[0]
         if not self._labels:
             raise RuntimeError("the support set is empty: add_examples() first")
         queries = self._queries(texts)
@@ -177,20 +177,20 @@ class FewShotClassifier:
 
     def predict_proba(self, texts: str | Sequence[str] | np.ndarray) -> np.ndarray:
         """Class probabilities, ``(n, len(classes))``, rows sum to 1: the head's (``logistic``) or a
-        softmax over classes of ``scores / temperature``; ``(len(classes),)`` for one string."""
-        texts = single_text(texts)
-        if isinstance(texts, str):
-            return self.predict_proba([texts])[0]
+        softmax over classes of ``scores / temperature``; ``(len(classes),)`` for one string or embedding."""
+        one = _as_batch_of_one(texts)
+        if one is not None:
+            return self.predict_proba(one)[0]
         if self.strategy == "logistic":
             return self.scores(texts)
         return torch.softmax(torch.from_numpy(self.scores(texts)) / self.temperature, dim=1).numpy()
 
     def predict(self, texts: str | Sequence[str] | np.ndarray) -> list[Label] | Label:
         """The best class of each text, or ``unknown_label`` where its score is under ``threshold``
-        (one label for one string)."""
-        texts = single_text(texts)
-        if isinstance(texts, str):
-            return self.predict([texts])[0]
+        (one label for one string or embedding)."""
+        one = _as_batch_of_one(texts)
+        if one is not None:
+            return self.predict(one)[0]
         scores = self.scores(texts)
         classes = self.classes
         best = scores.argmax(axis=1)
@@ -329,3 +329,13 @@ def _check_finite(embeddings: np.ndarray, name: str) -> None:
     bad = nonfinite_row(embeddings)
     if bad is not None:
         raise ValueError(f"{name} row {bad} holds NaN or infinity")
+
+
+def _as_batch_of_one(texts: object) -> list[str] | np.ndarray | None:
+    """One query (a string, or a 1-D embedding) as a batch of one; None for a batch."""
+    texts = single_text(texts)
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, np.ndarray) and texts.dtype.kind == "f" and texts.ndim == 1:
+        return texts[None, :]
+    return None

@@ -31,14 +31,16 @@ def _check_manifest(manifest: object, path: Path) -> None:
     fields = {"model": dict, "metric": str, "backend": str, "chunk_size": (int, type(None)), "chunk_overlap": int}
     if not isinstance(manifest, dict):
         raise IndexCorruptedError(f"{path} is not a sentsim index manifest: expected a JSON object")
+    written = manifest.get("format", 1)
+    if not is_integer(written) or isinstance(written, bool):
+        raise IndexCorruptedError(f"{path}: 'format' must be an int, got {written!r}")
+    if written > MANIFEST_FORMAT:  # before the fields: a newer format may have changed them
+        raise IndexCorruptedError(
+            f"{path}: index format {written} is newer than this sentsim reads ({MANIFEST_FORMAT}); upgrade sentsim"
+        )
     for name, kind in fields.items():
         if name not in manifest or not isinstance(manifest[name], kind) or isinstance(manifest[name], bool):
             raise IndexCorruptedError(f"{path}: {name!r} is missing or has the wrong type ({manifest.get(name)!r})")
-    written = manifest.get("format", 1)
-    if not is_integer(written) or written > MANIFEST_FORMAT:
-        raise IndexCorruptedError(
-            f"{path}: index format {written!r} is newer than this sentsim reads ({MANIFEST_FORMAT}); upgrade sentsim"
-        )
     if manifest["metric"] not in {metric.value for metric in Metric}:
         raise IndexCorruptedError(f"{path}: unknown metric {manifest['metric']!r}")
     if not is_integer(manifest["model"].get("dim")):

@@ -46,6 +46,10 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
     _, world = rank_and_world()
     if world == 1:
         return tensor
+    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([len(tensor)], device=tensor.device))
+    if len({int(size) for size in sizes}) > 1:  # all_gather needs equal shapes (gloo aborts, NCCL may hang)
+        raise ValueError(f"every DDP rank must give the same batch size; got {[int(s) for s in sizes]}")
     if not tensor.is_floating_point():
         pieces = [torch.empty_like(tensor) for _ in range(world)]
         dist.all_gather(pieces, tensor.contiguous())

@@ -55,7 +55,8 @@ def _prepare_here(output: Path, run: dict, resume: bool) -> bool:
         if not checkpointed and not existing.exists():
             raise ValueError(f"nothing to resume in {output}: it has no {CHECKPOINT_DIR}/")
         saved = read_checkpoint_run(output / CHECKPOINT_DIR) if checkpointed else _read_json(existing)
-        for part, key in (("data", "digest"), ("model", "max_seq_length")):  # absent from runs of earlier versions
+        # absent from runs of earlier versions
+        for part, key in (("data", "digest"), ("model", "max_seq_length"), ("loss", "gather")):
             if key not in saved.get(part, {}):
                 run = run | {part: {k: v for k, v in run[part].items() if k != key}}
         different = sorted(key for key in run if saved.get(key) != run[key])

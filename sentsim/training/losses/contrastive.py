@@ -30,15 +30,20 @@ class ContrastiveLoss(nn.Module):
         margin: distance beyond which dissimilar pairs cost nothing (0.5 suits cosine distance).
         distance: ``"cosine"`` (``1 - cos``) or ``"euclidean"``.
         online: use only the hard pairs of the batch (under DDP, of the global batch).
+        gather: with ``online``, mine the pairs of every DDP rank together (needs every rank to
+            call the loss; ignored without torch.distributed).
     """
 
     columns = ("sentence1", "sentence2")
     target = "label"
 
-    def __init__(self, margin: float = 0.5, distance: str = "cosine", online: bool = False) -> None:
+    def __init__(
+        self, margin: float = 0.5, distance: str = "cosine", online: bool = False, gather: bool = True
+    ) -> None:
         super().__init__()
         self.margin = positive_number("margin", margin)
         self.distance, self.online = check_distance(distance), check_flag("online", online)
+        self.gather = check_flag("gather", gather)
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
@@ -48,7 +53,8 @@ class ContrastiveLoss(nn.Module):
         distances = pair_distance(anchor.float(), positive.float(), self.distance)  # (B,)
         similar = labels.float()
         if self.online:
-            distances, labels = gather_batch(distances, labels)
+            if self.gather:
+                distances, labels = gather_batch(distances, labels)
             return self._online(distances, labels.bool())
         losses = similar * distances.pow(2) + (1 - similar) * F.relu(self.margin - distances).pow(2)
         return 0.5 * losses.mean()

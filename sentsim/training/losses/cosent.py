@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sentsim.inputs import positive_number
+from sentsim.inputs import check_flag, positive_number
 from sentsim.training.distributed import gather_batch
 
 
@@ -25,14 +25,17 @@ class CoSENTLoss(nn.Module):
 
     Args:
         scale: inverse temperature applied to cosine differences (20 as in the paper).
+        gather: rank the pairs of every DDP rank together (needs every rank to call the loss;
+            ignored without torch.distributed).
     """
 
     columns = ("sentence1", "sentence2")
     target = "score"
 
-    def __init__(self, scale: float = 20.0) -> None:
+    def __init__(self, scale: float = 20.0, gather: bool = True) -> None:
         super().__init__()
         self.scale = positive_number("scale", scale)
+        self.gather = check_flag("gather", gather)
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
@@ -40,7 +43,8 @@ class CoSENTLoss(nn.Module):
         if labels is None:
             raise ValueError("CoSENTLoss needs a score per pair")
         cosine = F.cosine_similarity(anchor.float(), positive.float(), dim=-1) * self.scale  # (B,)
-        cosine, labels = gather_batch(cosine, labels)  # (world * B,)
+        if self.gather:
+            cosine, labels = gather_batch(cosine, labels)  # (world * B,)
         differences = cosine[None, :] - cosine[:, None]  # (B, B): cos_j - cos_i
         ordered = labels[:, None] > labels[None, :]  # score_i > score_j
         differences = differences.masked_fill(~ordered, float("-inf")).flatten()

@@ -27,15 +27,20 @@ class TripletLoss(nn.Module):
         margin: how much closer the positive must be (5 for euclidean, 0.5 for cosine are common).
         distance: ``"euclidean"`` or ``"cosine"`` (``1 - cos``).
         batch_hard: mine the hardest in-batch negative for each anchor (under DDP, in the global batch).
+        gather: with ``batch_hard``, mine in the batches of every DDP rank together (needs every
+            rank to call the loss; ignored without torch.distributed).
     """
 
     columns = ("anchor", "positive", "negative")
     target = None
 
-    def __init__(self, margin: float = 5.0, distance: str = "euclidean", batch_hard: bool = False) -> None:
+    def __init__(
+        self, margin: float = 5.0, distance: str = "euclidean", batch_hard: bool = False, gather: bool = True
+    ) -> None:
         super().__init__()
         self.margin = positive_number("margin", margin, allow_zero=True)
         self.distance, self.batch_hard = check_distance(distance), check_flag("batch_hard", batch_hard)
+        self.gather = check_flag("gather", gather)
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
@@ -43,7 +48,7 @@ class TripletLoss(nn.Module):
         if negative is None:
             raise ValueError("TripletLoss needs a negative for each anchor")
         anchor, positive, negative = anchor.float(), positive.float(), negative.float()
-        if self.batch_hard:  # mined in the global batch under DDP
+        if self.batch_hard and self.gather:  # mined in the global batch under DDP
             anchor, positive, negative = gather_batch(anchor, positive, negative)
         to_positive = pair_distance(anchor, positive, self.distance)  # (B,)
         if self.batch_hard:
