@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from sentsim.atomic import holds_other_files
@@ -103,22 +104,23 @@ def refuse_named(source: str, expected: str, hint: str = "") -> None:
 
 def read_scored_pairs(source: str, args: argparse.Namespace, split: str | None = None) -> SentencePairs:
     """``stsb:SPLIT`` or any source :func:`read_sts` reads (``split`` of a Hub dataset or DatasetDict)."""
-    named = named_set(source)
-    if named is None:
-        return read_sts(source, split=split)
-    if named[0] != "stsb":
-        refuse_named(source, "scored pairs")
-    return load_stsb(named[1], data_dir=args.data_dir)
+    return _named_or_file(source, args, "stsb", lambda: read_sts(source, split=split))
 
 
 def read_texts_with_labels(source: str, args: argparse.Namespace, split: str | None = None) -> LabelledTexts:
     """``clinc150:SPLIT`` or any source :func:`read_labelled_texts` reads (``split`` as above)."""
+    return _named_or_file(source, args, "clinc150", lambda: read_labelled_texts(source, split=split))
+
+
+def _named_or_file(source: str, args: argparse.Namespace, wanted: str, read_file: Callable[[], object]):
+    """The named set ``wanted`` when ``source`` names it (another named set is refused), else ``read_file()``."""
     named = named_set(source)
     if named is None:
-        return read_labelled_texts(source, split=split)
-    if named[0] != "clinc150":
-        refuse_named(source, "labelled texts")
-    return load_clinc150(named[1], data_dir=args.data_dir)
+        return read_file()
+    if named[0] != wanted:
+        refuse_named(source, NAMED_SETS[wanted])
+    loader = load_stsb if wanted == "stsb" else load_clinc150
+    return loader(named[1], data_dir=args.data_dir)
 
 
 def emit(results: dict, args: argparse.Namespace, summary: str) -> None:
