@@ -304,6 +304,8 @@ def test_few_shot_save_and_load(tmp_path):
         classifier.save(tmp_path / "notes")
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
     classifier.save(tmp_path / "clf")  # its own folder: replaced
+    (tmp_path / "clf").rename(tmp_path / ".clf.abcd1234.ready")  # a save killed between its two renames
+    assert FewShotClassifier.load(tmp_path / "clf", encoder).classes == classifier.classes  # put back
     config = json.loads((tmp_path / "clf" / "few_shot.json").read_text())
     for broken in ([], {key: value for key, value in config.items() if key != "k"}):
         (tmp_path / "clf" / "few_shot.json").write_text(json.dumps(broken))

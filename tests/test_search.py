@@ -1152,3 +1152,27 @@ def test_a_newer_manifest_format_is_reported_before_its_fields(encoder, tmp_path
     path.write_text(json.dumps(manifest | {"format": "2"}))
     with pytest.raises(IndexCorruptedError, match="'format' must be an int, got '2'"):
         read_manifest(tmp_path / "idx")
+
+
+def test_open_puts_back_an_index_that_a_crash_left_between_two_renames(encoder, tmp_path):
+    with DocumentIndex.create(tmp_path / "built", encoder) as index:
+        index.add(TEXTS[:3], ids=IDS[:3])
+    (tmp_path / "built").rename(tmp_path / ".idx.abcd1234.ready")  # build --overwrite killed: no idx/ yet
+    with DocumentIndex.open(tmp_path / "idx", encoder) as index:
+        assert len(index) == 3 and index.search(TEXTS[0], k=1)[0].id == IDS[0]
+
+
+def test_an_interrupt_inside_a_write_transaction_releases_the_database(index, monkeypatch):
+    from sentsim.search.store import _Transaction
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Transaction, "bump", interrupted)  # Ctrl-C between the changes and the commit
+    with pytest.raises(KeyboardInterrupt):
+        index.delete([IDS[0]])
+    monkeypatch.undo()
+    assert not index.store.db.in_transaction  # rolled back: other handles and processes can write
+    assert index.delete([IDS[0]]) == 1 and index.get(IDS[0]) is None
+    with index._lock.writing():  # the handle's own write lock was released too
+        pass

@@ -473,3 +473,12 @@ def test_cli_loss_options_reach_the_loss(tmp_path, capsys, monkeypatch):
     assert "--loss-options: the triplet loss has no option 'name'" in capsys.readouterr().err
     assert main([*command, "--loss-options", '{"margin": -1}']) == 2
     assert "margin" in capsys.readouterr().err
+
+
+def test_a_start_killed_while_writing_run_json_can_start_again(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".run.json.k2j4h1x9.tmp").write_text('{"mod')  # the torn temporary file
+    data = load_training_data(columns(toy_pairs()))
+    config = TrainingConfig(epochs=1, batch_size=8, **QUIET)
+    result = train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run")
+    assert result.steps > 0 and not list((tmp_path / "run").glob(".run.json.*.tmp"))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sentsim._version import __version__
-from sentsim.atomic import atomic_folder, check_replaceable
+from sentsim.atomic import atomic_folder, check_replaceable, recover_folder
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
@@ -266,6 +266,7 @@ class FewShotClassifier:
     def load(cls, folder: str | Path, encoder) -> FewShotClassifier:
         """Read a classifier saved by :meth:`save`; the support set is re-embedded if ``encoder`` has another dimension."""
         folder = Path(folder)
+        recover_folder(folder)  # a save that a crash interrupted between its two renames
         try:
             config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
             settings = {name: config[name] for name in ("strategy", "k", "threshold", "unknown_label", "temperature")}

@@ -20,7 +20,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from sentsim._version import __version__
-from sentsim.atomic import write_text_atomic
+from sentsim.atomic import recover_folder, write_text_atomic
 from sentsim.inputs import positive_int, single_text, validate_texts
 from sentsim.prompts import search_prompts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
@@ -145,6 +145,7 @@ class DocumentIndex:
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(f"{folder} is a file, not an index folder")
+        recover_folder(folder)  # a build --overwrite that a crash interrupted between its two renames
         manifest = read_manifest(folder)
         encoder = manifest_encoder(folder, manifest["model"], encoder, device)
         store = DocumentStore(folder / DATABASE)

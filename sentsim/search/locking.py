@@ -41,16 +41,19 @@ class ReadWriteLock:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        with self._condition:
-            while self._writer or self._readers:
-                self._condition.wait()
-            self._writer = True
-        try:
+        acquired = False
+        try:  # an interrupt anywhere after the flag is set still releases it
+            with self._condition:
+                while self._writer or self._readers:
+                    self._condition.wait()
+                acquired = True
+                self._writer = True
             yield
         finally:
-            with self._condition:
-                self._writer = False
-                self._condition.notify_all()
+            if acquired:
+                with self._condition:
+                    self._writer = False
+                    self._condition.notify_all()
 
 
 @contextmanager

@@ -216,7 +216,11 @@ class _Transaction:
 
     def __enter__(self) -> _Transaction:
         self.store.db.execute("BEGIN IMMEDIATE")
-        self._changes_before = self.store.db.total_changes
+        try:  # a Ctrl-C here must not leave the write lock held (__exit__ would not run)
+            self._changes_before = self.store.db.total_changes
+        except BaseException:
+            self._roll_back()
+            raise
         return self
 
     def bump(self) -> int:
@@ -228,12 +232,20 @@ class _Transaction:
         return self.generation
 
     def __exit__(self, kind, value, traceback) -> None:
-        if kind is not None or self.store.db.total_changes == self._changes_before:
+        try:
+            if kind is not None or self.store.db.total_changes == self._changes_before:
+                self._roll_back()
+                return
+            self.bump()
+            self.store.db.execute("COMMIT")
+        except BaseException:  # e.g. Ctrl-C between the bump and the commit
+            self._roll_back()
+            raise
+
+    def _roll_back(self) -> None:
+        if self.store.db.in_transaction:
             self.store.db.execute("ROLLBACK")
-            self.changed, self.generation = False, self.store.generation
-            return
-        self.bump()
-        self.store.db.execute("COMMIT")
+        self.changed, self.generation = False, self.store.generation
 
 
 class IndexCorruptedError(OSError):

@@ -73,6 +73,8 @@ def _prepare_here(output: Path, run: dict, resume: bool) -> bool:
             f"{output} already holds a training run; resume it (resume=True; sentsim train --resume DIR, "
             "sentsim distill --resume), or choose a new output folder"
         )
+    for leftover in output.glob(f".{RUN_FILE}.*.tmp"):  # a start that a crash interrupted while writing run.json
+        leftover.unlink()
     if output.exists() and any(output.iterdir()):
         raise ValueError(f"output folder {output} exists and is not empty")
     output.mkdir(parents=True, exist_ok=True)

@@ -163,7 +163,13 @@ def train(
                 logged = len(running)
             if config.eval_steps and state.global_step % config.eval_steps == 0 and evaluator is not None:
                 stopped_early = _evaluate(encoder, evaluator, state, config, best_dir, metrics)
-            if config.checkpoint_steps and state.global_step % config.checkpoint_steps == 0 and writes:
+            end_of_epoch = batch == batches_per_epoch - 1  # checkpointed below, after the epoch's evaluation
+            if (
+                config.checkpoint_steps
+                and state.global_step % config.checkpoint_steps == 0
+                and writes
+                and not end_of_epoch
+            ):
                 checkpoint()
             if stopped_early:
                 break
