@@ -1176,3 +1176,26 @@ def test_an_interrupt_inside_a_write_transaction_releases_the_database(index, mo
     assert index.delete([IDS[0]]) == 1 and index.get(IDS[0]) is None
     with index._lock.writing():  # the handle's own write lock was released too
         pass
+
+
+def test_a_file_saved_by_a_lost_transaction_is_not_taken_for_a_later_write(encoder, tmp_path, monkeypatch):
+    index = DocumentIndex.create(tmp_path / "hnsw", encoder, backend="hnsw")
+    index.add(TEXTS, ids=IDS, metadata=META)
+    manifest_path = tmp_path / "hnsw" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    # compact() killed after saving its files (generation + 1) but before its commit: the database stays behind
+    manifest_path.write_text(json.dumps(manifest | {"generation": manifest["generation"] + 1}))
+    index.close()
+    writer = DocumentIndex.open(tmp_path / "hnsw", encoder)  # rebuilds: generations differ
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    manifest_path.write_text(json.dumps(manifest | {"generation": manifest["generation"] + 1}))
+    with monkeypatch.context() as patch:  # the next write commits generation + 1 and cannot save its file
+        patch.setattr(VectorBackend, "save", full_disk)
+        writer.upsert(["a parrot talks all day"], ids=[IDS[0]])
+    writer.close()
+    with DocumentIndex.open(tmp_path / "hnsw", encoder) as reopened:  # same generation, older file: rebuilt
+        assert reopened.search("a parrot talks all day", k=1)[0].id == IDS[0]
+        assert reopened.get(IDS[0])[0] == "a parrot talks all day"

@@ -95,6 +95,10 @@ class FaissMirror:
             if manifest.get("generation") != generation:
                 logger.info("the FAISS file is older than the database (an interrupted write): rebuilding it")
                 return False
+            next_id = int(self.store.setting("next_vector_id", "0"))
+            if manifest.get("next_vector_id", next_id) != next_id:  # (absent: written by an earlier sentsim)
+                logger.warning("the FAISS file does not hold the database's latest vectors: rebuilding it")
+                return False
             backend = None
             if manifest.get("factory") and path.exists():
                 try:
@@ -195,6 +199,9 @@ class FaissMirror:
             self.backend.save(self.folder / FAISS_FILE)
         self.manifest["generation"] = self.generation
         self.manifest["tombstones"] = sorted(self.backend.tombstones) if self.backend is not None else []
+        # what the file holds, beside the generation: a manifest written inside a transaction that a crash
+        # then lost names a generation another write may reach without this file
+        self.manifest["next_vector_id"] = int(self.store.setting("next_vector_id", "0"))
         write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
 
     def _new_backend(self, vectors: int) -> VectorBackend:
