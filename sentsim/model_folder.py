@@ -12,10 +12,8 @@ sentence-transformers loads::
     config_sentence_transformers.json                 prompts, default prompt name (read from here)
     config_sentsim.json                               sentsim's own description and version stamp
 
-An LSTM encoder keeps its prompts in ``config_sentsim.json``.
-
-An LSTM encoder keeps its weights and ``tokenizer.json`` at the root and is described by
-``config_sentsim.json`` alone (sentence-transformers cannot load it).
+An LSTM encoder keeps its weights and ``tokenizer.json`` at the root and is described, prompts
+included, by ``config_sentsim.json`` alone (sentence-transformers cannot load it).
 """
 
 from __future__ import annotations
@@ -146,13 +144,12 @@ def _load_sentsim(folder: Path, *, max_seq_length: int | None, trust_remote_code
         dense = Dense.load(folder / DENSE_DIR, DenseConfig(**config["dense"]))
     # a transformer's prompts are where sentence-transformers reads (and a user edits) them
     prompt_file = folder / ST_CONFIG if config["tower"] == "transformer" else folder / SENTSIM_CONFIG
-    prompt_config = _read_json(prompt_file) if prompt_file.exists() else {}
     return EncoderParts(
         tower,
         Pooling.parse(config.get("pooling", "mean")),
         bool(config.get("normalize")),
         dense,
-        *_prompts(prompt_config, prompt_file),
+        *_read_prompts(prompt_file),
         include_prompt=config.get("include_prompt", True) is not False,
     )
 
@@ -188,14 +185,15 @@ def _load_sentence_transformers(folder: Path, *, max_seq_length: int | None, tru
             )
     if tower is None:
         raise ValueError(f"{folder / 'modules.json'} lists no Transformer module")
-    st_config = _read_json(folder / ST_CONFIG) if (folder / ST_CONFIG).exists() else {}
-    prompts = _prompts(st_config, folder / ST_CONFIG)
-    return EncoderParts(tower, pooling, normalize, dense, *prompts, include_prompt=include_prompt)
+    return EncoderParts(
+        tower, pooling, normalize, dense, *_read_prompts(folder / ST_CONFIG), include_prompt=include_prompt
+    )
 
 
-def _prompts(config: dict, file: Path) -> tuple[dict[str, str], str | None]:
-    """The ``prompts`` and ``default_prompt_name`` of a model config, checked (a null prompt is "",
-    as sentence-transformers reads it)."""
+def _read_prompts(file: Path) -> tuple[dict[str, str], str | None]:
+    """The ``prompts`` and ``default_prompt_name`` of a model config ``file`` (none without one), checked
+    (a null prompt is "", as sentence-transformers reads it)."""
+    config = _read_json(file) if file.exists() else {}
     default_prompt_name = config.get("default_prompt_name")
     prompts = config.get("prompts")
     if isinstance(prompts, dict):

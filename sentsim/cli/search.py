@@ -149,18 +149,8 @@ def run_build(args: argparse.Namespace) -> int:
         index.close()
         for leftover in ("documents.sqlite-wal", "documents.sqlite-shm"):
             (staging / leftover).unlink(missing_ok=True)
-    index = DocumentIndex.open(output, encoder)
-    print(
-        json.dumps(
-            {
-                "index": str(output),
-                "documents": len(index),
-                "chunks": index.backend.size if index.backend else 0,
-                "factory": index.manifest["factory"],
-            }
-        )
-    )
-    index.close()
+    with DocumentIndex.open(output, encoder) as index:
+        print(_summary(output, index))
     return 0
 
 
@@ -185,13 +175,16 @@ def run_delete(args: argparse.Namespace) -> int:
 def run_compact(args: argparse.Namespace) -> int:
     with DocumentIndex.open(args.folder, args.model) as index:
         index.compact()
-        size = index.backend.size if index.backend else 0
-        print(
-            json.dumps(
-                {"index": args.folder, "documents": len(index), "chunks": size, "factory": index.manifest["factory"]}
-            )
-        )
+        print(_summary(args.folder, index))
     return 0
+
+
+def _summary(folder: str | Path, index: DocumentIndex) -> str:
+    """The JSON line of a built or compacted index: documents, chunks (vectors) and FAISS factory."""
+    chunks = index.backend.size if index.backend else 0
+    return json.dumps(
+        {"index": str(folder), "documents": len(index), "chunks": chunks, "factory": index.manifest["factory"]}
+    )
 
 
 def run_search(args: argparse.Namespace) -> int:

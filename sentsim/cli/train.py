@@ -237,6 +237,9 @@ def run_train(args: argparse.Namespace) -> int:
     output = _run_folder(args)
     if args.lstm_from and args.model:
         raise ValueError(f"--model {args.model} and --lstm-from {args.lstm_from} both choose the tower; give one")
+    lstm_options = _lstm_options_given(args)
+    if lstm_options and not args.lstm_from:
+        raise ValueError(f"{', '.join(lstm_options)} shape an LSTM tower: add --lstm-from MODEL")
     loss = _loss(args.loss, args.loss_options)  # before the data and the model load
     check_split_used(args.split, [args.train])
     named = named_set(args.train)
@@ -251,8 +254,6 @@ def run_train(args: argparse.Namespace) -> int:
     data = load_training_data(
         source, split=args.split or "train", columns=args.columns, score_range=score_range, prompts=args.prompts
     )
-    if not args.lstm_from and _lstm_options_given(args):
-        raise ValueError(f"{', '.join(_lstm_options_given(args))} shape an LSTM tower: add --lstm-from MODEL")
     encoder = _lstm_encoder(args.lstm_from, args, normalize=False, dim=None) if args.lstm_from else load_encoder(args)
     result = train(
         encoder,

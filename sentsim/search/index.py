@@ -22,7 +22,7 @@ from tokenizers import Tokenizer
 from sentsim._version import __version__
 from sentsim.atomic import recover_folder, write_text_atomic
 from sentsim.inputs import positive_int, single_text, validate_texts
-from sentsim.prompts import search_prompts
+from sentsim.prompts import NO_SEARCH_PROMPTS, search_prompts
 from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
 from sentsim.search.chunking import chunk_options, untruncated
 from sentsim.search.filters import filter_sql
@@ -67,7 +67,7 @@ class DocumentIndex:
     @property
     def prompts(self) -> dict[str, str]:
         """The prompts prepended to queries and documents (from the model, when the index was built)."""
-        return self.manifest.get("prompts", {"query": "", "document": ""})  # none in indexes built before prompts
+        return self.manifest.get("prompts", dict(NO_SEARCH_PROMPTS))  # none in indexes built before prompts
 
     # ------------------------------------------------------------ create / open
     @classmethod

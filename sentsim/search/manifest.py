@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from sentsim.inputs import is_integer
+from sentsim.prompts import NO_SEARCH_PROMPTS
 from sentsim.search.mirror import MANIFEST
 from sentsim.search.store import IndexCorruptedError
 from sentsim.similarity import Metric
@@ -45,7 +46,7 @@ def _check_manifest(manifest: object, path: Path) -> None:
         raise IndexCorruptedError(f"{path}: unknown metric {manifest['metric']!r}")
     if not is_integer(manifest["model"].get("dim")):
         raise IndexCorruptedError(f"{path}: model 'dim' is missing or not an int")
-    prompts = manifest.get("prompts", {"query": "", "document": ""})
+    prompts = manifest.get("prompts", NO_SEARCH_PROMPTS)
     if not isinstance(prompts, dict) or any(not isinstance(prompts.get(side), str) for side in ("query", "document")):
         raise IndexCorruptedError(f"{path}: 'prompts' must hold a 'query' and a 'document' text, got {prompts!r}")
     if not isinstance(manifest.get("tombstones", []), list) or not is_integer(manifest.get("generation", 0)):

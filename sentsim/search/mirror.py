@@ -95,7 +95,7 @@ class FaissMirror:
             if manifest.get("generation") != generation:
                 logger.info("the FAISS file is older than the database (an interrupted write): rebuilding it")
                 return False
-            next_id = int(self.store.setting("next_vector_id", "0"))
+            next_id = self.store.next_vector_id
             if manifest.get("next_vector_id", next_id) != next_id:  # (absent: written by an earlier sentsim)
                 logger.warning("the FAISS file does not hold the database's latest vectors: rebuilding it")
                 return False
@@ -201,7 +201,7 @@ class FaissMirror:
         self.manifest["tombstones"] = sorted(self.backend.tombstones) if self.backend is not None else []
         # what the file holds, beside the generation: a manifest written inside a transaction that a crash
         # then lost names a generation another write may reach without this file
-        self.manifest["next_vector_id"] = int(self.store.setting("next_vector_id", "0"))
+        self.manifest["next_vector_id"] = self.store.next_vector_id
         write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
 
     def _new_backend(self, vectors: int) -> VectorBackend:

@@ -100,8 +100,13 @@ class DocumentStore:
         finally:
             self.db.execute("COMMIT")
 
+    @property
+    def next_vector_id(self) -> int:
+        """The id the next stored vector gets (ids are never reused)."""
+        return int(self.setting("next_vector_id", "0"))
+
     def next_vector_ids(self, count: int) -> np.ndarray:
-        first = int(self.setting("next_vector_id", "0"))
+        first = self.next_vector_id
         self.db.execute("INSERT OR REPLACE INTO settings VALUES ('next_vector_id', ?)", (str(first + count),))
         return np.arange(first, first + count, dtype=np.int64)
 

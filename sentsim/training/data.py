@@ -28,6 +28,7 @@ from sentsim.data.sts import COLUMNS as STS_COLUMNS
 from sentsim.data.sts import is_headerless_sts
 from sentsim.data.tables import check_renamed, read_table
 from sentsim.inputs import nonfinite_row
+from sentsim.prompts import with_prompt
 
 TEXT_COLUMNS = ("sentence1", "sentence2", "anchor", "positive", "negative", "text")
 
@@ -93,7 +94,7 @@ def load_training_data(
     if len(lengths) > 1:
         raise ValueError(f"{name}: columns have different lengths: { {k: len(v) for k, v in validated.items()} }")
     for column, prompt in _column_prompts(prompts, validated, name).items():
-        validated[column] = [prompt + text for text in validated[column]]
+        validated[column] = with_prompt(prompt, validated[column])
     return TrainingData(validated, name)
 
 

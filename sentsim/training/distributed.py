@@ -30,26 +30,24 @@ def init_from_environment() -> bool:
     return True
 
 
-def gather_batch(*tensors: Tensor) -> tuple[Tensor, ...]:
-    """Every rank's rows of ``tensors`` (the global batch), for a loss that compares examples
-    across the batch (ranking, mining). Each rank then computes the same loss; with the gathered
-    gradients and DDP's averaging, the update equals that of one process with the global batch."""
-    return tuple(gather_with_grad(tensor) for tensor in tensors)
-
-
-def gather_with_grad(tensor: Tensor) -> Tensor:
-    """All-gather ``tensor`` from every rank, in rank order, differentiably.
-
-    In backward each rank's slice receives the gradients of every rank's loss, so with DDP's
-    gradient averaging the update equals that of one process with the global batch.
-    """
+def gather_batch(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
+    """Every rank's rows of ``tensors`` (the global batch; a None stays None), all-gathered in rank
+    order and differentiably: in backward each rank's slice receives the gradients of every rank's
+    loss. So a loss that compares examples across the batch (in-batch negatives, ranking, mining)
+    sees the global batch, and with DDP's gradient averaging the update equals that of one process
+    with the global batch. Every rank must give the same batch size."""
     _, world = rank_and_world()
     if world == 1:
-        return tensor
-    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(world)]
-    dist.all_gather(sizes, torch.tensor([len(tensor)], device=tensor.device))
+        return tensors
+    first = next(tensor for tensor in tensors if tensor is not None)
+    sizes = [torch.zeros(1, dtype=torch.long, device=first.device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([len(first)], device=first.device))
     if len({int(size) for size in sizes}) > 1:  # all_gather needs equal shapes (gloo aborts, NCCL may hang)
         raise ValueError(f"every DDP rank must give the same batch size; got {[int(s) for s in sizes]}")
+    return tuple(None if tensor is None else _gather(tensor, world) for tensor in tensors)
+
+
+def _gather(tensor: Tensor, world: int) -> Tensor:
     if not tensor.is_floating_point():
         pieces = [torch.empty_like(tensor) for _ in range(world)]
         dist.all_gather(pieces, tensor.contiguous())

@@ -34,10 +34,10 @@ class MetricsLog:
             logger.debug("tensorboard is not installed; metrics go to %s only", METRICS_FILE)
             return
         events = folder / "tensorboard"
-        if start_step == 0 and events.is_dir():  # a run started again: every earlier event is of the failed attempt
-            shutil.rmtree(
-                events
-            )  # (a purge_step relies on file names sorting by time, which writers of one second break)
+        if start_step == 0 and events.is_dir():
+            # a run started again: every earlier event is of the failed attempt. Removed, not purged:
+            # purge_step relies on file names sorting by time, which two writers of one second break
+            shutil.rmtree(events)
         earlier = start_step is not None and events.is_dir() and any(events.iterdir())
         # purge_step hides the earlier attempt's events at steps >= start_step + 1 (logged steps start at 1)
         self._tensorboard = SummaryWriter(str(events), purge_step=start_step + 1 if earlier else None)

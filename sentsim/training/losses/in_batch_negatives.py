@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sentsim.inputs import check_flag, positive_number
-from sentsim.training.distributed import gather_with_grad, rank_and_world
+from sentsim.training.distributed import gather_batch, rank_and_world
 
 
 class InBatchNegativesLoss(nn.Module):
@@ -53,9 +53,7 @@ class InBatchNegativesLoss(nn.Module):
         all_anchors, all_positives, all_groups = anchor, positive, groups
         all_negatives = negative
         if world > 1:
-            all_anchors, all_positives = gather_with_grad(anchor), gather_with_grad(positive)
-            all_groups = gather_with_grad(groups)
-            all_negatives = gather_with_grad(negative) if negative is not None else None
+            all_anchors, all_positives, all_groups, all_negatives = gather_batch(anchor, positive, groups, negative)
         targets = torch.arange(len(anchor), device=anchor.device) + rank * len(anchor)  # (B,)
         loss = self._direction(anchor, all_positives, all_negatives, groups, all_groups, targets)
         if self.symmetric:
