@@ -2,22 +2,32 @@
 
     python benchmarks/bench_encode_pipeline.py --device cuda
 
-For 100k short STS-B sentences: texts/s of the tokenizer alone, of the producer
-(``tokenized_chunks``: tokenize, pack, pin) with one thread and with 8 and 14 tokenizer processes,
-of the consumer alone on pre-built batches (``run_chunks``), and of ``encode`` end to end.
-End to end is bounded by the slower of producer and consumer.
+For ``--n`` short STS-B sentences (and ``--n-long`` texts of 8 sentences), each figure the best
+of two runs after a warm-up (tokenizer processes already started):
+
+- the tokenizer: Rust ``encode_batch_fast`` on all cores, ``TextTokenizer.encode`` (+ ids to
+  flat arrays), and one tokenizer process alone (one thread);
+- the producer (``tokenized_chunks``: tokenize, pack, pin) with 0 (one thread), 4, 8, 12 and 14
+  tokenizer processes, and its latency to the first chunk;
+- the consumer alone on pre-built batches (``run_chunks``), per packed token budget;
+- ``encode`` end to end, per number of tokenizer processes and first-chunk size.
+
+End to end is bounded by the slower of producer and consumer, plus the wait for the first chunk.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA_DIR, best_time, machine, stsb_sentences, timed  # noqa: E402
+from common import DEFAULT_DATA_DIR, best_time, long_texts, machine, stsb_sentences  # noqa: E402
 
 import sentsim.encoding as encoding  # noqa: E402
 from sentsim import SentenceEncoder  # noqa: E402
@@ -28,49 +38,127 @@ def main() -> None:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument(
-        "--workers", type=int, nargs="+", default=[0, 8, 14], help="tokenizer processes to time the producer with"
-    )
+    parser.add_argument("--n-long", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 4, 8, 12, 14], help="tokenizer processes")
+    parser.add_argument("--first-chunks", type=int, nargs="+", default=[encoding.CHUNK, encoding.FIRST_CHUNK])
+    parser.add_argument("--in-flight", type=int, nargs="+", default=[encoding.IN_FLIGHT], help="CUDA batches queued")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[32768, 65536, 131072], help="packed tokens")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     encoder = SentenceEncoder.from_pretrained(args.model, device=args.device)
     device, sentences = encoder.device, stsb_sentences(args.data_dir)
-    texts = [sentences[i % len(sentences)] for i in range(args.n)]
+    sets = {
+        "short": _cycled(sentences, args.n),
+        "long": _cycled(long_texts(sentences, len(sentences) // 8), args.n_long),
+    }
+    texts = sets["short"]
     tokenizer, on_gpu = encoder.tower.tokenizer, device.type == "cuda"
-    packed = encoder._use_packing(None, device, encoding.autocast_dtype(None, device))
     dtype = encoding.autocast_dtype(None, device)
+    packed = encoder._use_packing(None, device, dtype)
     encoder.encode(texts[:20000], show_progress=False)  # warm-up
-    print(f"# encode pipeline, {args.n} short texts, packed={packed}; {machine()}")
+    figures: dict = {"machine": machine(), "cpus": os.cpu_count(), "packed": packed, "n": args.n}
+    print(f"# encode pipeline, {args.n} short texts, packed={packed}; {machine()}, {os.cpu_count()} CPUs", flush=True)
+
     raw = tokenizer.tokenizer
-    _report("Rust encode_batch_fast alone", len(texts), lambda: raw.encode_batch_fast(texts, add_special_tokens=True))
-    _report("tokenizer alone (+ ids to flat arrays)", len(texts), lambda: tokenizer.encode(texts))
-    chunks = []
+    figures["rust_all_cores"] = _rate("Rust encode_batch_fast, all cores", texts, lambda: raw.encode_batch_fast(texts))
+    figures["text_tokenizer"] = _rate("TextTokenizer.encode (+ flat arrays)", texts, lambda: tokenizer.encode(texts))
+    pool = encoding._worker_pool(tokenizer, 1)
+    sample = texts[:16384]
+    figures["one_process"] = len(sample) / min(pool.submit(_time_in_worker, sample).result() for _ in range(3))
+    print(f"one tokenizer process (one thread): {figures['one_process']:.0f} texts/s", flush=True)
+
+    figures["producer"] = []
     for workers in args.workers:
-        seconds = timed(
-            lambda w=workers: chunks.__setitem__(
-                slice(None),
-                encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=on_gpu, workers=w),
+
+        def produce(w=workers) -> list:
+            return list(
+                encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=on_gpu, workers=w)
             )
+
+        produce()  # starts the processes
+        rate = _rate(f"producer, {workers} tokenizer processes", texts, produce)
+        start, chunks = (
+            time.perf_counter(),
+            encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=on_gpu, workers=workers),
         )
-        print(f"producer, {workers} tokenizer processes: {len(texts) / seconds:.0f} texts/s", flush=True)
+        next(chunks)
+        latency = time.perf_counter() - start
+        chunks.close()
+        print(f"  first chunk ready after {1000 * latency:.1f} ms", flush=True)
+        figures["producer"].append({"workers": workers, "texts_per_s": rate, "first_chunk_ms": 1000 * latency})
 
     def embed(batch):
         if isinstance(batch, encoding.PackedBatch):
             return encoder._embed_packed(batch, True)
         return encoder._embed(batch.input_ids, batch.attention_mask, True)
 
-    def consume():
-        with torch.inference_mode():
-            encoding.run_chunks(chunks, embed, device, encoder.dim, lambda start, block: None, lambda n: None, dtype)
+    figures["consumer"] = []
+    for budget in args.budgets if packed else [None]:
+        chunks = list(encoding.tokenized_chunks(texts, tokenizer, 64, budget, packed=packed, pin_memory=on_gpu))
 
-    consume()
-    _report("consumer alone (pre-built batches)", len(texts), consume)
-    _report("encode end to end", len(texts), lambda: encoder.encode(texts, show_progress=False))
+        def consume(chunks=chunks) -> None:
+            with torch.inference_mode():
+                encoding.run_chunks(
+                    chunks, embed, device, encoder.dim, lambda start, block: None, lambda n: None, dtype
+                )
+
+        consume()
+        rate = _rate(f"consumer alone (pre-built batches), token budget {budget}", texts, consume)
+        figures["consumer"].append({"budget": budget, "texts_per_s": rate})
+        del chunks
+
+    figures["end_to_end"] = []
+    automatic, defaults = encoding.tokenizer_workers, (encoding.FIRST_CHUNK, encoding.IN_FLIGHT)
+    grid = [(f, w, q) for f in args.first_chunks for w in args.workers for q in args.in_flight]
+    try:
+        for name, items in sets.items():
+            for first_chunk, workers, in_flight in grid:
+                encoding.FIRST_CHUNK, encoding.IN_FLIGHT = first_chunk, in_flight
+                encoding.tokenizer_workers = lambda count, w=workers: w
+                encoder.encode(items, show_progress=False)
+                rate = _rate(
+                    f"encode end to end, {name}, {workers} processes, first chunk {first_chunk}, in flight {in_flight}",
+                    items,
+                    lambda items=items: encoder.encode(items, show_progress=False),
+                )
+                figures["end_to_end"].append(
+                    {
+                        "texts": name,
+                        "workers": workers,
+                        "first_chunk": first_chunk,
+                        "in_flight": in_flight,
+                        "texts_per_s": rate,
+                    }
+                )
+    finally:
+        encoding.tokenizer_workers, (encoding.FIRST_CHUNK, encoding.IN_FLIGHT) = automatic, defaults
+    for name, items in sets.items():
+        figures[f"default_{name}"] = _rate(
+            f"encode end to end, {name}, defaults ({automatic(len(items))} processes)",
+            items,
+            lambda items=items: encoder.encode(items, show_progress=False),
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
-def _report(what: str, count: int, run) -> None:
-    seconds = best_time(run, 2)
-    print(f"{what}: {count / seconds:.0f} texts/s", flush=True)
+def _time_in_worker(texts: list[str]) -> float:
+    """Seconds one tokenizer process takes for ``texts`` (run inside the process)."""
+    start = time.perf_counter()
+    encoding._encode_in_worker(texts)
+    return time.perf_counter() - start
+
+
+def _cycled(texts: list[str], count: int) -> list[str]:
+    return [texts[i % len(texts)] for i in range(count)]
+
+
+def _rate(what: str, texts: list[str], run) -> float:
+    rate = len(texts) / best_time(run, 2)
+    print(f"{what}: {rate:.0f} texts/s", flush=True)
+    return rate
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 import warnings
 import weakref
 from collections import deque
@@ -38,7 +39,9 @@ from sentsim.tokenization import TextTokenizer, TokenizedBatch
 from sentsim.towers.packed import PackedLayout
 
 CHUNK = 16384  # texts tokenized and length-sorted together
+FIRST_CHUNK = 1024  # the first chunks are smaller (doubling up to CHUNK), so the model starts sooner
 PACKED_TOKENS = 65536  # default token budget of a packed batch
+IN_FLIGHT = 2  # CUDA batches queued ahead of the GPU at most (0: no limit)
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -127,17 +130,16 @@ def tokenized_chunks(
 
 def _tokenized(texts: list[str], tokenizer: TextTokenizer, workers: int) -> Iterator[tuple[int, TokenizedBatch]]:
     """``(start, tokens)`` of each chunk of ``texts``, in order; with processes, at most 3 chunks in flight."""
-    starts = range(0, len(texts), CHUNK)
+    bounds = chunk_bounds(len(texts))
     if workers <= 1:
-        for start in starts:
-            yield start, tokenizer.encode(texts[start : start + CHUNK])
+        for start, stop in bounds:
+            yield start, tokenizer.encode(texts[start:stop])
         return
     pool = _worker_pool(tokenizer, workers)
-    part = -(-CHUNK // workers)  # each chunk is spread over every worker
     pending: deque = deque()  # (start, futures of the chunk's parts)
     try:
-        for start in starts:
-            stop = min(start + CHUNK, len(texts))
+        for start, stop in bounds:
+            part = -(-(stop - start) // workers)  # each chunk is spread over every worker
             parts = [pool.submit(_encode_in_worker, texts[i : min(i + part, stop)]) for i in range(start, stop, part)]
             pending.append((start, parts))
             if len(pending) > 2:  # two chunks in flight
@@ -151,6 +153,16 @@ def _tokenized(texts: list[str], tokenizer: TextTokenizer, workers: int) -> Iter
         for _, parts in pending:
             for future in parts:
                 future.cancel()
+
+
+def chunk_bounds(count: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of each chunk of ``count`` texts: ``FIRST_CHUNK`` texts, then twice as many
+    each time, up to ``CHUNK`` (a small first chunk lets the model start while the rest is tokenized)."""
+    start, size = 0, min(FIRST_CHUNK, CHUNK)
+    while start < count:
+        stop = min(start + size, count)
+        yield start, stop
+        start, size = stop, min(2 * size, CHUNK)
 
 
 def _joined(start: int, parts: list[Future]) -> tuple[int, TokenizedBatch]:
@@ -272,7 +284,7 @@ def run_chunks(
     dtype: torch.dtype | None,
 ) -> int:
     """Embed every batch, gather each chunk on the device in input order, hand it to ``write``."""
-    truncated = 0
+    truncated, queued = 0, deque()
     for chunk in chunks:
         out = torch.empty((chunk.size, dim), dtype=torch.float32, device=device)
         for batch in chunk.batches:
@@ -284,9 +296,22 @@ def run_chunks(
             else:
                 out[torch.from_numpy(batch.rows).to(device)] = embeddings.float()
                 progress(len(batch.rows))
+            if device.type == "cuda" and IN_FLIGHT:
+                queued.append(torch.cuda.Event())
+                queued[-1].record()
+                if len(queued) > IN_FLIGHT:
+                    _wait(queued.popleft())
         write(chunk.start, out)
         truncated += chunk.truncated
     return truncated
+
+
+def _wait(event: torch.cuda.Event) -> None:
+    """Wait for ``event`` without holding the GIL: a thread blocked in a CUDA launch (queue full)
+    holds it and starves the tokenizer thread, so the launching thread stays at most
+    ``IN_FLIGHT`` batches ahead of the GPU."""
+    while not event.query():
+        time.sleep(0.0002)
 
 
 def run_on_devices(

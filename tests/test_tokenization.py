@@ -10,6 +10,7 @@ def test_truncates_and_counts(tokenizer):
     assert [len(ids) for ids in batch.ids] == [5, 4]
     assert batch.truncated == 1
     assert batch.ids[0][0] == tokenizer.token_to_id("[CLS]") and batch.ids[0][-1] == tokenizer.token_to_id("[SEP]")
+    assert TextTokenizer(tokenizer, max_length=4).encode(["a dog", "a dog"]).truncated == 0  # exactly max_length
 
 
 def test_empty_text_keeps_special_tokens(tokenizer):
