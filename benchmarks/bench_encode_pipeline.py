@@ -41,7 +41,6 @@ def main() -> None:
     parser.add_argument("--n-long", type=int, default=20_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 4, 8, 12, 14], help="tokenizer processes")
     parser.add_argument("--first-chunks", type=int, nargs="+", default=[encoding.CHUNK, encoding.FIRST_CHUNK])
-    parser.add_argument("--in-flight", type=int, nargs="+", default=[encoding.IN_FLIGHT], help="CUDA batches queued")
     parser.add_argument("--budgets", type=int, nargs="+", default=[32768, 65536, 131072], help="packed tokens")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -109,30 +108,24 @@ def main() -> None:
         del chunks
 
     figures["end_to_end"] = []
-    automatic, defaults = encoding.tokenizer_workers, (encoding.FIRST_CHUNK, encoding.IN_FLIGHT)
-    grid = [(f, w, q) for f in args.first_chunks for w in args.workers for q in args.in_flight]
+    automatic, first = encoding.tokenizer_workers, encoding.FIRST_CHUNK
     try:
         for name, items in sets.items():
-            for first_chunk, workers, in_flight in grid:
-                encoding.FIRST_CHUNK, encoding.IN_FLIGHT = first_chunk, in_flight
-                encoding.tokenizer_workers = lambda count, w=workers: w
-                encoder.encode(items, show_progress=False)
-                rate = _rate(
-                    f"encode end to end, {name}, {workers} processes, first chunk {first_chunk}, in flight {in_flight}",
-                    items,
-                    lambda items=items: encoder.encode(items, show_progress=False),
-                )
-                figures["end_to_end"].append(
-                    {
-                        "texts": name,
-                        "workers": workers,
-                        "first_chunk": first_chunk,
-                        "in_flight": in_flight,
-                        "texts_per_s": rate,
-                    }
-                )
+            for first_chunk in args.first_chunks:
+                for workers in args.workers:
+                    encoding.FIRST_CHUNK = first_chunk
+                    encoding.tokenizer_workers = lambda count, w=workers: w
+                    encoder.encode(items, show_progress=False)
+                    rate = _rate(
+                        f"encode end to end, {name}, {workers} processes, first chunk {first_chunk}",
+                        items,
+                        lambda items=items: encoder.encode(items, show_progress=False),
+                    )
+                    figures["end_to_end"].append(
+                        {"texts": name, "workers": workers, "first_chunk": first_chunk, "texts_per_s": rate}
+                    )
     finally:
-        encoding.tokenizer_workers, (encoding.FIRST_CHUNK, encoding.IN_FLIGHT) = automatic, defaults
+        encoding.tokenizer_workers, encoding.FIRST_CHUNK = automatic, first
     for name, items in sets.items():
         figures[f"default_{name}"] = _rate(
             f"encode end to end, {name}, defaults ({automatic(len(items))} processes)",

@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import queue
 import threading
-import time
 import warnings
 import weakref
 from collections import deque
@@ -41,7 +40,6 @@ from sentsim.towers.packed import PackedLayout
 CHUNK = 16384  # texts tokenized and length-sorted together
 FIRST_CHUNK = 1024  # the first chunks are smaller (doubling up to CHUNK), so the model starts sooner
 PACKED_TOKENS = 65536  # default token budget of a packed batch
-IN_FLIGHT = 2  # CUDA batches queued ahead of the GPU at most (0: no limit)
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -284,7 +282,7 @@ def run_chunks(
     dtype: torch.dtype | None,
 ) -> int:
     """Embed every batch, gather each chunk on the device in input order, hand it to ``write``."""
-    truncated, queued = 0, deque()
+    truncated = 0
     for chunk in chunks:
         out = torch.empty((chunk.size, dim), dtype=torch.float32, device=device)
         for batch in chunk.batches:
@@ -296,22 +294,9 @@ def run_chunks(
             else:
                 out[torch.from_numpy(batch.rows).to(device)] = embeddings.float()
                 progress(len(batch.rows))
-            if device.type == "cuda" and IN_FLIGHT:
-                queued.append(torch.cuda.Event())
-                queued[-1].record()
-                if len(queued) > IN_FLIGHT:
-                    _wait(queued.popleft())
         write(chunk.start, out)
         truncated += chunk.truncated
     return truncated
-
-
-def _wait(event: torch.cuda.Event) -> None:
-    """Wait for ``event`` without holding the GIL: a thread blocked in a CUDA launch (queue full)
-    holds it and starves the tokenizer thread, so the launching thread stays at most
-    ``IN_FLIGHT`` batches ahead of the GPU."""
-    while not event.query():
-        time.sleep(0.0002)
 
 
 def run_on_devices(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sentsim.encoding import plan_batches, prefetched
+from sentsim.encoding import chunk_bounds, plan_batches, prefetched
 
 TEXTS = [("the cat sat on the mat " * (i % 5 + 1)).strip() for i in range(50)] + ["", "a dog"]
 
@@ -39,6 +39,19 @@ def test_stream_to_a_memory_mapped_file(tiny_encoder, tmp_path, monkeypatch):
         tiny_encoder.encode(TEXTS, output=tmp_path / "out.bin")
     with pytest.raises(ValueError, match="does not combine"):
         tiny_encoder.encode("one", output=tmp_path / "one.npy")
+
+
+def test_first_chunks_ramp_up_and_keep_the_embeddings(tiny_encoder, monkeypatch):
+    import sentsim.encoding
+
+    sizes = [stop - start for start, stop in chunk_bounds(40_000)]
+    assert sizes == [1024, 2048, 4096, 8192, 16384, 40_000 - 31_744]
+    assert list(chunk_bounds(0)) == [] and list(chunk_bounds(5)) == [(0, 5)]
+    reference = tiny_encoder.encode(TEXTS, batch_size=4)
+    monkeypatch.setattr(sentsim.encoding, "CHUNK", 16)
+    monkeypatch.setattr(sentsim.encoding, "FIRST_CHUNK", 3)
+    assert [stop - start for start, stop in chunk_bounds(len(TEXTS))] == [3, 6, 12, 16, 15]
+    np.testing.assert_allclose(tiny_encoder.encode(TEXTS, batch_size=4), reference, atol=1e-6)
 
 
 def test_bf16_is_close_to_fp32(tiny_encoder):
