@@ -10,9 +10,14 @@ of two runs after a warm-up (tokenizer processes already started):
 - the producer (``tokenized_chunks``: tokenize, pack, pin) with 0 (one thread), 4, 8, 12 and 14
   tokenizer processes, and its latency to the first chunk;
 - the consumer alone on pre-built batches (``run_chunks``), per packed token budget;
+- on CUDA, overlap: the consumer's rate while a thread runs each part of the producer in a loop
+  (Rust tokenizer, conversion to arrays, pinning), and producer + consumer with and without
+  pinned memory;
 - ``encode`` end to end, per number of tokenizer processes and first-chunk size.
 
-End to end is bounded by the slower of producer and consumer, plus the wait for the first chunk.
+End to end would run at the slower of producer and consumer if the two overlapped fully; on an
+H200 it ran near the harmonic sum of the two (``results/h200/``), which the overlap figures are
+there to explain. ``RAYON_NUM_THREADS=N`` before the command caps the Rust tokenizer's threads.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -57,7 +64,10 @@ def main() -> None:
     packed = encoder._use_packing(None, device, dtype)
     encoder.encode(texts[:20000], show_progress=False)  # warm-up
     figures: dict = {"machine": machine(), "cpus": os.cpu_count(), "packed": packed, "n": args.n}
+    rayon = os.environ.get("RAYON_NUM_THREADS", "all cores")
     print(f"# encode pipeline, {args.n} short texts, packed={packed}; {machine()}, {os.cpu_count()} CPUs", flush=True)
+    print(f"# Rust tokenizer threads (RAYON_NUM_THREADS): {rayon}", flush=True)
+    figures["rayon_threads"] = rayon
 
     raw = tokenizer.tokenizer
     figures["rust_all_cores"] = _rate("Rust encode_batch_fast, all cores", texts, lambda: raw.encode_batch_fast(texts))
@@ -107,6 +117,9 @@ def main() -> None:
         figures["consumer"].append({"budget": budget, "texts_per_s": rate})
         del chunks
 
+    if on_gpu:
+        figures["overlap"] = _overlap(encoder, texts, packed, embed, dtype)
+
     figures["end_to_end"] = []
     automatic, first = encoding.tokenizer_workers, encoding.FIRST_CHUNK
     try:
@@ -135,6 +148,65 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def _overlap(encoder: SentenceEncoder, texts: list[str], packed: bool, embed, dtype) -> dict:
+    """Does the model run at full speed while the host works beside it? The consumer's rate on
+    pre-built batches while a thread runs each part of the producer in a loop, and the producer
+    + consumer with and without pinned memory."""
+    tokenizer, device, sample = encoder.tower.tokenizer, encoder.device, texts[:16384]
+    plain = list(encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed))
+    pinned = [encoding.Chunk(c.start, c.size, [b.apply(torch.Tensor.pin_memory) for b in c.batches], 0) for c in plain]
+
+    def consume(chunks) -> None:
+        encoding.run_chunks(chunks, embed, device, encoder.dim, lambda start, block: None, lambda n: None, dtype)
+
+    loads = {
+        "nothing": None,
+        "Rust encode_batch_fast": lambda: tokenizer.tokenizer.encode_batch_fast(sample),
+        "TextTokenizer.encode": lambda: tokenizer.encode(sample),
+        "pin_memory of fresh batches": lambda: [b.apply(torch.Tensor.pin_memory) for c in plain for b in c.batches],
+    }
+    figures = {}
+    with torch.inference_mode():
+        consume(pinned)
+        for name, load in loads.items():
+            with _looping(load) as done:
+                rate = _rate(f"consumer on pinned batches while a thread runs {name}", texts, lambda: consume(pinned))
+            figures[name] = {"consumer_texts_per_s": rate, "load_runs_per_s": done()}
+            if load is not None:
+                print(f"  ({figures[name]['load_runs_per_s']:.1f} runs/s of the load meanwhile)", flush=True)
+        for pin in (True, False):
+            rate = _rate(
+                f"producer thread + consumer, pin_memory={pin}",
+                texts,
+                lambda pin=pin: consume(
+                    encoding.prefetched(
+                        encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=pin)
+                    )
+                ),
+            )
+            figures[f"pipeline_pin_{pin}"] = rate
+    return figures
+
+
+@contextmanager
+def _looping(run):
+    """Run ``run`` in a loop on a thread while the block runs; yields a function giving runs/s."""
+    stop, count, start = threading.Event(), [0], time.perf_counter()
+
+    def loop() -> None:
+        while run is not None and not stop.is_set():
+            run()
+            count[0] += 1
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield lambda: count[0] / (time.perf_counter() - start)
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _time_in_worker(texts: list[str]) -> float:
