@@ -93,6 +93,22 @@ def test_batch_hard_triplet_uses_the_closest_other_candidate(batch):
     assert float(TripletLoss(margin=1.0, batch_hard=True)(a, p, n)) == pytest.approx(expected / 6, rel=1e-5)
 
 
+def test_batch_hard_triplet_never_mines_a_copy_of_the_own_positive(batch):
+    a, p, n = batch
+    p = p.clone()
+    p[0] = p[1] = a[0] + 0.01  # rows 0 and 1 share their positive text, the closest candidate of anchor 0
+    groups = torch.tensor([7, 7, 1, 2, 3, 4])
+    expected = 0.0
+    for i in range(6):
+        candidates = [n[j] for j in range(6)] + [p[j] for j in range(6) if groups[j] != groups[i]]
+        hardest = min(float((a[i] - c).norm()) for c in candidates)
+        expected += max(0.0, float((a[i] - p[i]).norm()) - hardest + 1.0)
+    loss = TripletLoss(margin=1.0, batch_hard=True)
+    assert loss.target == "group" and TripletLoss().target is None  # the trainer passes positive-text hashes
+    assert float(loss(a, p, n, groups)) == pytest.approx(expected / 6, rel=1e-5)
+    assert float(loss(a, p, n)) != pytest.approx(expected / 6, rel=1e-5)  # without groups, the copy is mined
+
+
 @pytest.mark.parametrize("distance", ["euclidean", "cosine"])
 def test_batch_hard_triplet_gradients_equal_a_naive_loop(batch, distance):
     def naive(a, p, n):

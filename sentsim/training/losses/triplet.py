@@ -17,11 +17,14 @@ class TripletLoss(nn.Module):
     Inputs:
         | columns | labels |
         |---|---|
-        | anchor, positive, negative | none |
+        | anchor, positive, negative | with ``batch_hard``, optional group ids: a row's positive is never mined as a negative for rows of its group |
 
     Relations: with ``batch_hard=True`` each anchor's negative is the closest of every
     negative and every other row's positive in the batch (its hardest in-batch negative);
     InBatchNegativesLoss uses all of them at once through a softmax instead of the hardest.
+    The training loop passes as labels a hash of each positive text, so a positive repeated in a
+    batch is never mined as a negative of its copies' anchors (it would sit at the positive's own
+    distance: a wasted triplet whose loss is the margin).
 
     Args:
         margin: how much closer the positive must be (5 for euclidean, 0.5 for cosine are common).
@@ -41,6 +44,7 @@ class TripletLoss(nn.Module):
         self.margin = positive_number("margin", margin, allow_zero=True)
         self.distance, self.batch_hard = check_distance(distance), check_flag("batch_hard", batch_hard)
         self.gather = check_flag("gather", gather)
+        self.target = "group" if self.batch_hard else None  # group ids only matter when mining
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
@@ -48,15 +52,18 @@ class TripletLoss(nn.Module):
         if negative is None:
             raise ValueError("TripletLoss needs a negative for each anchor")
         anchor, positive, negative = anchor.float(), positive.float(), negative.float()
+        groups = labels if self.batch_hard else None
         if self.batch_hard and self.gather:  # mined in the global batch under DDP
-            anchor, positive, negative = gather_batch(anchor, positive, negative)
+            anchor, positive, negative, groups = gather_batch(anchor, positive, negative, groups)
         to_positive = pair_distance(anchor, positive, self.distance)  # (B,)
         if self.batch_hard:
+            if groups is None:
+                groups = torch.arange(len(anchor), device=anchor.device)
             candidates = torch.cat([negative, positive])  # (2B, D)
             distances = distance_matrix(anchor, candidates, self.distance)  # (B, 2B)
-            own_positive = torch.eye(len(anchor), dtype=torch.bool, device=anchor.device)
-            own_positive = torch.cat([torch.zeros_like(own_positive), own_positive], dim=1)  # (B, 2B)
-            to_negative = distances.masked_fill(own_positive, float("inf")).min(dim=1).values
+            same_group = groups[:, None] == groups[None, :]  # (B, B): positive j belongs with anchor i
+            excluded = torch.cat([torch.zeros_like(same_group), same_group], dim=1)  # (B, 2B)
+            to_negative = distances.masked_fill(excluded, float("inf")).min(dim=1).values
         else:
             to_negative = pair_distance(anchor, negative, self.distance)
         return F.relu(to_positive - to_negative + self.margin).mean()
