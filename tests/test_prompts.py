@@ -65,7 +65,7 @@ def test_prompts_survive_a_round_trip_and_are_read_from_sentence_transformers_fo
     assert SentenceEncoder.from_pretrained(tmp_path / "lstm").prompts == {"query": "q: "}
 
 
-def test_a_model_that_pools_without_its_prompt_loads_and_refuses_only_prompts(prompted, tmp_path):
+def test_a_model_that_pools_without_its_prompt_loads_and_refuses_only_prompts(prompted, tmp_path, capsys):
     prompted.save_pretrained(tmp_path / "model")
     pooling = tmp_path / "model" / "1_Pooling" / "config.json"
     (tmp_path / "model" / "config_sentsim.json").unlink()  # a sentence-transformers folder
@@ -80,6 +80,13 @@ def test_a_model_that_pools_without_its_prompt_loads_and_refuses_only_prompts(pr
     loaded.save_pretrained(tmp_path / "again")  # kept through a save, in both configs
     assert json.loads((tmp_path / "again" / "1_Pooling" / "config.json").read_text())["include_prompt"] is False
     assert SentenceEncoder.from_pretrained(tmp_path / "again").include_prompt is False
+    from sentsim.cli import main
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"anchor": "a cat", "positive": "the cat sleeps"}\n{"anchor": "rain", "positive": "wet"}\n')
+    command = ["train", "--model", str(tmp_path / "again"), "--train", str(pairs), "--loss", "mnrl"]
+    assert main([*command, "--output", str(tmp_path / "run"), "--prompts", "query: ", "--no-progress"]) == 2
+    assert "--prompts: this model pools without its prompt's tokens" in capsys.readouterr().err
 
 
 def test_prompts_are_read_where_sentence_transformers_reads_them(prompted, tmp_path):
