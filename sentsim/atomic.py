@@ -3,6 +3,8 @@
 Files and folders are written under a temporary name beside their target and renamed into
 place. A new file or folder gets the permissions a plain ``open`` / ``mkdir`` would give (the
 umask applies), not the private ones of :mod:`tempfile`; a replaced file keeps its mode.
+Temporaries that killed writes left beside a target (older than ``STALE_SECONDS``) are removed
+after the next successful write of that target.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from sentsim.inputs import check_flag
 
 logger = logging.getLogger(__name__)
+
+STALE_SECONDS = 3600  # a temporary file or folder this old beside its target is a crashed write's
 
 
 @contextlib.contextmanager
@@ -40,6 +45,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+    sweep_stale(path.parent, _temporary_pattern(path.name))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -79,6 +85,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(ready, ignore_errors=True)
     for leftover in _leftovers(path):  # of crashes before this write: older than what is in place now
         shutil.rmtree(leftover, ignore_errors=True)
+    sweep_stale(path.parent, _temporary_pattern(path.name))  # staging folders of killed writes
 
 
 def _move_into_place(ready: Path, path: Path) -> None:
@@ -152,6 +159,30 @@ def _leftovers(path: Path) -> list[Path]:
     except OSError:
         return []
     return sorted(found, key=lambda entry: entry.stat().st_mtime)
+
+
+def sweep_stale(folder: Path, pattern: re.Pattern) -> None:
+    """Remove the entries of ``folder`` whose names match ``pattern`` and that are older than
+    ``STALE_SECONDS``: temporaries of writes killed before they could clean up (a checkpoint's
+    staging folder can hold hundreds of MB). Younger ones may belong to a write in progress."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            if not pattern.fullmatch(entry.name):
+                continue
+            with contextlib.suppress(OSError):
+                if now - entry.lstat().st_mtime < STALE_SECONDS:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                logger.info("removed %s, left by an interrupted write", entry)
+
+
+def _temporary_pattern(name: str) -> re.Pattern:
+    """Names of the temporaries ``tempfile`` makes for :func:`atomic_file` / :func:`atomic_folder` of ``name``."""
+    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp")
 
 
 def _umask() -> int:

@@ -2,19 +2,23 @@
 
 A file is streamed into a staging ``.npy`` beside the target (memory-mapped, chunk by chunk),
 flushed, synced and renamed into place; on any failure the staging file and the folders made
-for it are removed and an existing file at the target is left as it was.
+for it are removed and an existing file at the target is left as it was. Staging files that
+killed runs left beside the target are removed after a later successful write.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from sentsim.atomic import sweep_stale
 
 
 class TensorOutput:
@@ -55,6 +59,8 @@ class NpyOutput:
         with open(self.staging, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(self.staging, self.path)
+        stem = re.escape(self.path.stem)
+        sweep_stale(self.path.parent, re.compile(rf"\.{stem}\.[0-9a-f]{{32}}\.tmp\.npy"))  # of killed encodes
         return np.load(self.path, mmap_mode="r")
 
     def discard(self) -> None:

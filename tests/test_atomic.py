@@ -152,3 +152,32 @@ def test_a_failed_swap_leaves_the_old_folder_in_place(tmp_path, monkeypatch):
         (staging / "weights").write_text("new")
     assert (target / "weights").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_temporaries_of_killed_writes_are_swept_after_a_later_write(tmp_path, tiny_encoder):
+    """A write killed before its cleanup leaves a temporary beside the target; the next successful
+    write of that target removes those older than STALE_SECONDS, and nothing else."""
+    old = [
+        tmp_path / ".index.faiss.abcd1234.tmp",  # atomic_file
+        tmp_path / ".model.k3y_9zzz.tmp",  # atomic_folder staging (a folder)
+        tmp_path / f".out.{'a' * 32}.tmp.npy",  # encode(output=)
+    ]
+    kept = [
+        tmp_path / ".index.faiss.fresh123.tmp",  # young: may be a write in progress
+        tmp_path / ".model.v2.abcd1234.tmp",  # another target's
+        tmp_path / "notes.tmp",
+    ]
+    old[1].mkdir()
+    (old[1] / "model.safetensors").write_bytes(b"x" * 100)
+    for path in [old[0], old[2], *kept]:
+        path.write_bytes(b"x")
+    hour_ago = os.stat(tmp_path).st_mtime - 3700
+    for path in [*old, kept[1], kept[2]]:
+        os.utime(path, (hour_ago, hour_ago))
+    with atomic_file(tmp_path / "index.faiss") as name, open(name, "wb") as handle:
+        handle.write(b"x")
+    with atomic_folder(tmp_path / "model") as staging:
+        (staging / "inside.txt").write_text("x")
+    tiny_encoder.encode(["a text"] * 3, output=tmp_path / "out.npy")
+    assert not any(path.exists() for path in old)
+    assert all(path.exists() for path in kept)
