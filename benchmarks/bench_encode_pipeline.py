@@ -10,7 +10,7 @@ of two runs after a warm-up (tokenizer processes already started):
 - the producer (``tokenized_chunks``: tokenize, pack, pin) with 0 (one thread), 4, 8, 12 and 14
   tokenizer processes, and its latency to the first chunk;
 - the consumer alone on pre-built batches (``run_chunks``), per packed token budget;
-- on CUDA, overlap: the consumer's rate while a thread runs each part of the producer in a loop
+- on CUDA, overlap: calls in the consumer that wait for the GPU, the consumer's rate while a thread runs each part of the producer in a loop
   (Rust tokenizer, conversion to arrays, pinning), and producer + consumer with and without
   pinned memory;
 - ``encode`` end to end, per number of tokenizer processes and first-chunk size.
@@ -28,6 +28,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -170,6 +171,16 @@ def _overlap(encoder: SentenceEncoder, texts: list[str], packed: bool, embed, dt
     figures = {}
     with torch.inference_mode():
         consume(pinned)
+        torch.cuda.set_sync_debug_mode("warn")  # a call that waits for the GPU holds the GIL meanwhile
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                consume(pinned)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        syncs = sorted({str(warning.message).splitlines()[0] for warning in caught})
+        figures["synchronizing_calls"] = {"count": len(caught), "kinds": syncs}
+        print(f"calls that wait for the GPU in the consumer: {len(caught)} {syncs[:3]}", flush=True)
         for name, load in loads.items():
             with _looping(load) as done:
                 rate = _rate(f"consumer on pinned batches while a thread runs {name}", texts, lambda: consume(pinned))
