@@ -52,6 +52,22 @@ def _gather(tensor: Tensor, world: int) -> Tensor:
         pieces = [torch.empty_like(tensor) for _ in range(world)]
         dist.all_gather(pieces, tensor.contiguous())
         return torch.cat(pieces)
-    from torch.distributed.nn.functional import all_gather
+    return _AllGather.apply(tensor)
 
-    return torch.cat(all_gather(tensor))
+
+class _AllGather(torch.autograd.Function):
+    """All-gather with gradients (``torch.distributed.nn``'s is deprecated): backward sums every
+    rank's gradient of the gathered rows and gives each rank those of its own rows."""
+
+    @staticmethod
+    def forward(ctx, tensor: Tensor) -> Tensor:
+        ctx.rank, ctx.rows = dist.get_rank(), len(tensor)
+        pieces = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(pieces, tensor.contiguous())
+        return torch.cat(pieces)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad)  # each rank's loss reaches every rank's rows
+        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
