@@ -32,6 +32,7 @@ from sentsim.npy_output import NpyOutput, TensorOutput
 from sentsim.pooling import Pooling, pool, pool_packed
 from sentsim.projection import Dense, DenseConfig
 from sentsim.prompts import check_prompts, choose_prompt, with_prompt
+from sentsim.runtimes import RUNTIMES, tower_forward
 from sentsim.similarity import ArrayLike, Metric, similarity
 from sentsim.towers import Tower
 
@@ -278,7 +279,7 @@ class SentenceEncoder(nn.Module):
         if show_progress is None:
             show_progress = len(items) > 10 * batch_size
         packed = self._use_packing(packed, device, autocast)
-        if runtime not in ("torch", "onnx"):
+        if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}")
         if runtime == "onnx" and len(devices) > 1:
             raise ValueError("runtime='onnx' runs on one CPU device, not on several")
@@ -343,10 +344,7 @@ class SentenceEncoder(nn.Module):
         autocast: torch.dtype | None,
     ) -> Callable[[Batch], Tensor]:
         """The function from a batch (on ``device``) to its embeddings, for this encoder's settings."""
-        if runtime == "onnx":
-            forward = self._onnx_forward(device, autocast, packed, compile)
-        else:
-            forward = self._compiled_forward(packed) if compile else None
+        forward = tower_forward(self, runtime=runtime, device=device, autocast=autocast, packed=packed, compile=compile)
 
         def embed(batch: Batch) -> Tensor:
             if isinstance(batch, PackedBatch):
@@ -365,36 +363,6 @@ class SentenceEncoder(nn.Module):
                 f"({type(getattr(self.tower, 'model', self.tower)).__name__}) has no packed forward"
             )
         return bool(packed)
-
-    def _onnx_forward(
-        self, device: torch.device, autocast: torch.dtype | None, packed: bool, compile: bool
-    ) -> Callable:
-        """The tower's forward through ONNX Runtime, exported once and again after the weights change."""
-        from sentsim.towers.onnx import OnnxForward
-        from sentsim.towers.transformer import TransformerTower
-
-        if not isinstance(self.tower, TransformerTower):
-            raise ValueError(f"runtime='onnx' runs transformer towers; this one is a {self.tower.kind} tower")
-        conflicts = {
-            f"device={device.type!r}": device.type != "cpu",
-            f"dtype={str(autocast).removeprefix('torch.')!r}": autocast is not None,
-            "packed=True": packed,
-            "compile=True": compile,
-        }
-        named = [setting for setting, conflicting in conflicts.items() if conflicting]
-        if named:
-            raise ValueError(f"runtime='onnx' runs on CPU in fp32 on the padded path, not with {', '.join(named)}")
-        cached = self.__dict__.get("_onnx")
-        if cached is None or not cached.is_current():
-            cached = self.__dict__["_onnx"] = OnnxForward(self.tower)
-        return cached
-
-    def _compiled_forward(self, packed: bool) -> Callable:
-        """The tower's (packed or padded) forward through ``torch.compile``, compiled once per encoder."""
-        cache = self.__dict__.setdefault("_compiled", {})
-        if packed not in cache:
-            cache[packed] = torch.compile(self.tower.forward_packed if packed else self.tower, dynamic=True)
-        return cache[packed]
 
     def similarity(
         self,
