@@ -26,7 +26,7 @@ from sentsim.model_folder import MODEL_MARKERS
 from sentsim.training.config import TrainingConfig
 from sentsim.training.few_shot import FEW_SHOT_CONFIG
 
-NAMED_SETS = {"stsb": "scored pairs", "clinc150": "labelled texts"}
+NAMED_SETS = {"stsb": ("scored pairs", load_stsb), "clinc150": ("labelled texts", load_clinc150)}  # kind, loader
 NAME_AND_SPLIT = re.compile(r"^(\w+):(\w+)$")  # Hub dataset ids have no ":", so this is never one
 
 
@@ -99,7 +99,7 @@ def refuse_named(source: str, expected: str, hint: str = "") -> None:
     """A ValueError when ``source`` is a named set, which holds another kind of data than ``expected``."""
     named = named_set(source)
     if named:
-        raise ValueError(f"{source} holds {NAMED_SETS[named[0]]}; {expected} are expected here{hint}")
+        raise ValueError(f"{source} holds {NAMED_SETS[named[0]][0]}; {expected} are expected here{hint}")
 
 
 def read_scored_pairs(source: str, args: argparse.Namespace, split: str | None = None) -> SentencePairs:
@@ -117,9 +117,9 @@ def _named_or_file(source: str, args: argparse.Namespace, wanted: str, read_file
     named = named_set(source)
     if named is None:
         return read_file()
+    kind, loader = NAMED_SETS[wanted]
     if named[0] != wanted:
-        refuse_named(source, NAMED_SETS[wanted])
-    loader = load_stsb if wanted == "stsb" else load_clinc150
+        refuse_named(source, kind)
     return loader(named[1], data_dir=args.data_dir)
 
 
