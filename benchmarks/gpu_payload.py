@@ -1,0 +1,61 @@
+"""Prepare what a GPU machine without network or this project's data needs, in ``gpu_payload/``.
+
+    python benchmarks/gpu_payload.py
+
+writes (into the git-ignored ``gpu_payload/``, about 46 MB) an fp16 copy of all-MiniLM-L6-v2
+(safetensors; sentsim loads it as fp32, and STS-B test Spearman is unchanged: 82.03) and the
+STS Benchmark CSVs, then prints the command that runs the encode benchmarks there from a copy
+of this working tree. The fp32 weights (90 MB) are over the size a lent machine takes along.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA_DIR  # noqa: E402
+
+from sentsim.hub import resolve_model_path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND = (
+    "export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 SENTSIM_DATA_DIR=$PWD/gpu_payload/data "
+    "SENTSIM_MINILM=$PWD/gpu_payload/model HF_HUB_OFFLINE=1; "
+    "timeout 200 python3 benchmarks/bench_encode_pipeline.py --model gpu_payload/model --workers 0 6 "
+    "--first-chunks 1024 --budgets 65536 --json $OUT/pipeline.json 2>&1 | tee $OUT/pipeline.log; "
+    "timeout 200 python3 benchmarks/bench_encode.py --model gpu_payload/model --device cuda --n-short 100000 "
+    "--n-long 20000 --st-batch-size 256 64 --repeats 3 --json $OUT/encode.json 2>&1 | tee $OUT/encode.log"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--out", type=Path, default=ROOT / "gpu_payload")
+    args = parser.parse_args()
+    source = resolve_model_path(args.model)
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    model = args.out / "model"
+    shutil.copytree(
+        source, model, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "*.onnx", "onnx", "openvino")
+    )
+    for weights in source.rglob("*.safetensors"):
+        tensors = {name: tensor.half().contiguous() for name, tensor in load_file(weights).items()}
+        target = model / weights.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, target, metadata={"format": "pt"})
+    shutil.copytree(args.data_dir / "stsb", args.out / "data" / "stsb")
+    size = sum(path.stat().st_size for path in args.out.rglob("*") if path.is_file())
+    print(f"wrote {args.out} ({size / 2**20:.0f} MiB). On the GPU machine, with gpu_payload carried along:")
+    print(COMMAND)
+
+
+if __name__ == "__main__":
+    main()
