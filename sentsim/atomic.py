@@ -21,6 +21,11 @@ from pathlib import Path
 
 from sentsim.inputs import check_flag
 
+try:
+    import fcntl
+except ImportError:  # Windows: temporaries are judged by age alone
+    fcntl = None
+
 logger = logging.getLogger(__name__)
 
 STALE_SECONDS = 3600  # a temporary file or folder this old beside its target is a crashed write's
@@ -35,14 +40,15 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
+        _hold(fd)  # marks the temporary as in use for sweep_stale, until the descriptor closes
         os.chmod(tmp, _mode_of(path) if path.exists() else 0o666 & ~_umask())
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
+        os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     sweep_stale(path.parent, _temporary_pattern(path.name))
@@ -72,13 +78,16 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     recover_folder(path)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     ready = staging.with_suffix(".ready")
+    held = os.open(staging, os.O_RDONLY)
     try:
+        _hold(held)  # marks the staging folder as in use for sweep_stale, however long the block works
         yield staging
         _settle_tree(staging)
         os.chmod(staging, 0o777 & ~_umask())
         os.replace(staging, ready)
         _move_into_place(ready, path)
     finally:
+        os.close(held)
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
         if ready.exists() and path.exists():  # a failed swap that put the old folder back
@@ -164,20 +173,47 @@ def _leftovers(path: Path) -> list[Path]:
 def sweep_stale(folder: Path, pattern: re.Pattern) -> None:
     """Remove the entries of ``folder`` whose names match ``pattern`` and that are older than
     ``STALE_SECONDS``: temporaries of writes killed before they could clean up (a checkpoint's
-    staging folder can hold hundreds of MB). Younger ones may belong to a write in progress."""
+    staging folder can hold hundreds of MB). Younger ones may belong to a write in progress, and
+    older ones that a live write holds locked (a long one) are kept too."""
     now = time.time()
     with contextlib.suppress(OSError):
         for entry in folder.iterdir():
             if not pattern.fullmatch(entry.name):
                 continue
             with contextlib.suppress(OSError):
-                if now - entry.lstat().st_mtime < STALE_SECONDS:
+                if now - entry.lstat().st_mtime < STALE_SECONDS or _in_use(entry):
                     continue
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
                 else:
                     entry.unlink()
                 logger.info("removed %s, left by an interrupted write", entry)
+
+
+def _hold(fd: int) -> None:
+    """Lock ``fd``'s file or folder (released when ``fd`` closes, or its process dies)."""
+    if fcntl is not None:
+        with contextlib.suppress(OSError):  # a file system without locks: age alone then decides
+            fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _in_use(entry: Path) -> bool:
+    """Whether a live write holds ``entry`` (see :func:`_hold`)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(entry, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:  # a symbolic link: no write of ours
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _temporary_pattern(name: str) -> re.Pattern:

@@ -181,3 +181,23 @@ def test_temporaries_of_killed_writes_are_swept_after_a_later_write(tmp_path, ti
     tiny_encoder.encode(["a text"] * 3, output=tmp_path / "out.npy")
     assert not any(path.exists() for path in old)
     assert all(path.exists() for path in kept)
+
+
+def test_a_long_write_in_progress_is_not_swept(tmp_path):
+    """A write that has worked for over STALE_SECONDS holds its temporary locked: a concurrent write
+    of the same target that finishes first leaves it alone, and the long write still lands."""
+    long_ago = os.stat(tmp_path).st_mtime - 7200
+    with atomic_folder(tmp_path / "model") as slow:
+        (slow / "weights").write_text("slow")
+        os.utime(slow, (long_ago, long_ago))
+        with atomic_folder(tmp_path / "model") as fast:
+            (fast / "weights").write_text("fast")
+        assert slow.is_dir()
+    assert (tmp_path / "model" / "weights").read_text() == "slow"
+    with atomic_file(tmp_path / "index.faiss") as slow_name:
+        with open(slow_name, "wb") as handle:
+            handle.write(b"slow")
+        os.utime(slow_name, (long_ago, long_ago))
+        write_text_atomic(tmp_path / "index.faiss", "fast")
+        assert os.path.exists(slow_name)
+    assert (tmp_path / "index.faiss").read_bytes() == b"slow"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import pytest
 import torch
@@ -118,6 +119,12 @@ def _edge_worker(rank: int, world: int, folder: str) -> None:
         if rank == 0:  # a loss on one rank only (e.g. a validation loss): gather=False never waits for the others
             results["local"] = float(CoSENTLoss(gather=False)(a, b, labels=scores))
         dist.barrier()
+        anchors, positives = torch.randn(8, 8), torch.randn(8, 8)  # the global batch; 4 rows a rank
+        rows = slice(4 * rank, 4 * rank + 4)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results["mnrl_no_labels"] = float(InBatchNegativesLoss()(anchors[rows], positives[rows]))
+        results["future_warnings"] = sum(issubclass(warning.category, FutureWarning) for warning in caught)
         size = 4 if rank == 0 else 3  # uneven per-rank batches: a clear error, not an abort
         try:
             InBatchNegativesLoss()(torch.randn(size, 8), torch.randn(size, 8))
@@ -130,12 +137,16 @@ def _edge_worker(rank: int, world: int, folder: str) -> None:
 
 
 def test_a_loss_on_one_rank_and_uneven_batches(tmp_path):
-    from sentsim.training.losses import CoSENTLoss
+    from sentsim.training.losses import CoSENTLoss, InBatchNegativesLoss
 
     mp.spawn(_edge_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"edge{r}.json").read_text()) for r in range(2)]
     torch.manual_seed(0)
     a, b, scores = torch.randn(4, 8), torch.randn(4, 8), torch.rand(4)
     assert ranks[0]["local"] == pytest.approx(float(CoSENTLoss()(a, b, labels=scores)))  # as in one process
+    anchors, positives = torch.randn(8, 8), torch.randn(8, 8)
+    single = float(InBatchNegativesLoss()(anchors, positives))  # called without group ids, as a user may
+    assert (ranks[0]["mnrl_no_labels"] + ranks[1]["mnrl_no_labels"]) / 2 == pytest.approx(single, rel=1e-5)
+    assert ranks[0]["future_warnings"] == 0  # the deprecated torch.distributed.nn all_gather is not used
     for result in ranks:
         assert result["uneven"] == "every DDP rank must give the same batch size; got [4, 3]"

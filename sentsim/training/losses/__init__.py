@@ -9,7 +9,7 @@ loss needs, in the order they are passed, and ``target`` the column given as ``l
 | ``cosine`` | CosineSimilarityLoss | sentence1, sentence2 | score in [0, 1] |
 | ``cosent`` | CoSENTLoss | sentence1, sentence2 | score (any scale; only the order matters) |
 | ``contrastive`` | ContrastiveLoss (``online=True``: hard pairs only) | sentence1, sentence2 | label 0/1 |
-| ``triplet`` | TripletLoss (``batch_hard=True``: hardest in-batch negative) | anchor, positive, negative | none |
+| ``triplet`` | TripletLoss (``batch_hard=True``: hardest in-batch negative) | anchor, positive, negative | none; with ``batch_hard``, optional group ids |
 | ``mnrl`` | InBatchNegativesLoss | anchor, positive [, negative] | optional group ids |
 | (distill) | EmbeddingMSELoss | text | the teacher's embedding |
 """

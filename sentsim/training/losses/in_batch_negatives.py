@@ -49,7 +49,7 @@ class InBatchNegativesLoss(nn.Module):
         anchor, positive = F.normalize(anchor.float(), dim=-1), F.normalize(positive.float(), dim=-1)
         negative = F.normalize(negative.float(), dim=-1) if negative is not None else None
         rank, world = rank_and_world() if self.gather else (0, 1)
-        groups = labels if labels is not None else torch.arange(len(anchor), device=anchor.device)
+        groups = labels if labels is not None else torch.arange(len(anchor), device=anchor.device) + rank * len(anchor)
         all_anchors, all_positives, all_groups = anchor, positive, groups
         all_negatives = negative
         if world > 1:

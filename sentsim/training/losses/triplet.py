@@ -35,7 +35,6 @@ class TripletLoss(nn.Module):
     """
 
     columns = ("anchor", "positive", "negative")
-    target = None
 
     def __init__(
         self, margin: float = 5.0, distance: str = "euclidean", batch_hard: bool = False, gather: bool = True
@@ -44,7 +43,12 @@ class TripletLoss(nn.Module):
         self.margin = positive_number("margin", margin, allow_zero=True)
         self.distance, self.batch_hard = check_distance(distance), check_flag("batch_hard", batch_hard)
         self.gather = check_flag("gather", gather)
-        self.target = "group" if self.batch_hard else None  # group ids only matter when mining
+
+    @property
+    def target(self) -> str | None:
+        """``"group"`` when mining (group ids keep copies of a positive apart), else no labels.
+        A property, not an attribute: a run records its loss's attributes, and resuming compares them."""
+        return "group" if self.batch_hard else None
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
