@@ -154,7 +154,7 @@ def main() -> None:
 def _overlap(encoder: SentenceEncoder, texts: list[str], packed: bool, embed, dtype) -> dict:
     """Does the model run at full speed while the host works beside it? The consumer's rate on
     pre-built batches while a thread runs each part of the producer in a loop, and the producer
-    + consumer with and without pinned memory."""
+    + consumer with and without pinned memory; each at Python's GIL switch interval and at 0.5 ms."""
     tokenizer, device, sample = encoder.tower.tokenizer, encoder.device, texts[:16384]
     plain = list(encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed))
     pinned = [encoding.Chunk(c.start, c.size, [b.apply(torch.Tensor.pin_memory) for b in c.batches], 0) for c in plain]
@@ -181,23 +181,33 @@ def _overlap(encoder: SentenceEncoder, texts: list[str], packed: bool, embed, dt
         syncs = sorted({str(warning.message).splitlines()[0] for warning in caught})
         figures["synchronizing_calls"] = {"count": len(caught), "kinds": syncs}
         print(f"calls that wait for the GPU in the consumer: {len(caught)} {syncs[:3]}", flush=True)
-        for name, load in loads.items():
-            with _looping(load) as done:
-                rate = _rate(f"consumer on pinned batches while a thread runs {name}", texts, lambda: consume(pinned))
-            figures[name] = {"consumer_texts_per_s": rate, "load_runs_per_s": done()}
-            if load is not None:
-                print(f"  ({figures[name]['load_runs_per_s']:.1f} runs/s of the load meanwhile)", flush=True)
-        for pin in (True, False):
-            rate = _rate(
-                f"producer thread + consumer, pin_memory={pin}",
-                texts,
-                lambda pin=pin: consume(
-                    encoding.prefetched(
-                        encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=pin)
+        default_interval = sys.getswitchinterval()
+        for interval in (default_interval, 0.0005):  # how long a thread may hold the GIL while another waits
+            sys.setswitchinterval(interval)
+            try:
+                for name, load in loads.items():
+                    with _looping(load) as done:
+                        rate = _rate(
+                            f"consumer on pinned batches while a thread runs {name} (GIL switch {1000 * interval} ms)",
+                            texts,
+                            lambda: consume(pinned),
+                        )
+                    figures[f"{name}, switch {interval}"] = {"consumer_texts_per_s": rate, "load_runs_per_s": done()}
+                    if load is not None:
+                        print(f"  ({done():.1f} runs/s of the load meanwhile)", flush=True)
+                for pin in (True, False):
+                    rate = _rate(
+                        f"producer thread + consumer, pin_memory={pin} (GIL switch {1000 * interval} ms)",
+                        texts,
+                        lambda pin=pin: consume(
+                            encoding.prefetched(
+                                encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=pin)
+                            )
+                        ),
                     )
-                ),
-            )
-            figures[f"pipeline_pin_{pin}"] = rate
+                    figures[f"pipeline_pin_{pin}, switch {interval}"] = rate
+            finally:
+                sys.setswitchinterval(default_interval)
     return figures
 
 

@@ -28,6 +28,8 @@ COMMAND = (
     "SENTSIM_MINILM=$PWD/gpu_payload/model HF_HUB_OFFLINE=1; "
     "timeout 200 python3 benchmarks/bench_encode_pipeline.py --model gpu_payload/model --workers 0 6 "
     "--first-chunks 1024 --budgets 65536 --json $OUT/pipeline.json 2>&1 | tee $OUT/pipeline.log; "
+    "RAYON_NUM_THREADS=12 timeout 150 python3 benchmarks/bench_encode_pipeline.py --model gpu_payload/model "
+    "--workers 0 --first-chunks 1024 --budgets 65536 --json $OUT/pipeline_rayon12.json 2>&1 | tee $OUT/rayon12.log; "
     "timeout 200 python3 benchmarks/bench_encode.py --model gpu_payload/model --device cuda --n-short 100000 "
     "--n-long 20000 --st-batch-size 256 64 --repeats 3 --json $OUT/encode.json 2>&1 | tee $OUT/encode.log"
 )
