@@ -57,10 +57,16 @@ class PaddedBatch:
 class PackedBatch:
     rows: slice  # positions within the chunk
     input_ids: Tensor  # (T,)
-    layout: PackedLayout
+    cu_seqlens: Tensor  # (N+1,) int32: where each text starts, then T
+    max_length: int  # tokens in the longest text
 
     def apply(self, function: Callable[[Tensor], Tensor]) -> PackedBatch:
-        return PackedBatch(self.rows, function(self.input_ids), self.layout.apply(function))
+        return PackedBatch(self.rows, function(self.input_ids), function(self.cu_seqlens), self.max_length)
+
+    @property
+    def layout(self) -> PackedLayout:
+        """Token positions and text ids, computed where the batch is: a third of the bytes to pin and copy."""
+        return PackedLayout.from_offsets(self.cu_seqlens, self.max_length, len(self.input_ids))
 
 
 Batch = PaddedBatch | PackedBatch
@@ -215,15 +221,9 @@ def tokenizer_workers(count: int) -> int:
 
 def _packed_batch(tokens: TokenizedBatch, rows: slice) -> PackedBatch:
     part = tokens.take(rows)
-    lengths = part.lengths
-    cu_seqlens = np.zeros(len(lengths) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=cu_seqlens[1:])
-    sequence_ids = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-    positions = np.arange(len(part.flat_ids), dtype=np.int64) - np.repeat(cu_seqlens[:-1].astype(np.int64), lengths)
-    layout = PackedLayout(
-        torch.from_numpy(cu_seqlens), torch.from_numpy(positions), torch.from_numpy(sequence_ids), int(lengths.max())
-    )
-    return PackedBatch(rows, torch.from_numpy(part.flat_ids), layout)
+    cu_seqlens = np.zeros(len(part) + 1, dtype=np.int32)
+    np.cumsum(part.lengths, out=cu_seqlens[1:])
+    return PackedBatch(rows, torch.from_numpy(part.flat_ids), torch.from_numpy(cu_seqlens), int(part.lengths.max()))
 
 
 def prefetched(items: Iterable, depth: int = 2) -> Iterator:

@@ -21,6 +21,15 @@ TEXTS = [
 ] * 5
 
 
+def test_layout_from_offsets_numbers_tokens_within_each_text():
+    from sentsim.towers.packed import PackedLayout
+
+    layout = PackedLayout.from_offsets(torch.tensor([0, 3, 4, 8], dtype=torch.int32), max_length=4, total=8)
+    assert layout.sequence_ids.tolist() == [0, 0, 0, 1, 2, 2, 2, 2]
+    assert layout.positions.tolist() == [0, 1, 2, 0, 0, 1, 2, 3]
+    assert layout.lengths.tolist() == [3, 1, 4] and layout.size == 3
+
+
 def test_plan_packed_keeps_order_and_token_budget():
     lengths = np.array([5, 3, 9, 2, 2, 20, 1])
     plan = plan_packed(lengths, max_tokens=10)

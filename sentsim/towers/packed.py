@@ -45,6 +45,17 @@ class PackedLayout:
     sequence_ids: Tensor
     max_length: int
 
+    @classmethod
+    def from_offsets(cls, cu_seqlens: Tensor, max_length: int, total: int) -> PackedLayout:
+        """The layout of texts starting at ``cu_seqlens``, built on its device (``total``: the
+        tokens in all, given so that nothing waits for a GPU)."""
+        starts = cu_seqlens[:-1].long()
+        lengths = cu_seqlens[1:].long() - starts
+        texts = torch.arange(len(lengths), device=cu_seqlens.device)
+        sequence_ids = torch.repeat_interleave(texts, lengths, output_size=total)
+        positions = torch.arange(total, device=cu_seqlens.device) - starts[sequence_ids]
+        return cls(cu_seqlens, positions, sequence_ids, max_length)
+
     def apply(self, function: Callable[[Tensor], Tensor]) -> PackedLayout:
         """The layout with ``function`` applied to each tensor (e.g. a move to a device)."""
         return PackedLayout(
