@@ -19,26 +19,23 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from sentsim._version import __version__
 from sentsim.atomic import recover_folder, write_text_atomic
 from sentsim.inputs import positive_int, single_text, validate_texts
-from sentsim.prompts import NO_SEARCH_PROMPTS, search_prompts
-from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, check_tuning_values
-from sentsim.search.chunking import chunk_options, untruncated
+from sentsim.prompts import NO_SEARCH_PROMPTS
+from sentsim.search.backends import VectorBackend, check_tuning_values
+from sentsim.search.chunking import untruncated
 from sentsim.search.filters import filter_sql
 from sentsim.search.fingerprint import (
     ModelMismatchError,  # noqa: F401 (also importable from here)
     index_encoder,
     manifest_encoder,
-    model_fingerprint,
 )
 from sentsim.search.hits import Hit, assemble_hits
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
-from sentsim.search.manifest import MANIFEST_FORMAT, read_manifest
+from sentsim.search.manifest import new_manifest, read_manifest
 from sentsim.search.mirror import MANIFEST, FaissMirror
 from sentsim.search.store import DocumentStore
-from sentsim.similarity import Metric
 
 logger = logging.getLogger(__name__)
 
@@ -97,37 +94,13 @@ class DocumentIndex:
                 the model (a local folder is recorded as an absolute path).
         """
         encoder, name = index_encoder(encoder, model_name)
-        metric = Metric.parse(metric).value
-        if metric == "manhattan":
-            raise ValueError("FAISS indexes support cosine, dot and euclidean; not manhattan")
         folder = Path(folder)
         if (folder / MANIFEST).exists():
             raise FileExistsError(f"{folder} already holds an index; open it with DocumentIndex.open")
-        prompts = search_prompts(encoder.prompts)  # kept in the manifest: later writes and searches use them
-        if any(prompts.values()) and not encoder.include_prompt:
-            raise ValueError(
-                f"the model's search prompts {prompts} would be pooled, but it pools without them "
-                "(include_prompt=False), which sentsim does not support"
-            )
-        chunk_size, chunk_overlap = chunk_options(chunk_size, chunk_overlap, encoder, prompts["document"])
-        if not isinstance(backend, str):
-            raise TypeError(f"backend must be a str ({', '.join(BACKENDS)} or a FAISS factory string), got {backend!r}")
-        if backend not in BACKENDS:  # an invalid FAISS factory string fails here, not after encoding
-            check_factory(backend, encoder.dim, metric)
+        manifest = new_manifest(
+            encoder, name, backend=backend, metric=metric, chunk_size=chunk_size, chunk_overlap=chunk_overlap
+        )
         folder.mkdir(parents=True, exist_ok=True)
-        manifest = {
-            "sentsim_version": __version__,
-            "format": MANIFEST_FORMAT,
-            "model": model_fingerprint(encoder, name),
-            "metric": metric,
-            "backend": backend,
-            "factory": None,
-            "chunk_size": chunk_size,
-            "chunk_overlap": chunk_overlap,
-            "prompts": prompts,
-            "generation": 0,
-            "tombstones": [],
-        }
         store = DocumentStore(folder / DATABASE)
         write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
         return cls(folder, encoder, manifest, store)

@@ -5,13 +5,50 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sentsim._version import __version__
 from sentsim.inputs import is_integer
-from sentsim.prompts import NO_SEARCH_PROMPTS
+from sentsim.prompts import NO_SEARCH_PROMPTS, search_prompts
+from sentsim.search.backends import BACKENDS, check_factory
+from sentsim.search.chunking import chunk_options
+from sentsim.search.fingerprint import model_fingerprint
 from sentsim.search.mirror import MANIFEST
 from sentsim.search.store import IndexCorruptedError
 from sentsim.similarity import Metric
 
 MANIFEST_FORMAT = 2  # 2: prompts. A manifest of a later format is refused (a newer sentsim wrote it).
+
+
+def new_manifest(
+    encoder, name: str | None, *, backend: str, metric: str, chunk_size: int | None, chunk_overlap: int | None
+) -> dict:
+    """The manifest of a new, empty index for ``encoder`` (recorded as ``name``), its options checked."""
+    metric = Metric.parse(metric).value
+    if metric == "manhattan":
+        raise ValueError("FAISS indexes support cosine, dot and euclidean; not manhattan")
+    prompts = search_prompts(encoder.prompts)  # kept in the manifest: later writes and searches use them
+    if any(prompts.values()) and not encoder.include_prompt:
+        raise ValueError(
+            f"the model's search prompts {prompts} would be pooled, but it pools without them "
+            "(include_prompt=False), which sentsim does not support"
+        )
+    chunk_size, chunk_overlap = chunk_options(chunk_size, chunk_overlap, encoder, prompts["document"])
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a str ({', '.join(BACKENDS)} or a FAISS factory string), got {backend!r}")
+    if backend not in BACKENDS:  # an invalid FAISS factory string fails here, not after encoding
+        check_factory(backend, encoder.dim, metric)
+    return {
+        "sentsim_version": __version__,
+        "format": MANIFEST_FORMAT,
+        "model": model_fingerprint(encoder, name),
+        "metric": metric,
+        "backend": backend,
+        "factory": None,
+        "chunk_size": chunk_size,
+        "chunk_overlap": chunk_overlap,
+        "prompts": prompts,
+        "generation": 0,
+        "tombstones": [],
+    }
 
 
 def read_manifest(folder: Path) -> dict:
