@@ -1199,3 +1199,27 @@ def test_a_file_saved_by_a_lost_transaction_is_not_taken_for_a_later_write(encod
     with DocumentIndex.open(tmp_path / "hnsw", encoder) as reopened:  # same generation, older file: rebuilt
         assert reopened.search("a parrot talks all day", k=1)[0].id == IDS[0]
         assert reopened.get(IDS[0])[0] == "a parrot talks all day"
+
+
+def test_reopening_with_the_recorded_model_passes_trust_remote_code_only_when_asked(tmp_path, monkeypatch, capsys):
+    """A model that runs its own code (some Nomic, Jina models) is reloaded with trust_remote_code only
+    on request: DocumentIndex.open(..., trust_remote_code=True) or --trust-remote-code."""
+    from sentsim import SentenceEncoder
+    from sentsim.cli import main
+
+    toy_encoder().save_pretrained(tmp_path / "model")
+    DocumentIndex.create(tmp_path / "idx", SentenceEncoder.from_pretrained(tmp_path / "model")).close()
+    original, seen = SentenceEncoder.from_pretrained.__func__, []
+
+    def recording(cls, *args, **kwargs):
+        seen.append(kwargs.get("trust_remote_code", False))
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceEncoder, "from_pretrained", classmethod(recording))
+    DocumentIndex.open(tmp_path / "idx").close()
+    DocumentIndex.open(tmp_path / "idx", trust_remote_code=True).close()
+    assert main(["search", str(tmp_path / "idx"), "a cat", "--trust-remote-code"]) == 0
+    assert main(["index", "compact", str(tmp_path / "idx"), "--trust-remote-code"]) == 0
+    assert seen == [False, True, True, True]
+    with pytest.raises(TypeError, match="trust_remote_code"):
+        DocumentIndex.open(tmp_path / "idx", trust_remote_code="yes")

@@ -106,6 +106,7 @@ def _index_model_options(parser: argparse.ArgumentParser, *, device: bool = True
         help="the index's model, where its folder has moved (default: the model the index was built with; "
         "another model is refused)",
     )
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow the index's model to run its own code")
     if not device:
         return
     parser.add_argument(
@@ -156,7 +157,9 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_add(args: argparse.Namespace) -> int:
     documents = _read_documents(args)
-    with DocumentIndex.open(args.folder, args.model, device=args.device) as index:
+    with DocumentIndex.open(
+        args.folder, args.model, device=args.device, trust_remote_code=args.trust_remote_code
+    ) as index:
         if documents.ids is None:
             index.add(documents.texts, metadata=documents.metadata, show_progress=progress(args))
         else:
@@ -166,14 +169,14 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    with DocumentIndex.open(args.folder, args.model) as index:
+    with DocumentIndex.open(args.folder, args.model, trust_remote_code=args.trust_remote_code) as index:
         removed = index.delete(args.ids)
         print(json.dumps({"index": args.folder, "deleted": removed, "documents": len(index)}))
     return 0
 
 
 def run_compact(args: argparse.Namespace) -> int:
-    with DocumentIndex.open(args.folder, args.model) as index:
+    with DocumentIndex.open(args.folder, args.model, trust_remote_code=args.trust_remote_code) as index:
         index.compact()
         print(_summary(args.folder, index))
     return 0
@@ -198,7 +201,9 @@ def run_search(args: argparse.Namespace) -> int:
                 f"--filter {item!r}: the key {key!r} already has a condition (in --where or another --filter)"
             )
         spec[key] = _value(value)
-    with DocumentIndex.open(args.folder, args.model, device=args.device) as index:
+    with DocumentIndex.open(
+        args.folder, args.model, device=args.device, trust_remote_code=args.trust_remote_code
+    ) as index:
         results = index.search(
             args.query,
             k=args.k,

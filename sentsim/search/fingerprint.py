@@ -14,14 +14,23 @@ from sentsim.hub import ModelNotFoundError
 from sentsim.search.chunking import untruncated
 
 
-def index_encoder(encoder, name: str | None, device: str | None = None, max_seq_length: int | None = None):
-    """``(encoder, name to record)``: a model name or folder is loaded; a local folder is named by its
-    absolute path, so the index opens from any working directory."""
+def index_encoder(
+    encoder,
+    name: str | None,
+    device: str | None = None,
+    max_seq_length: int | None = None,
+    trust_remote_code: bool = False,
+):
+    """``(encoder, name to record)``: a model name or folder is loaded (running its own code only with
+    ``trust_remote_code``); a local folder is named by its absolute path, so the index opens from any
+    working directory."""
     if isinstance(encoder, (str, Path)):
         from sentsim.encoder import SentenceEncoder
 
         name = name or str(encoder)
-        encoder = SentenceEncoder.from_pretrained(encoder, device=device, max_seq_length=max_seq_length)
+        encoder = SentenceEncoder.from_pretrained(
+            encoder, device=device, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code
+        )
     else:
         name = name or getattr(encoder, "name_or_path", None)  # where from_pretrained loaded it
         if device is not None:
@@ -35,7 +44,9 @@ class ModelMismatchError(ValueError):
     """The index was built with another model than the one given."""
 
 
-def manifest_encoder(folder: Path, recorded: dict, encoder=None, device: str | None = None):
+def manifest_encoder(
+    folder: Path, recorded: dict, encoder=None, device: str | None = None, trust_remote_code: bool = False
+):
     """The encoder of the index in ``folder``, whose manifest ``recorded`` this model: ``encoder``
     (an encoder, name or folder), else the recorded name; any other model is refused."""
     recorded_model = encoder is None
@@ -44,7 +55,9 @@ def manifest_encoder(folder: Path, recorded: dict, encoder=None, device: str | N
             raise ValueError(f"{folder} does not name its model; pass the encoder (--model on the command line)")
         encoder = recorded["name"]
     try:  # a model loaded here reads as many tokens as it did when the index was built
-        encoder, _ = index_encoder(encoder, recorded.get("name"), device, recorded.get("max_seq_length"))
+        encoder, _ = index_encoder(
+            encoder, recorded.get("name"), device, recorded.get("max_seq_length"), trust_remote_code
+        )
     except ModelNotFoundError as error:
         if not recorded_model:
             raise

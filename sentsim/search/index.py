@@ -20,7 +20,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from sentsim.atomic import recover_folder, write_text_atomic
-from sentsim.inputs import positive_int, single_text, validate_texts
+from sentsim.inputs import check_flag, positive_int, single_text, validate_texts
 from sentsim.prompts import NO_SEARCH_PROMPTS
 from sentsim.search.backends import VectorBackend, check_tuning_values
 from sentsim.search.chunking import untruncated
@@ -107,9 +107,16 @@ class DocumentIndex:
 
     @classmethod
     def open(
-        cls, folder: str | Path, encoder=None, *, repair: bool = False, device: str | None = None
+        cls,
+        folder: str | Path,
+        encoder=None,
+        *,
+        repair: bool = False,
+        device: str | None = None,
+        trust_remote_code: bool = False,
     ) -> DocumentIndex:
-        """Open an index; ``encoder`` defaults to the model named in the manifest, loaded on ``device``.
+        """Open an index; ``encoder`` defaults to the model named in the manifest, loaded on ``device``
+        (a model that runs its own code, e.g. some Nomic or Jina models, needs ``trust_remote_code=True``).
 
         A different model is refused (:class:`~sentsim.search.ModelMismatchError`). A truncated or corrupted
         file raises :class:`IndexCorruptedError`; ``repair=True`` rebuilds a damaged FAISS
@@ -120,7 +127,9 @@ class DocumentIndex:
             raise NotADirectoryError(f"{folder} is a file, not an index folder")
         recover_folder(folder)  # a build --overwrite that a crash interrupted between its two renames
         manifest = read_manifest(folder)
-        encoder = manifest_encoder(folder, manifest["model"], encoder, device)
+        encoder = manifest_encoder(
+            folder, manifest["model"], encoder, device, check_flag("trust_remote_code", trust_remote_code)
+        )
         store = DocumentStore(folder / DATABASE)
         index = cls(folder, encoder, manifest, store)
         with index.mirror.exclusive():
