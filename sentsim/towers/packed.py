@@ -14,7 +14,6 @@ Other models (MPNet, for one) take the padded path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -55,12 +54,6 @@ class PackedLayout:
         sequence_ids = torch.repeat_interleave(texts, lengths, output_size=total)
         positions = torch.arange(total, device=cu_seqlens.device) - starts[sequence_ids]
         return cls(cu_seqlens, positions, sequence_ids, max_length)
-
-    def apply(self, function: Callable[[Tensor], Tensor]) -> PackedLayout:
-        """The layout with ``function`` applied to each tensor (e.g. a move to a device)."""
-        return PackedLayout(
-            function(self.cu_seqlens), function(self.positions), function(self.sequence_ids), self.max_length
-        )
 
     @property
     def size(self) -> int:
