@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -40,6 +41,9 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if fcntl is None:  # no locks to hold, and Windows cannot rename a file that is open
+        os.close(fd)
+        fd = None
     try:
         _hold(fd)  # marks the temporary as in use for sweep_stale, until the descriptor closes
         os.chmod(tmp, _mode_of(path) if path.exists() else 0o666 & ~_umask())
@@ -48,7 +52,8 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     sweep_stale(path.parent, _temporary_pattern(path.name))
@@ -78,16 +83,17 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     recover_folder(path)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     ready = staging.with_suffix(".ready")
-    held = os.open(staging, os.O_RDONLY)
+    held = None
     try:
-        _hold(held)  # marks the staging folder as in use for sweep_stale, however long the block works
+        held = hold(staging)  # marks the staging folder as in use for sweep_stale, however long the block works
         yield staging
         _settle_tree(staging)
         os.chmod(staging, 0o777 & ~_umask())
         os.replace(staging, ready)
         _move_into_place(ready, path)
     finally:
-        os.close(held)
+        if held is not None:
+            os.close(held)
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
         if ready.exists() and path.exists():  # a failed swap that put the old folder back
@@ -181,7 +187,10 @@ def sweep_stale(folder: Path, pattern: re.Pattern) -> None:
             if not pattern.fullmatch(entry.name):
                 continue
             with contextlib.suppress(OSError):
-                if now - entry.lstat().st_mtime < STALE_SECONDS or _in_use(entry):
+                status = entry.lstat()
+                if not (stat.S_ISREG(status.st_mode) or stat.S_ISDIR(status.st_mode)):
+                    continue  # a link, pipe or device: never one of our temporaries
+                if now - status.st_mtime < STALE_SECONDS or _in_use(entry):
                     continue
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
@@ -190,11 +199,24 @@ def sweep_stale(folder: Path, pattern: re.Pattern) -> None:
                 logger.info("removed %s, left by an interrupted write", entry)
 
 
-def _hold(fd: int) -> None:
-    """Lock ``fd``'s file or folder (released when ``fd`` closes, or its process dies)."""
-    if fcntl is not None:
-        with contextlib.suppress(OSError):  # a file system without locks: age alone then decides
-            fcntl.flock(fd, fcntl.LOCK_EX)
+def hold(path: str | os.PathLike) -> int | None:
+    """Mark the fresh temporary file or folder ``path`` as in use, so that :func:`sweep_stale`
+    keeps it however old it gets: the descriptor to close when done (``None`` without locks)."""
+    if fcntl is None:  # Windows: age alone decides, and an open file could not be renamed
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    _hold(fd)
+    return fd
+
+
+def _hold(fd: int | None) -> None:
+    """Lock ``fd``'s file or folder (released when ``fd`` closes, or its process dies).
+
+    The temporary is fresh, so nobody else holds it: the lock is taken without waiting. On a
+    file system without locks (some NFS mounts) it is skipped and age alone decides."""
+    if fcntl is not None and fd is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _in_use(entry: Path) -> bool:
@@ -202,7 +224,7 @@ def _in_use(entry: Path) -> bool:
     if fcntl is None:
         return False
     try:
-        fd = os.open(entry, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(entry, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError:  # a symbolic link: no write of ours
         return False
     try:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sentsim.atomic import sweep_stale
+from sentsim.atomic import hold, sweep_stale
 
 
 class TensorOutput:
@@ -43,8 +43,10 @@ class NpyOutput:
     def __init__(self, path: str | Path, rows: int, dim: int) -> None:
         self.path = Path(path)
         self.staging, self.created = staging_path(self.path)
+        self.held = None
         try:
             self.target = np.lib.format.open_memmap(self.staging, mode="w+", dtype=np.float32, shape=(rows, dim))
+            self.held = hold(self.staging)  # kept from other encodes' sweeps however long this one runs
         except BaseException:  # e.g. no space for the file
             self.discard()
             raise
@@ -59,6 +61,7 @@ class NpyOutput:
         with open(self.staging, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(self.staging, self.path)
+        self._release()
         stem = re.escape(self.path.stem)
         sweep_stale(self.path.parent, re.compile(rf"\.{stem}\.[0-9a-f]{{32}}\.tmp\.npy"))  # of killed encodes
         return np.load(self.path, mmap_mode="r")
@@ -66,10 +69,16 @@ class NpyOutput:
     def discard(self) -> None:
         """Remove the staging file and the (then empty) folders made for it."""
         self.target = None
+        self._release()
         self.staging.unlink(missing_ok=True)
         for folder in self.created:
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+    def _release(self) -> None:
+        if self.held is not None:
+            os.close(self.held)
+            self.held = None
 
 
 def staging_path(path: Path) -> tuple[Path, list[Path]]:

@@ -201,3 +201,52 @@ def test_a_long_write_in_progress_is_not_swept(tmp_path):
         write_text_atomic(tmp_path / "index.faiss", "fast")
         assert os.path.exists(slow_name)
     assert (tmp_path / "index.faiss").read_bytes() == b"slow"
+
+
+def test_a_long_encode_to_a_file_is_not_swept_by_another_that_finishes(tmp_path, tiny_encoder):
+    """encode(output=) holds its staging .npy locked: an encode of the same path that finishes
+    while it is still streaming (after over STALE_SECONDS) leaves it alone, and it still lands."""
+    from sentsim.npy_output import NpyOutput
+
+    slow = NpyOutput(tmp_path / "out.npy", rows=2, dim=3)
+    long_ago = os.stat(tmp_path).st_mtime - 7200
+    os.utime(slow.staging, (long_ago, long_ago))
+    tiny_encoder.encode(["a text"], output=tmp_path / "out.npy")
+    assert slow.staging.exists()
+    import torch
+
+    slow.write(0, torch.ones(2, 3))
+    assert np.array_equal(slow.finish(), np.ones((2, 3), dtype=np.float32))
+
+
+def test_a_pipe_named_like_a_temporary_is_neither_opened_nor_removed(tmp_path):
+    """Sweeping never blocks on a FIFO (opening one for reading waits for a writer) nor deletes
+    anything that is not a plain file or folder."""
+    fifo = tmp_path / ".index.faiss.abcd1234.tmp"
+    os.mkfifo(fifo)
+    hour_ago = os.stat(tmp_path).st_mtime - 3700
+    os.utime(fifo, (hour_ago, hour_ago))
+    write_text_atomic(tmp_path / "index.faiss", "x")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_without_file_locks_temporaries_are_not_held_open(tmp_path, monkeypatch):
+    """Where fcntl is missing (Windows), no descriptor stays open on a temporary: Windows cannot
+    rename an open file. The writes still land."""
+    from sentsim import atomic
+
+    monkeypatch.setattr(atomic, "fcntl", None)
+
+    def open_on(path) -> bool:
+        fds = os.listdir("/proc/self/fd")
+        return any(os.path.realpath(f"/proc/self/fd/{fd}") == os.path.realpath(path) for fd in fds)
+
+    with atomic_file(tmp_path / "index.faiss") as name:
+        with open(name, "wb") as handle:
+            handle.write(b"x")
+        assert not open_on(name)
+    with atomic_folder(tmp_path / "model") as staging:
+        (staging / "weights").write_text("x")
+        assert not open_on(staging)
+    assert (tmp_path / "index.faiss").read_bytes() == b"x"
+    assert (tmp_path / "model" / "weights").read_text() == "x"
