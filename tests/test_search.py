@@ -1220,6 +1220,8 @@ def test_reopening_with_the_recorded_model_passes_trust_remote_code_only_when_as
     DocumentIndex.open(tmp_path / "idx", trust_remote_code=True).close()
     assert main(["search", str(tmp_path / "idx"), "a cat", "--trust-remote-code"]) == 0
     assert main(["index", "compact", str(tmp_path / "idx"), "--trust-remote-code"]) == 0
-    assert seen == [False, True, True, True]
+    DocumentIndex.create(tmp_path / "by-name", str(tmp_path / "model"), trust_remote_code=True).close()
+    DocumentIndex.create(tmp_path / "by-name-2", str(tmp_path / "model")).close()
+    assert seen == [False, True, True, True, True, False]
     with pytest.raises(TypeError, match="trust_remote_code"):
         DocumentIndex.open(tmp_path / "idx", trust_remote_code="yes")

@@ -78,6 +78,7 @@ class DocumentIndex:
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
         model_name: str | None = None,
+        trust_remote_code: bool = False,
     ) -> DocumentIndex:
         """A new, empty index in ``folder`` (which must not hold one already).
 
@@ -92,8 +93,11 @@ class DocumentIndex:
                 ``chunk_size``).
             model_name: the name or folder recorded in the manifest, from which :meth:`open` loads
                 the model (a local folder is recorded as an absolute path).
+            trust_remote_code: let a model given by name run its own code (never implied; pass it
+                to :meth:`open` as well).
         """
-        encoder, name = index_encoder(encoder, model_name)
+        trust_remote_code = check_flag("trust_remote_code", trust_remote_code)
+        encoder, name = index_encoder(encoder, model_name, trust_remote_code=trust_remote_code)
         folder = Path(folder)
         if (folder / MANIFEST).exists():
             raise FileExistsError(f"{folder} already holds an index; open it with DocumentIndex.open")
