@@ -40,10 +40,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--out", type=Path, default=ROOT / "gpu_payload")
     args = parser.parse_args()
+    args.out = ROOT / "gpu_payload"  # the printed command reads it there
     source = resolve_model_path(args.model)
     if args.out.exists():
+        foreign = sorted({path.name for path in args.out.iterdir()} - {"model", "data"})
+        if foreign:
+            raise SystemExit(f"{args.out} holds {', '.join(foreign)}, which this script did not write; move it away")
         shutil.rmtree(args.out)
     model = args.out / "model"
     shutil.copytree(

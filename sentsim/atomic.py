@@ -29,7 +29,8 @@ except ImportError:  # Windows: temporaries are judged by age alone
 
 logger = logging.getLogger(__name__)
 
-STALE_SECONDS = 3600  # a temporary file or folder this old beside its target is a crashed write's
+STALE_SECONDS = 3600  # a temporary file or folder this old beside its target, not locked, is a crashed write's
+UNLOCKED_STALE_SECONDS = 7 * 24 * 3600  # the same where no lock can tell (Windows, NFS): age alone decides
 
 
 @contextlib.contextmanager
@@ -180,7 +181,9 @@ def sweep_stale(folder: Path, pattern: re.Pattern) -> None:
     """Remove the entries of ``folder`` whose names match ``pattern`` and that are older than
     ``STALE_SECONDS``: temporaries of writes killed before they could clean up (a checkpoint's
     staging folder can hold hundreds of MB). Younger ones may belong to a write in progress, and
-    older ones that a live write holds locked (a long one) are kept too."""
+    older ones that a live write holds locked (a long one) are kept too. Where locks cannot tell
+    (Windows; NFS, whose locks need files open for writing), only ``UNLOCKED_STALE_SECONDS`` of
+    age lets a temporary go."""
     now = time.time()
     with contextlib.suppress(OSError):
         for entry in folder.iterdir():
@@ -190,7 +193,8 @@ def sweep_stale(folder: Path, pattern: re.Pattern) -> None:
                 status = entry.lstat()
                 if not (stat.S_ISREG(status.st_mode) or stat.S_ISDIR(status.st_mode)):
                     continue  # a link, pipe or device: never one of our temporaries
-                if now - status.st_mtime < STALE_SECONDS or _in_use(entry):
+                age = now - status.st_mtime
+                if age < STALE_SECONDS or (_in_use(entry) and age < UNLOCKED_STALE_SECONDS):
                     continue
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
@@ -212,28 +216,28 @@ def hold(path: str | os.PathLike) -> int | None:
 def _hold(fd: int | None) -> None:
     """Lock ``fd``'s file or folder (released when ``fd`` closes, or its process dies).
 
-    The temporary is fresh, so nobody else holds it: the lock is taken without waiting. On a
-    file system without locks (some NFS mounts) it is skipped and age alone decides."""
+    The temporary is fresh, so nobody else holds it: the lock is taken without waiting. Where it
+    cannot be taken (NFS), :func:`_in_use` cannot read it either and age alone decides."""
     if fcntl is not None and fd is not None:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _in_use(entry: Path) -> bool:
-    """Whether a live write holds ``entry`` (see :func:`_hold`)."""
+    """Whether a live write may hold ``entry`` (see :func:`_hold`): True where no lock can tell."""
     if fcntl is None:
-        return False
+        return True
     try:
         fd = os.open(entry, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:  # a symbolic link: no write of ours
+    except FileNotFoundError:
         return False
+    except OSError:  # e.g. another user's: cannot tell
+        return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return False
-    except BlockingIOError:
+    except OSError:  # held (EWOULDBLOCK), or locks that need a writable file (NFS: EBADF)
         return True
-    except OSError:
-        return False
     finally:
         os.close(fd)
 

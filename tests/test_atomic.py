@@ -230,6 +230,7 @@ def test_a_pipe_named_like_a_temporary_is_neither_opened_nor_removed(tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists open files through /proc")
 def test_without_file_locks_temporaries_are_not_held_open(tmp_path, monkeypatch):
     """Where fcntl is missing (Windows), no descriptor stays open on a temporary: Windows cannot
     rename an open file. The writes still land."""
@@ -250,3 +251,36 @@ def test_without_file_locks_temporaries_are_not_held_open(tmp_path, monkeypatch)
         assert not open_on(staging)
     assert (tmp_path / "index.faiss").read_bytes() == b"x"
     assert (tmp_path / "model" / "weights").read_text() == "x"
+
+
+class _LocksNeedWritableFiles:
+    """fcntl as on NFS: flock becomes a byte-range lock, refused (EBADF) on a read-only descriptor."""
+
+    LOCK_EX, LOCK_NB = 2, 4
+
+    @staticmethod
+    def flock(fd, operation):
+        import errno
+        import fcntl
+
+        if os.fstat(fd).st_mode & stat.S_IFDIR or (os.O_ACCMODE & fcntl.fcntl(fd, fcntl.F_GETFL)) == os.O_RDONLY:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        fcntl.flock(fd, operation)
+
+
+@pytest.mark.parametrize("locks", ["nfs", "none"])
+def test_where_locks_cannot_tell_age_alone_decides_with_a_week(tmp_path, monkeypatch, locks):
+    """On NFS (locks only on writable files) and Windows (no fcntl) a sweep cannot see that a write
+    is live: a temporary older than an hour is kept (a long index build), one older than a week goes."""
+    from sentsim import atomic
+
+    monkeypatch.setattr(atomic, "fcntl", _LocksNeedWritableFiles if locks == "nfs" else None)
+    now = os.stat(tmp_path).st_mtime
+    hours, weeks = tmp_path / ".model.abcd1234.tmp", tmp_path / ".model.efgh5678.tmp"
+    for folder, age in ((hours, 7200), (weeks, 8 * 24 * 3600)):
+        folder.mkdir()
+        (folder / "weights").write_text("x")
+        os.utime(folder, (now - age, now - age))
+    with atomic_folder(tmp_path / "model") as staging:
+        (staging / "weights").write_text("new")
+    assert hours.is_dir() and not weeks.exists()
