@@ -81,6 +81,14 @@ class TextTokenizer:
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
+        specials = (
+            self.tokenizer.post_processor.num_special_tokens_to_add(False) if self.tokenizer.post_processor else 0
+        )
+        if max_length <= specials:  # the Rust tokenizer would not truncate at all
+            raise ValueError(
+                f"a maximum length of {max_length} tokens leaves no room for text besides the tokenizer's "
+                f"{specials} special tokens; use at least {specials + 1}"
+            )
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length)
         self.max_length = max_length

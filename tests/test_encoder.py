@@ -195,6 +195,16 @@ def test_max_seq_length_can_be_changed(tiny_encoder):
         tiny_encoder.encode(["the cat sat on the mat"])
 
 
+def test_max_seq_length_must_leave_room_besides_the_special_tokens(tiny_encoder):
+    """[CLS] [SEP] fill 2 tokens; at 2 or fewer the Rust tokenizer truncated nothing, and a long text
+    failed deep in the model (a position-embedding size error). Refused when set instead."""
+    with pytest.raises(ValueError, match="no room for text besides the tokenizer's 2 special tokens; use at least 3"):
+        tiny_encoder.max_seq_length = 2
+    tiny_encoder.max_seq_length = 3
+    features = tiny_encoder.tokenize(["the cat sat on the mat " * 100])
+    assert features["input_ids"].shape == (1, 3)
+
+
 def test_similarity_on_texts_equals_similarity_of_embeddings(tiny_encoder):
     embeddings = tiny_encoder.encode(TEXTS)
     for metric in ("cosine", "dot", "euclidean", "manhattan"):
