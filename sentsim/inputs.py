@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from collections.abc import Iterable
 
 import numpy as np
@@ -95,6 +96,10 @@ def single_text(value: object) -> object:
     return value
 
 
+_SHORT = reprlib.Repr()  # items quoted in messages, cut short (a bad item may be megabytes)
+_SHORT.maxstring = _SHORT.maxother = 60
+
+
 def validate_texts(texts: object, name: str = "texts") -> list[str]:
     """Return ``texts`` as a list of str, or raise an error naming the first bad item.
 
@@ -110,7 +115,7 @@ def validate_texts(texts: object, name: str = "texts") -> list[str]:
     for index, item in enumerate(items):
         if not isinstance(item, str):
             kind = "NaN" if isinstance(item, float) and item != item else type(item).__name__
-            raise TypeError(f"{name}[{index}] is {kind} ({item!r}); expected str")
+            raise TypeError(f"{name}[{index}] is {kind} ({_SHORT.repr(item)}); expected str")
         if not item.isascii():
             try:
                 item.encode("utf-8")

@@ -85,6 +85,16 @@ def test_non_string_items_name_their_index(tiny_encoder, bad, index, kind):
         tiny_encoder.encode(bad)
 
 
+def test_a_huge_bad_item_is_quoted_short(tiny_encoder):
+    """The message quotes the bad item cut short: a 5 MB bytes object made a 5 MB error."""
+    for bad in (b"x" * 5_000_000, ["y"] * 1_000_000):
+        with pytest.raises(
+            TypeError, match=r"texts\[1\] is (bytes|list) \(.{10,80}\.\.\..{0,80}\); expected str$"
+        ) as error:
+            tiny_encoder.encode(["ok", bad])
+        assert len(str(error.value)) < 200
+
+
 def test_non_list_input_is_refused(tiny_encoder):
     with pytest.raises(TypeError, match="must be a list of str"):
         tiny_encoder.encode(42)
