@@ -52,6 +52,12 @@ def nonfinite_row(array: np.ndarray) -> int | None:
     return int(bad[0]) if bad.size else None
 
 
+def check_instance(name: str, value: object, expected: type, made_by: str) -> None:
+    """A TypeError naming ``name``, what it should be and what makes one, unless ``value`` is an ``expected``."""
+    if not isinstance(value, expected):
+        raise TypeError(f"{name} must be {expected.__name__} (from {made_by}), got {type(value).__name__}")
+
+
 def check_flag(name: str, value: object, *, optional: bool = False) -> bool | None:
     """``value`` as a bool, or a TypeError naming ``name`` unless it is one (or None when ``optional``)."""
     if optional and value is None:

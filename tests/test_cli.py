@@ -394,3 +394,20 @@ def test_split_picks_the_split_of_every_dataset_source(model_dir, tmp_path, caps
     assert json.loads(capsys.readouterr().out)["support"] == 3  # support and data both from validation
     assert main([*classify, "--data", str(tmp_path / "dd")]) == 0
     assert json.loads(capsys.readouterr().out)["support"] == 2  # default: test
+
+
+def test_sigterm_stops_a_command_with_one_line(tmp_path, monkeypatch, capsys):
+    """SIGTERM unwinds like Ctrl-C (cleanup runs) and says so on stderr, exit status 143."""
+    import os
+    import signal
+
+    from sentsim.cli import encode, main
+
+    def terminated(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(encode, "run", terminated)
+    (tmp_path / "texts.txt").write_text("a text\n")
+    code = main(["encode", "--input", str(tmp_path / "texts.txt"), "--output", str(tmp_path / "out.npy")])
+    assert code == 143
+    assert capsys.readouterr().err.strip() == "sentsim encode: terminated; unfinished outputs were removed"

@@ -229,3 +229,26 @@ def test_named_sets_load_from_the_data_folder():
         load_clinc150("dev", data_dir=DATA_DIR)
     with pytest.raises(FileNotFoundError, match="unset it to load from the Hub"):
         load_stsb("test", data_dir=DATA_DIR / "nowhere")
+
+
+def test_evaluators_and_train_name_the_data_they_expect(tiny_encoder):
+    """A datasets.Dataset, or data of another task, is refused with the type and its loader
+    (it failed with an AttributeError from inside)."""
+    import datasets
+
+    from sentsim.data import load_stsb
+    from sentsim.evaluation import evaluate_pairs, evaluate_retrieval, evaluate_sts, evaluate_triplets
+    from sentsim.training import train
+    from sentsim.training.losses import CoSENTLoss
+
+    rows = datasets.Dataset.from_dict({"sentence1": ["a"], "sentence2": ["b"], "score": [1.0]})
+    with pytest.raises(TypeError, match=r"pairs must be SentencePairs \(from load_stsb or read_sts\), got Dataset"):
+        evaluate_sts(tiny_encoder, rows)
+    with pytest.raises(TypeError, match="pairs must be LabelledPairs .*sts_pair_classification.*got SentencePairs"):
+        evaluate_pairs(tiny_encoder, load_stsb("test", data_dir=DATA_DIR))
+    with pytest.raises(TypeError, match="triplets must be Triplets .*got list"):
+        evaluate_triplets(tiny_encoder, [("a", "b", "c")])
+    with pytest.raises(TypeError, match="data must be RetrievalData .*got dict"):
+        evaluate_retrieval(tiny_encoder, {"queries": {}})
+    with pytest.raises(TypeError, match="data must be TrainingData .*load_training_data.*got Dataset"):
+        train(tiny_encoder, rows, CoSENTLoss())

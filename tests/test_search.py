@@ -423,6 +423,11 @@ def test_save_open_round_trip_and_model_mismatch(index, tmp_path):
         DocumentIndex.open(tmp_path / "index", toy_encoder(seed=5))
     with pytest.raises(FileExistsError, match="already holds an index"):
         DocumentIndex.create(tmp_path / "index", toy_encoder())
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("mine")  # a later build --overwrite would delete it
+    with pytest.raises(FileExistsError, match="holds files that are not an index"):
+        DocumentIndex.create(tmp_path / "notes", toy_encoder())
+    assert os.listdir(tmp_path / "notes") == ["notes.txt"]
 
 
 def test_corrupted_files_give_clear_errors(index, tmp_path):

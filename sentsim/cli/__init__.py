@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.command_name}: interrupted; unfinished outputs were removed", file=sys.stderr)
         return 130
     except _Terminated:
+        print(f"{args.command_name}: terminated; unfinished outputs were removed", file=sys.stderr)
         return 143
     finally:
         if on_main_thread:

@@ -7,7 +7,7 @@ import numpy as np
 from sentsim.data.pairs import LabelledPairs
 from sentsim.evaluation.binary import average_precision, best_threshold, binary_metrics, check_binary
 from sentsim.evaluation.encoding import encode_columns
-from sentsim.inputs import finite_or_none
+from sentsim.inputs import check_instance, finite_or_none
 from sentsim.similarity import Metric, similarity
 
 
@@ -28,6 +28,7 @@ def evaluate_pairs(
     ``threshold``, ``metric``, ``n`` and ``primary_metric`` (``average_precision``, which
     needs no threshold).
     """
+    check_instance("pairs", pairs, LabelledPairs, "read_pairs, or sts_pair_classification for scored pairs")
     metric = Metric.parse(metric)
     finite_or_none("threshold", threshold)
     scores = pair_scores(encoder, pairs.sentences1, pairs.sentences2, metric, batch_size, show_progress)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sentsim.data.retrieval import RetrievalData
 from sentsim.evaluation.ranking import retrieval_metrics
 from sentsim.exact_search import exact_search
+from sentsim.inputs import check_instance
 from sentsim.prompts import search_prompts
 from sentsim.similarity import Metric
 
@@ -25,6 +26,7 @@ def evaluate_retrieval(
 
     Queries and documents get the model's query and document prompts, as in search (:mod:`sentsim.prompts`).
     """
+    check_instance("data", data, RetrievalData, "read_beir or sts_paraphrase_retrieval")
     metric = Metric.parse(metric)
     query_ids, doc_ids = list(data.queries), list(data.corpus)
     prompts = search_prompts(getattr(encoder, "prompts", {}))

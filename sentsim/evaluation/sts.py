@@ -7,6 +7,7 @@ import numpy as np
 from sentsim.data.sts import SentencePairs
 from sentsim.evaluation.correlation import pearson, spearman
 from sentsim.evaluation.encoding import encode_columns
+from sentsim.inputs import check_instance
 from sentsim.similarity import Metric, similarity
 
 
@@ -28,6 +29,7 @@ def evaluate_sts(encoder, pairs: SentencePairs, *, batch_size: int = 64, show_pr
     ``primary_metric``. Gold scores that are all equal raise a ValueError (correlation is
     undefined); similarities that are all equal, up to float rounding (a collapsed model), correlate 0.
     """
+    check_instance("pairs", pairs, SentencePairs, "load_stsb or read_sts")
     check_sts_pairs(pairs)
     left, right = encode_columns(
         encoder, pairs.sentences1, pairs.sentences2, batch_size=batch_size, show_progress=show_progress

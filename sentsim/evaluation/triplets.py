@@ -6,6 +6,7 @@ import numpy as np
 
 from sentsim.data.triplets import Triplets
 from sentsim.evaluation.encoding import encode_columns
+from sentsim.inputs import check_instance
 from sentsim.similarity import Metric, similarity
 
 
@@ -14,6 +15,7 @@ def evaluate_triplets(encoder, triplets: Triplets, *, batch_size: int = 64, show
 
     ``accuracy`` (the primary metric) is the cosine one; a tie counts as wrong.
     """
+    check_instance("triplets", triplets, Triplets, "read_triplets")
     if len(triplets) == 0:
         raise ValueError("no triplets to evaluate")
     anchors, positives, negatives = encode_columns(

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from sentsim.atomic import recover_folder, write_text_atomic
+from sentsim.atomic import holds_other_files, recover_folder, write_text_atomic
 from sentsim.inputs import check_flag, positive_int, single_text, validate_texts
 from sentsim.prompts import NO_SEARCH_PROMPTS
 from sentsim.search.backends import VectorBackend, check_tuning_values
@@ -101,6 +101,10 @@ class DocumentIndex:
         folder = Path(folder)
         if (folder / MANIFEST).exists():
             raise FileExistsError(f"{folder} already holds an index; open it with DocumentIndex.open")
+        if holds_other_files(folder, (MANIFEST,)):  # a later build --overwrite would delete them
+            raise FileExistsError(
+                f"{folder} holds files that are not an index; create an index in a new or empty folder"
+            )
         manifest = new_manifest(
             encoder, name, backend=backend, metric=metric, chunk_size=chunk_size, chunk_overlap=chunk_overlap
         )

@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sentsim.devices import resolve_device
-from sentsim.inputs import is_real
+from sentsim.inputs import check_instance, is_real
 from sentsim.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData, check_fits
@@ -74,6 +74,7 @@ def train(
     """
     config = config or TrainingConfig()
     rank, world = rank_and_world()
+    check_instance("data", data, TrainingData, "load_training_data, which reads a datasets.Dataset or a file")
     check_fits(data, loss)
     if config.batch_size % world:
         raise ValueError(f"batch_size {config.batch_size} must divide evenly over {world} processes")
