@@ -96,6 +96,15 @@ def test_pair_classifier_save_and_load(tmp_path):
         (tmp_path / "pairs.json").write_text(json.dumps(broken))
         with pytest.raises(ValueError, match="pairs.json is not a saved pair classifier"):
             PairClassifier.load(tmp_path / "pairs.json", encoder)
+    (tmp_path / "notes.json").write_text('{"mine": 1}')
+    with pytest.raises(FileExistsError, match="notes.json exists and is not a saved pair classifier; pass overwrite"):
+        classifier.save(tmp_path / "notes.json")  # was replaced silently
+    assert json.loads((tmp_path / "notes.json").read_text()) == {"mine": 1}
+    with pytest.raises(IsADirectoryError, match="is a folder; give a .json file path"):
+        classifier.save(tmp_path)
+    classifier.save(tmp_path / "notes.json", overwrite=True)
+    classifier.save(tmp_path / "notes.json")  # a saved classifier is replaced
+    assert PairClassifier.load(tmp_path / "notes.json", encoder).threshold == classifier.threshold
 
 
 def test_pair_classifier_bad_input():

@@ -24,10 +24,13 @@ from sentsim.evaluation.binary import (
     require_both_classes,
 )
 from sentsim.evaluation.pairs import pair_scores
-from sentsim.inputs import finite_or_none, integer, is_real, positive_int, single_text, validate_texts
+from sentsim.inputs import check_flag, finite_or_none, integer, is_real, positive_int, single_text, validate_texts
 from sentsim.similarity import Metric
 
 logger = logging.getLogger(__name__)
+
+
+SAVED_KEYS = ("sentsim_version", "metric", "threshold", "calibrator")  # what save writes and load needs
 
 
 class PairClassifier:
@@ -137,8 +140,18 @@ class PairClassifier:
         results["ece"] = expected_calibration_error(probabilities, labels_a)
         return results | {"threshold": self.threshold, "n": len(labels_a), "primary_metric": "accuracy"}
 
-    def save(self, path: str | Path) -> None:
-        """Write the threshold, metric and calibrator to a JSON file (the encoder is saved separately)."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Write the threshold, metric and calibrator to a JSON file (the encoder is saved separately).
+
+        An existing saved pair classifier is replaced; any other existing file only with ``overwrite=True``.
+        """
+        path = Path(path)
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder; give a .json file path")
+        if path.exists() and not check_flag("overwrite", overwrite) and not _is_saved_classifier(path):
+            raise FileExistsError(
+                f"{path} exists and is not a saved pair classifier; pass overwrite=True to replace it"
+            )
         data = {
             "sentsim_version": __version__,
             "metric": self.metric.value,
@@ -153,7 +166,7 @@ class PairClassifier:
         """Read a classifier saved by :meth:`save`, to run with ``encoder``."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            missing = [key for key in ("sentsim_version", "metric", "threshold", "calibrator") if key not in data]
+            missing = [key for key in SAVED_KEYS if key not in data]
             if missing:  # e.g. a file of evaluation results, which has a metric and a threshold too
                 raise KeyError(f"no {', '.join(missing)}")
             metric, threshold = data["metric"], data["threshold"]
@@ -190,3 +203,11 @@ def _stratified_split(labels: np.ndarray, share: float, seed: int) -> tuple[np.n
         held_rows.append(members[:cut])
         fit_rows.append(members[cut:])
     return np.sort(np.concatenate(fit_rows)), np.sort(np.concatenate(held_rows))
+
+
+def _is_saved_classifier(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and all(key in data for key in SAVED_KEYS)
