@@ -103,3 +103,12 @@ def test_read_texts_from_tables_takes_the_text_column_and_skips_a_bom(tmp_path):
     assert read_texts(table, field="label") == ["weather", "music"]
     with pytest.raises(ValueError, match="missing column"):
         read_texts(table, field="body")
+
+
+def test_data_sets_print_their_size_not_their_rows():
+    """repr(load_stsb(...)) printed every pair (about 130k characters)."""
+    from sentsim.data import LabelledPairs, RetrievalData, SentencePairs
+
+    assert repr(SentencePairs(["a", "b"], ["c", "d"], [1.0, 2.0])) == "SentencePairs(2 rows)"
+    assert repr(LabelledPairs(["a"], ["b"], [1])) == "LabelledPairs(1 row)"
+    assert repr(RetrievalData({"q": "a"}, {"d": "b"}, {"q": {"d"}})) == "RetrievalData(1 queries, 1 documents)"

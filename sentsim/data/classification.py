@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sentsim.data.columns import class_column, require_columns, same_lengths, text_column
+from sentsim.data.columns import ShortRepr, class_column, require_columns, same_lengths, text_column
 from sentsim.data.tables import read_table
 
 COLUMNS = ["text", "label"]
 
 
-@dataclass(frozen=True)
-class LabelledTexts:
+@dataclass(frozen=True, repr=False)
+class LabelledTexts(ShortRepr):
     texts: list[str]
     labels: list[str | int]
 

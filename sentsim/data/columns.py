@@ -75,3 +75,10 @@ def class_column(values: Sequence[object], column: str, source: str) -> list[str
                 f"{source}: column {column!r}, row {row}: expected a class label (str or int), got {value!r}"
             )
     return [int(value) if isinstance(value, np.integer) else value for value in labels]
+
+
+class ShortRepr:
+    """A data set's repr: its class and size, not every row (``load_stsb`` holds thousands)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} row{'' if len(self) == 1 else 's'})"

@@ -6,14 +6,14 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from sentsim.data.columns import text_column
+from sentsim.data.columns import ShortRepr, text_column
 from sentsim.data.jsonl import is_json_object, parse_jsonl, read_jsonl
 from sentsim.data.lines import iter_lines, read_lines
 from sentsim.data.tables import DELIMITED, read_table
 
 
-@dataclass(frozen=True)
-class Documents:
+@dataclass(frozen=True, repr=False)
+class Documents(ShortRepr):
     texts: list[str]
     ids: list[str] | None
     metadata: list[dict]

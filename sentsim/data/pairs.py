@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sentsim.data.columns import binary_column, plain_list, require_columns, same_lengths, text_column
+from sentsim.data.columns import ShortRepr, binary_column, plain_list, require_columns, same_lengths, text_column
 from sentsim.data.tables import read_table
 
 COLUMNS = ["sentence1", "sentence2", "label"]
 
 
-@dataclass(frozen=True)
-class LabelledPairs:
+@dataclass(frozen=True, repr=False)
+class LabelledPairs(ShortRepr):
     """Pairs of sentences with a binary label each (1 = similar / duplicate, 0 = not)."""
 
     sentences1: list[str]

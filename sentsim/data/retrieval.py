@@ -9,7 +9,7 @@ from pathlib import Path
 from sentsim.data.jsonl import read_jsonl
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RetrievalData:
     """Queries and documents by id, with relevance judgements.
 
@@ -22,6 +22,9 @@ class RetrievalData:
     corpus: dict[str, str]
     relevant: dict[str, set[str]]
     ignore: dict[str, set[str]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"RetrievalData({len(self.queries)} queries, {len(self.corpus)} documents)"
 
     def __post_init__(self) -> None:
         if not self.queries:

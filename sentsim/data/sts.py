@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sentsim.data.columns import float_column, plain_list, require_columns, same_lengths, text_column
+from sentsim.data.columns import ShortRepr, float_column, plain_list, require_columns, same_lengths, text_column
 from sentsim.data.tables import read_table
 
 COLUMNS = ["sentence1", "sentence2", "score"]
 
 
-@dataclass(frozen=True)
-class SentencePairs:
+@dataclass(frozen=True, repr=False)
+class SentencePairs(ShortRepr):
     """Pairs of sentences with a similarity score each."""
 
     sentences1: list[str]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sentsim.data.columns import require_columns, same_lengths, text_column
+from sentsim.data.columns import ShortRepr, require_columns, same_lengths, text_column
 from sentsim.data.tables import read_table
 
 COLUMNS = ["anchor", "positive", "negative"]
 
 
-@dataclass(frozen=True)
-class Triplets:
+@dataclass(frozen=True, repr=False)
+class Triplets(ShortRepr):
     anchors: list[str]
     positives: list[str]
     negatives: list[str]

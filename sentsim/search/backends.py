@@ -69,7 +69,10 @@ class VectorBackend:
                 index if index is not None else faiss.IndexIDMap2(faiss.index_factory(dim, factory, self.faiss_metric))
             )
         except RuntimeError as error:
-            raise ValueError(f"invalid FAISS factory string {factory!r}: {str(error).splitlines()[-1]}") from None
+            raise ValueError(
+                f"invalid FAISS factory string {factory!r}: {str(error).splitlines()[-1]} "
+                f"(backends: {', '.join(BACKENDS)}, or a factory string such as 'IVF1024,SQ8')"
+            ) from None
         self.tombstones = tombstones or set()
         self._gpu_index = None
         self._configure()
