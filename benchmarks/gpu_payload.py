@@ -41,14 +41,14 @@ def main() -> None:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     args = parser.parse_args()
-    args.out = ROOT / "gpu_payload"  # the printed command reads it there
+    out = ROOT / "gpu_payload"  # the printed command reads it there
     source = resolve_model_path(args.model)
-    if args.out.exists():
-        foreign = sorted({path.name for path in args.out.iterdir()} - {"model", "data"})
+    if out.exists():
+        foreign = sorted({path.name for path in out.iterdir()} - {"model", "data"})
         if foreign:
-            raise SystemExit(f"{args.out} holds {', '.join(foreign)}, which this script did not write; move it away")
-        shutil.rmtree(args.out)
-    model = args.out / "model"
+            raise SystemExit(f"{out} holds {', '.join(foreign)}, which this script did not write; move it away")
+        shutil.rmtree(out)
+    model = out / "model"
     shutil.copytree(
         source, model, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "*.onnx", "onnx", "openvino")
     )
@@ -57,9 +57,9 @@ def main() -> None:
         target = model / weights.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, target, metadata={"format": "pt"})
-    shutil.copytree(args.data_dir / "stsb", args.out / "data" / "stsb")
-    size = sum(path.stat().st_size for path in args.out.rglob("*") if path.is_file())
-    print(f"wrote {args.out} ({size / 2**20:.0f} MiB). On the GPU machine, with gpu_payload carried along:")
+    shutil.copytree(args.data_dir / "stsb", out / "data" / "stsb")
+    size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
+    print(f"wrote {out} ({size / 2**20:.0f} MiB). On the GPU machine, with gpu_payload carried along:")
     print(COMMAND)
 
 

@@ -45,8 +45,9 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     if fcntl is None:  # no locks to hold, and Windows cannot rename a file that is open
         os.close(fd)
         fd = None
-    try:
+    else:
         _hold(fd)  # marks the temporary as in use for sweep_stale, until the descriptor closes
+    try:
         os.chmod(tmp, _mode_of(path) if path.exists() else 0o666 & ~_umask())
         yield tmp
         with open(tmp, "rb") as handle:
@@ -213,14 +214,13 @@ def hold(path: str | os.PathLike) -> int | None:
     return fd
 
 
-def _hold(fd: int | None) -> None:
+def _hold(fd: int) -> None:
     """Lock ``fd``'s file or folder (released when ``fd`` closes, or its process dies).
 
     The temporary is fresh, so nobody else holds it: the lock is taken without waiting. Where it
     cannot be taken (NFS), :func:`_in_use` cannot read it either and age alone decides."""
-    if fcntl is not None and fd is not None:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _in_use(entry: Path) -> bool:

@@ -12,9 +12,10 @@ from sentsim.similarity import Metric, similarity
 
 
 def check_sts_pairs(pairs: SentencePairs) -> None:
-    """A ValueError unless ``pairs`` can be scored: at least 2 pairs whose gold scores (finite, as
+    """A TypeError unless ``pairs`` is :class:`SentencePairs`, a ValueError unless they can be scored: at least 2 pairs whose gold scores (finite, as
     :class:`SentencePairs` checks) are not all equal. Run before training, so that an evaluation
     set that cannot be scored fails before the first step."""
+    check_instance("pairs", pairs, SentencePairs, "load_stsb or read_sts")
     if len(pairs) < 2:
         raise ValueError(f"STS evaluation needs at least 2 pairs, got {len(pairs)}")
     if np.all(pairs.scores == pairs.scores[0]):
@@ -29,7 +30,6 @@ def evaluate_sts(encoder, pairs: SentencePairs, *, batch_size: int = 64, show_pr
     ``primary_metric``. Gold scores that are all equal raise a ValueError (correlation is
     undefined); similarities that are all equal, up to float rounding (a collapsed model), correlate 0.
     """
-    check_instance("pairs", pairs, SentencePairs, "load_stsb or read_sts")
     check_sts_pairs(pairs)
     left, right = encode_columns(
         encoder, pairs.sentences1, pairs.sentences2, batch_size=batch_size, show_progress=show_progress
