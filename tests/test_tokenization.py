@@ -1,4 +1,6 @@
 import numpy as np
+import pandas as pd
+import pytest
 import torch
 
 from sentsim.tokenization import TextTokenizer
@@ -63,3 +65,16 @@ def test_a_text_without_tokens_gets_unk():
     plain.pre_tokenizer = pre_tokenizers.Whitespace()
     batch = TextTokenizer(plain, 8).encode(["a", "", "b a", ""])
     assert batch.ids == [[1], [0], [2, 1], [0]]
+
+
+def test_train_tokenizer_prints_nothing(capfd):
+    from sentsim import train_tokenizer
+
+    train_tokenizer(["the cat sat on the mat"] * 3, vocab_size=50)
+    assert capfd.readouterr().out == ""
+    with pytest.raises(TypeError, match=r"texts\[2\] is float \(nan\); expected str"):
+        train_tokenizer(pd.Series(["a cat", "a dog", float("nan")]), vocab_size=50)
+    batches = ([text] * 2 for text in ["the cat sat", "on the mat"])  # batches of texts, as tokenizers allows
+    assert train_tokenizer(batches, vocab_size=50).get_vocab_size() > 5
+    with pytest.raises(TypeError, match=r"texts\[0\]\[1\] is NoneType"):
+        train_tokenizer([["a cat", None]], vocab_size=50)

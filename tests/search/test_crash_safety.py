@@ -1,0 +1,227 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sentsim.search import DocumentIndex, IndexCorruptedError
+from sentsim.search.backends import VectorBackend
+
+from ..toy_task import toy_encoder
+from .corpus import IDS, META, TEXTS
+
+
+def test_a_compaction_that_cannot_save_raises_and_keeps_the_generation(encoder, tmp_path, monkeypatch):
+    index = DocumentIndex.create(tmp_path / "hnsw", encoder, backend="hnsw")
+    index.add(TEXTS, ids=IDS, metadata=META)
+    index.delete(["d0"])
+    generation = index.store.generation
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(VectorBackend, "save", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            index.compact()
+    assert index.store.generation == generation
+    assert json.loads((tmp_path / "hnsw" / "manifest.json").read_text())["generation"] == generation
+    assert {h.id for h in index.search("the cat sleeps", k=100)} == set(IDS[1:])
+    reopened = DocumentIndex.open(tmp_path / "hnsw", encoder)
+    assert {h.id for h in reopened.search("the cat sleeps", k=100)} == set(IDS[1:])
+    index.close()
+    reopened.close()
+
+
+def test_corrupted_files_give_clear_errors(index, tmp_path):
+    index.close()
+    folder = tmp_path / "index"
+    faiss_file = folder / "index.faiss"
+    data = faiss_file.read_bytes()
+    faiss_file.write_bytes(data[: len(data) // 3])
+    with pytest.raises(IndexCorruptedError, match=r"index.faiss is not a readable FAISS index"):
+        DocumentIndex.open(folder, toy_encoder())
+    repaired = DocumentIndex.open(folder, toy_encoder(), repair=True)
+    assert len(repaired.search("the cat sleeps", k=100)) == len(TEXTS)
+    repaired.close()
+    import faiss
+
+    faiss.write_index(faiss.IndexFlatIP(repaired.encoder.dim), str(faiss_file))  # a foreign FAISS file
+    with pytest.raises(IndexCorruptedError, match="holds a IndexFlatIP, not the id-mapped index sentsim writes"):
+        DocumentIndex.open(folder, toy_encoder())
+    DocumentIndex.open(folder, toy_encoder(), repair=True).close()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for broken, message in (
+        ([], "not a sentsim index manifest"),
+        ({}, "'model' is missing or has the wrong type"),
+        (manifest | {"chunk_size": "128"}, "'chunk_size' is missing or has the wrong type"),
+        (manifest | {"model": {"name": "x"}}, "model 'dim' is missing"),
+        (manifest | {"tombstones": 3}, "'tombstones' must be a list"),
+        (manifest | {"metric": "bogus"}, "unknown metric 'bogus'"),
+    ):
+        (folder / "manifest.json").write_text(json.dumps(broken))
+        with pytest.raises(IndexCorruptedError, match=message):
+            DocumentIndex.open(folder, toy_encoder())
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexCorruptedError, match="manifest.json is corrupted"):
+        DocumentIndex.open(folder, toy_encoder())
+
+
+def test_a_faiss_file_of_the_wrong_size_is_rebuilt_on_open(index, tmp_path):
+    folder = tmp_path / "index"
+    index.add(["an extra document about cats"], ids=["extra"])
+    larger = (folder / "index.faiss").read_bytes()
+    index.delete(["extra"])
+    index.close()
+    (folder / "index.faiss").write_bytes(larger)  # one vector too many, though the generation matches
+    reopened = DocumentIndex.open(folder, toy_encoder())
+    assert reopened.backend.size == reopened.store.count("chunks") == len(TEXTS)
+    assert "extra" not in {h.id for h in reopened.search("cats", k=100)}
+    reopened.close()
+
+
+def test_a_failed_write_whose_repair_fails_is_repaired_before_the_next_use(index, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise MemoryError("simulated")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(VectorBackend, "add", fail)  # the write fails, and so does the rebuild after it
+        with pytest.raises(MemoryError):
+            index.add(["a new document"], ids=["new"])
+    assert index.mirror.broken and index.backend is None
+    assert len(index.search("the cat sleeps", k=100)) == len(TEXTS)  # rebuilt before searching
+    with monkeypatch.context() as patch:
+        patch.setattr(VectorBackend, "add", fail)  # the write fails, and so does the rebuild after it
+        with pytest.raises(MemoryError):
+            index.add(["a new document"], ids=["new"])
+    index.add(["a new document"], ids=["new"])  # rebuilt before writing: the old vectors are kept
+    assert index.backend.size == len(TEXTS) + 1
+    index.close()
+    reopened = DocumentIndex.open(tmp_path / "index", toy_encoder())
+    assert reopened.backend.size == reopened.store.count("chunks") == len(TEXTS) + 1
+    assert len(reopened.search("the cat sleeps", k=100)) == len(TEXTS) + 1
+    reopened.close()
+
+
+def test_a_failed_compaction_is_repaired_before_the_next_use(index, monkeypatch):
+    def fail(*args, **kwargs):
+        raise MemoryError("simulated")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(VectorBackend, "add", fail)
+        with pytest.raises(MemoryError):
+            index.compact()
+    assert index.mirror.broken
+    assert len(index.search("the cat sleeps", k=100)) == len(TEXTS)
+    assert not index.mirror.broken and index.backend.size == len(TEXTS)
+
+
+def test_corrupted_database(index, tmp_path):
+    index.close()
+    (tmp_path / "index" / "documents.sqlite").write_bytes(b"garbage" * 100)
+    for extra in ("documents.sqlite-wal", "documents.sqlite-shm"):
+        (tmp_path / "index" / extra).unlink(missing_ok=True)
+    with pytest.raises(IndexCorruptedError, match="documents.sqlite"):
+        DocumentIndex.open(tmp_path / "index", toy_encoder())
+
+
+WRITER = """
+import sys
+sys.path.insert(0, {tests!r})
+from toy_task import toy_encoder
+from sentsim.search import DocumentIndex
+index = DocumentIndex.open({folder!r}, toy_encoder())
+for i in range(100000):
+    index.add(["document number %d about cats and rain" % i, "another text %d" % i], ids=["k%d" % i, "j%d" % i])
+    print(i, flush=True)
+"""
+
+
+def test_sigkill_during_adds_leaves_a_consistent_index(index, tmp_path):
+    index.close()
+    script = WRITER.format(tests=os.path.dirname(os.path.dirname(__file__)), folder=str(tmp_path / "index"))
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    completed = -1
+    deadline = time.time() + 60
+    while completed < 5 and time.time() < deadline:
+        completed = int(process.stdout.readline().split()[0])
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    reopened = DocumentIndex.open(tmp_path / "index", toy_encoder())
+    documents = len(reopened)
+    assert documents >= len(TEXTS) + 2 * (completed + 1)  # every completed add is there
+    assert (documents - len(TEXTS)) % 2 == 0  # and no half of one
+    assert reopened.backend.size == reopened.store.count("chunks") == documents
+    hits = reopened.search("document number about cats", k=documents)
+    assert len(hits) == documents and all(reopened.get(h.id) is not None for h in hits)
+    reopened.close()
+
+
+def test_a_failed_faiss_write_after_commit_keeps_the_change(index, tmp_path, monkeypatch, caplog):
+    import faiss
+
+    def fail(*args):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(faiss, "write_index", fail)
+        assert index.add(["a brand new text"], ids=["new"]) == ["new"]
+        assert index.delete(["d1"]) == 1
+    assert "the change is saved" in caplog.text and "rebuilt from the stored vectors on next open" in caplog.text
+    assert "new" in {h.id for h in index.search("a brand new text", k=100)}
+    index.close()
+    reopened = DocumentIndex.open(tmp_path / "index", toy_encoder())
+    assert reopened.backend.size == reopened.store.count("chunks") == len(TEXTS)
+    ids = {h.id for h in reopened.search("a brand new text", k=100)}
+    assert "new" in ids and "d1" not in ids
+    reopened.close()
+
+
+def test_open_puts_back_an_index_that_a_crash_left_between_two_renames(encoder, tmp_path):
+    with DocumentIndex.create(tmp_path / "built", encoder) as index:
+        index.add(TEXTS[:3], ids=IDS[:3])
+    (tmp_path / "built").rename(tmp_path / ".idx.abcd1234.ready")  # build --overwrite killed: no idx/ yet
+    with DocumentIndex.open(tmp_path / "idx", encoder) as index:
+        assert len(index) == 3 and index.search(TEXTS[0], k=1)[0].id == IDS[0]
+
+
+def test_an_interrupt_inside_a_write_transaction_releases_the_database(index, monkeypatch):
+    from sentsim.search.store import _Transaction
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Transaction, "bump", interrupted)  # Ctrl-C between the changes and the commit
+    with pytest.raises(KeyboardInterrupt):
+        index.delete([IDS[0]])
+    monkeypatch.undo()
+    assert not index.store.db.in_transaction  # rolled back: other handles and processes can write
+    assert index.delete([IDS[0]]) == 1 and index.get(IDS[0]) is None
+    with index._lock.writing():  # the handle's own write lock was released too
+        pass
+
+
+def test_a_file_saved_by_a_lost_transaction_is_not_taken_for_a_later_write(encoder, tmp_path, monkeypatch):
+    index = DocumentIndex.create(tmp_path / "hnsw", encoder, backend="hnsw")
+    index.add(TEXTS, ids=IDS, metadata=META)
+    manifest_path = tmp_path / "hnsw" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    # compact() killed after saving its files (generation + 1) but before its commit: the database stays behind
+    manifest_path.write_text(json.dumps(manifest | {"generation": manifest["generation"] + 1}))
+    index.close()
+    writer = DocumentIndex.open(tmp_path / "hnsw", encoder)  # rebuilds: generations differ
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    manifest_path.write_text(json.dumps(manifest | {"generation": manifest["generation"] + 1}))
+    with monkeypatch.context() as patch:  # the next write commits generation + 1 and cannot save its file
+        patch.setattr(VectorBackend, "save", full_disk)
+        writer.upsert(["a parrot talks all day"], ids=[IDS[0]])
+    writer.close()
+    with DocumentIndex.open(tmp_path / "hnsw", encoder) as reopened:  # same generation, older file: rebuilt
+        assert reopened.search("a parrot talks all day", k=1)[0].id == IDS[0]
+        assert reopened.get(IDS[0])[0] == "a parrot talks all day"

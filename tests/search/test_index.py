@@ -1,0 +1,142 @@
+import sqlite3
+
+import numpy as np
+import pytest
+
+from sentsim.search import DocumentIndex, IndexCorruptedError
+
+from ..toy_task import toy_encoder
+from .corpus import IDS, META, TEXTS
+
+
+def test_k_larger_than_corpus_and_no_minus_one(index):
+    hits = index.search("the cat sleeps", k=100)
+    assert len(hits) == len(TEXTS) and len({h.id for h in hits}) == len(TEXTS)
+
+
+def test_an_index_folder_with_links_out_of_it_is_refused(encoder, tmp_path):
+
+    folder = tmp_path / "index"
+    DocumentIndex.create(folder, encoder, backend="flat").close()
+    outside = tmp_path / "app.sqlite"
+    sqlite3.connect(outside).execute("CREATE TABLE notes (x)").connection.close()
+    (folder / "documents.sqlite").unlink()
+    (folder / "documents.sqlite").symlink_to(outside)
+    with pytest.raises(IndexCorruptedError, match="is a symbolic link"):
+        DocumentIndex.open(folder, encoder)
+    tables = sqlite3.connect(outside).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("notes",)]  # untouched: no schema, no WAL mode
+    (folder / "documents.sqlite").unlink()
+    index = DocumentIndex.create(tmp_path / "second", encoder, backend="flat")
+    (tmp_path / "second" / "index.lock").unlink(missing_ok=True)
+    (tmp_path / "second" / "index.lock").symlink_to(tmp_path / "created_by_sentsim")
+    with pytest.raises(OSError, match="is a symbolic link"):
+        index.add(["a text"], ids=["a"])
+    assert not (tmp_path / "created_by_sentsim").exists() and len(index) == 0
+    index.close()
+
+
+@pytest.mark.parametrize("backend", ["flat", "hnsw"])
+def test_deleted_documents_are_never_returned(encoder, tmp_path, backend):
+    index = DocumentIndex.create(tmp_path / backend, encoder, backend=backend)
+    index.add(TEXTS, ids=IDS, metadata=META)
+    assert index.delete(["d0", "d1", "missing"]) == 2
+    for query in TEXTS:
+        assert not {"d0", "d1"} & {h.id for h in index.search(query, k=len(TEXTS))}
+    assert len(index.search("the cat sleeps", k=100)) == len(TEXTS) - 2
+    index.close()
+    reopened = DocumentIndex.open(tmp_path / backend, encoder)
+    assert not {"d0", "d1"} & {h.id for h in reopened.search("the cat sleeps", k=100)}
+    reopened.compact()
+    assert reopened.backend.tombstones == set() and reopened.backend.size == len(TEXTS) - 2
+
+
+def test_upsert_replaces_and_cache_avoids_re_encoding(index, encoder, monkeypatch):
+    calls = []
+    original = encoder.encode
+    monkeypatch.setattr(encoder, "encode", lambda texts, **kw: calls.append(list(texts)) or original(texts, **kw))
+    index.upsert([TEXTS[0]], ids=["d0"], metadata=[{"topic": "cat", "n": 0, "even": True, "new": 1}])
+    assert calls == [] and index.get("d0")[1]["new"] == 1  # same text: metadata only
+    index.upsert(["a rainy day"], ids=["d0"])  # a text seen before (d10): from the cache
+    assert calls == []
+    index.upsert(["a brand new cat text"], ids=["d0"])
+    assert calls == [["a brand new cat text"]]
+    assert index.get("d0")[0] == "a brand new cat text" and len(index) == len(TEXTS)
+    with pytest.raises(ValueError, match=r"document id\(s\) \['d1'\] already exist; use upsert"):
+        index.add(["x"], ids=["d1"])
+
+
+def test_a_closed_index_says_so(index):
+    index.close()
+    index.close()  # twice is harmless
+    for operation in (lambda: index.search("cat"), lambda: index.add(["x"]), lambda: len(index)):
+        with pytest.raises(ValueError, match="is closed; open it again"):
+            operation()
+
+
+def test_bad_input(index):
+    with pytest.raises(ValueError, match=r"queries\[0\] is empty"):
+        index.search("  ")
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
+        index.search("cat", k=0)
+    with pytest.raises(ValueError, match=r"query vectors must have shape \(n, 32\)"):
+        index.search_vectors(np.zeros((1, 5)), 3)
+    with pytest.raises(ValueError, match="NaN"):
+        index.search_vectors(np.full((1, 32), np.nan), 3)
+    with pytest.raises(TypeError, match=r"texts\[1\] is NoneType"):
+        index.add(["ok", None])
+    with pytest.raises(ValueError, match="2 texts, 1 ids"):
+        index.add(["a", "b"], ids=["x"])
+    with pytest.raises(TypeError, match=r"metadata\[0\] must be a dict"):
+        index.add(["a"], ids=["x"], metadata=["lang=en"])
+    with pytest.raises(ValueError, match=r"metadata\[1\]\[.score.\] holds NaN or infinity"):
+        index.add(["a", "b"], ids=["x", "y"], metadata=[{}, {"score": float("nan")}])
+    assert index.search("x", k=3, filter={"n": {"gte": 0}})  # filters still work: nothing was stored
+    with pytest.raises(ValueError, match="'n': an empty condition"):
+        index.search("x", filter={"n": {}})
+    for k in (-1, 2.5, None, True):
+        with pytest.raises(ValueError, match="k must be an int >= 1"):
+            index.search_vectors(np.zeros((1, 32)), k)
+    with pytest.raises(ValueError, match="by must be 'chunk' or 'document'"):
+        index.search_vectors(np.zeros((1, 32)), 3, by="documents")
+    assert len(index.search_vectors(np.ones((1, 32)), np.int64(2))[0]) == 2
+
+
+def test_create_checks_its_settings(encoder, tmp_path):
+    with pytest.raises(TypeError, match="chunk_size must be an int, got 4.5"):
+        DocumentIndex.create(tmp_path / "a", encoder, chunk_size=4.5)
+    with pytest.raises(ValueError, match="invalid FAISS factory string 'bogus'"):
+        DocumentIndex.create(tmp_path / "b", encoder, backend="bogus")
+    with pytest.raises(TypeError, match="backend must be a str"):
+        DocumentIndex.create(tmp_path / "c", encoder, backend=None)
+    assert not any((tmp_path / name / "manifest.json").exists() for name in "abc")
+
+
+def test_boundary_checks(index, tmp_path):
+    for factory in ("IDMap,Flat", "IVF0,Flat"):
+        with pytest.raises(ValueError, match=f"invalid FAISS factory string '{factory}'"):
+            DocumentIndex.create(tmp_path / "bad", toy_encoder(), backend=factory)
+    assert not (tmp_path / "bad" / "manifest.json").exists()
+    metadata = {"n": np.int64(3), "score": np.float32(0.5), "ok": np.bool_(True), "tags": np.array([1, 2])}
+    index.add(["a numpy text"], ids=["np"], metadata=[metadata])
+    assert index.get("np")[1] == {"n": 3, "score": 0.5, "ok": True, "tags": [1, 2]}
+    assert [h.id for h in index.search("x", filter={"n": {"gte": 3}, "ok": True})] == ["np"]
+    with pytest.raises(TypeError, match=r"metadata\[0\]\['when'\] is a date"):
+        index.add(["a"], ids=["x"], metadata=[{"when": __import__("datetime").date(2021, 1, 1)}])
+    for texts in ([""], ["ok", "   "]):
+        with pytest.raises(ValueError, match=rf"texts\[{len(texts) - 1}\] is empty"):
+            index.add(texts)
+    with pytest.raises(TypeError, match="document ids are str, got 5"):
+        index.get(5)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="a-file is a file, not an index folder"):
+        DocumentIndex.open(tmp_path / "a-file", toy_encoder())
+
+
+def test_operations_that_change_nothing_do_not_move_the_generation(index):
+    generation = index.store.generation
+    index.delete(["no-such-id"])
+    index.upsert([TEXTS[0]], ids=[IDS[0]], metadata=[META[0]])  # the same text and metadata
+    assert index.store.generation == generation
+    index.upsert([TEXTS[0]], ids=[IDS[0]], metadata=[{"new": 1}])
+    assert index.store.generation == generation + 1 and index.get(IDS[0])[1] == {"new": 1}
