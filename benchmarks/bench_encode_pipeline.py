@@ -37,7 +37,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA_DIR, best_time, long_texts, machine, stsb_sentences  # noqa: E402
 
-import sentsim.encoding as encoding  # noqa: E402
+from sentsim.encode import batches, pipeline
+from sentsim.encode import chunks as chunking  # noqa: E402
+from sentsim.encode.precision import autocast_dtype  # noqa: E402
 from sentsim import SentenceEncoder  # noqa: E402
 
 
@@ -48,7 +50,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--n-long", type=int, default=20_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 4, 8, 12, 14], help="tokenizer processes")
-    parser.add_argument("--first-chunks", type=int, nargs="+", default=[encoding.CHUNK, encoding.FIRST_CHUNK])
+    parser.add_argument("--first-chunks", type=int, nargs="+", default=[chunking.CHUNK, chunking.FIRST_CHUNK])
     parser.add_argument("--budgets", type=int, nargs="+", default=[32768, 65536, 131072], help="packed tokens")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -61,8 +63,8 @@ def main() -> None:
     }
     texts = sets["short"]
     tokenizer, on_gpu = encoder.tower.tokenizer, device.type == "cuda"
-    dtype = encoding.autocast_dtype(None, device)
-    packed = encoder._use_packing(None, device, dtype)
+    dtype = autocast_dtype(None, device)
+    packed = encoder.use_packing(None, device, dtype)
     encoder.encode(texts[:20000], show_progress=False)  # warm-up
     figures: dict = {"machine": machine(), "cpus": os.cpu_count(), "packed": packed, "n": args.n}
     rayon = os.environ.get("RAYON_NUM_THREADS", "all cores")
@@ -73,7 +75,7 @@ def main() -> None:
     raw = tokenizer.tokenizer
     figures["rust_all_cores"] = _rate("Rust encode_batch_fast, all cores", texts, lambda: raw.encode_batch_fast(texts))
     figures["text_tokenizer"] = _rate("TextTokenizer.encode (+ flat arrays)", texts, lambda: tokenizer.encode(texts))
-    pool = encoding._worker_pool(tokenizer, 1)
+    pool = chunking.worker_pool(tokenizer, 1)
     sample = texts[:16384]
     figures["one_process"] = len(sample) / min(pool.submit(_time_in_worker, sample).result() for _ in range(3))
     print(f"one tokenizer process (one thread): {figures['one_process']:.0f} texts/s", flush=True)
@@ -83,14 +85,14 @@ def main() -> None:
 
         def produce(w=workers) -> list:
             return list(
-                encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=on_gpu, workers=w)
+                batches.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=on_gpu, workers=w)
             )
 
         produce()  # starts the processes
         rate = _rate(f"producer, {workers} tokenizer processes", texts, produce)
         start, chunks = (
             time.perf_counter(),
-            encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=on_gpu, workers=workers),
+            batches.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=on_gpu, workers=workers),
         )
         next(chunks)
         latency = time.perf_counter() - start
@@ -99,17 +101,15 @@ def main() -> None:
         figures["producer"].append({"workers": workers, "texts_per_s": rate, "first_chunk_ms": 1000 * latency})
 
     def embed(batch):
-        if isinstance(batch, encoding.PackedBatch):
-            return encoder._embed_packed(batch, True)
-        return encoder._embed(batch.input_ids, batch.attention_mask, True)
+        return encoder.embed(batch, normalize=True)
 
     figures["consumer"] = []
     for budget in args.budgets if packed else [None]:
-        chunks = list(encoding.tokenized_chunks(texts, tokenizer, 64, budget, packed=packed, pin_memory=on_gpu))
+        chunks = list(batches.tokenized_chunks(texts, tokenizer, 64, budget, packed=packed, pin_memory=on_gpu))
 
         def consume(chunks=chunks) -> None:
             with torch.inference_mode():
-                encoding.run_chunks(
+                pipeline.run_chunks(
                     chunks, embed, device, encoder.dim, lambda start, block: None, lambda n: None, dtype
                 )
 
@@ -122,13 +122,13 @@ def main() -> None:
         figures["overlap"] = _overlap(encoder, texts, packed, embed, dtype)
 
     figures["end_to_end"] = []
-    automatic, first = encoding.tokenizer_workers, encoding.FIRST_CHUNK
+    automatic, first = pipeline.tokenizer_workers, chunking.FIRST_CHUNK
     try:
         for name, items in sets.items():
             for first_chunk in args.first_chunks:
                 for workers in args.workers:
-                    encoding.FIRST_CHUNK = first_chunk
-                    encoding.tokenizer_workers = lambda count, w=workers: w
+                    chunking.FIRST_CHUNK = first_chunk
+                    pipeline.tokenizer_workers = lambda count, w=workers: w
                     encoder.encode(items, show_progress=False)
                     rate = _rate(
                         f"encode end to end, {name}, {workers} processes, first chunk {first_chunk}",
@@ -139,7 +139,7 @@ def main() -> None:
                         {"texts": name, "workers": workers, "first_chunk": first_chunk, "texts_per_s": rate}
                     )
     finally:
-        encoding.tokenizer_workers, encoding.FIRST_CHUNK = automatic, first
+        pipeline.tokenizer_workers, chunking.FIRST_CHUNK = automatic, first
     for name, items in sets.items():
         figures[f"default_{name}"] = _rate(
             f"encode end to end, {name}, defaults ({automatic(len(items))} processes)",
@@ -156,11 +156,11 @@ def _overlap(encoder: SentenceEncoder, texts: list[str], packed: bool, embed, dt
     pre-built batches while a thread runs each part of the producer in a loop, and the producer
     + consumer with and without pinned memory; each at Python's GIL switch interval and at 0.5 ms."""
     tokenizer, device, sample = encoder.tower.tokenizer, encoder.device, texts[:16384]
-    plain = list(encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed))
-    pinned = [encoding.Chunk(c.start, c.size, [b.apply(torch.Tensor.pin_memory) for b in c.batches], 0) for c in plain]
+    plain = list(batches.tokenized_chunks(texts, tokenizer, 64, None, packed=packed))
+    pinned = [batches.Chunk(c.start, c.size, [b.apply(torch.Tensor.pin_memory) for b in c.batches], 0) for c in plain]
 
     def consume(chunks) -> None:
-        encoding.run_chunks(chunks, embed, device, encoder.dim, lambda start, block: None, lambda n: None, dtype)
+        pipeline.run_chunks(chunks, embed, device, encoder.dim, lambda start, block: None, lambda n: None, dtype)
 
     loads = {
         "nothing": None,
@@ -200,8 +200,8 @@ def _overlap(encoder: SentenceEncoder, texts: list[str], packed: bool, embed, dt
                         f"producer thread + consumer, pin_memory={pin} (GIL switch {1000 * interval} ms)",
                         texts,
                         lambda pin=pin: consume(
-                            encoding.prefetched(
-                                encoding.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=pin)
+                            pipeline.prefetched(
+                                batches.tokenized_chunks(texts, tokenizer, 64, None, packed=packed, pin_memory=pin)
                             )
                         ),
                     )
@@ -233,7 +233,7 @@ def _looping(run):
 def _time_in_worker(texts: list[str]) -> float:
     """Seconds one tokenizer process takes for ``texts`` (run inside the process)."""
     start = time.perf_counter()
-    encoding._encode_in_worker(texts)
+    chunking._encode_in_worker(texts)
     return time.perf_counter() - start
 
 

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA_DIR, best_time, long_texts, machine, stsb_sentences, timed  # noqa: E402
 
-import sentsim.encoding as encoding  # noqa: E402
+import sentsim.encode.pipeline as pipeline  # noqa: E402
 from sentsim import SentenceEncoder  # noqa: E402
 
 
@@ -51,14 +51,14 @@ def main() -> None:
     encoder.encode(sets["short"][:5000], show_progress=False)  # warm-up
     print(f"# encode at scale, {args.model}, sentsim defaults; {machine()}")
     results: dict = {"machine": machine(), "workers": []}
-    automatic = encoding.tokenizer_workers
+    automatic = pipeline.tokenizer_workers
     for workers in args.workers:
-        encoding.tokenizer_workers = lambda count, w=workers: w
+        pipeline.tokenizer_workers = lambda count, w=workers: w
         for name, texts in sets.items():
             seconds = best_time(lambda t=texts: encoder.encode(t, show_progress=False), 2)
             results["workers"].append({"workers": workers, "texts": name, "texts_per_s": len(texts) / seconds})
             print(f"tokenizer processes {workers}, {name}: {len(texts) / seconds:.0f} texts/s", flush=True)
-    encoding.tokenizer_workers = automatic
+    pipeline.tokenizer_workers = automatic
 
     before = _peak_rss_mib()
     many = [f"{sentences[i % len(sentences)]} {i}" for i in range(args.n_million)]

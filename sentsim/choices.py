@@ -12,10 +12,10 @@ class Choice(str, Enum):
     """A ``str`` Enum with a ``parse`` that explains a bad value."""
 
     @classmethod
-    def parse(cls: type[T], value: str | T) -> T:
-        """The member named ``value``, or a ValueError listing the valid names."""
+    def parse(cls: type[T], value: str | T, name: str | None = None) -> T:
+        """The member named ``value``, or a ValueError naming ``name`` (default: the class) and the valid values."""
         try:
             return cls(value)
         except ValueError:
             valid = ", ".join(repr(member.value) for member in cls)
-            raise ValueError(f"unknown {cls.__name__.lower()} {value!r}; expected one of {valid}") from None
+            raise ValueError(f"unknown {name or cls.__name__.lower()} {value!r}; expected one of {valid}") from None

@@ -12,27 +12,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from sentsim.devices import encode_devices, replica, resolve_device
-from sentsim.encoding import (
-    Batch,
-    PackedBatch,
-    autocast_dtype,
-    prefetched,
-    run_chunks,
-    run_on_devices,
-    tokenized_chunks,
-    tokenizer_workers,
-)
+from sentsim.encode.batches import Batch, PackedBatch
+from sentsim.encode.devices import DeviceRunners, encode_devices, resolve_device
+from sentsim.encode.pipeline import EncodePlan, run
+from sentsim.encode.precision import autocast_dtype
+from sentsim.encode.runtimes import Runtime, check_runtime
 from sentsim.hub import resolve_model_path
 from sentsim.inputs import check_flag, positive_int, single_text, validate_texts
 from sentsim.model_folder import EncoderParts, load_parts, save_parts
-from sentsim.npy_output import NpyOutput, TensorOutput
 from sentsim.pooling import Pooling, pool, pool_packed
 from sentsim.projection import Dense, DenseConfig
 from sentsim.prompts import check_prompts, choose_prompt, with_prompt
-from sentsim.runtimes import RUNTIMES, tower_forward
 from sentsim.similarity import ArrayLike, Metric, similarity
 from sentsim.towers import Tower
 
@@ -96,6 +87,7 @@ class SentenceEncoder(nn.Module):
         self.default_prompt_name = default_prompt_name
         self.include_prompt = check_flag("include_prompt", include_prompt)
         self.name_or_path: str | None = None  # what from_pretrained loaded (a search index records it)
+        self.runners = DeviceRunners()  # what encode runs on each device, kept between calls
 
     @classmethod
     def from_pretrained(
@@ -176,18 +168,21 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Embeddings ``(B, dim)`` with gradients: the path used for training."""
-        return self._embed(input_ids, attention_mask, self.normalize)
+        return self._head(self.tower(input_ids, attention_mask), attention_mask, self.normalize)  # (B, dim)
 
-    def _embed(
-        self, input_ids: Tensor, attention_mask: Tensor, normalize: bool, tower: nn.Module | None = None
-    ) -> Tensor:
-        tokens = (tower if tower is not None else self.tower)(input_ids, attention_mask)  # (B, L, D)
+    def embed(self, batch: Batch, *, normalize: bool, tower_forward: Callable | None = None) -> Tensor:
+        """Embeddings ``(B, dim)`` of a padded or packed batch, with the tower's own forward or
+        ``tower_forward`` (a compiled or ONNX Runtime one)."""
+        if isinstance(batch, PackedBatch):
+            layout = batch.layout
+            tokens = (tower_forward or self.tower.forward_packed)(batch.input_ids, layout)  # (T, D)
+            pooled = pool_packed(tokens, layout.cu_seqlens, layout.sequence_ids, self.pooling)  # (B, D)
+            return self._project(pooled, normalize)
+        tokens = (tower_forward or self.tower)(batch.input_ids, batch.attention_mask)  # (B, L, D)
+        return self._head(tokens, batch.attention_mask, normalize)
+
+    def _head(self, tokens: Tensor, attention_mask: Tensor, normalize: bool) -> Tensor:
         return self._project(pool(tokens, attention_mask, self.pooling), normalize)  # (B, dim)
-
-    def _embed_packed(self, batch: PackedBatch, normalize: bool, forward: Callable | None = None) -> Tensor:
-        layout = batch.layout
-        tokens = (forward or self.tower.forward_packed)(batch.input_ids, layout)  # (T, D)
-        return self._project(pool_packed(tokens, layout.cu_seqlens, layout.sequence_ids, self.pooling), normalize)
 
     def _project(self, embeddings: Tensor, normalize: bool) -> Tensor:
         if self.dense is not None:
@@ -206,12 +201,11 @@ class SentenceEncoder(nn.Module):
         normalize: bool | None = None,
         device: str | torch.device | Sequence[str | torch.device] | None = None,
         dtype: str | None = None,
-        compile: bool = False,
         output: str | Path | None = None,
         show_progress: bool | None = None,
         as_tensor: bool = False,
         packed: bool | None = None,
-        runtime: str = "torch",
+        runtime: str | Runtime = "torch",
     ) -> np.ndarray | Tensor:
         """Embed texts: float32 ``(n, dim)``, or ``(dim,)`` for a single string.
 
@@ -238,7 +232,6 @@ class SentenceEncoder(nn.Module):
             dtype: ``"fp32"``, ``"bf16"`` or ``"fp16"`` autocast; ``None``: bf16 on a CUDA GPU
                 that supports it, fp32 elsewhere. bf16 embeddings differ from fp32 by a cosine
                 of about 1e-4; output is always float32.
-            compile: run the tower through ``torch.compile`` (seconds of warm-up; for long runs).
             output: a ``.npy`` path: embeddings stream into a memory-mapped file, chunk by
                 chunk, and the memory map is returned (for corpora larger than memory).
             show_progress: a progress bar on stderr; ``None`` shows it for more than ``10 * batch_size`` texts.
@@ -247,80 +240,39 @@ class SentenceEncoder(nn.Module):
                 (BERT/RoBERTa-family towers). ``None``: on CUDA in bf16/fp16, where it is
                 several times faster; the padded path elsewhere. Both give the same embeddings
                 (1e-5 in fp32).
-            runtime: ``"torch"``, or ``"onnx"`` to run a transformer tower through ONNX Runtime
-                on CPU in fp32 (``pip install onnxruntime``; exported once from the current
-                weights, again after they change): faster on a few cores, same embeddings to ~1e-6.
+            runtime: ``"torch"`` (eager); ``"compile"``: the tower through ``torch.compile``
+                (seconds of warm-up; for long runs); ``"onnx"``: a transformer tower through ONNX
+                Runtime on CPU in fp32 (``pip install onnxruntime``; exported once from the current
+                weights, again after they change), the same embeddings to ~1e-6.
         """
         texts = single_text(texts)
         single = isinstance(texts, str)
-        prompt = choose_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name)
-        if prompt and not self.include_prompt:
-            raise ValueError(
-                f"this model pools without its prompt's tokens (include_prompt=False), which sentsim does not "
-                f"support; encode without a prompt, or with prompt='' (the prompt was {prompt!r})"
-            )
-        items = with_prompt(prompt, [texts] if single else validate_texts(texts))
+        items = self._prompted(texts if single else validate_texts(texts), prompt, prompt_name)
         for name, flag in (("normalize", normalize), ("packed", packed), ("show_progress", show_progress)):
             check_flag(name, flag, optional=True)
-        for name, flag in (("compile", compile), ("as_tensor", as_tensor)):
-            check_flag(name, flag)
+        check_flag("as_tensor", as_tensor)
         positive_int("batch_size", batch_size)
         positive_int("max_tokens", max_tokens, optional=True)
         if output is not None and (single or as_tensor):
             raise ValueError(
                 "output= streams a list of texts to a .npy file; it does not combine with one string or as_tensor"
             )
-        normalize = self.normalize if normalize is None else normalize
-        devices = encode_devices(device, self.device, len(items))
-        if device is not None:
-            self.to(devices[0])
-        device = devices[0]
-        autocast = autocast_dtype(dtype, device)
-        if show_progress is None:
-            show_progress = len(items) > 10 * batch_size
-        packed = self._use_packing(packed, device, autocast)
-        if runtime not in RUNTIMES:
-            raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}")
-        if runtime == "onnx" and len(devices) > 1:
-            raise ValueError("runtime='onnx' runs on one CPU device, not on several")
-        encoders = [self] + [replica(self, other) for other in devices[1:]]
-        embedders = [
-            encoder._embedder(normalize, packed, compile, runtime, on, autocast)
-            for encoder, on in zip(encoders, devices, strict=True)
-        ]
-
-        sink = (
-            NpyOutput(output, len(items), self.dim)
-            if output is not None
-            else TensorOutput(len(items), self.dim, device)
+        plan = self._plan(
+            len(items),
+            device=device,
+            dtype=dtype,
+            runtime=Runtime.parse(runtime, "runtime"),
+            packed=packed,
+            normalize=self.normalize if normalize is None else normalize,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            show_progress=len(items) > 10 * batch_size if show_progress is None else show_progress,
         )
         was_training = self.training
-        for encoder in encoders:
-            encoder.eval()
+        for runner in plan.runners:
+            runner.model.eval()
         try:
-            on_gpu = device.type == "cuda"
-            workers = tokenizer_workers(len(items)) if on_gpu else 0  # on CPU, the cores are the model's
-            chunks = prefetched(
-                tokenized_chunks(
-                    items,
-                    self.tower.tokenizer,
-                    batch_size,
-                    max_tokens,
-                    packed=packed,
-                    pin_memory=on_gpu,
-                    workers=workers,
-                ),
-                depth=2 * len(devices),
-            )
-            with tqdm(total=len(items), desc="encode", unit="text", disable=not show_progress) as bar:
-                if len(devices) == 1:
-                    truncated = run_chunks(chunks, embedders[0], device, self.dim, sink.write, bar.update, autocast)
-                else:
-                    truncated = run_on_devices(chunks, embedders, devices, self.dim, sink.write, bar.update, autocast)
-            result = sink.finish()
-        except BaseException:
-            sink.discard()  # an existing file at output stays as it was; nothing new is left
-            raise
+            result, truncated = run(plan, items, self.tower.tokenizer, self.dim, output)
         finally:
             self.train(was_training)
         if truncated:
@@ -334,26 +286,39 @@ class SentenceEncoder(nn.Module):
         result = result if as_tensor else result.cpu().numpy()
         return result[0] if single else result
 
-    def _embedder(
+    def _prompted(self, texts: str | list[str], prompt: str | None, prompt_name: str | None) -> list[str]:
+        """``texts`` (one or a list) with the chosen prompt prepended."""
+        prompt = choose_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name)
+        if prompt and not self.include_prompt:
+            raise ValueError(
+                f"this model pools without its prompt's tokens (include_prompt=False), which sentsim does not "
+                f"support; encode without a prompt, or with prompt='' (the prompt was {prompt!r})"
+            )
+        return with_prompt(prompt, [texts] if isinstance(texts, str) else texts)
+
+    def _plan(
         self,
-        normalize: bool,
-        packed: bool,
-        compile: bool,
-        runtime: str,
-        device: torch.device,
-        autocast: torch.dtype | None,
-    ) -> Callable[[Batch], Tensor]:
-        """The function from a batch (on ``device``) to its embeddings, for this encoder's settings."""
-        forward = tower_forward(self, runtime=runtime, device=device, autocast=autocast, packed=packed, compile=compile)
+        count: int,
+        *,
+        device: str | torch.device | Sequence[str | torch.device] | None,
+        dtype: str | None,
+        runtime: Runtime,
+        packed: bool | None,
+        **settings: object,
+    ) -> EncodePlan:
+        """Devices (the model moved to the first) and their runners, precision and batching for ``count`` texts."""
+        devices = encode_devices(device, self.device, count)
+        if device is not None:
+            self.to(devices[0])
+        autocast = autocast_dtype(dtype, devices[0])
+        packed = self.use_packing(packed, devices[0], autocast)
+        check_runtime(runtime, tower_kind=self.tower.kind, devices=devices, autocast=autocast, packed=packed)
+        runners = self.runners.for_devices(self, devices)
+        return EncodePlan(runners, runtime, autocast, packed, **settings)
 
-        def embed(batch: Batch) -> Tensor:
-            if isinstance(batch, PackedBatch):
-                return self._embed_packed(batch, normalize, forward)
-            return self._embed(batch.input_ids, batch.attention_mask, normalize, forward)
-
-        return embed
-
-    def _use_packing(self, packed: bool | None, device: torch.device, autocast: torch.dtype | None) -> bool:
+    def use_packing(self, packed: bool | None, device: torch.device, autocast: torch.dtype | None) -> bool:
+        """Whether encode runs packed batches: as asked (refused for a tower without a packed
+        forward), or by default on CUDA in bf16/fp16 where the tower supports it."""
         supported = bool(getattr(self.tower, "supports_packing", False))
         if packed is None:
             return supported and device.type == "cuda" and autocast is not None

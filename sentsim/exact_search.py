@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sentsim.devices import resolve_device
+from sentsim.encode.devices import resolve_device
 from sentsim.inputs import is_integer
 from sentsim.similarity import Metric, similarity
 

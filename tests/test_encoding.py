@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from sentsim.encoding import chunk_bounds, plan_batches, prefetched
+from sentsim.encode.batches import plan_batches
+from sentsim.encode.chunks import chunk_bounds
+from sentsim.encode.pipeline import prefetched
 
 TEXTS = [("the cat sat on the mat " * (i % 5 + 1)).strip() for i in range(50)] + ["", "a dog"]
 
@@ -29,9 +31,10 @@ def test_max_tokens_gives_the_same_embeddings(tiny_encoder):
 
 
 def test_stream_to_a_memory_mapped_file(tiny_encoder, tmp_path, monkeypatch):
-    import sentsim.encoding
+    import sentsim.encode.chunks
+    import sentsim.encode.pipeline
 
-    monkeypatch.setattr(sentsim.encoding, "CHUNK", 7)  # many chunks
+    monkeypatch.setattr(sentsim.encode.chunks, "CHUNK", 7)  # many chunks
     result = tiny_encoder.encode(TEXTS, output=tmp_path / "out.npy", batch_size=4)
     assert isinstance(result, np.memmap) and result.shape == (len(TEXTS), tiny_encoder.dim)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), tiny_encoder.encode(TEXTS), atol=1e-5)
@@ -42,14 +45,15 @@ def test_stream_to_a_memory_mapped_file(tiny_encoder, tmp_path, monkeypatch):
 
 
 def test_first_chunks_ramp_up_and_keep_the_embeddings(tiny_encoder, monkeypatch):
-    import sentsim.encoding
+    import sentsim.encode.chunks
+    import sentsim.encode.pipeline
 
     sizes = [stop - start for start, stop in chunk_bounds(40_000)]
     assert sizes == [1024, 2048, 4096, 8192, 16384, 40_000 - 31_744]
     assert list(chunk_bounds(0)) == [] and list(chunk_bounds(5)) == [(0, 5)]
     reference = tiny_encoder.encode(TEXTS, batch_size=4)
-    monkeypatch.setattr(sentsim.encoding, "CHUNK", 16)
-    monkeypatch.setattr(sentsim.encoding, "FIRST_CHUNK", 3)
+    monkeypatch.setattr(sentsim.encode.chunks, "CHUNK", 16)
+    monkeypatch.setattr(sentsim.encode.chunks, "FIRST_CHUNK", 3)
     assert [stop - start for start, stop in chunk_bounds(len(TEXTS))] == [3, 6, 12, 16, 15]
     np.testing.assert_allclose(tiny_encoder.encode(TEXTS, batch_size=4), reference, atol=1e-6)
 
@@ -86,20 +90,21 @@ def test_pad_is_vectorized_and_exact(tiny_encoder):
 @pytest.mark.slow
 def test_compiled_tower_gives_the_same_embeddings(tiny_encoder):
     reference = tiny_encoder.encode(TEXTS)
-    np.testing.assert_allclose(tiny_encoder.encode(TEXTS, compile=True), reference, atol=1e-4)
+    np.testing.assert_allclose(tiny_encoder.encode(TEXTS, runtime="compile"), reference, atol=1e-4)
 
 
 def test_several_devices_split_the_chunks_and_keep_the_order(tiny_encoder, tmp_path, monkeypatch):
-    import sentsim.encoding
+    import sentsim.encode.chunks
+    import sentsim.encode.pipeline
 
-    monkeypatch.setattr(sentsim.encoding, "CHUNK", 5)  # 11 chunks for two devices
+    monkeypatch.setattr(sentsim.encode.chunks, "CHUNK", 5)  # 11 chunks for two devices
     used = []
-    run_chunks = sentsim.encoding.run_chunks
+    run_chunks = sentsim.encode.pipeline.run_chunks
 
     def spy(chunks, embed, device, *args):
         return run_chunks(((used.append(embed), chunk)[1] for chunk in chunks), embed, device, *args)
 
-    monkeypatch.setattr(sentsim.encoding, "run_chunks", spy)
+    monkeypatch.setattr(sentsim.encode.pipeline, "run_chunks", spy)
     reference = tiny_encoder.encode(TEXTS, batch_size=4)
     used.clear()
     both = tiny_encoder.encode(TEXTS, batch_size=4, device=["cpu", "cpu"])
@@ -142,7 +147,7 @@ def test_output_that_is_a_folder_is_refused_before_encoding_and_failures_leave_n
     def broken(*args, **kwargs):
         raise RuntimeError("device lost")
 
-    monkeypatch.setattr("sentsim.encoder.run_chunks", broken)
+    monkeypatch.setattr("sentsim.encode.pipeline.run_chunks", broken)
     with pytest.raises(RuntimeError, match="device lost"):  # the folders made for the output go again
         tiny_encoder.encode(TEXTS, output=tmp_path / "new" / "deeper" / "out.NPY")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.npy"]
@@ -155,7 +160,7 @@ def test_a_failed_encode_leaves_an_existing_output_file_as_it_was(tiny_encoder, 
     def broken(*args, **kwargs):
         raise RuntimeError("device lost")
 
-    monkeypatch.setattr("sentsim.encoder.run_chunks", broken)
+    monkeypatch.setattr("sentsim.encode.pipeline.run_chunks", broken)
     with pytest.raises(RuntimeError, match="device lost"):
         tiny_encoder.encode(TEXTS, output=out)
     np.testing.assert_array_equal(np.load(out), first)

@@ -8,7 +8,8 @@ import torch
 from transformers import RobertaConfig
 
 from sentsim import SentenceEncoder, TransformerTower
-from sentsim.encoding import plan_packed
+from sentsim.encode import batches, chunks
+from sentsim.encode.batches import plan_packed
 from sentsim.towers.packed import supports_packing
 
 TEXTS = [
@@ -66,9 +67,9 @@ def test_packed_roberta_counts_positions_from_padding_idx(tokenizer):
 
 def test_packing_is_automatic_only_on_cuda_in_half_precision(tiny_transformer):
     encoder = SentenceEncoder(tiny_transformer)
-    assert encoder._use_packing(None, torch.device("cpu"), None) is False
-    assert encoder._use_packing(None, torch.device("cuda"), torch.bfloat16) is True
-    assert encoder._use_packing(None, torch.device("cuda"), None) is False
+    assert encoder.use_packing(None, torch.device("cpu"), None) is False
+    assert encoder.use_packing(None, torch.device("cuda"), torch.bfloat16) is True
+    assert encoder.use_packing(None, torch.device("cuda"), None) is False
 
 
 def test_packed_needs_a_packable_tower(tiny_lstm):
@@ -97,14 +98,12 @@ def test_minilm_packed_bf16_on_cuda_matches_fp32(minilm_path):
 
 
 def test_tokenizer_processes_give_the_same_batches(tiny_transformer, monkeypatch):
-    import sentsim.encoding as encoding
-
-    monkeypatch.setattr(encoding, "CHUNK", 7)  # several chunks from a few texts
+    monkeypatch.setattr(chunks, "CHUNK", 7)  # several chunks from a few texts
     tokenizer = tiny_transformer.tokenizer
     texts = [f"{text} {i}" for i, text in enumerate(TEXTS)]
     for packed in (False, True):
-        one = list(encoding.tokenized_chunks(texts, tokenizer, 4, None, packed=packed))
-        pooled = list(encoding.tokenized_chunks(texts, tokenizer, 4, None, packed=packed, workers=2))
+        one = list(batches.tokenized_chunks(texts, tokenizer, 4, None, packed=packed))
+        pooled = list(batches.tokenized_chunks(texts, tokenizer, 4, None, packed=packed, workers=2))
         assert [chunk.start for chunk in pooled] == [chunk.start for chunk in one] == list(range(0, len(texts), 7))
         for a, b in zip(one, pooled, strict=True):
             assert a.truncated == b.truncated
@@ -115,12 +114,11 @@ def test_tokenizer_processes_give_the_same_batches(tiny_transformer, monkeypatch
 def test_tokenizer_processes_are_kept_and_closed_with_their_tokenizer(tiny_transformer):
     import gc
 
-    import sentsim.encoding as encoding
     from sentsim.tokenization import TextTokenizer
 
     tokenizer = TextTokenizer(tiny_transformer.tokenizer.tokenizer, 16)
-    pool = encoding._worker_pool(tokenizer, 2)
-    assert encoding._worker_pool(tokenizer, 2) is pool  # reused by the next call
+    pool = chunks.worker_pool(tokenizer, 2)
+    assert chunks.worker_pool(tokenizer, 2) is pool  # reused by the next call
     del tokenizer
     gc.collect()
-    assert pool not in encoding._pools.values()
+    assert pool not in chunks._pools.values()

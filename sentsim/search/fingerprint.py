@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from sentsim.devices import resolve_device
+from sentsim.encode.devices import resolve_device
 from sentsim.hub import ModelNotFoundError
 from sentsim.search.chunking import untruncated
 

@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from sentsim.devices import resolve_device
+from sentsim.encode.devices import resolve_device
 from sentsim.inputs import check_instance, is_real
 from sentsim.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from sentsim.training.config import TrainingConfig
