@@ -45,7 +45,7 @@ def main() -> None:
         "--st-batch-size", type=int, nargs=2, metavar=("SHORT", "LONG"), help="sentence-transformers' batch sizes"
     )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="also time sentsim with runtime="compile" on CUDA")
+    parser.add_argument("--compile", action="store_true", help="also time sentsim with runtime='compile' on CUDA")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args()
@@ -76,7 +76,9 @@ def main() -> None:
             theirs_s = best_time(lambda: theirs.encode(texts, batch_size=st_batch), args.repeats)  # noqa: B023
             reference = theirs.encode(texts, batch_size=st_batch)
             for setting, kwargs in settings.items():
-                ours.encode(texts if kwargs.get("runtime") == "compile" else warm, **kwargs)  # warm-up (compile: every shape)
+                ours.encode(
+                    texts if kwargs.get("runtime") == "compile" else warm, **kwargs
+                )  # warm-up (compile: every shape)
                 ours_s = best_time(lambda: ours.encode(texts, **kwargs), args.repeats)  # noqa: B023
                 row = {
                     "device": device,

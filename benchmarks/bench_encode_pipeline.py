@@ -37,10 +37,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA_DIR, best_time, long_texts, machine, stsb_sentences  # noqa: E402
 
-from sentsim.encode import batches, pipeline
+from sentsim import SentenceEncoder  # noqa: E402
+from sentsim.encode import batches, pipeline  # noqa: E402
 from sentsim.encode import chunks as chunking  # noqa: E402
 from sentsim.encode.precision import autocast_dtype  # noqa: E402
-from sentsim import SentenceEncoder  # noqa: E402
 
 
 def main() -> None:

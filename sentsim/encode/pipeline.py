@@ -57,7 +57,9 @@ def run(
         chunks = tokenized_chunks(
             texts, tokenizer, plan.batch_size, plan.max_tokens, packed=plan.packed, pin_memory=on_gpu, workers=workers
         )
-        embedders = [runner.embedder(plan.runtime, packed=plan.packed, normalize=plan.normalize) for runner in plan.runners]
+        embedders = [
+            runner.embedder(plan.runtime, packed=plan.packed, normalize=plan.normalize) for runner in plan.runners
+        ]
         devices = [runner.device for runner in plan.runners]
         with tqdm(total=len(texts), desc="encode", unit="text", disable=not plan.show_progress) as bar:
             chunks = prefetched(chunks, depth=2 * len(devices))
