@@ -29,7 +29,7 @@ from common import DEFAULT_DATA_DIR, best_time, long_texts, machine, stsb_senten
 
 from sentsim import SentenceEncoder  # noqa: E402
 from sentsim.evaluation.correlation import spearman  # noqa: E402
-from sentsim.hub import resolve_model_path  # noqa: E402
+from sentsim.storage.hub import resolve_model_path  # noqa: E402
 
 
 def main() -> None:

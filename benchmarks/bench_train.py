@@ -25,7 +25,7 @@ from common import DEFAULT_DATA_DIR, machine  # noqa: E402
 from sentsim import SentenceEncoder  # noqa: E402
 from sentsim.data import load_stsb  # noqa: E402
 from sentsim.evaluation import evaluate_sts  # noqa: E402
-from sentsim.hub import resolve_model_path  # noqa: E402
+from sentsim.storage.hub import resolve_model_path  # noqa: E402
 from sentsim.training import TrainingConfig, load_training_data, make_loss, train  # noqa: E402
 
 

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA_DIR  # noqa: E402
 
-from sentsim.hub import resolve_model_path  # noqa: E402
+from sentsim.storage.hub import resolve_model_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = (

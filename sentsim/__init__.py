@@ -7,13 +7,13 @@
 
 from sentsim._version import __version__
 from sentsim.encoder import SentenceEncoder
-from sentsim.hub import ModelNotFoundError
 from sentsim.pooling import Pooling
 from sentsim.projection import DenseConfig
 from sentsim.similarity import Metric, similarity
+from sentsim.storage.hub import ModelNotFoundError
+from sentsim.storage.weights import WeightsError
 from sentsim.tokenization import train_tokenizer
 from sentsim.towers import LSTMConfig, LSTMTower, TransformerTower
-from sentsim.weights import WeightsError
 
 __all__ = [
     "DenseConfig",

@@ -8,7 +8,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from sentsim.inputs import check_flag, check_length
-from sentsim.weights import load_safetensors, safetensors_files, save_safetensors
+from sentsim.storage.weights import load_safetensors, safetensors_files, save_safetensors
 
 # Activation name -> (module factory, the class path sentence-transformers writes in 2_Dense/config.json).
 ACTIVATIONS: dict[str, tuple[type[nn.Module], str]] = {

@@ -9,8 +9,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from sentsim.storage.weights import load_safetensors, save_safetensors
 from sentsim.training import TrainingConfig, load_training_data, make_loss, train
-from sentsim.weights import load_safetensors, save_safetensors
 
 from .toy_task import TOPICS, toy_encoder
 

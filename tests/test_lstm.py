@@ -77,8 +77,10 @@ def test_from_transformer_takes_its_tokenizer_and_input_embeddings(tiny_transfor
 def test_from_a_saved_folder_reads_the_saved_max_seq_length(tiny_transformer, tmp_path):
     tiny_transformer.max_seq_length = 20  # below the 64 positions of its config, as all-MiniLM-L6-v2's 256 of 512
     SentenceEncoder(tiny_transformer).save_pretrained(tmp_path / "model")
-    assert LSTMTower.from_transformer(tmp_path / "model").max_seq_length == 20
-    assert LSTMTower.from_transformer(str(tmp_path / "model")).max_seq_length == 20
+    teacher = SentenceEncoder.from_pretrained(tmp_path / "model")
+    assert LSTMTower.from_transformer(teacher).max_seq_length == 20
+    with pytest.raises(TypeError, match="from_pretrained first"):
+        LSTMTower.from_transformer(str(tmp_path / "model"))
 
 
 def test_a_config_that_does_not_fit_the_weights_is_refused_before_allocating(tiny_lstm, tmp_path):

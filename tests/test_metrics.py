@@ -14,7 +14,7 @@ from sentsim.evaluation import (
     retrieval_metrics,
 )
 from sentsim.evaluation.binary import binary_metrics
-from sentsim.exact_search import exact_search
+from sentsim.search.exact import exact_search
 
 
 def test_best_threshold_for_accuracy_and_f1():

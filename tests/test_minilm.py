@@ -8,7 +8,7 @@ import pytest
 
 from sentsim import SentenceEncoder
 from sentsim.cli import main
-from sentsim.hub import resolve_model_path
+from sentsim.storage.hub import resolve_model_path
 
 st = pytest.importorskip("sentence_transformers")
 

@@ -182,7 +182,7 @@ def test_not_a_model_folder(tmp_path):
 
 def test_unknown_name_lists_what_was_tried(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr("sentsim.hub._download", _offline)
+    monkeypatch.setattr("sentsim.storage.hub._download", _offline)
     with pytest.raises(ModelNotFoundError) as error:
         SentenceEncoder.from_pretrained("no-such-model-xyz")
     message = str(error.value)
@@ -194,8 +194,8 @@ def test_unknown_name_lists_what_was_tried(monkeypatch, tmp_path):
 
 
 def test_embedded_name_without_its_package_is_reported(monkeypatch):
-    monkeypatch.setitem(sentsim.hub.EMBEDDED_MODELS, "all-MiniLM-L6-v2", "not_installed_package_xyz")
-    monkeypatch.setattr("sentsim.hub._download", _offline)
+    monkeypatch.setitem(sentsim.storage.hub.EMBEDDED_MODELS, "all-MiniLM-L6-v2", "not_installed_package_xyz")
+    monkeypatch.setattr("sentsim.storage.hub._download", _offline)
     with pytest.raises(ModelNotFoundError, match="package not-installed-package-xyz is not installed"):
         SentenceEncoder.from_pretrained("all-MiniLM-L6-v2")
 

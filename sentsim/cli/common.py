@@ -21,8 +21,8 @@ from sentsim.data import (
 from sentsim.decisions.few_shot import FewShotClassifier
 from sentsim.encoder import SentenceEncoder
 from sentsim.evaluation.report import check_results_path, json_safe, write_results
-from sentsim.hub import DEFAULT_MODEL
-from sentsim.model_folder import MODEL_MARKERS
+from sentsim.storage.hub import DEFAULT_MODEL
+from sentsim.storage.model_folder import MODEL_MARKERS
 from sentsim.training.config import TrainingConfig
 from sentsim.training.few_shot import FEW_SHOT_CONFIG
 

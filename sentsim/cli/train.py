@@ -254,7 +254,11 @@ def run_train(args: argparse.Namespace) -> int:
     data = load_training_data(
         source, split=args.split or "train", columns=args.columns, score_range=score_range, prompts=args.prompts
     )
-    encoder = _lstm_encoder(args.lstm_from, args, normalize=False, dim=None) if args.lstm_from else load_encoder(args)
+    encoder = (
+        _lstm_encoder(SentenceEncoder.from_pretrained(args.lstm_from, device="cpu"), args, normalize=False, dim=None)
+        if args.lstm_from
+        else load_encoder(args)
+    )
     if args.prompts and not encoder.include_prompt:
         raise ValueError(
             "--prompts: this model pools without its prompt's tokens (include_prompt=False), so training with "

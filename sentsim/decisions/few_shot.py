@@ -29,7 +29,8 @@ from sentsim.inputs import (
     single_text,
     validate_texts,
 )
-from sentsim.weights import load_safetensors, save_safetensors
+from sentsim.storage.weights import load_safetensors, save_safetensors
+from sentsim.training.few_shot import fine_tune_few_shot
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +143,6 @@ class FewShotClassifier:
         """Siamese fine-tuning of the encoder on pairs from the support set; the support set is
         re-embedded after. ``options`` (``rounds``, ``config``, ``temperature``, ``symmetric``,
         ``seed``) and their defaults are those of :func:`sentsim.training.few_shot.fine_tune_few_shot`."""
-        from sentsim.training.few_shot import fine_tune_few_shot
-
         return fine_tune_few_shot(self, **options)
 
     def refresh(self) -> None:

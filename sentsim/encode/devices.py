@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from sentsim.encode.batches import Batch
+from sentsim.encode.onnx import OnnxForward
 from sentsim.encode.runtimes import Runtime
 
 MULTI_GPU_TEXTS = 65536  # from this many texts, encode runs on every visible GPU by default
@@ -86,8 +87,6 @@ class DeviceRunner:
         tower = self.model.tower
         if runtime is Runtime.ONNX:
             if self._onnx is None or not self._onnx.is_current():
-                from sentsim.encode.onnx import OnnxForward  # onnxruntime is optional
-
                 self._onnx = OnnxForward(tower)
             return self._onnx
         if runtime is Runtime.COMPILE:

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from sentsim.atomic import atomic_file
-from sentsim.exact_search import exact_search
 from sentsim.inputs import is_integer
+from sentsim.search.exact import exact_search
+from sentsim.search.store import IndexCorruptedError
 
 try:
     import faiss
@@ -192,16 +193,10 @@ class VectorBackend:
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as error:
-            from sentsim.search.store import IndexCorruptedError
-
             raise IndexCorruptedError(f"{path} is not a readable FAISS index ({str(error).splitlines()[-1]})") from None
         if not isinstance(index, faiss.IndexIDMap2):
-            from sentsim.search.store import IndexCorruptedError
-
             raise IndexCorruptedError(f"{path} holds a {type(index).__name__}, not the id-mapped index sentsim writes")
         if index.d != dim:
-            from sentsim.search.store import IndexCorruptedError
-
             raise IndexCorruptedError(f"{path} holds {index.d}-dimensional vectors, the manifest says {dim}")
         return cls(factory, dim, metric, index=index, tombstones=tombstones)  # read_index returns the concrete class
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from sentsim.encode.devices import resolve_device
-from sentsim.hub import ModelNotFoundError
 from sentsim.search.chunking import untruncated
+from sentsim.storage.hub import ModelNotFoundError
 
 
 def index_encoder(

@@ -12,8 +12,9 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sentsim.inputs import check_flag, check_length, is_real
+from sentsim.storage.weights import load_safetensors, save_safetensors, tensor_shapes
 from sentsim.tokenization import TextTokenizer
-from sentsim.weights import load_safetensors, save_safetensors, tensor_shapes
+from sentsim.towers.transformer import TransformerTower
 
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_NAME = "tokenizer.json"
@@ -91,22 +92,20 @@ class LSTMTower(nn.Module):
         )
 
     @classmethod
-    def from_transformer(cls, source: str | Path | nn.Module, **config: object) -> LSTMTower:
+    def from_transformer(cls, source: nn.Module, **config: object) -> LSTMTower:
         """An LSTM tower that starts from a transformer's tokenizer and input embeddings.
 
-        ``source`` is a ``TransformerTower``, a ``SentenceEncoder`` with one, or a model name or
-        folder; ``config`` sets the other ``LSTMConfig`` fields (hidden_size, num_layers, ...).
-        ``max_seq_length`` defaults to the transformer's, so the student reads what its teacher reads.
+        ``source`` is a ``TransformerTower`` or a ``SentenceEncoder`` with one (load a model by
+        name with ``SentenceEncoder.from_pretrained`` first); ``config`` sets the other
+        ``LSTMConfig`` fields (hidden_size, num_layers, ...). ``max_seq_length`` defaults to the
+        transformer's, so the student reads what its teacher reads.
         """
-        from sentsim.towers.transformer import TransformerTower
-
         tower = getattr(source, "tower", source)
-        if isinstance(tower, (str, Path)):  # as an encoder: a sentence-transformers folder sets max_seq_length
-            from sentsim.encoder import SentenceEncoder
-
-            tower = SentenceEncoder.from_pretrained(tower, device="cpu").tower
         if not isinstance(tower, TransformerTower):
-            raise TypeError(f"source must be a transformer model, got {type(tower).__name__}")
+            hint = " (load it with SentenceEncoder.from_pretrained first)" if isinstance(tower, (str, Path)) else ""
+            raise TypeError(
+                f"source must be a transformer tower or an encoder with one, got {type(tower).__name__}{hint}"
+            )
         weight = tower.model.get_input_embeddings().weight.detach().float().cpu()  # (V, E)
         config = {"max_seq_length": tower.max_seq_length} | config
         lstm_config = LSTMConfig(vocab_size=weight.shape[0], embedding_dim=weight.shape[1], **config)

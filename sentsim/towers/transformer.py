@@ -21,9 +21,9 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from sentsim.inputs import check_length
+from sentsim.storage.weights import safetensors_files
 from sentsim.tokenization import TextTokenizer
 from sentsim.towers.packed import PackedLayout, packed_forward, supports_packing
-from sentsim.weights import safetensors_files
 
 logger = logging.getLogger(__name__)
 

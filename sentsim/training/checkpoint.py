@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from sentsim.atomic import atomic_folder
-from sentsim.weights import load_safetensors, save_safetensors
+from sentsim.storage.weights import load_safetensors, save_safetensors
 
 
 @dataclass

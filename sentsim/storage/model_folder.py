@@ -32,8 +32,8 @@ from sentsim.atomic import atomic_folder, check_replaceable
 from sentsim.pooling import Pooling
 from sentsim.projection import Dense, DenseConfig
 from sentsim.prompts import check_prompts
+from sentsim.storage.weights import WeightsError, inside
 from sentsim.towers import LSTMTower, Tower, TransformerTower
-from sentsim.weights import WeightsError, inside
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from sentsim.exact_search import exact_search
+from sentsim.search.exact import exact_search
 
 
 def test_k_and_chunk_sizes_must_be_positive_ints():
