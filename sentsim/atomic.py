@@ -1,10 +1,10 @@
 """Atomic writes: a reader sees the old content or the new one, never a torn mix.
 
-Files and folders are written under a temporary name beside their target and renamed into
-place. A new file or folder gets the permissions a plain ``open`` / ``mkdir`` would give (the
-umask applies), not the private ones of :mod:`tempfile`; a replaced file keeps its mode.
-Temporaries that killed writes left beside a target (older than ``STALE_SECONDS``) are removed
-after the next successful write of that target.
+Files and folders are written under a temporary name beside their target,
+``.<name>.<8 random characters>.tmp``, synced and renamed into place. A temporary is created
+as a plain ``open`` / ``mkdir`` would create it (the umask applies); a replaced file keeps its
+mode. A write holds its temporary locked while it runs; each successful write of a target
+removes the temporaries of that target that killed writes left behind.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,36 +29,62 @@ except ImportError:  # Windows: temporaries are judged by age alone
 
 logger = logging.getLogger(__name__)
 
-STALE_SECONDS = 3600  # a temporary file or folder this old beside its target, not locked, is a crashed write's
+STALE_SECONDS = 3600  # a temporary this old, not locked, is a killed write's
 UNLOCKED_STALE_SECONDS = 7 * 24 * 3600  # the same where no lock can tell (Windows, NFS): age alone decides
+
+
+class Temporary:
+    """A fresh temporary file (or folder) ``.<name>.<8 random characters>.tmp`` beside ``path``,
+    created as a plain ``open`` / ``mkdir`` would (the umask applies) and locked until
+    :meth:`discard` or :meth:`replace`, so that no sweep removes it however long its write runs."""
+
+    def __init__(self, path: Path, *, folder: bool = False) -> None:
+        self.path = path
+        self.name = str(path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp"))
+        if folder:
+            os.mkdir(self.name)
+        else:
+            os.close(os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        self._fd = None
+        if fcntl is not None:  # without locks age alone decides, and Windows cannot rename an open file
+            self._fd = os.open(self.name, os.O_RDONLY)
+            with contextlib.suppress(OSError):  # fresh, so free; NFS refuses read-only locks: age decides
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def replace(self) -> None:
+        """Sync the written file and rename it over ``path`` (keeping that file's mode)."""
+        if self.path.exists():
+            os.chmod(self.name, stat.S_IMODE(os.stat(self.path).st_mode))
+        _fsync(self.name)
+        os.replace(self.name, self.path)
+        self.discard()
+        _sweep(self.path)
+
+    def discard(self) -> None:
+        """Release the lock and remove what is left of the temporary."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if os.path.isdir(self.name):
+            shutil.rmtree(self.name, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.name)
 
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary file name beside ``path`` that replaces ``path`` when the block succeeds.
 
-    The block writes the file by name (as libraries such as FAISS do); it is fsynced and renamed
-    into place. If the block raises, ``path`` is left as it was.
+    The block writes the file by name (as libraries such as FAISS do). If it raises, ``path`` is
+    left as it was.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    if fcntl is None:  # no locks to hold, and Windows cannot rename a file that is open
-        os.close(fd)
-        fd = None
-    else:
-        _hold(fd)  # marks the temporary as in use for sweep_stale, until the descriptor closes
+    temporary = Temporary(Path(path))
     try:
-        os.chmod(tmp, _mode_of(path) if path.exists() else 0o666 & ~_umask())
-        yield tmp
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        yield temporary.name
+        temporary.replace()
     finally:
-        if fd is not None:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    sweep_stale(path.parent, _temporary_pattern(path.name))
+        temporary.discard()
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -83,39 +109,33 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         raise NotADirectoryError(f"{path} exists and is not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     recover_folder(path)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    temporary = Temporary(path, folder=True)
+    staging = Path(temporary.name)
     ready = staging.with_suffix(".ready")
-    held = None
     try:
-        held = hold(staging)  # marks the staging folder as in use for sweep_stale, however long the block works
         yield staging
         _settle_tree(staging)
-        os.chmod(staging, 0o777 & ~_umask())
         os.replace(staging, ready)
         _move_into_place(ready, path)
     finally:
-        if held is not None:
-            os.close(held)
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        temporary.discard()
         if ready.exists() and path.exists():  # a failed swap that put the old folder back
             shutil.rmtree(ready, ignore_errors=True)
     for leftover in _leftovers(path):  # of crashes before this write: older than what is in place now
         shutil.rmtree(leftover, ignore_errors=True)
-    sweep_stale(path.parent, _temporary_pattern(path.name))  # staging folders of killed writes
+    _sweep(path)
 
 
 def _move_into_place(ready: Path, path: Path) -> None:
     if not path.exists():
         os.replace(ready, path)
         return
-    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
-    os.replace(path, old / "folder")
+    old = ready.with_suffix(".old")
+    os.replace(path, old)
     try:
         os.replace(ready, path)
     except BaseException:
-        os.replace(old / "folder", path)  # if this fails too, both copies stay for recover_folder
-        shutil.rmtree(old, ignore_errors=True)
+        os.replace(old, path)  # if this fails too, both copies stay for recover_folder
         raise
     shutil.rmtree(old, ignore_errors=True)
 
@@ -148,11 +168,9 @@ def recover_folder(path: str | os.PathLike) -> bool:
     if path.exists() or not path.parent.is_dir():
         return False
     found = _leftovers(path)
-    ready = [p for p in found if p.suffix == ".ready"]
-    old = [p for p in found if p.suffix == ".old" and (p / "folder").is_dir()]
-    chosen = ready[-1] if ready else (old[-1] / "folder" if old else None)
-    if chosen is None:
+    if not found:
         return False
+    chosen = ([p for p in found if p.suffix == ".ready"] or found)[-1]
     try:
         os.replace(chosen, path)
     except OSError as error:
@@ -165,73 +183,44 @@ def recover_folder(path: str | os.PathLike) -> bool:
 
 
 def _leftovers(path: Path) -> list[Path]:
-    """The ``.ready`` and ``.old`` folders :func:`atomic_folder` left beside ``path``, oldest first.
-
-    Names are matched exactly (``tempfile``'s random part has no dots), so the leftovers of
-    ``model.v2`` are never taken for those of ``model``.
-    """
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.(ready|old)")
-    try:
-        found = [entry for entry in path.parent.iterdir() if pattern.fullmatch(entry.name) and entry.is_dir()]
-    except OSError:
-        return []
+    """The ``.ready`` and ``.old`` folders :func:`atomic_folder` left beside ``path``, oldest first."""
+    pattern = _temporaries_of(path.name, "ready|old")
+    found = [entry for entry in path.parent.iterdir() if pattern.fullmatch(entry.name) and entry.is_dir()]
     return sorted(found, key=lambda entry: entry.stat().st_mtime)
 
 
-def sweep_stale(folder: Path, pattern: re.Pattern) -> None:
-    """Remove the entries of ``folder`` whose names match ``pattern`` and that are older than
-    ``STALE_SECONDS``: temporaries of writes killed before they could clean up (a checkpoint's
-    staging folder can hold hundreds of MB). Younger ones may belong to a write in progress, and
-    older ones that a live write holds locked (a long one) are kept too. Where locks cannot tell
-    (Windows; NFS, whose locks need files open for writing), only ``UNLOCKED_STALE_SECONDS`` of
-    age lets a temporary go."""
+def _sweep(path: Path) -> None:
+    """Remove the temporaries of ``path`` that killed writes left (a checkpoint's staging folder
+    can hold hundreds of MB): those older than ``STALE_SECONDS`` that no live write holds locked.
+    Where locks cannot tell (Windows; NFS, whose locks need files open for writing), only
+    ``UNLOCKED_STALE_SECONDS`` of age lets a temporary go. Links, pipes and devices are never ours."""
+    pattern = _temporaries_of(path.name, "tmp")
     now = time.time()
     with contextlib.suppress(OSError):
-        for entry in folder.iterdir():
+        for entry in path.parent.iterdir():
             if not pattern.fullmatch(entry.name):
                 continue
             with contextlib.suppress(OSError):
                 status = entry.lstat()
                 if not (stat.S_ISREG(status.st_mode) or stat.S_ISDIR(status.st_mode)):
-                    continue  # a link, pipe or device: never one of our temporaries
+                    continue
                 age = now - status.st_mtime
                 if age < STALE_SECONDS or (_in_use(entry) and age < UNLOCKED_STALE_SECONDS):
                     continue
-                if entry.is_dir() and not entry.is_symlink():
+                if stat.S_ISDIR(status.st_mode):
                     shutil.rmtree(entry)
                 else:
                     entry.unlink()
                 logger.info("removed %s, left by an interrupted write", entry)
 
 
-def hold(path: str | os.PathLike) -> int | None:
-    """Mark the fresh temporary file or folder ``path`` as in use, so that :func:`sweep_stale`
-    keeps it however old it gets: the descriptor to close when done (``None`` without locks)."""
-    if fcntl is None:  # Windows: age alone decides, and an open file could not be renamed
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    _hold(fd)
-    return fd
-
-
-def _hold(fd: int) -> None:
-    """Lock ``fd``'s file or folder (released when ``fd`` closes, or its process dies).
-
-    The temporary is fresh, so nobody else holds it: the lock is taken without waiting. Where it
-    cannot be taken (NFS), :func:`_in_use` cannot read it either and age alone decides."""
-    with contextlib.suppress(OSError):
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
 def _in_use(entry: Path) -> bool:
-    """Whether a live write may hold ``entry`` (see :func:`_hold`): True where no lock can tell."""
+    """Whether a live write may hold ``entry`` locked (see :class:`Temporary`): True where no lock can tell."""
     if fcntl is None:
         return True
     try:
-        fd = os.open(entry, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        return False
-    except OSError:  # e.g. another user's: cannot tell
+        fd = os.open(entry, os.O_RDONLY)
+    except OSError:  # gone, or another user's: cannot tell
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -242,31 +231,23 @@ def _in_use(entry: Path) -> bool:
         os.close(fd)
 
 
-def _temporary_pattern(name: str) -> re.Pattern:
-    """Names of the temporaries ``tempfile`` makes for :func:`atomic_file` / :func:`atomic_folder` of ``name``."""
-    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp")
+def _temporaries_of(name: str, kinds: str) -> re.Pattern:
+    """Names of the temporaries of ``name`` whose last part is one of ``kinds`` (``a|b``), matched
+    exactly, so that those of ``model.v2`` are never taken for those of ``model``."""
+    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.({kinds})")
 
 
-def _umask() -> int:
-    """The process umask, read without changing it where Linux allows (other threads may be creating files)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _mode_of(path: Path) -> int:
-    return os.stat(path).st_mode & 0o7777
+def _fsync(path: str | os.PathLike) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def _settle_tree(root: Path) -> None:
-    """fsync every file of ``root``, and give files and folders the permissions of a plain write
-    (some writers, such as safetensors, create private files). Symbolic links are left alone."""
-    files_mode, folders_mode = 0o666 & ~_umask(), 0o777 & ~_umask()
+    """fsync every file of ``root``, and give files and folders the permissions of a plain write,
+    which ``root`` itself has (some writers, such as safetensors, create private files).
+    Symbolic links are left alone."""
+    folders_mode = stat.S_IMODE(os.stat(root).st_mode) & 0o777
+    files_mode = folders_mode & 0o666
     for folder, subfolders, files in os.walk(root):
         for name in subfolders:
             if not os.path.islink(os.path.join(folder, name)):
@@ -276,5 +257,4 @@ def _settle_tree(root: Path) -> None:
             if os.path.islink(path):
                 continue
             os.chmod(path, files_mode)
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
+            _fsync(path)

@@ -64,7 +64,7 @@ def _killed_between_the_renames(target) -> None:
         import sentsim.atomic as atomic
         real = os.replace
         def replace(source, destination):
-            if str(destination).endswith("/folder"):  # the old folder goes aside ...
+            if str(destination).endswith(".old"):  # the old folder goes aside ...
                 real(source, destination)
                 os._exit(9)  # ... and the process dies before the new one moves in
             real(source, destination)
@@ -128,8 +128,7 @@ def test_loading_a_model_puts_back_the_folder_a_crash_left_aside(tmp_path, tiny_
     encoder = SentenceEncoder(tiny_transformer)
     encoder.save_pretrained(tmp_path / "model")
     aside = tmp_path / ".model.k3j2x8q1.old"  # what a crash between the renames leaves, without a finished copy
-    aside.mkdir()
-    (tmp_path / "model").rename(aside / "folder")
+    (tmp_path / "model").rename(aside)
     loaded = SentenceEncoder.from_pretrained(tmp_path / "model")
     np.testing.assert_allclose(loaded.encode(["a cat sleeps"]), encoder.encode(["a cat sleeps"]), atol=1e-6)
 
@@ -160,7 +159,7 @@ def test_temporaries_of_killed_writes_are_swept_after_a_later_write(tmp_path, ti
     old = [
         tmp_path / ".index.faiss.abcd1234.tmp",  # atomic_file
         tmp_path / ".model.k3y_9zzz.tmp",  # atomic_folder staging (a folder)
-        tmp_path / f".out.{'a' * 32}.tmp.npy",  # encode(output=)
+        tmp_path / ".out.npy.abcd1234.tmp",  # encode(output=)
     ]
     kept = [
         tmp_path / ".index.faiss.fresh123.tmp",  # young: may be a write in progress
@@ -204,15 +203,15 @@ def test_a_long_write_in_progress_is_not_swept(tmp_path):
 
 
 def test_a_long_encode_to_a_file_is_not_swept_by_another_that_finishes(tmp_path, tiny_encoder):
-    """encode(output=) holds its staging .npy locked: an encode of the same path that finishes
+    """encode(output=) holds its temporary file locked: an encode of the same path that finishes
     while it is still streaming (after over STALE_SECONDS) leaves it alone, and it still lands."""
     from sentsim.npy_output import NpyOutput
 
     slow = NpyOutput(tmp_path / "out.npy", rows=2, dim=3)
     long_ago = os.stat(tmp_path).st_mtime - 7200
-    os.utime(slow.staging, (long_ago, long_ago))
+    os.utime(slow.temporary.name, (long_ago, long_ago))
     tiny_encoder.encode(["a text"], output=tmp_path / "out.npy")
-    assert slow.staging.exists()
+    assert os.path.exists(slow.temporary.name)
     import torch
 
     slow.write(0, torch.ones(2, 3))
