@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from sentsim.encode.batches import Batch, PackedBatch
 from sentsim.encode.devices import DeviceRunners, encode_devices, resolve_device
+from sentsim.encode.outputs import check_npy_path
 from sentsim.encode.pipeline import EncodePlan, run
 from sentsim.encode.precision import autocast_dtype
 from sentsim.encode.runtimes import Runtime, check_runtime
@@ -257,6 +258,8 @@ class SentenceEncoder(nn.Module):
             raise ValueError(
                 "output= streams a list of texts to a .npy file; it does not combine with one string or as_tensor"
             )
+        if output is not None:
+            check_npy_path(output)
         plan = self._plan(
             len(items),
             device=device,

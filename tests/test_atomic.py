@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from sentsim.atomic import atomic_file, atomic_folder, recover_folder, write_text_atomic
+from sentsim.storage.atomic import atomic_file, atomic_folder, recover_folder, write_text_atomic
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and renames")
 
@@ -61,7 +61,7 @@ def _killed_between_the_renames(target) -> None:
     script = textwrap.dedent(
         """
         import os, sys
-        import sentsim.atomic as atomic
+        import sentsim.storage.atomic as atomic
         real = os.replace
         def replace(source, destination):
             if str(destination).endswith(".old"):  # the old folder goes aside ...
@@ -134,7 +134,7 @@ def test_loading_a_model_puts_back_the_folder_a_crash_left_aside(tmp_path, tiny_
 
 
 def test_a_failed_swap_leaves_the_old_folder_in_place(tmp_path, monkeypatch):
-    import sentsim.atomic as atomic
+    import sentsim.storage.atomic as atomic
 
     target = tmp_path / "model"
     with atomic_folder(target) as staging:
@@ -205,7 +205,7 @@ def test_a_long_write_in_progress_is_not_swept(tmp_path):
 def test_a_long_encode_to_a_file_is_not_swept_by_another_that_finishes(tmp_path, tiny_encoder):
     """encode(output=) holds its temporary file locked: an encode of the same path that finishes
     while it is still streaming (after over STALE_SECONDS) leaves it alone, and it still lands."""
-    from sentsim.npy_output import NpyOutput
+    from sentsim.encode.outputs import NpyOutput
 
     slow = NpyOutput(tmp_path / "out.npy", rows=2, dim=3)
     long_ago = os.stat(tmp_path).st_mtime - 7200
@@ -233,7 +233,7 @@ def test_a_pipe_named_like_a_temporary_is_neither_opened_nor_removed(tmp_path):
 def test_without_file_locks_temporaries_are_not_held_open(tmp_path, monkeypatch):
     """Where fcntl is missing (Windows), no descriptor stays open on a temporary: Windows cannot
     rename an open file. The writes still land."""
-    from sentsim import atomic
+    from sentsim.storage import atomic
 
     monkeypatch.setattr(atomic, "fcntl", None)
 
@@ -271,7 +271,7 @@ class _LocksNeedWritableFiles:
 def test_where_locks_cannot_tell_age_alone_decides_with_a_week(tmp_path, monkeypatch, locks):
     """On NFS (locks only on writable files) and Windows (no fcntl) a sweep cannot see that a write
     is live: a temporary older than an hour is kept (a long index build), one older than a week goes."""
-    from sentsim import atomic
+    from sentsim.storage import atomic
 
     monkeypatch.setattr(atomic, "fcntl", _LocksNeedWritableFiles if locks == "nfs" else None)
     now = os.stat(tmp_path).st_mtime

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from sentsim.atomic import holds_other_files
 from sentsim.data import (
     LabelledTexts,
     SentencePairs,
@@ -21,6 +20,7 @@ from sentsim.data import (
 from sentsim.decisions.few_shot import FewShotClassifier
 from sentsim.encoder import SentenceEncoder
 from sentsim.evaluation.report import check_results_path, json_safe, write_results
+from sentsim.storage.atomic import holds_other_files
 from sentsim.storage.hub import DEFAULT_MODEL
 from sentsim.storage.model_folder import MODEL_MARKERS
 from sentsim.training.config import TrainingConfig

@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from sentsim.atomic import atomic_folder, holds_other_files
 from sentsim.cli.common import add_model_options, load_encoder, model_name, progress, tsv_field
 from sentsim.data.documents import read_documents
 from sentsim.search import DocumentIndex
 from sentsim.search.mirror import MANIFEST
+from sentsim.storage.atomic import atomic_folder, holds_other_files
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from sentsim._version import __version__
-from sentsim.atomic import atomic_folder, check_replaceable, recover_folder
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
@@ -29,6 +28,7 @@ from sentsim.inputs import (
     single_text,
     validate_texts,
 )
+from sentsim.storage.atomic import atomic_folder, check_replaceable, recover_folder
 from sentsim.storage.weights import load_safetensors, save_safetensors
 from sentsim.training.few_shot import fine_tune_few_shot
 

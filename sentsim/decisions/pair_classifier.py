@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from sentsim._version import __version__
-from sentsim.atomic import write_text_atomic
 from sentsim.data.columns import binary_column, plain_list
 from sentsim.decisions.calibration import Calibrator, calibrator_from_dict, make_calibrator
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
@@ -26,6 +25,7 @@ from sentsim.evaluation.binary import (
 from sentsim.evaluation.pairs import pair_scores
 from sentsim.inputs import check_flag, finite_or_none, integer, is_real, positive_int, single_text, validate_texts
 from sentsim.similarity import Metric
+from sentsim.storage.atomic import write_text_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from tqdm import tqdm
 from sentsim.encode.batches import Batch, Chunk, PackedBatch, tokenized_chunks
 from sentsim.encode.chunks import tokenizer_workers
 from sentsim.encode.devices import DeviceRunner
+from sentsim.encode.outputs import NpyOutput, TensorOutput
 from sentsim.encode.runtimes import Runtime
-from sentsim.npy_output import NpyOutput, TensorOutput
 from sentsim.tokenization import TextTokenizer
 
 

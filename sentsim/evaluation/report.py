@@ -8,8 +8,8 @@ import json
 import math
 from pathlib import Path
 
-from sentsim.atomic import write_text_atomic
 from sentsim.inputs import plain
+from sentsim.storage.atomic import write_text_atomic
 
 
 def check_results_path(path: str | Path) -> Path:

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from sentsim.atomic import holds_other_files, recover_folder, write_text_atomic
 from sentsim.inputs import check_flag, positive_int, single_text, validate_texts
 from sentsim.prompts import NO_SEARCH_PROMPTS
 from sentsim.search.backends import VectorBackend, check_tuning_values
@@ -36,6 +35,7 @@ from sentsim.search.locking import ReadWriteLock
 from sentsim.search.manifest import new_manifest, read_manifest
 from sentsim.search.mirror import MANIFEST, FaissMirror
 from sentsim.search.store import DocumentStore
+from sentsim.storage.atomic import holds_other_files, recover_folder, write_text_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sentsim.atomic import write_text_atomic
 from sentsim.search.backends import VectorBackend, resolve_factory
 from sentsim.search.locking import file_lock
 from sentsim.search.store import DocumentStore, IndexCorruptedError
+from sentsim.storage.atomic import write_text_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import importlib
 import logging
 from pathlib import Path
 
-from sentsim.atomic import recover_folder
+from sentsim.storage.atomic import recover_folder
 
 logger = logging.getLogger(__name__)
 

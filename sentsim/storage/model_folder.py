@@ -28,10 +28,10 @@ import torch
 import transformers
 
 from sentsim._version import __version__
-from sentsim.atomic import atomic_folder, check_replaceable
 from sentsim.pooling import Pooling
 from sentsim.projection import Dense, DenseConfig
 from sentsim.prompts import check_prompts
+from sentsim.storage.atomic import atomic_folder, check_replaceable
 from sentsim.storage.weights import WeightsError, inside
 from sentsim.towers import LSTMTower, Tower, TransformerTower
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sentsim.atomic import atomic_folder
+from sentsim.storage.atomic import atomic_folder
 from sentsim.storage.weights import load_safetensors, save_safetensors
 
 

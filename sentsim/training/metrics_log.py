@@ -7,8 +7,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from sentsim.atomic import write_text_atomic
 from sentsim.evaluation.report import json_safe
+from sentsim.storage.atomic import write_text_atomic
 
 logger = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch.distributed as dist
 
-from sentsim.atomic import recover_folder, write_text_atomic
 from sentsim.inputs import plain
+from sentsim.storage.atomic import recover_folder, write_text_atomic
 from sentsim.training.checkpoint import read_checkpoint_run
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData

@@ -1,7 +1,7 @@
 """Where ``encode`` puts embeddings: a tensor on the device, or a ``.npy`` file written atomically.
 
 A file is streamed into a temporary beside the target (memory-mapped, chunk by chunk), then
-flushed and put in place as :func:`sentsim.atomic.atomic_file` does; on any failure the
+flushed and put in place as :func:`sentsim.storage.atomic.atomic_file` does; on any failure the
 temporary and the folders made for it are removed and an existing file at the target is left
 as it was.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sentsim.atomic import Temporary
+from sentsim.storage.atomic import Temporary
 
 
 class TensorOutput:
@@ -35,15 +35,11 @@ class TensorOutput:
 
 
 class NpyOutput:
-    """Embeddings streamed into a memory-mapped :class:`~sentsim.atomic.Temporary` that replaces
+    """Embeddings streamed into a memory-mapped :class:`~sentsim.storage.atomic.Temporary` that replaces
     ``path`` once complete."""
 
     def __init__(self, path: str | Path, rows: int, dim: int) -> None:
-        self.path = Path(path)
-        if self.path.suffix.lower() != ".npy":
-            raise ValueError(f"output must be a .npy file, got {self.path}")
-        if self.path.is_dir():
-            raise IsADirectoryError(f"output {self.path} is a folder; give a .npy file path")
+        self.path = check_npy_path(path)
         self.created = [folder for folder in (self.path.parent, *self.path.parent.parents) if not folder.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.temporary = self.target = None
@@ -72,3 +68,15 @@ class NpyOutput:
         for folder in self.created:  # deepest first
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def check_npy_path(path: str | Path) -> Path:
+    """``path`` as a Path, or an error unless it names a ``.npy`` file (not a folder)."""
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"output must be a .npy file path, got {type(path).__name__}")
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        raise ValueError(f"output must be a .npy file, got {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"output {path} is a folder; give a .npy file path")
+    return path
