@@ -153,18 +153,10 @@ def test_an_index_uses_the_query_and_document_prompts(prompted, tmp_path):
     assert reopened.prompts == {"query": "query: ", "document": "passage: "}
     reopened.close()
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
-    del manifest["prompts"]  # an index built before prompts: built, and searched, without them
-    (tmp_path / "idx" / "manifest.json").write_text(json.dumps(manifest))
-    assert DocumentIndex.open(tmp_path / "idx", prompted).prompts == {"query": "", "document": ""}
-    manifest["format"] = 3  # written by a newer sentsim
-    (tmp_path / "idx" / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexCorruptedError, match="index format 3 is newer than this sentsim reads \\(2\\)"):
-        DocumentIndex.open(tmp_path / "idx", prompted)
-    manifest["format"] = 2
-    manifest["prompts"] = {"query": 3}
-    (tmp_path / "idx" / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexCorruptedError, match="'prompts' must hold a 'query' and a 'document' text"):
-        DocumentIndex.open(tmp_path / "idx", prompted)
+    for broken in (manifest | {"prompts": {"query": 3}}, {k: v for k, v in manifest.items() if k != "prompts"}):
+        (tmp_path / "idx" / "manifest.json").write_text(json.dumps(broken))
+        with pytest.raises(IndexCorruptedError, match="'prompts' must hold a 'query' and a 'document' text"):
+            DocumentIndex.open(tmp_path / "idx", prompted)
 
 
 def test_chunks_leave_room_for_the_document_prompt(tiny_transformer, tmp_path):

@@ -21,7 +21,6 @@ from tokenizers import Tokenizer
 
 from sentsim.atomic import holds_other_files, recover_folder, write_text_atomic
 from sentsim.inputs import check_flag, positive_int, single_text, validate_texts
-from sentsim.prompts import NO_SEARCH_PROMPTS
 from sentsim.search.backends import VectorBackend, check_tuning_values
 from sentsim.search.chunking import untruncated
 from sentsim.search.filters import filter_sql
@@ -64,7 +63,7 @@ class DocumentIndex:
     @property
     def prompts(self) -> dict[str, str]:
         """The prompts prepended to queries and documents (from the model, when the index was built)."""
-        return self.manifest.get("prompts", dict(NO_SEARCH_PROMPTS))  # none in indexes built before prompts
+        return self.manifest["prompts"]
 
     # ------------------------------------------------------------ create / open
     @classmethod
