@@ -248,7 +248,6 @@ class DocumentIndex:
                     self.store.put_vectors(missing, np.stack([cached[h] for h in missing]))
                 for document in plan:
                     stored = self.store.document(document.id) if document.id in existing else None
-                    stored = (*stored, self.store.chunk_spans(document.id)) if stored is not None else None
                     document = dataclasses.replace(document, stored=stored)
                     if document.stored is not None and not document.unchanged:
                         removed += self.store.delete_document(document.id)
