@@ -184,12 +184,6 @@ def test_retrieval_evaluation_uses_the_same_prompts(prompted, tiny_transformer):
         plain, prefixed, show_progress=False
     )
 
-    class WithoutPrompts:  # an encoder written before prompts: encode() takes no prompt argument
-        def encode(self, texts, batch_size=64, show_progress=None):
-            return plain.encode(texts, batch_size=batch_size, show_progress=show_progress)
-
-    assert evaluate_retrieval(WithoutPrompts(), data) == evaluate_retrieval(plain, data)
-
 
 def test_cli_encode_with_a_prompt(prompted, tmp_path, capsys):
     prompted.save_pretrained(tmp_path / "model")
