@@ -57,9 +57,6 @@ def search_prompts(prompts: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-NO_SEARCH_PROMPTS = {"query": "", "document": ""}  # an index built before prompts
-
-
 def with_prompt(prompt: str, texts: list[str]) -> list[str]:
     return [prompt + text for text in texts] if prompt else texts
 

@@ -92,9 +92,21 @@ def test_pair_classifier_save_and_load(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(left, right), classifier.predict_proba(left, right))
     saved = json.loads((tmp_path / "pairs.json").read_text())
     results = {"accuracy": 93.2, "threshold": 0.66, "metric": "cosine", "primary_metric": "accuracy"}  # eval output
-    for broken in ([], saved | {"calibrator": saved["calibrator"] | {"extra": 1}}, {"threshold": 0.5}, results):
+    no_digest = {key: value for key, value in saved.items() if key != "model_sha256"}
+    for broken in (
+        [],
+        saved | {"calibrator": saved["calibrator"] | {"extra": 1}},
+        {"threshold": 0.5},
+        results,
+        no_digest,
+    ):
         (tmp_path / "pairs.json").write_text(json.dumps(broken))
         with pytest.raises(ValueError, match="pairs.json is not a saved pair classifier"):
+            PairClassifier.load(tmp_path / "pairs.json", encoder)
+    assert saved["format"] == 1
+    for written, message in ((2, r"format 2 is newer than this sentsim reads \(1\)"), ("1", "format '1' is unknown")):
+        (tmp_path / "pairs.json").write_text(json.dumps(saved | {"format": written}))
+        with pytest.raises(ValueError, match="pairs.json: pair classifier " + message):
             PairClassifier.load(tmp_path / "pairs.json", encoder)
     (tmp_path / "notes.json").write_text('{"mine": 1}')
     with pytest.raises(FileExistsError, match="notes.json exists and is not a saved pair classifier; pass overwrite"):
@@ -316,9 +328,14 @@ def test_few_shot_save_and_load(tmp_path):
     (tmp_path / "clf").rename(tmp_path / ".clf.abcd1234.ready")  # a save killed between its two renames
     assert FewShotClassifier.load(tmp_path / "clf", encoder).classes == classifier.classes  # put back
     config = json.loads((tmp_path / "clf" / "few_shot.json").read_text())
-    for broken in ([], {key: value for key, value in config.items() if key != "k"}):
+    for broken in ([], *({k: v for k, v in config.items() if k != key} for key in ("k", "logistic_c", "model_sha256"))):
         (tmp_path / "clf" / "few_shot.json").write_text(json.dumps(broken))
         with pytest.raises(ValueError, match="few_shot.json is not a saved few-shot classifier"):
+            FewShotClassifier.load(tmp_path / "clf", encoder)
+    assert config["format"] == 1
+    for written, message in ((2, r"format 2 is newer than this sentsim reads \(1\)"), (0, "format 0 is unknown")):
+        (tmp_path / "clf" / "few_shot.json").write_text(json.dumps(config | {"format": written}))
+        with pytest.raises(ValueError, match="few_shot.json: few-shot classifier " + message):
             FewShotClassifier.load(tmp_path / "clf", encoder)
 
 

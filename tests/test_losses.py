@@ -1,5 +1,6 @@
 """Each loss against a naive loop over the batch."""
 
+import json
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ from sentsim.training.losses import (
     ContrastiveLoss,
     CoSENTLoss,
     CosineSimilarityLoss,
+    EmbeddingMSELoss,
     InBatchNegativesLoss,
     TripletLoss,
     make_loss,
@@ -105,7 +107,6 @@ def test_batch_hard_triplet_never_mines_a_copy_of_the_own_positive(batch):
         expected += max(0.0, float((a[i] - p[i]).norm()) - hardest + 1.0)
     loss = TripletLoss(margin=1.0, batch_hard=True)
     assert loss.target == "group" and TripletLoss().target is None  # the trainer passes positive-text hashes
-    assert "target" not in vars(loss)  # a run records vars(loss): runs started before it must still resume
     assert float(loss(a, p, n, groups)) == pytest.approx(expected / 6, rel=1e-5)
     assert float(loss(a, p, n)) != pytest.approx(expected / 6, rel=1e-5)  # without groups, the copy is mined
 
@@ -203,3 +204,30 @@ def test_loss_flags_must_be_bools(loss, option):
     with pytest.raises(TypeError, match=f"{option} must be True or False, got 'False'"):
         loss(**{option: "False"})  # a non-empty str would read as True
     assert getattr(loss(**{option: np.True_}), option) is True
+
+
+@pytest.mark.parametrize(
+    "loss, expected",
+    [
+        (CosineSimilarityLoss(), {}),
+        (CoSENTLoss(scale=10), {"scale": 10.0, "gather": True}),
+        (
+            ContrastiveLoss(margin=0.3, distance="euclidean", online=np.True_),
+            {"margin": 0.3, "distance": "euclidean", "online": True, "gather": True},
+        ),
+        (
+            TripletLoss(margin=1, distance="cosine", batch_hard=True, gather=False),
+            {"margin": 1.0, "distance": "cosine", "batch_hard": True, "gather": False},
+        ),
+        (
+            InBatchNegativesLoss(temperature=0.1, symmetric=True),
+            {"temperature": 0.1, "symmetric": True, "gather": True},
+        ),
+        (EmbeddingMSELoss(), {}),
+    ],
+)
+def test_a_loss_declares_its_settings_as_plain_json_that_rebuild_it(loss, expected):
+    config = loss.config()
+    assert config == expected and json.loads(json.dumps(config)) == config
+    assert all(type(value) in (float, str, bool) for value in config.values())  # np.True_ recorded as True
+    assert type(loss)(**config).config() == config

@@ -142,8 +142,19 @@ def test_malformed_configs_and_pickled_dense_weights_name_the_file(rich_encoder,
     config.write_text("[]")
     with pytest.raises(ValueError, match=r"config_sentsim.json: expected a JSON object, got list"):
         SentenceEncoder.from_pretrained(tmp_path / "model")
-    config.write_text(json.dumps(saved | {"sentsim_version": "abc"}))
-    with pytest.raises(ValueError, match=r"config_sentsim.json: sentsim_version 'abc' is not a version number"):
+    assert saved["format"] == 1
+    for written, message in (
+        (2, "model format 2 is newer than this sentsim reads \\(1\\)"),
+        ("1", "model format '1' is unknown"),
+    ):
+        config.write_text(json.dumps(saved | {"format": written}))
+        with pytest.raises(ValueError, match=r"config_sentsim.json: " + message):
+            SentenceEncoder.from_pretrained(tmp_path / "model")
+    config.write_text(json.dumps({key: value for key, value in saved.items() if key != "format"}))
+    with pytest.raises(ValueError, match=r"config_sentsim.json records no model format; this sentsim reads format 1"):
+        SentenceEncoder.from_pretrained(tmp_path / "model")
+    config.write_text(json.dumps({key: value for key, value in saved.items() if key != "include_prompt"}))
+    with pytest.raises(ValueError, match=r"config_sentsim.json lacks 'include_prompt'"):
         SentenceEncoder.from_pretrained(tmp_path / "model")
     config.write_text(json.dumps(saved))
     dense = tmp_path / "model" / "2_Dense"

@@ -337,17 +337,30 @@ def test_numpy_loss_options_and_bool_labels(tmp_path):
         )
 
 
-def test_a_run_of_an_earlier_version_still_resumes(tmp_path):
+def test_a_run_record_or_checkpoint_of_another_format_is_refused(tmp_path):
+    import shutil
+
     data = load_training_data(columns(toy_pairs()))
     config = TrainingConfig(epochs=2, batch_size=8, checkpoint_steps=2, **QUIET)
     train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run")
-    state_file = tmp_path / "run" / "checkpoint" / "state.json"
-    state = json.loads(state_file.read_text())
-    del state["run"]["data"]["digest"], state["run"]["model"]["max_seq_length"]  # not recorded before
-    del state["run"]["loss"]["gather"]
-    state_file.write_text(json.dumps(state))
-    result = train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run", resume=True)
-    assert result.steps == 8
+    run_file, state_file = tmp_path / "run" / "run.json", tmp_path / "run" / "checkpoint" / "state.json"
+    run, state = json.loads(run_file.read_text()), json.loads(state_file.read_text())
+    assert run["format"] == state["format"] == state["run"]["format"] == 1
+    assert run["loss"] == {"name": "CoSENTLoss", "scale": 20.0, "gather": True}  # its config(), not its attributes
+
+    def resume():
+        return train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run", resume=True)
+
+    state_file.write_text(json.dumps(state | {"format": 2}))
+    with pytest.raises(ValueError, match=r"state.json: checkpoint format 2 is newer than this sentsim reads \(1\)"):
+        resume()
+    state_file.write_text(json.dumps(state | {"run": state["run"] | {"format": 0}}))
+    with pytest.raises(ValueError, match="state.json: run record format 0 is unknown; this sentsim reads format 1"):
+        resume()
+    shutil.rmtree(tmp_path / "run" / "checkpoint")  # as if it stopped before its first checkpoint: run.json is read
+    run_file.write_text(json.dumps({key: value for key, value in run.items() if key != "format"}))
+    with pytest.raises(ValueError, match="run.json records no run record format; this sentsim reads format 1"):
+        resume()
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from sentsim.inputs import (
     validate_texts,
 )
 from sentsim.storage.atomic import atomic_folder, check_replaceable, recover_folder
+from sentsim.storage.formats import check_format
 from sentsim.storage.weights import load_safetensors, save_safetensors
 from sentsim.training.few_shot import fine_tune_few_shot
 
@@ -37,6 +38,9 @@ logger = logging.getLogger(__name__)
 STRATEGIES = ("prototype", "knn", "logistic")
 THRESHOLD_OBJECTIVES = ("balanced", "accuracy")
 CONFIG_NAME, EMBEDDINGS_NAME = "few_shot.json", "support.safetensors"
+FEW_SHOT_FORMAT = 1  # of few_shot.json; any other is refused
+SETTINGS = ("strategy", "k", "threshold", "unknown_label", "temperature", "logistic_c")  # saved, passed to __init__
+SAVED_KEYS = ("format", *SETTINGS, "texts", "labels", "model_sha256")  # what save writes and load needs
 
 Label = str | int
 
@@ -246,6 +250,7 @@ class FewShotClassifier:
         """
         check_replaceable(folder, (CONFIG_NAME,), "few-shot classifier", overwrite=overwrite)
         config = {
+            "format": FEW_SHOT_FORMAT,
             "sentsim_version": __version__,
             "strategy": self.strategy,
             "k": self.k,
@@ -268,19 +273,21 @@ class FewShotClassifier:
         recover_folder(folder)  # a save that a crash interrupted between its two renames
         try:
             config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
-            settings = {name: config[name] for name in ("strategy", "k", "threshold", "unknown_label", "temperature")}
-            settings["logistic_c"] = config.get("logistic_c", 100.0)
-            texts, labels = config["texts"], config["labels"]
-        except (ValueError, KeyError, TypeError, AttributeError) as error:  # not JSON, or JSON of another shape
+            missing = [key for key in SAVED_KEYS if key not in config]
+            if missing:
+                raise KeyError(f"no {', '.join(missing)}")
+        except (ValueError, KeyError, TypeError) as error:  # not JSON, or JSON of another shape
             raise ValueError(
                 f"{folder / CONFIG_NAME} is not a saved few-shot classifier ({type(error).__name__}: {error})"
             ) from None
+        check_format(folder / CONFIG_NAME, config, FEW_SHOT_FORMAT, "few-shot classifier")  # before the other fields
+        texts, labels = config["texts"], config["labels"]
         try:
-            classifier = cls(encoder, **settings)
+            classifier = cls(encoder, **{name: config[name] for name in SETTINGS})
         except (ValueError, TypeError) as error:  # a setting of the wrong type or value
             raise ValueError(f"{folder / CONFIG_NAME}: {error}") from None
         embeddings = load_safetensors(folder / EMBEDDINGS_NAME)["embeddings"].numpy()
-        if fitted_with_another_model(config.get("model_sha256"), encoder):
+        if fitted_with_another_model(config["model_sha256"], encoder):
             logger.warning(
                 "%s was saved with another model: the support set is embedded again with this one, "
                 "and a saved threshold may no longer fit",

@@ -8,16 +8,15 @@ import json
 
 def model_digest(encoder) -> str | None:
     """SHA-256 of the model's fingerprint (weights, tokenizer, pooling, normalization, dimension,
-    max length, and the default prompt where there is one), or None for an encoder that is not a ``SentenceEncoder``."""
+    max length, and the default prompt: "" without one), or None for an encoder that is not a ``SentenceEncoder``."""
     from sentsim.encoder import SentenceEncoder
     from sentsim.search.fingerprint import model_fingerprint
 
     if not isinstance(encoder, SentenceEncoder):
         return None
     fingerprint = {key: value for key, value in model_fingerprint(encoder).items() if key != "name"}
-    default_prompt = encoder.prompts.get(encoder.default_prompt_name, "") if encoder.default_prompt_name else ""
-    if default_prompt:  # what encode() prepends; absent from digests of models without one (as before prompts)
-        fingerprint["default_prompt"] = default_prompt
+    name = encoder.default_prompt_name  # its prompt is what encode() prepends
+    fingerprint["default_prompt"] = encoder.prompts.get(name, "") if name else ""
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
 
 

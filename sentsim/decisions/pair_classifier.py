@@ -26,11 +26,13 @@ from sentsim.evaluation.pairs import pair_scores
 from sentsim.inputs import check_flag, finite_or_none, integer, is_real, positive_int, single_text, validate_texts
 from sentsim.similarity import Metric
 from sentsim.storage.atomic import write_text_atomic
+from sentsim.storage.formats import check_format
 
 logger = logging.getLogger(__name__)
 
 
-SAVED_KEYS = ("sentsim_version", "metric", "threshold", "calibrator")  # what save writes and load needs
+PAIR_CLASSIFIER_FORMAT = 1  # any other is refused
+SAVED_KEYS = ("format", "sentsim_version", "metric", "threshold", "calibrator", "model_sha256")  # what save writes
 
 
 class PairClassifier:
@@ -153,6 +155,7 @@ class PairClassifier:
                 f"{path} exists and is not a saved pair classifier; pass overwrite=True to replace it"
             )
         data = {
+            "format": PAIR_CLASSIFIER_FORMAT,
             "sentsim_version": __version__,
             "metric": self.metric.value,
             "threshold": self.threshold,
@@ -169,13 +172,16 @@ class PairClassifier:
             missing = [key for key in SAVED_KEYS if key not in data]
             if missing:  # e.g. a file of evaluation results, which has a metric and a threshold too
                 raise KeyError(f"no {', '.join(missing)}")
-            metric, threshold = data["metric"], data["threshold"]
-            calibrator = calibrator_from_dict(data["calibrator"]) if data.get("calibrator") else None
-        except (ValueError, KeyError, TypeError, AttributeError) as error:  # not JSON, or JSON of another shape
+        except (ValueError, KeyError, TypeError) as error:  # not JSON, or JSON of another shape
             raise ValueError(f"{path} is not a saved pair classifier ({type(error).__name__}: {error})") from None
-        if fitted_with_another_model(data.get("model_sha256"), encoder):
+        check_format(Path(path), data, PAIR_CLASSIFIER_FORMAT, "pair classifier")  # before the other fields
+        try:
+            calibrator = calibrator_from_dict(data["calibrator"]) if data["calibrator"] is not None else None
+        except (ValueError, TypeError, AttributeError) as error:  # a calibrator of another shape
+            raise ValueError(f"{path} is not a saved pair classifier ({type(error).__name__}: {error})") from None
+        if fitted_with_another_model(data["model_sha256"], encoder):
             logger.warning("%s was fitted with another model: its threshold and calibration may not fit this one", path)
-        return cls(encoder, metric=metric, threshold=threshold, calibrator=calibrator)
+        return cls(encoder, metric=data["metric"], threshold=data["threshold"], calibrator=calibrator)
 
     def _scored(self, sentences1, sentences2, labels) -> tuple[np.ndarray, np.ndarray]:
         left, right = validate_texts(sentences1, "sentences1"), validate_texts(sentences2, "sentences2")

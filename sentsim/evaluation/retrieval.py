@@ -29,10 +29,10 @@ def evaluate_retrieval(
     check_instance("data", data, RetrievalData, "read_beir or sts_paraphrase_retrieval")
     metric = Metric.parse(metric)
     query_ids, doc_ids = list(data.queries), list(data.corpus)
-    prompts = search_prompts(getattr(encoder, "prompts", {}))
+    prompts = search_prompts(encoder.prompts)
     options = {"batch_size": batch_size, "show_progress": show_progress}
-    queries = encoder.encode([data.queries[q] for q in query_ids], **_prompt(prompts["query"]), **options)
-    corpus = encoder.encode([data.corpus[d] for d in doc_ids], **_prompt(prompts["document"]), **options)
+    queries = encoder.encode([data.queries[q] for q in query_ids], prompt=prompts["query"], **options)
+    corpus = encoder.encode([data.corpus[d] for d in doc_ids], prompt=prompts["document"], **options)
     row_of = {doc: row for row, doc in enumerate(doc_ids)}
     exclude = [{row_of[d] for d in data.ignore.get(q, ())} for q in query_ids]
     depth = max(10, 100, *recall_at)
@@ -45,8 +45,3 @@ def evaluate_retrieval(
         "corpus": len(doc_ids),
         "primary_metric": "ndcg@10",
     }
-
-
-def _prompt(prompt: str) -> dict:
-    """``prompt=`` only where there is one: an encoder without prompt support still works."""
-    return {"prompt": prompt} if prompt else {}

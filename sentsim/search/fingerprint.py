@@ -120,6 +120,5 @@ def tokenizer_digest(encoder) -> str:
 
 
 def fingerprint_mismatch(stored: dict, current: dict) -> list[str]:
-    """The fields (all but the name) on which two fingerprints differ; a field the stored one lacks
-    (written by an older sentsim) is not compared."""
-    return [key for key in stored if key != "name" and stored.get(key) != current.get(key)]
+    """The fields (all but the name) on which two fingerprints differ; a field only one has differs."""
+    return [key for key in stored | current if key != "name" and stored.get(key) != current.get(key)]

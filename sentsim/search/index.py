@@ -20,7 +20,6 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from sentsim.inputs import check_flag, positive_int, single_text, validate_texts
-from sentsim.prompts import NO_SEARCH_PROMPTS
 from sentsim.search.backends import VectorBackend, check_tuning_values
 from sentsim.search.chunking import untruncated
 from sentsim.search.filters import filter_sql
@@ -64,7 +63,7 @@ class DocumentIndex:
     @property
     def prompts(self) -> dict[str, str]:
         """The prompts prepended to queries and documents (from the model, when the index was built)."""
-        return self.manifest.get("prompts", dict(NO_SEARCH_PROMPTS))  # none in indexes built before prompts
+        return self.manifest["prompts"]
 
     # ------------------------------------------------------------ create / open
     @classmethod
@@ -249,7 +248,6 @@ class DocumentIndex:
                     self.store.put_vectors(missing, np.stack([cached[h] for h in missing]))
                 for document in plan:
                     stored = self.store.document(document.id) if document.id in existing else None
-                    stored = (*stored, self.store.chunk_spans(document.id)) if stored is not None else None
                     document = dataclasses.replace(document, stored=stored)
                     if document.stored is not None and not document.unchanged:
                         removed += self.store.delete_document(document.id)

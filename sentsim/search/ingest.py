@@ -24,14 +24,13 @@ class PlannedDocument:
     metadata: dict
     chunks: list[Chunk]
     hashes: list[str]
-    stored: tuple[str, dict, list] | None  # (text, metadata, chunk spans) already in the index under this id
+    stored: tuple[str, dict] | None  # (text, metadata) already in the index under this id
 
     @property
     def unchanged(self) -> bool:
-        """The stored text and its chunks are the same: only the metadata may change. (A text
-        chunked otherwise before, e.g. cut short by an older sentsim, is indexed again.)"""
-        spans = [(c.start, c.end, h) for c, h in zip(self.chunks, self.hashes, strict=True)]
-        return self.stored is not None and self.stored[0] == self.text and self.stored[2] == spans
+        """The stored text is the same (so are its chunks: the index chunks every text alike): only
+        the metadata may change."""
+        return self.stored is not None and self.stored[0] == self.text
 
     def chunk_texts(self) -> dict[str, str]:
         """Content hash -> chunk text."""

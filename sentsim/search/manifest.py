@@ -7,15 +7,16 @@ from pathlib import Path
 
 from sentsim._version import __version__
 from sentsim.inputs import is_integer
-from sentsim.prompts import NO_SEARCH_PROMPTS, search_prompts
+from sentsim.prompts import search_prompts
 from sentsim.search.backends import BACKENDS, check_factory
 from sentsim.search.chunking import chunk_options
 from sentsim.search.fingerprint import model_fingerprint
 from sentsim.search.mirror import MANIFEST
 from sentsim.search.store import IndexCorruptedError
 from sentsim.similarity import Metric
+from sentsim.storage.formats import check_format
 
-MANIFEST_FORMAT = 2  # 2: prompts. A manifest of a later format is refused (a newer sentsim wrote it).
+MANIFEST_FORMAT = 1  # any other is refused
 
 
 def new_manifest(
@@ -48,6 +49,7 @@ def new_manifest(
         "prompts": prompts,
         "generation": 0,
         "tombstones": [],
+        "next_vector_id": 0,
     }
 
 
@@ -69,13 +71,7 @@ def _check_manifest(manifest: object, path: Path) -> None:
     fields = {"model": dict, "metric": str, "backend": str, "chunk_size": (int, type(None)), "chunk_overlap": int}
     if not isinstance(manifest, dict):
         raise IndexCorruptedError(f"{path} is not a sentsim index manifest: expected a JSON object")
-    written = manifest.get("format", 1)
-    if not is_integer(written) or isinstance(written, bool):
-        raise IndexCorruptedError(f"{path}: 'format' must be an int, got {written!r}")
-    if written > MANIFEST_FORMAT:  # before the fields: a newer format may have changed them
-        raise IndexCorruptedError(
-            f"{path}: index format {written} is newer than this sentsim reads ({MANIFEST_FORMAT}); upgrade sentsim"
-        )
+    check_format(path, manifest, MANIFEST_FORMAT, "index", IndexCorruptedError)
     for name, kind in fields.items():
         if name not in manifest or not isinstance(manifest[name], kind) or isinstance(manifest[name], bool):
             raise IndexCorruptedError(f"{path}: {name!r} is missing or has the wrong type ({manifest.get(name)!r})")
@@ -83,8 +79,10 @@ def _check_manifest(manifest: object, path: Path) -> None:
         raise IndexCorruptedError(f"{path}: unknown metric {manifest['metric']!r}")
     if not is_integer(manifest["model"].get("dim")):
         raise IndexCorruptedError(f"{path}: model 'dim' is missing or not an int")
-    prompts = manifest.get("prompts", NO_SEARCH_PROMPTS)
+    prompts = manifest.get("prompts")
     if not isinstance(prompts, dict) or any(not isinstance(prompts.get(side), str) for side in ("query", "document")):
         raise IndexCorruptedError(f"{path}: 'prompts' must hold a 'query' and a 'document' text, got {prompts!r}")
-    if not isinstance(manifest.get("tombstones", []), list) or not is_integer(manifest.get("generation", 0)):
-        raise IndexCorruptedError(f"{path}: 'tombstones' must be a list and 'generation' an int")
+    if not isinstance(manifest.get("tombstones"), list) or not all(
+        is_integer(manifest.get(name)) for name in ("generation", "next_vector_id")
+    ):
+        raise IndexCorruptedError(f"{path}: 'tombstones' must be a list, 'generation' and 'next_vector_id' ints")

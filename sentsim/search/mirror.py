@@ -50,7 +50,7 @@ class FaissMirror:
     def __init__(self, folder: Path, store: DocumentStore, manifest: dict) -> None:
         self.folder, self.store, self.manifest = folder, store, manifest
         self.backend: VectorBackend | None = None
-        self.generation = int(manifest.get("generation", 0))  # the store generation the backend reflects
+        self.generation = int(manifest["generation"])  # the store generation the backend reflects
         self.broken = False  # a failed write could not be undone in memory: rebuild before use
         self._touched = False  # the current write changed the backend
 
@@ -96,7 +96,7 @@ class FaissMirror:
                 logger.info("the FAISS file is older than the database (an interrupted write): rebuilding it")
                 return False
             next_id = self.store.next_vector_id
-            if manifest.get("next_vector_id", next_id) != next_id:  # (absent: written by an earlier sentsim)
+            if manifest.get("next_vector_id") != next_id:
                 logger.warning("the FAISS file does not hold the database's latest vectors: rebuilding it")
                 return False
             backend = None
@@ -107,7 +107,7 @@ class FaissMirror:
                         manifest["factory"],
                         self.manifest["model"]["dim"],
                         self.manifest["metric"],
-                        set(manifest.get("tombstones", [])),
+                        set(manifest["tombstones"]),
                     )
                 except IndexCorruptedError:
                     if not repair:
@@ -119,9 +119,7 @@ class FaissMirror:
                 logger.warning("%s holds %d vectors for %d chunks: rebuilding it", path, size, chunks)
                 return False
         self.backend, self.generation, self.broken = backend, generation, False
-        self.manifest.update(
-            factory=manifest.get("factory"), generation=generation, tombstones=manifest.get("tombstones", [])
-        )
+        self.manifest.update(factory=manifest.get("factory"), generation=generation, tombstones=manifest["tombstones"])
         return True
 
     def ensure(self, vectors: int) -> VectorBackend:

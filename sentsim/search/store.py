@@ -137,11 +137,6 @@ class DocumentStore:
         row = self.db.execute("SELECT text, metadata FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
         return (row[0], json.loads(row[1])) if row else None
 
-    def chunk_spans(self, doc_id: str) -> list[tuple[int, int, str]]:
-        """``(start, end, hash)`` of a document's chunks, in order."""
-        rows = self.db.execute("SELECT start, end, hash FROM chunks WHERE doc_id = ? ORDER BY vector_id", (doc_id,))
-        return [tuple(row) for row in rows]
-
     def has_documents(self, doc_ids: list[str]) -> set[str]:
         return {row[0] for row in self._rows_in("SELECT doc_id FROM documents WHERE doc_id IN ({})", doc_ids)}
 

@@ -10,7 +10,7 @@ sentence-transformers loads::
     2_Dense/{config.json, model.safetensors}          optional projection
     N_Normalize/                                      when embeddings are L2-normalized
     config_sentence_transformers.json                 prompts, default prompt name (read from here)
-    config_sentsim.json                               sentsim's own description and version stamp
+    config_sentsim.json                               sentsim's own description, its format and the sentsim version
 
 An LSTM encoder keeps its weights and ``tokenizer.json`` at the root and is described, prompts
 included, by ``config_sentsim.json`` alone (sentence-transformers cannot load it).
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,12 +31,16 @@ from sentsim.pooling import Pooling
 from sentsim.projection import Dense, DenseConfig
 from sentsim.prompts import check_prompts
 from sentsim.storage.atomic import atomic_folder, check_replaceable
+from sentsim.storage.formats import check_format
 from sentsim.storage.weights import WeightsError, inside
 from sentsim.towers import LSTMTower, Tower, TransformerTower
 
 logger = logging.getLogger(__name__)
 
 SENTSIM_CONFIG = "config_sentsim.json"
+MODEL_FORMAT = 1  # of config_sentsim.json; any other is refused
+SAVED_KEYS = ("tower", "pooling", "normalize", "max_seq_length", "dense", "include_prompt")  # what save writes
+TOWER_KEYS = {"transformer": ("do_lower_case",), "lstm": ("lstm", "prompts", "default_prompt_name")}
 MODEL_MARKERS = (SENTSIM_CONFIG, "modules.json", "config.json")  # a folder holding one of them holds a model
 DENSE_DIR = "2_Dense"
 ST_CONFIG = "config_sentence_transformers.json"
@@ -97,6 +100,7 @@ def save_parts(parts: EncoderParts, folder: Path, *, overwrite: bool = False) ->
         if isinstance(parts.tower, TransformerTower):
             _write_sentence_transformers_files(parts, staging)
         config = {
+            "format": MODEL_FORMAT,
             "sentsim_version": __version__,
             "tower": parts.tower.kind,
             "pooling": parts.pooling.value,
@@ -115,42 +119,38 @@ def save_parts(parts: EncoderParts, folder: Path, *, overwrite: bool = False) ->
 
 def _load_sentsim(folder: Path, *, max_seq_length: int | None, trust_remote_code: bool) -> EncoderParts:
     config = _read_json(folder / SENTSIM_CONFIG, dict)
-    saved_version = str(config.get("sentsim_version", "0"))
-    major = saved_version.split(".")[0]
-    if not major.isdigit():
-        raise ValueError(f"{folder / SENTSIM_CONFIG}: sentsim_version {saved_version!r} is not a version number")
-    if int(major) > int(__version__.split(".")[0]):
-        warnings.warn(
-            f"{folder} was saved by sentsim {saved_version}, newer than this sentsim {__version__}", stacklevel=3
-        )
-    length = max_seq_length if max_seq_length is not None else config.get("max_seq_length")
-    if config.get("tower") == "lstm":
-        tower: Tower = LSTMTower.load(folder, config["lstm"])
-        if length is not None:
-            tower.max_seq_length = length
-    elif config.get("tower") == "transformer":
-        tower = TransformerTower.from_pretrained(
-            folder,
-            max_seq_length=length,
-            do_lower_case=config.get("do_lower_case", False),
-            trust_remote_code=trust_remote_code,
-        )
-    else:
+    check_format(folder / SENTSIM_CONFIG, config, MODEL_FORMAT, "model")
+    if config.get("tower") not in TOWER_KEYS:
         raise ValueError(
             f"{folder / SENTSIM_CONFIG}: unknown tower {config.get('tower')!r}; expected 'transformer' or 'lstm'"
         )
+    missing = [key for key in (*SAVED_KEYS, *TOWER_KEYS[config["tower"]]) if key not in config]
+    if missing:
+        raise ValueError(f"{folder / SENTSIM_CONFIG} lacks {', '.join(map(repr, missing))}")
+    length = max_seq_length if max_seq_length is not None else config["max_seq_length"]
+    if config["tower"] == "lstm":
+        tower: Tower = LSTMTower.load(folder, config["lstm"])
+        if length is not None:
+            tower.max_seq_length = length
+    else:
+        tower = TransformerTower.from_pretrained(
+            folder,
+            max_seq_length=length,
+            do_lower_case=config["do_lower_case"],
+            trust_remote_code=trust_remote_code,
+        )
     dense = None
-    if config.get("dense"):
+    if config["dense"]:
         dense = Dense.load(folder / DENSE_DIR, DenseConfig(**config["dense"]))
     # a transformer's prompts are where sentence-transformers reads (and a user edits) them
     prompt_file = folder / ST_CONFIG if config["tower"] == "transformer" else folder / SENTSIM_CONFIG
     return EncoderParts(
         tower,
-        Pooling.parse(config.get("pooling", "mean")),
-        bool(config.get("normalize")),
+        Pooling.parse(config["pooling"]),
+        bool(config["normalize"]),
         dense,
         *_read_prompts(prompt_file),
-        include_prompt=config.get("include_prompt", True) is not False,
+        include_prompt=config["include_prompt"] is not False,
     )
 
 

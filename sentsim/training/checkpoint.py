@@ -16,7 +16,11 @@ import torch
 from torch import nn
 
 from sentsim.storage.atomic import atomic_folder
+from sentsim.storage.formats import check_format
 from sentsim.storage.weights import load_safetensors, save_safetensors
+
+STATE_FILE = "state.json"
+CHECKPOINT_FORMAT = 1  # of state.json; any other is refused
 
 
 @dataclass
@@ -47,6 +51,7 @@ def save_checkpoint(
     if torch.cuda.is_available():
         rng |= {f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
     data = {
+        "format": CHECKPOINT_FORMAT,
         "run": run,
         "train_state": asdict(state),
         "optimizer": {"param_groups": optimizer_state["param_groups"], "scalars": scalars},
@@ -57,17 +62,17 @@ def save_checkpoint(
         save_safetensors(model.state_dict(), staging / "encoder.safetensors")
         save_safetensors(tensors or {"_empty": torch.zeros(0)}, staging / "optimizer.safetensors")
         save_safetensors(rng, staging / "rng.safetensors")
-        (staging / "state.json").write_text(json.dumps(data, default=_json_default) + "\n", encoding="utf-8")
+        (staging / STATE_FILE).write_text(json.dumps(data, default=_json_default) + "\n", encoding="utf-8")
 
 
 def read_checkpoint_run(folder: Path) -> dict:
     """The fingerprint of the run that wrote the checkpoint in ``folder``."""
-    return json.loads((folder / "state.json").read_text(encoding="utf-8"))["run"]
+    return _read_state(folder)["run"]
 
 
 def load_checkpoint(folder: Path, *, model: nn.Module, optimizer, scheduler, scaler) -> TrainState:
     """Restore everything :func:`save_checkpoint` wrote; returns the training state."""
-    data = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    data = _read_state(folder)
     model.load_state_dict(load_safetensors(folder / "encoder.safetensors"))
     tensors = load_safetensors(folder / "optimizer.safetensors")
     state: dict[int, dict] = {}
@@ -93,6 +98,16 @@ def load_checkpoint(folder: Path, *, model: nn.Module, optimizer, scheduler, sca
         if cuda_states:
             torch.cuda.set_rng_state_all(cuda_states)
     return TrainState(**data["train_state"])
+
+
+def _read_state(folder: Path) -> dict:
+    """``state.json``, refused unless it is a checkpoint of this format."""
+    path = folder / STATE_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a checkpoint: expected a JSON object")
+    check_format(path, data, CHECKPOINT_FORMAT, "checkpoint")
+    return data
 
 
 def _json_default(value: object) -> object:

@@ -12,15 +12,16 @@ from pathlib import Path
 import numpy as np
 import torch.distributed as dist
 
-from sentsim.inputs import plain
 from sentsim.storage.atomic import recover_folder, write_text_atomic
-from sentsim.training.checkpoint import read_checkpoint_run
+from sentsim.storage.formats import check_format
+from sentsim.training.checkpoint import STATE_FILE, read_checkpoint_run
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData
 
 logger = logging.getLogger(__name__)
 
 RUN_FILE, CHECKPOINT_DIR = "run.json", "checkpoint"
+RUN_FORMAT = 1  # of the run record (run.json, and the copy in each checkpoint); any other is refused
 
 
 def prepare_output(output: Path, run: dict, resume: bool, rank: int) -> bool:
@@ -51,14 +52,13 @@ def _prepare_here(output: Path, run: dict, resume: bool) -> bool:
     existing = output / RUN_FILE
     if resume:
         recover_folder(output / CHECKPOINT_DIR)  # a checkpoint write that a crash interrupted
-        checkpointed = (output / CHECKPOINT_DIR / "state.json").exists()
+        checkpointed = (output / CHECKPOINT_DIR / STATE_FILE).exists()
         if not checkpointed and not existing.exists():
             raise ValueError(f"nothing to resume in {output}: it has no {CHECKPOINT_DIR}/")
         saved = read_checkpoint_run(output / CHECKPOINT_DIR) if checkpointed else _read_json(existing)
-        # absent from runs of earlier versions
-        for part, key in (("data", "digest"), ("model", "max_seq_length"), ("loss", "gather")):
-            if key not in saved.get(part, {}):
-                run = run | {part: {k: v for k, v in run[part].items() if k != key}}
+        check_format(
+            output / CHECKPOINT_DIR / STATE_FILE if checkpointed else existing, saved, RUN_FORMAT, "run record"
+        )
         different = sorted(key for key in run if saved.get(key) != run[key])
         if different:
             raise ValueError(
@@ -84,20 +84,20 @@ def _prepare_here(output: Path, run: dict, resume: bool) -> bool:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot resume from {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"cannot resume from {path}: it is not a run record (expected a JSON object)")
+    return data
 
 
 def run_fingerprint(encoder, data: TrainingData, loss, config: TrainingConfig, world: int) -> dict:
+    """What a run trains (model, data, loss and its settings, config), recorded in ``run.json``."""
     settings = {k: v for k, v in config.to_dict().items() if k not in ("show_progress", "log_steps")}
-    loss_options = {  # numpy values (np.True_, np.float32) as Python ones, so they are recorded too
-        k: plain(v)
-        for k, v in vars(loss).items()
-        if not k.startswith("_") and isinstance(v, (int, float, str, bool, np.generic))
-    }
     shapes = {name: list(tensor.shape) for name, tensor in encoder.state_dict().items()}
     return {
+        "format": RUN_FORMAT,
         "model": {
             "tower": encoder.tower.kind,
             "dim": encoder.dim,
@@ -105,7 +105,7 @@ def run_fingerprint(encoder, data: TrainingData, loss, config: TrainingConfig, w
             "max_seq_length": encoder.max_seq_length,
             "parameters": hashlib.sha1(json.dumps(shapes, sort_keys=True).encode()).hexdigest(),
         },
-        "loss": {"name": type(loss).__name__, **loss_options},
+        "loss": {"name": type(loss).__name__, **loss.config()},
         "data": {"examples": len(data), "columns": sorted(data.columns), "digest": _data_digest(data)},
         "config": settings,
         "world_size": world,

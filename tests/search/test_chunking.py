@@ -56,18 +56,18 @@ def test_the_default_overlap_fits_small_chunks(encoder, tmp_path):
         DocumentIndex.create(tmp_path / "zero", encoder, chunk_size=0)
 
 
-def test_a_document_chunked_otherwise_before_is_chunked_again_on_upsert(tmp_path):
+def test_an_upsert_of_unchanged_texts_reads_no_chunks(tmp_path):
     long_text = " ".join(f"word{i}" for i in range(120)) + " the hidden treasure"
     index = DocumentIndex.create(tmp_path / "chunks", toy_encoder(), backend="flat", chunk_size=8)
-    index.add([long_text], ids=["long"])
-    spans = index.store.chunk_spans("long")
-    with index.store.transaction():  # as an older sentsim left it: only the first chunk
-        for vector_id in index.store.db.execute("SELECT vector_id FROM chunks WHERE doc_id = 'long'").fetchall()[1:]:
-            index.store.db.execute("DELETE FROM chunks WHERE vector_id = ?", vector_id)
-    index.compact()
-    index.upsert([long_text], ids=["long"])  # same text, other chunks: indexed again
-    assert index.store.chunk_spans("long") == spans and index.backend.size == len(spans)
-    assert any("treasure" in hit.text for hit in index.search("the hidden treasure", k=len(spans)))
+    index.add([long_text, "a short text"], ids=["long", "short"])
+    size, generation = index.backend.size, index.store.generation
+    statements = []
+    index.store.db.set_trace_callback(statements.append)
+    index.upsert([long_text, "a short text"], ids=["long", "short"], metadata=[{"n": 1}, None])
+    index.store.db.set_trace_callback(None)
+    assert [statement for statement in statements if "chunks" in statement] == []  # no query per document
+    assert index.get("long") == (long_text, {"n": 1}) and index.get("short") == ("a short text", {})
+    assert index.backend.size == size and index.store.generation == generation + 1  # metadata only
     index.close()
 
 

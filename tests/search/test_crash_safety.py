@@ -56,10 +56,11 @@ def test_corrupted_files_give_clear_errors(index, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     for broken, message in (
         ([], "not a sentsim index manifest"),
-        ({}, "'model' is missing or has the wrong type"),
+        ({"format": 1}, "'model' is missing or has the wrong type"),
         (manifest | {"chunk_size": "128"}, "'chunk_size' is missing or has the wrong type"),
         (manifest | {"model": {"name": "x"}}, "model 'dim' is missing"),
         (manifest | {"tombstones": 3}, "'tombstones' must be a list"),
+        ({k: v for k, v in manifest.items() if k != "next_vector_id"}, "'next_vector_id' ints"),
         (manifest | {"metric": "bogus"}, "unknown metric 'bogus'"),
     ):
         (folder / "manifest.json").write_text(json.dumps(broken))

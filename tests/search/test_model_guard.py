@@ -53,9 +53,10 @@ def test_a_different_tokenizer_is_a_different_model(index, tmp_path):
         DocumentIndex.open(tmp_path / "index", other)
     manifest_path = tmp_path / "index" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    del manifest["model"]["tokenizer_sha256"]  # written by an earlier sentsim
+    del manifest["model"]["tokenizer_sha256"]  # a field the manifest lacks is a difference too
     manifest_path.write_text(json.dumps(manifest))
-    DocumentIndex.open(tmp_path / "index", toy_encoder()).close()
+    with pytest.raises(ModelMismatchError, match="differs in tokenizer_sha256"):
+        DocumentIndex.open(tmp_path / "index", toy_encoder())
 
 
 def test_open_applies_the_recorded_max_seq_length_and_absolute_model_path(tmp_path, monkeypatch, capsys):
@@ -143,17 +144,26 @@ def test_the_recorded_model_is_absolute_and_follows_save_pretrained(tmp_path, mo
     assert encoder.name_or_path == str((tmp_path / "copy").resolve())
 
 
-def test_a_newer_manifest_format_is_reported_before_its_fields(encoder, tmp_path):
+def test_a_manifest_of_another_format_is_refused_before_its_fields(encoder, tmp_path):
     from sentsim.search.manifest import read_manifest
 
     DocumentIndex.create(tmp_path / "idx", encoder).close()
     path = tmp_path / "idx" / "manifest.json"
     manifest = json.loads(path.read_text())
-    path.write_text(json.dumps(manifest | {"format": 3, "chunk_overlap": None}))  # a field a newer format changed
-    with pytest.raises(IndexCorruptedError, match="index format 3 is newer than this sentsim reads"):
+    assert manifest["format"] == 1
+    path.write_text(json.dumps(manifest | {"format": 2, "chunk_overlap": None}))  # a field a newer format changed
+    with pytest.raises(
+        IndexCorruptedError, match=r"manifest.json: index format 2 is newer than this sentsim reads \(1\)"
+    ):
         read_manifest(tmp_path / "idx")
-    path.write_text(json.dumps(manifest | {"format": "2"}))
-    with pytest.raises(IndexCorruptedError, match="'format' must be an int, got '2'"):
+    for written in (0, "1", True):
+        path.write_text(json.dumps(manifest | {"format": written}))
+        with pytest.raises(
+            IndexCorruptedError, match=f"index format {written!r} is unknown; this sentsim reads format 1"
+        ):
+            read_manifest(tmp_path / "idx")
+    path.write_text(json.dumps({k: v for k, v in manifest.items() if k != "format"}))
+    with pytest.raises(IndexCorruptedError, match="manifest.json records no index format; this sentsim reads format 1"):
         read_manifest(tmp_path / "idx")
 
 

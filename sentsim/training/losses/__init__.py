@@ -2,7 +2,8 @@
 
 The training loop encodes the text columns; a loss only sees embeddings, so each one is
 tested on random tensors against a naive reference. ``columns`` names the dataset columns a
-loss needs, in the order they are passed, and ``target`` the column given as ``labels``.
+loss needs, in the order they are passed, ``target`` the column given as ``labels``, and
+``config()`` its settings (keyword arguments of its class) for the run record.
 
 | name | class | columns | labels |
 |---|---|---|---|

@@ -45,6 +45,10 @@ class ContrastiveLoss(nn.Module):
         self.distance, self.online = check_distance(distance), check_flag("online", online)
         self.gather = check_flag("gather", gather)
 
+    def config(self) -> dict:
+        """The settings, as a run records them (resuming with other settings is refused)."""
+        return {"margin": self.margin, "distance": self.distance, "online": self.online, "gather": self.gather}
+
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
     ) -> Tensor:

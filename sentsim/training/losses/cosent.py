@@ -37,6 +37,10 @@ class CoSENTLoss(nn.Module):
         self.scale = positive_number("scale", scale)
         self.gather = check_flag("gather", gather)
 
+    def config(self) -> dict:
+        """The settings, as a run records them (resuming with other settings is refused)."""
+        return {"scale": self.scale, "gather": self.gather}
+
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
     ) -> Tensor:

@@ -22,6 +22,10 @@ class CosineSimilarityLoss(nn.Module):
     target = "score"
     score_bounds = (-1.0, 1.0)
 
+    def config(self) -> dict:
+        """The settings, as a run records them: none."""
+        return {}
+
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
     ) -> Tensor:

@@ -21,6 +21,10 @@ class EmbeddingMSELoss(nn.Module):
     columns = ("text",)
     target = "embedding"
 
+    def config(self) -> dict:
+        """The settings, as a run records them: none."""
+        return {}
+
     def forward(
         self,
         anchor: Tensor,

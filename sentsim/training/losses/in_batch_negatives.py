@@ -43,6 +43,10 @@ class InBatchNegativesLoss(nn.Module):
         self.temperature = positive_number("temperature", temperature)
         self.symmetric, self.gather = check_flag("symmetric", symmetric), check_flag("gather", gather)
 
+    def config(self) -> dict:
+        """The settings, as a run records them (resuming with other settings is refused)."""
+        return {"temperature": self.temperature, "symmetric": self.symmetric, "gather": self.gather}
+
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
     ) -> Tensor:

@@ -43,12 +43,11 @@ class TripletLoss(nn.Module):
         self.margin = positive_number("margin", margin, allow_zero=True)
         self.distance, self.batch_hard = check_distance(distance), check_flag("batch_hard", batch_hard)
         self.gather = check_flag("gather", gather)
+        self.target = "group" if self.batch_hard else None  # mining: group ids keep copies of a positive apart
 
-    @property
-    def target(self) -> str | None:
-        """``"group"`` when mining (group ids keep copies of a positive apart), else no labels.
-        A property, not an attribute: a run records its loss's attributes, and resuming compares them."""
-        return "group" if self.batch_hard else None
+    def config(self) -> dict:
+        """The settings, as a run records them (resuming with other settings is refused)."""
+        return {"margin": self.margin, "distance": self.distance, "batch_hard": self.batch_hard, "gather": self.gather}
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
