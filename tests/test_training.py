@@ -280,6 +280,12 @@ def test_bad_training_setups_fail_before_any_step(tmp_path):
         train(encoder, data, make_loss("triplet"), TrainingConfig(**QUIET))
     with pytest.raises(ValueError, match="ContrastiveLoss needs a 0/1 'label' column"):
         train(encoder, data, make_loss("contrastive"), TrainingConfig(**QUIET))
+
+    class Undeclared(torch.nn.Module):  # a loss of the user's own, without config()
+        columns, target = ("sentence1", "sentence2", "score"), "score"
+
+    with pytest.raises(TypeError, match="Undeclared has no 'config'"):
+        train(encoder, data, Undeclared(), TrainingConfig(**QUIET))
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="exists and is not empty"):

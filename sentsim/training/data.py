@@ -115,6 +115,12 @@ def _column_prompts(prompts: object, columns: dict, source: str) -> dict[str, st
 
 def check_fits(data: TrainingData, loss) -> None:
     """Raise a ValueError unless ``data`` has the columns (and label kind) that ``loss`` needs."""
+    for needed in ("columns", "target", "config"):
+        if not hasattr(loss, needed):
+            raise TypeError(
+                f"loss {type(loss).__name__} has no {needed!r}: a sentsim loss declares the columns it reads, "
+                "its target and its settings (config(), recorded in the run folder); see sentsim.training.losses"
+            )
     optional = set(getattr(loss, "optional_columns", ()))
     required = [column for column in loss.columns if column not in optional]
     try:
