@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
+from sentsim.choices import check_choice
 from sentsim.inputs import check_flag, check_length
 from sentsim.storage.weights import load_safetensors, safetensors_files, save_safetensors
 
@@ -33,8 +34,7 @@ class DenseConfig:
         for name in ("in_features", "out_features"):
             object.__setattr__(self, name, check_length(f"DenseConfig.{name}", getattr(self, name)))
         object.__setattr__(self, "bias", check_flag("DenseConfig.bias", self.bias))
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; expected one of {', '.join(ACTIVATIONS)}")
+        check_choice("activation", self.activation, ACTIVATIONS)
 
     def to_st_dict(self) -> dict:
         """The ``2_Dense/config.json`` that sentence-transformers reads."""

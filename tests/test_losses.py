@@ -181,7 +181,7 @@ def test_every_loss_has_gradients(batch, name):
 
 
 def test_unknown_loss_and_options():
-    with pytest.raises(ValueError, match="unknown loss 'hinge'; expected one of cosine, cosent"):
+    with pytest.raises(ValueError, match="unknown loss 'hinge'; expected one of 'cosine', 'cosent'"):
         make_loss("hinge")
     with pytest.raises(ValueError, match="unknown distance 'l3'"):
         TripletLoss(distance="l3")

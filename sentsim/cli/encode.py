@@ -8,6 +8,8 @@ from pathlib import Path
 
 from sentsim.cli.common import add_model_options, load_encoder, progress
 from sentsim.data.texts import read_texts
+from sentsim.encode.precision import Precision
+from sentsim.encode.runtimes import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +44,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--dtype",
-        choices=["fp32", "bf16", "fp16"],
+        choices=[precision.value for precision in Precision],
         default=None,
         help="default: bf16 on a CUDA GPU that supports it, else fp32",
     )
     parser.add_argument(
         "--runtime",
-        choices=["torch", "onnx"],
+        choices=[runtime.value for runtime in Runtime],
         default="torch",
-        help="onnx: ONNX Runtime on CPU (pip install onnxruntime), the same embeddings, faster on a few cores",
+        help="compile: torch.compile (seconds of warm-up, for long runs); onnx: ONNX Runtime on CPU in fp32 "
+        "(pip install onnxruntime); the same embeddings",
     )
     add_model_options(parser)
     parser.set_defaults(run=run)

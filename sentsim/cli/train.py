@@ -20,6 +20,7 @@ from sentsim.evaluation.sts import check_sts_pairs, evaluate_sts
 from sentsim.projection import DenseConfig
 from sentsim.towers import LSTMTower
 from sentsim.training import TrainingConfig, distill, load_training_data, make_loss, train
+from sentsim.training.config import PRECISIONS
 from sentsim.training.distributed import init_from_environment, rank_and_world
 
 LSTM_DEFAULTS = {"hidden_size": 512, "layers": 1, "pooling": "max"}  # of a student or --lstm-from tower
@@ -165,7 +166,7 @@ def _add_training_options(parser: argparse.ArgumentParser, *, epochs: int, batch
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
     parser.add_argument("--max-grad-norm", type=float, default=1.0)
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-steps", type=int, default=None, help="evaluate every N steps (and at each epoch end)")
     parser.add_argument("--log-steps", type=int, default=10, help="log the loss every N steps (and at the end)")

@@ -6,6 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
+from sentsim.choices import check_choice
 from sentsim.evaluation.binary import check_binary
 
 
@@ -100,16 +101,12 @@ CALIBRATORS = {"platt": PlattScaling, "isotonic": IsotonicCalibration}
 
 
 def make_calibrator(name: str) -> Calibrator:
-    if name not in CALIBRATORS:
-        raise ValueError(f"unknown calibration {name!r}; expected one of {', '.join(CALIBRATORS)}")
-    return CALIBRATORS[name]()
+    return CALIBRATORS[check_choice("calibration", name, CALIBRATORS)]()
 
 
 def calibrator_from_dict(data: dict) -> Calibrator:
     params = {key: value for key, value in data.items() if key != "name"}
-    if data.get("name") not in CALIBRATORS:
-        raise ValueError(f"unknown calibration {data.get('name')!r}; expected one of {', '.join(CALIBRATORS)}")
-    return CALIBRATORS[data["name"]](**params)
+    return CALIBRATORS[check_choice("calibration", data.get("name"), CALIBRATORS)](**params)
 
 
 def _both_classes(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from sentsim._version import __version__
+from sentsim.choices import check_choice
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
@@ -76,8 +77,7 @@ class FewShotClassifier:
         batch_size: int = 64,
         show_progress: bool | None = None,
     ) -> None:
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+        check_choice("strategy", strategy, STRATEGIES)
         unknown_label = plain(unknown_label)  # np.int64 / np.str_, as class labels are taken
         if isinstance(unknown_label, bool) or not isinstance(unknown_label, (str, int)) or unknown_label == "":
             raise TypeError(f"unknown_label must be a non-empty str or an int, got {unknown_label!r}")
@@ -210,8 +210,7 @@ class FewShotClassifier:
         ``balanced`` maximizes the mean of in-scope accuracy and out-of-scope recall;
         ``accuracy`` maximizes accuracy over all the texts.
         """
-        if objective not in THRESHOLD_OBJECTIVES:
-            raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(THRESHOLD_OBJECTIVES)}")
+        check_choice("objective", objective, THRESHOLD_OBJECTIVES)
         labels = class_column(labels, "labels", "fit_threshold")
         if len(texts) != len(labels):
             raise ValueError(f"fit_threshold got {len(texts)} texts but {len(labels)} labels")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sentsim.choices import check_choice
 from sentsim.inputs import positive_int
 
 OBJECTIVES = ("accuracy", "f1")
@@ -34,8 +35,7 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray, objective: str = "acc
     Candidates lie midway between consecutive distinct scores, so the threshold generalizes
     to unseen scores; ties go to the higher threshold.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    check_choice("objective", objective, OBJECTIVES)
     scores, labels = check_binary(scores, labels)
     require_both_classes(labels)
     order = np.argsort(-scores, kind="mergesort")

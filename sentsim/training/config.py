@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from sentsim.choices import check_choice
+from sentsim.encode.precision import Precision
 from sentsim.inputs import check_flag, check_length, integer, is_real, positive_int, positive_number
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", *(precision.value for precision in Precision))  # auto: bf16 (or fp16) on CUDA, fp32 elsewhere
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,8 +63,7 @@ class TrainingConfig:
         if self.max_grad_norm is not None:
             self._store("max_grad_norm", positive_number("max_grad_norm", self.max_grad_norm))
         self._store("show_progress", check_flag("show_progress", self.show_progress))
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+        check_choice("precision", self.precision, PRECISIONS)
 
     def _store(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)  # the dataclass is frozen

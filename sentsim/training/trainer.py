@@ -18,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sentsim.encode.devices import resolve_device
+from sentsim.encode.precision import Precision, best_gpu_precision
 from sentsim.inputs import check_instance, is_real
 from sentsim.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from sentsim.training.config import TrainingConfig
@@ -308,9 +309,7 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         if precision in ("bf16", "fp16"):
             logger.warning("precision %s needs CUDA; training in fp32 on %s", precision, device)
         return None
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return (best_gpu_precision() if precision == "auto" else Precision(precision)).autocast
 
 
 def _parameter_groups(encoder, weight_decay: float) -> list[dict]:

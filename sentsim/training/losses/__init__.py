@@ -15,6 +15,7 @@ loss needs, in the order they are passed, ``target`` the column given as ``label
 | (distill) | EmbeddingMSELoss | text | the teacher's embedding |
 """
 
+from sentsim.choices import check_choice
 from sentsim.training.losses.contrastive import ContrastiveLoss
 from sentsim.training.losses.cosent import CoSENTLoss
 from sentsim.training.losses.cosine_similarity import CosineSimilarityLoss
@@ -33,9 +34,7 @@ LOSSES = {
 
 def make_loss(name: str, **options):
     """A loss by its short name (see the table above)."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
-    return LOSSES[name](**options)
+    return LOSSES[check_choice("loss", name, LOSSES)](**options)
 
 
 __all__ = [

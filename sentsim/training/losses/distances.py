@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from sentsim.choices import check_choice
+
 DISTANCES = ("cosine", "euclidean")
 
 
 def check_distance(name: str) -> str:
-    if name not in DISTANCES:
-        raise ValueError(f"unknown distance {name!r}; expected one of {', '.join(DISTANCES)}")
+    check_choice("distance", name, DISTANCES)
     return name
 
 
