@@ -109,7 +109,7 @@ class DocumentIndex:
             encoder, name, backend=backend, metric=metric, chunk_size=chunk_size, chunk_overlap=chunk_overlap
         )
         folder.mkdir(parents=True, exist_ok=True)
-        store = DocumentStore(folder / DATABASE)
+        store = DocumentStore(folder / DATABASE, create=True)
         write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
         return cls(folder, encoder, manifest, store)
 
@@ -140,8 +140,12 @@ class DocumentIndex:
         )
         store = DocumentStore(folder / DATABASE)
         index = cls(folder, encoder, manifest, store)
-        with index.mirror.exclusive():
-            index.mirror.load(repair)
+        try:
+            with index.mirror.exclusive():
+                index.mirror.load(repair)
+        except BaseException:
+            store.close()
+            raise
         return index
 
     def close(self) -> None:

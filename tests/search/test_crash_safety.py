@@ -128,6 +128,43 @@ def test_corrupted_database(index, tmp_path):
         DocumentIndex.open(tmp_path / "index", toy_encoder())
 
 
+def _files(folder):
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [("missing", "documents.sqlite is missing"), ("empty", "documents.sqlite is empty"), ("foreign", "lacks the")],
+)
+def test_an_index_whose_database_is_gone_is_corrupted_and_left_as_it_is(index, tmp_path, damage, message):
+    import sqlite3
+
+    index.close()
+    folder = tmp_path / "index"
+    (folder / "documents.sqlite").unlink()
+    if damage == "empty":
+        (folder / "documents.sqlite").write_bytes(b"")
+    if damage == "foreign":  # another program's database
+        with sqlite3.connect(folder / "documents.sqlite") as other:
+            other.execute("CREATE TABLE documents (x)")
+        other.close()
+    before = _files(folder)
+    for _ in range(2):  # it opened as an empty index and rewrote the manifest
+        with pytest.raises(IndexCorruptedError, match=message):
+            DocumentIndex.open(folder, toy_encoder())
+    assert _files(folder) == before
+
+
+def test_a_refused_open_leaves_the_folder_as_it_was(index, tmp_path):
+    index.close()
+    folder = tmp_path / "index"
+    (folder / "index.faiss").write_bytes(b"garbage")
+    before = _files(folder)
+    with pytest.raises(IndexCorruptedError, match="not a readable FAISS index"):
+        DocumentIndex.open(folder, toy_encoder())
+    assert _files(folder) == before  # the database was closed: no -wal or -shm file left behind
+
+
 WRITER = """
 import sys
 sys.path.insert(0, {tests!r})
