@@ -3,9 +3,9 @@
 The folder holds ``manifest.json`` (model fingerprint, metric, backend, chunking),
 ``documents.sqlite`` (documents, chunks, metadata and vectors: the source of truth) and
 ``index.faiss`` (derived; kept in step by :mod:`sentsim.search.mirror`). Each operation
-commits one SQLite transaction, then writes the FAISS file atomically with the generation it
-reflects; a FAISS file that does not match the database is rebuilt from the stored vectors,
-without re-encoding.
+commits one SQLite transaction, then writes the FAISS file atomically, stamped with the state of
+the database it reflects; a FAISS file that does not match the database is rebuilt from the
+stored vectors, without re-encoding.
 """
 
 from __future__ import annotations

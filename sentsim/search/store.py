@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -104,8 +105,14 @@ class DocumentStore:
 
     @property
     def generation(self) -> int:
-        """Counts completed operations; the FAISS file records the generation it reflects."""
+        """Counts completed operations (handles compare it to see another's writes)."""
         return int(self.setting("generation", "0"))
+
+    @property
+    def state(self) -> str:
+        """A random stamp each completed operation draws: the FAISS file saved for this state carries
+        it, so a file saved for any other state, of this index or a copy, is told apart."""
+        return self.setting("state", "")
 
     # ------------------------------------------------------------------ writes
     def transaction(self) -> _Transaction:
@@ -252,11 +259,15 @@ class _Transaction:
         return self
 
     def bump(self) -> int:
-        """Move the generation now, before the commit (for files that must name it); returns it."""
+        """Move the generation and draw a new state now, before the commit (for files that must
+        name it); returns the generation."""
         if not self.changed:
             self.changed = True
             self.generation = self.store.generation + 1
-            self.store.db.execute("INSERT OR REPLACE INTO settings VALUES ('generation', ?)", (str(self.generation),))
+            self.store.db.executemany(
+                "INSERT OR REPLACE INTO settings VALUES (?, ?)",
+                [("generation", str(self.generation)), ("state", secrets.token_hex(16))],
+            )
         return self.generation
 
     def __exit__(self, kind, value, traceback) -> None:
