@@ -78,6 +78,8 @@ def test_cli_build_search_add_delete(tmp_path, capsys):
     assert main(["search", folder, "the cat sleeps", "-k", "2", "--where", '{"n": {"lt": 2}}']) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "# the cat sleeps" and {line.split("\t")[1] for line in lines[1:]} == {"d0", "d1"}
+    assert main(["search", folder, "x", "--where", '{"n": {"gte": 1000000000000000000000000000000}}']) == 2
+    assert "filter 'n': 1000000000000000000000000000000 is outside the 64-bit" in capsys.readouterr().err
     assert main(["index", "delete", folder, "--ids", "d0"]) == 0
     assert json.loads(capsys.readouterr().out) == {"index": folder, "deleted": 1, "documents": len(TEXTS) - 1}
     extra = tmp_path / "extra.txt"
