@@ -144,6 +144,10 @@ def test_read_documents_ids_and_csv_types(tmp_path):
     clash.write_text('{"id": 7, "text": "x"}\n{"id": "7", "text": "y"}\n')
     with pytest.raises(ValueError, match=r"clash.jsonl:2: id '7' is the same id as 7 at .*clash.jsonl:1"):
         read_documents(clash)
+    for line, kind in (('{"id": {"a": 1}, "text": "x"}', "dict"), ('{"id": [1], "text": "x"}', "list")):
+        (tmp_path / "odd.jsonl").write_text('{"id": "a", "text": "x"}\n' + line + "\n")  # stored as its repr
+        with pytest.raises(TypeError, match=rf"odd.jsonl:2: id is {kind} .*; ids are str or int"):
+            read_documents(tmp_path / "odd.jsonl")
     ok = tmp_path / "ok.jsonl"
     ok.write_text('{"id": 7, "text": "x"}\n{"id": "8", "text": "y"}\n')
     assert read_documents(ok).ids == ["7", "8"]
