@@ -112,21 +112,49 @@ def validate_texts(texts: object, name: str = "texts") -> list[str]:
     Accepts a list, tuple, numpy array, pandas Series or any other iterable of str. A single
     string is not accepted here (callers decide what one string means).
     """
-    if isinstance(single_text(texts), str):
-        raise TypeError(f"{name} must be a list of str here, got a single str")
-    if isinstance(texts, (bytes, dict, set, frozenset)) or hasattr(texts, "columns") or not isinstance(texts, Iterable):
-        # dicts iterate their keys, sets have no order, data frames iterate their column names
-        raise TypeError(f"{name} must be a list of str (or a pandas Series), got {type(texts).__name__}")
-    items = list(texts)
+    items = _items(texts, name, "str")
     for index, item in enumerate(items):
         if not isinstance(item, str):
             kind = "NaN" if isinstance(item, float) and item != item else type(item).__name__
             raise TypeError(f"{name}[{index}] is {kind} ({_SHORT.repr(item)}); expected str")
-        if not item.isascii():
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError as error:
-                raise ValueError(
-                    f"{name}[{index}] is not valid Unicode text ({error.reason} at position {error.start})"
-                ) from None
+        _check_unicode(item, f"{name}[{index}]")
     return items
+
+
+def validate_ids(ids: object, name: str = "ids") -> list[str]:
+    """``ids`` as a list of document ids (see :func:`document_id`), or an error naming the first bad item."""
+    return [document_id(item, f"{name}[{index}]") for index, item in enumerate(_items(ids, name, "str or int"))]
+
+
+def document_id(value: object, name: str = "doc_id") -> str:
+    """A document id as it is stored: a str, or an int (numpy ints too; not a bool) as its decimal
+    digits, so ``7`` and ``"7"`` are one id; anything else is a TypeError naming ``name``."""
+    if is_integer(value):
+        return str(int(value))
+    if not isinstance(value, str):
+        kind = "NaN" if isinstance(value, float) and value != value else type(value).__name__
+        raise TypeError(f"{name} is {kind} ({_SHORT.repr(value)}); ids are str or int")
+    _check_unicode(value, name)
+    return str(value)  # numpy's str_ as a plain str
+
+
+def _items(values: object, name: str, what: str) -> list:
+    """``values`` as a list, or a TypeError naming ``name`` for one value or a container without order."""
+    if isinstance(single_text(values), str):
+        raise TypeError(f"{name} must be a list of {what} here, got a single str")
+    if (
+        isinstance(values, (bytes, dict, set, frozenset))
+        or hasattr(values, "columns")
+        or not isinstance(values, Iterable)
+    ):
+        # dicts iterate their keys, sets have no order, data frames iterate their column names
+        raise TypeError(f"{name} must be a list of {what} (or a pandas Series), got {type(values).__name__}")
+    return list(values)
+
+
+def _check_unicode(text: str, name: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"{name} is not valid Unicode text ({error.reason} at position {error.start})") from None

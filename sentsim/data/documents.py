@@ -10,6 +10,7 @@ from sentsim.data.columns import ShortRepr, text_column
 from sentsim.data.jsonl import is_json_object, parse_jsonl, read_jsonl
 from sentsim.data.lines import iter_lines, read_lines
 from sentsim.data.tables import DELIMITED, read_table
+from sentsim.inputs import document_id
 
 
 @dataclass(frozen=True, repr=False)
@@ -30,8 +31,9 @@ def read_documents(
     a ``datasets.Dataset`` or a Hub dataset name; ``-`` reads standard input, as JSON Lines when
     its first non-blank line is a JSON object, else one document a line.
 
-    Ids are strings; either every document has one or none does (then the index makes them up),
-    and two that read the same as strings (``7`` and ``"7"``) are an error naming both places.
+    Ids are str or int, read as strings (anything else, such as a JSON object, is an error naming
+    its place); either every document has one or none does (then the index makes them up), and
+    two that read the same as strings (``7`` and ``"7"``) are an error naming both places.
     CSV and TSV cells are text, so each metadata column is typed as a whole: a column whose
     non-empty cells are all integers (without leading zeros) holds ints, all numbers floats,
     anything else strings; an empty cell is a missing value.
@@ -74,7 +76,8 @@ def read_documents(
 
 
 def _ids(values: list, where: list[str]) -> list[str] | None:
-    """The ids as strings; None where no document has one; an error where some lack one or two collide."""
+    """The ids as strings; None where no document has one; an error where some lack one, one is not a
+    str or int, or two collide."""
     present = [row for row, value in enumerate(values) if value is not None]
     if not present:
         return None
@@ -83,7 +86,7 @@ def _ids(values: list, where: list[str]) -> list[str] | None:
         raise ValueError(f"{where[row]}: no id, though other documents have one; give every document an id or none")
     ids, first = [], {}
     for row, value in enumerate(values):
-        text = str(value)
+        text = document_id(value, f"{where[row]}: id")
         if text in first:
             raise ValueError(
                 f"{where[row]}: id {value!r} is the same id as {values[first[text]]!r} at {where[first[text]]} "

@@ -38,6 +38,9 @@ GPU_MAX_K = 2048
 # IVF probes nlist/16 lists (at least 16): recall@10 0.99 on real MiniLM embeddings of 30k
 # sentences at a quarter of nlist/4's cost (bench_index.py --nprobe-sweep; README "Measured").
 IVF_MIN_NPROBE, IVF_NPROBE_DIVISOR = 16, 16
+# What follows FAISS's own bytes in a saved index: the database state it reflects (FAISS reads
+# what it wrote and ignores the rest, so other tools still read the file).
+STAMP_MARK, STAMP_TAIL = b"\nsentsim-state:", 128
 
 
 def resolve_factory(backend: str, dim: int, n: int) -> str:
@@ -183,10 +186,13 @@ class VectorBackend:
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
 
-    def save(self, path: Path) -> None:
-        """Write the index to ``path`` through a temporary file and a rename."""
+    def save(self, path: Path, stamp: str) -> None:
+        """Write the index to ``path`` through a temporary file and a rename, followed by ``stamp``
+        (what :func:`saved_stamp` reads back)."""
         with atomic_file(path) as tmp:
             faiss.write_index(self.index, tmp)
+            with open(tmp, "ab") as handle:
+                handle.write(STAMP_MARK + stamp.encode("ascii"))
 
     @classmethod
     def load(cls, path: Path, factory: str, dim: int, metric: str, tombstones: set[int]) -> VectorBackend:
@@ -271,6 +277,19 @@ class VectorBackend:
     def _exact_metric(self) -> str:
         """The :func:`exact_search` metric on prepared (cosine: normalized) vectors."""
         return {"cosine": "dot", "dot": "dot", "euclidean": "euclidean"}[self.metric]
+
+
+def saved_stamp(path: Path) -> str | None:
+    """The stamp :meth:`VectorBackend.save` wrote after the index in ``path`` (its last bytes only are
+    read), or None where there is none (a file cut short, or not written by sentsim) or no file."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - STAMP_TAIL))
+            tail = handle.read()
+    except OSError:
+        return None
+    _, mark, stamp = tail.rpartition(STAMP_MARK)
+    return stamp.decode("ascii", "replace") if mark else None
 
 
 def check_factory(factory: str, dim: int, metric: str) -> None:

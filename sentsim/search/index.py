@@ -3,9 +3,9 @@
 The folder holds ``manifest.json`` (model fingerprint, metric, backend, chunking),
 ``documents.sqlite`` (documents, chunks, metadata and vectors: the source of truth) and
 ``index.faiss`` (derived; kept in step by :mod:`sentsim.search.mirror`). Each operation
-commits one SQLite transaction, then writes the FAISS file atomically with the generation it
-reflects; a FAISS file that does not match the database is rebuilt from the stored vectors,
-without re-encoding.
+commits one SQLite transaction, then writes the FAISS file atomically, stamped with the state of
+the database it reflects; a FAISS file that does not match the database is rebuilt from the
+stored vectors, without re-encoding.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from sentsim.inputs import check_flag, positive_int, single_text, validate_texts
+from sentsim.inputs import check_flag, document_id, positive_int, single_text, validate_ids, validate_texts
 from sentsim.search.backends import VectorBackend, check_tuning_values
 from sentsim.search.chunking import untruncated
 from sentsim.search.filters import filter_sql
@@ -108,7 +108,7 @@ class DocumentIndex:
             encoder, name, backend=backend, metric=metric, chunk_size=chunk_size, chunk_overlap=chunk_overlap
         )
         folder.mkdir(parents=True, exist_ok=True)
-        store = DocumentStore(folder / DATABASE)
+        store = DocumentStore(folder / DATABASE, create=True)
         write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
         return cls(folder, encoder, manifest, store)
 
@@ -139,8 +139,12 @@ class DocumentIndex:
         )
         store = DocumentStore(folder / DATABASE)
         index = cls(folder, encoder, manifest, store)
-        with index.mirror.exclusive():
-            index.mirror.load(repair)
+        try:
+            with index.mirror.exclusive():
+                index.mirror.load(repair)
+        except BaseException:
+            store.close()
+            raise
         return index
 
     def close(self) -> None:
@@ -159,19 +163,23 @@ class DocumentIndex:
     def add(
         self,
         texts: Sequence[str],
-        ids: Sequence[str] | None = None,
+        ids: Sequence[str | int] | None = None,
         metadata: Sequence[dict | None] | None = None,
         *,
         batch_size: int = 64,
         show_progress: bool | None = None,
     ) -> list[str]:
-        """Add new documents (an existing id is an error: use :meth:`upsert`). Returns their ids."""
+        """Add new documents (an existing id is an error: use :meth:`upsert`). Returns their ids.
+
+        Ids are str or int; an int is stored as its digits (``7`` and ``"7"`` are one id, and hits
+        name it ``"7"``). Without ids, each document gets a new UUID.
+        """
         return self._write(texts, ids, metadata, replace=False, batch_size=batch_size, show_progress=show_progress)
 
     def upsert(
         self,
         texts: Sequence[str],
-        ids: Sequence[str],
+        ids: Sequence[str | int],
         metadata: Sequence[dict | None] | None = None,
         *,
         batch_size: int = 64,
@@ -182,9 +190,9 @@ class DocumentIndex:
             raise ValueError("upsert needs ids")
         return self._write(texts, ids, metadata, replace=True, batch_size=batch_size, show_progress=show_progress)
 
-    def delete(self, ids: Sequence[str]) -> int:
-        """Delete documents by id; returns how many existed. Deleted documents are never returned."""
-        ids = list(dict.fromkeys(validate_texts(ids, "ids")))
+    def delete(self, ids: Sequence[str | int]) -> int:
+        """Delete documents by id (str or int); returns how many existed. Deleted documents are never returned."""
+        ids = list(dict.fromkeys(validate_ids(ids)))
         with self._lock.writing(), self.mirror.exclusive(), self.mirror.restored_on_error():
             removed = []
             with self.store.transaction() as transaction:
@@ -348,11 +356,9 @@ class DocumentIndex:
                     return hits
                 fetch = min(available, fetch * 4)
 
-    def get(self, doc_id: str) -> tuple[str, dict] | None:
+    def get(self, doc_id: str | int) -> tuple[str, dict] | None:
         """A document's text and metadata, or None."""
-        if not isinstance(doc_id, str):
-            raise TypeError(f"document ids are str, got {doc_id!r} ({type(doc_id).__name__})")
-        return self.store.document(doc_id)
+        return self.store.document(document_id(doc_id))
 
     # --------------------------------------------------------------- internals
     def _save(self, generation: int) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from tokenizers import Tokenizer
 
-from sentsim.inputs import validate_texts
+from sentsim.inputs import validate_ids, validate_texts
 from sentsim.search.chunking import Chunk, chunk_text, untruncated
 
 
@@ -38,14 +38,14 @@ class PlannedDocument:
 
 
 def validate_documents(
-    texts: Sequence[str], ids: Sequence[str] | None, metadata: Sequence[dict | None] | None
+    texts: Sequence[str], ids: Sequence[str | int] | None, metadata: Sequence[dict | None] | None
 ) -> tuple[list[str], list[str], list[dict | None]]:
-    """Check texts, ids (new UUIDs when None) and metadata, one of each per document."""
+    """Check texts, ids (str or int; new UUIDs when None) and metadata, one of each per document."""
     texts = validate_texts(texts)
     for row, text in enumerate(texts):
         if not text.strip():
             raise ValueError(f"texts[{row}] is empty")
-    ids = [str(uuid.uuid4()) for _ in texts] if ids is None else validate_texts(ids, "ids")
+    ids = [str(uuid.uuid4()) for _ in texts] if ids is None else validate_ids(ids)
     metadata = [None] * len(texts) if metadata is None else list(metadata)
     if not (len(texts) == len(ids) == len(metadata)):
         raise ValueError(

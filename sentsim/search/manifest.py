@@ -48,6 +48,7 @@ def new_manifest(
         "chunk_overlap": chunk_overlap,
         "prompts": prompts,
         "generation": 0,
+        "state": "",  # the database state index.faiss was saved for (none before the first write)
         "tombstones": [],
         "next_vector_id": 0,
     }

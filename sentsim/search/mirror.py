@@ -1,12 +1,14 @@
 """The FAISS mirror of a document store: the derived vector index, kept in step with SQLite.
 
-The store holds every live chunk's vector and counts its committed operations (its
-generation); the mirror holds the same vectors in a FAISS index (``index.faiss``), knows which
-generation it reflects, and records in ``manifest.json`` the generation of the file. Whenever
-the two might disagree, the mirror is reloaded or rebuilt from the store, never the other way:
+The store holds every live chunk's vector, counts its committed operations (its generation)
+and draws a random stamp with each (its state); the mirror holds the same vectors in a FAISS
+index, knows which generation it reflects, and saves ``index.faiss`` stamped with the state it
+reflects, then ``manifest.json`` (factory, tombstones) naming that state too. Whenever the two
+might disagree, the mirror is reloaded or rebuilt from the store, never the other way:
 
-- on open, a file older than the database (a crash between the two writes) or holding another
-  number of vectors than the store has chunks is rebuilt;
+- on open, a file whose stamp is not the database's state (a crash between the two writes, a
+  file put back from a copy) or that holds another number of vectors than the store has chunks
+  is rebuilt, and so is one the manifest does not describe; reading the stamp costs a few bytes;
 - when another handle or process has written since (the store's generation moved on), the
   mirror is reloaded from the file that handle saved, or rebuilt: before each write, under
   SQLite's write lock, and before each search;
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentsim.search.backends import VectorBackend, resolve_factory
+from sentsim.search.backends import VectorBackend, resolve_factory, saved_stamp
 from sentsim.search.locking import file_lock
 from sentsim.search.store import DocumentStore, IndexCorruptedError
 from sentsim.storage.atomic import write_text_atomic
@@ -43,8 +45,8 @@ class FaissMirror:
     Args:
         folder: the index folder (``manifest.json``, ``index.faiss``).
         store: the source of truth.
-        manifest: the folder's manifest; its ``factory``, ``generation`` and ``tombstones`` are
-            kept up to date here.
+        manifest: the folder's manifest; its ``factory``, ``generation``, ``state`` and ``tombstones``
+            are kept up to date here.
     """
 
     def __init__(self, folder: Path, store: DocumentStore, manifest: dict) -> None:
@@ -84,23 +86,25 @@ class FaissMirror:
         return file_lock(self.folder / LOCK_FILE)
 
     def _load_file(self, repair: bool) -> bool:
-        """Load ``index.faiss`` if the manifest says it reflects the store's current generation."""
+        """Load ``index.faiss`` if it and the manifest carry the store's current state."""
         path = self.folder / FAISS_FILE
         with self.store.snapshot():
             try:
                 manifest = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 manifest = self.manifest
-            generation, chunks = self.store.generation, self.store.count("chunks")
-            if manifest.get("generation") != generation:
-                logger.info("the FAISS file is older than the database (an interrupted write): rebuilding it")
-                return False
-            next_id = self.store.next_vector_id
-            if manifest.get("next_vector_id") != next_id:
-                logger.warning("the FAISS file does not hold the database's latest vectors: rebuilding it")
-                return False
+            generation, state, chunks = self.store.generation, self.store.state, self.store.count("chunks")
             backend = None
             if manifest.get("factory") and path.exists():
+                stamp = saved_stamp(path)  # None: cut short or foreign, which loading tells apart
+                if stamp is not None and (stamp, manifest.get("state")) != (state, state):
+                    logger.warning(
+                        "%s (or %s) was saved for another state of the database (an interrupted write, or put "
+                        "back from a copy): rebuilding it from the stored vectors",
+                        path,
+                        MANIFEST,
+                    )
+                    return False
                 try:
                     backend = VectorBackend.load(
                         path,
@@ -109,6 +113,8 @@ class FaissMirror:
                         self.manifest["metric"],
                         set(manifest["tombstones"]),
                     )
+                    if stamp is None:
+                        raise IndexCorruptedError(f"{path} has no sentsim stamp: cut short, or not saved by sentsim")
                 except IndexCorruptedError:
                     if not repair:
                         raise
@@ -119,7 +125,12 @@ class FaissMirror:
                 logger.warning("%s holds %d vectors for %d chunks: rebuilding it", path, size, chunks)
                 return False
         self.backend, self.generation, self.broken = backend, generation, False
-        self.manifest.update(factory=manifest.get("factory"), generation=generation, tombstones=manifest["tombstones"])
+        self.manifest.update(
+            factory=manifest.get("factory"),
+            generation=generation,
+            state=state,
+            tombstones=manifest["tombstones"],
+        )
         return True
 
     def ensure(self, vectors: int) -> VectorBackend:
@@ -185,21 +196,23 @@ class FaissMirror:
             raise
 
     def save(self) -> None:
-        """Compact if due, then write ``index.faiss`` and the manifest (each atomically), unless the
-        store has moved past this mirror (the handle that moved it saves)."""
-        if self.stale:
-            logger.debug("not saving generation %d: the store has moved on", self.generation)
-            return
+        """Compact if due, then write ``index.faiss`` stamped with the store's state and the manifest
+        (each atomically), unless the store has moved past this mirror (the handle that moved it saves)."""
+        with self.store.snapshot():
+            if self.stale:
+                logger.debug("not saving generation %d: the store has moved on", self.generation)
+                return
+            state = self.store.state
         if self.backend is not None and self.backend.needs_compaction():
             logger.info("compacting: %d tombstones", len(self.backend.tombstones))
             self.rebuild()
         if self.backend is not None:
-            self.backend.save(self.folder / FAISS_FILE)
+            self.backend.save(self.folder / FAISS_FILE, state)
+        else:  # an empty index: no file, rather than one of an earlier state
+            (self.folder / FAISS_FILE).unlink(missing_ok=True)
         self.manifest["generation"] = self.generation
+        self.manifest["state"] = state
         self.manifest["tombstones"] = sorted(self.backend.tombstones) if self.backend is not None else []
-        # what the file holds, beside the generation: a manifest written inside a transaction that a crash
-        # then lost names a generation another write may reach without this file
-        self.manifest["next_vector_id"] = self.store.next_vector_id
         write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
 
     def _new_backend(self, vectors: int) -> VectorBackend:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS vectors (hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+TABLES = {"documents", "chunks", "vectors", "settings"}
 
 
 @dataclass(frozen=True)
@@ -43,25 +45,47 @@ class StoredChunk:
 class DocumentStore:
     """Documents and their chunks' vectors in one SQLite file (WAL mode, one writer)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        """Open the store at ``path``; ``create`` makes a new one. An existing store is checked before
+        anything is written to it: a missing, empty, foreign or corrupted file raises IndexCorruptedError."""
         self.path = path
         self._db: sqlite3.Connection | None = None
         if path.is_symlink():  # writes (schema, WAL mode) would land in whatever database it points to
             raise IndexCorruptedError(f"{path} is a symbolic link; an index keeps its own database")
+        if not create and not path.is_file():
+            what = "is not a file" if path.exists() else "is missing"
+            raise IndexCorruptedError(f"{path} {what}: the index's documents are gone (restore it, or build again)")
         try:
-            self._db = sqlite3.connect(str(path), timeout=60, check_same_thread=False, isolation_level=None)
+            # mode=rw: a file removed since the check above is not created empty
+            uri = f"{path.absolute().as_uri()}?mode={'rwc' if create else 'rw'}"
+            self._db = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False, isolation_level=None)
+            if not create:
+                self._check()
             mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":  # e.g. some network file systems: readers then block writers
                 logger.warning(
                     "%s is in %s journal mode, not WAL: searches and writes will wait on each other", path, mode
                 )
             self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(SCHEMA)
-            check = self.db.execute("PRAGMA quick_check").fetchone()[0]
+            if create:
+                self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as error:
+            self.close()
             raise IndexCorruptedError(f"{path} is not a readable SQLite database: {error}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _check(self) -> None:
+        """An IndexCorruptedError unless the file holds this store's tables, intact (read only)."""
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = sorted(TABLES - tables)
+        if missing:
+            what = "is empty" if not tables else f"lacks the {', '.join(missing)} table(s)"
+            raise IndexCorruptedError(f"{self.path} {what}: it is not the database of a sentsim index")
+        check = self.db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
-            raise IndexCorruptedError(f"{path} is corrupted: {check}")
+            raise IndexCorruptedError(f"{self.path} is corrupted: {check}")
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -81,8 +105,14 @@ class DocumentStore:
 
     @property
     def generation(self) -> int:
-        """Counts completed operations; the FAISS file records the generation it reflects."""
+        """Counts completed operations (handles compare it to see another's writes)."""
         return int(self.setting("generation", "0"))
+
+    @property
+    def state(self) -> str:
+        """A random stamp each completed operation draws: the FAISS file saved for this state carries
+        it, so a file saved for any other state, of this index or a copy, is told apart."""
+        return self.setting("state", "")
 
     # ------------------------------------------------------------------ writes
     def transaction(self) -> _Transaction:
@@ -224,11 +254,15 @@ class _Transaction:
         return self
 
     def bump(self) -> int:
-        """Move the generation now, before the commit (for files that must name it); returns it."""
+        """Move the generation and draw a new state now, before the commit (for files that must
+        name it); returns the generation."""
         if not self.changed:
             self.changed = True
             self.generation = self.store.generation + 1
-            self.store.db.execute("INSERT OR REPLACE INTO settings VALUES ('generation', ?)", (str(self.generation),))
+            self.store.db.executemany(
+                "INSERT OR REPLACE INTO settings VALUES (?, ?)",
+                [("generation", str(self.generation)), ("state", secrets.token_hex(16))],
+            )
         return self.generation
 
     def __exit__(self, kind, value, traceback) -> None:

@@ -78,6 +78,8 @@ def test_cli_build_search_add_delete(tmp_path, capsys):
     assert main(["search", folder, "the cat sleeps", "-k", "2", "--where", '{"n": {"lt": 2}}']) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "# the cat sleeps" and {line.split("\t")[1] for line in lines[1:]} == {"d0", "d1"}
+    assert main(["search", folder, "x", "--where", '{"n": {"gte": 1000000000000000000000000000000}}']) == 2
+    assert "filter 'n': 1000000000000000000000000000000 is outside the 64-bit" in capsys.readouterr().err
     assert main(["index", "delete", folder, "--ids", "d0"]) == 0
     assert json.loads(capsys.readouterr().out) == {"index": folder, "deleted": 1, "documents": len(TEXTS) - 1}
     extra = tmp_path / "extra.txt"
@@ -142,6 +144,10 @@ def test_read_documents_ids_and_csv_types(tmp_path):
     clash.write_text('{"id": 7, "text": "x"}\n{"id": "7", "text": "y"}\n')
     with pytest.raises(ValueError, match=r"clash.jsonl:2: id '7' is the same id as 7 at .*clash.jsonl:1"):
         read_documents(clash)
+    for line, kind in (('{"id": {"a": 1}, "text": "x"}', "dict"), ('{"id": [1], "text": "x"}', "list")):
+        (tmp_path / "odd.jsonl").write_text('{"id": "a", "text": "x"}\n' + line + "\n")  # stored as its repr
+        with pytest.raises(TypeError, match=rf"odd.jsonl:2: id is {kind} .*; ids are str or int"):
+            read_documents(tmp_path / "odd.jsonl")
     ok = tmp_path / "ok.jsonl"
     ok.write_text('{"id": 7, "text": "x"}\n{"id": "8", "text": "y"}\n')
     assert read_documents(ok).ids == ["7", "8"]

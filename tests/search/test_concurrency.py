@@ -115,9 +115,9 @@ def test_writers_on_one_folder_queue_on_the_lock_file_not_on_sqlite(index, tmp_p
         handle.store.db.execute("PRAGMA busy_timeout = 1000")  # SQLite gives up after 1 s ...
     real_save = VectorBackend.save
 
-    def slow_save(self, path):
+    def slow_save(self, path, stamp):
         time.sleep(1.5)  # ... while one save takes longer
-        real_save(self, path)
+        real_save(self, path, stamp)
 
     monkeypatch.setattr(VectorBackend, "save", slow_save)
     errors = []

@@ -53,6 +53,12 @@ def test_corrupted_files_give_clear_errors(index, tmp_path):
     with pytest.raises(IndexCorruptedError, match="holds a IndexFlatIP, not the id-mapped index sentsim writes"):
         DocumentIndex.open(folder, toy_encoder())
     DocumentIndex.open(folder, toy_encoder(), repair=True).close()
+    stamped = faiss_file.read_bytes()
+    faiss_file.write_bytes(stamped[: stamped.rindex(b"\nsentsim-state:")])  # FAISS reads it; its stamp is gone
+    with pytest.raises(IndexCorruptedError, match="index.faiss has no sentsim stamp"):
+        DocumentIndex.open(folder, toy_encoder())
+    DocumentIndex.open(folder, toy_encoder(), repair=True).close()
+    assert faiss_file.read_bytes() == stamped
     manifest = json.loads((folder / "manifest.json").read_text())
     for broken, message in (
         ([], "not a sentsim index manifest"),
@@ -127,6 +133,43 @@ def test_corrupted_database(index, tmp_path):
         (tmp_path / "index" / extra).unlink(missing_ok=True)
     with pytest.raises(IndexCorruptedError, match="documents.sqlite"):
         DocumentIndex.open(tmp_path / "index", toy_encoder())
+
+
+def _files(folder):
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [("missing", "documents.sqlite is missing"), ("empty", "documents.sqlite is empty"), ("foreign", "lacks the")],
+)
+def test_an_index_whose_database_is_gone_is_corrupted_and_left_as_it_is(index, tmp_path, damage, message):
+    import sqlite3
+
+    index.close()
+    folder = tmp_path / "index"
+    (folder / "documents.sqlite").unlink()
+    if damage == "empty":
+        (folder / "documents.sqlite").write_bytes(b"")
+    if damage == "foreign":  # another program's database
+        with sqlite3.connect(folder / "documents.sqlite") as other:
+            other.execute("CREATE TABLE documents (x)")
+        other.close()
+    before = _files(folder)
+    for _ in range(2):  # it opened as an empty index and rewrote the manifest
+        with pytest.raises(IndexCorruptedError, match=message):
+            DocumentIndex.open(folder, toy_encoder())
+    assert _files(folder) == before
+
+
+def test_a_refused_open_leaves_the_folder_as_it_was(index, tmp_path):
+    index.close()
+    folder = tmp_path / "index"
+    (folder / "index.faiss").write_bytes(b"garbage")
+    before = _files(folder)
+    with pytest.raises(IndexCorruptedError, match="not a readable FAISS index"):
+        DocumentIndex.open(folder, toy_encoder())
+    assert _files(folder) == before  # the database was closed: no -wal or -shm file left behind
 
 
 WRITER = """
@@ -206,23 +249,84 @@ def test_an_interrupt_inside_a_write_transaction_releases_the_database(index, mo
 
 
 def test_a_file_saved_by_a_lost_transaction_is_not_taken_for_a_later_write(encoder, tmp_path, monkeypatch):
-    index = DocumentIndex.create(tmp_path / "hnsw", encoder, backend="hnsw")
+    from sentsim.search.store import _Transaction
+
+    folder = tmp_path / "hnsw"
+    index = DocumentIndex.create(folder, encoder, backend="hnsw")
     index.add(TEXTS, ids=IDS, metadata=META)
-    manifest_path = tmp_path / "hnsw" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    # compact() killed after saving its files (generation + 1) but before its commit: the database stays behind
-    manifest_path.write_text(json.dumps(manifest | {"generation": manifest["generation"] + 1}))
+    index.delete([IDS[1]])  # a tombstone: compact() has work to do
+    with monkeypatch.context() as patch:  # compact() killed after saving its files but before its commit
+        patch.setattr(_Transaction, "__exit__", lambda self, *exc: self._roll_back())
+        index.compact()
     index.close()
-    writer = DocumentIndex.open(tmp_path / "hnsw", encoder)  # rebuilds: generations differ
+    lost = {name: (folder / name).read_bytes() for name in ("index.faiss", "manifest.json")}
+    writer = DocumentIndex.open(folder, encoder)  # rebuilds: those files are of a state never committed
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    manifest_path.write_text(json.dumps(manifest | {"generation": manifest["generation"] + 1}))
-    with monkeypatch.context() as patch:  # the next write commits generation + 1 and cannot save its file
+    for name, data in lost.items():
+        (folder / name).write_bytes(data)
+    with monkeypatch.context() as patch:  # the next write commits (one generation on) and cannot save its file
         patch.setattr(VectorBackend, "save", full_disk)
         writer.upsert(["a parrot talks all day"], ids=[IDS[0]])
     writer.close()
-    with DocumentIndex.open(tmp_path / "hnsw", encoder) as reopened:  # same generation, older file: rebuilt
+    with DocumentIndex.open(folder, encoder) as reopened:  # the lost transaction's file: rebuilt
         assert reopened.search("a parrot talks all day", k=1)[0].id == IDS[0]
         assert reopened.get(IDS[0])[0] == "a parrot talks all day"
+        assert {h.id for h in reopened.search("the cat sleeps", k=100)} == set(IDS) - {IDS[1]}
+
+
+def _faiss_ids(index):
+    import faiss
+
+    return set(faiss.vector_to_array(index.backend.index.id_map).tolist()) - index.backend.tombstones
+
+
+def _chunk_ids(index):
+    return {row[0] for row in index.store.db.execute("SELECT vector_id FROM chunks")}
+
+
+def test_a_faiss_file_put_back_from_an_older_copy_is_rebuilt(index, tmp_path, caplog):
+    folder = tmp_path / "index"
+    older = (folder / "index.faiss").read_bytes()
+    index.upsert(["a parrot talks all day"], ids=[IDS[0]])  # as many vectors as before, one of them new
+    index.close()
+    (folder / "index.faiss").write_bytes(older)
+    with DocumentIndex.open(folder, toy_encoder()) as reopened:
+        assert "saved for another state of the database" in caplog.text
+        hit = reopened.search("a parrot talks all day", k=1)[0]
+        assert (hit.id, hit.text) == (IDS[0], "a parrot talks all day")
+        assert _faiss_ids(reopened) == _chunk_ids(reopened)
+    saved = (folder / "index.faiss").stat().st_ino
+    caplog.clear()
+    DocumentIndex.open(folder, toy_encoder()).close()  # the file of this state: loaded, not rebuilt
+    assert (folder / "index.faiss").stat().st_ino == saved and "rebuilding" not in caplog.text
+
+
+def test_a_faiss_file_from_a_copy_of_the_index_is_rebuilt(encoder, tmp_path):
+    import shutil
+
+    with DocumentIndex.create(tmp_path / "a", encoder, backend="hnsw") as index:
+        index.add(TEXTS, ids=IDS)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for name, text in (("a", "a parrot talks all day"), ("b", "the river floods the town")):
+        with DocumentIndex.open(tmp_path / name, encoder) as index:  # one generation on, in each copy
+            index.upsert([text], ids=[IDS[0]])
+    shutil.copy(tmp_path / "a" / "index.faiss", tmp_path / "b" / "index.faiss")  # same generation, same count
+    with DocumentIndex.open(tmp_path / "b", encoder) as index:
+        hit = index.search("the river floods the town", k=1)[0]  # its own vector: similarity 1
+        assert (hit.id, hit.text, round(hit.score, 4)) == (IDS[0], "the river floods the town", 1.0)
+
+
+def test_a_manifest_that_does_not_describe_the_faiss_file_is_rebuilt(encoder, tmp_path, caplog):
+    folder = tmp_path / "hnsw"
+    with DocumentIndex.create(folder, encoder, backend="hnsw") as index:
+        index.add(TEXTS, ids=IDS)
+    before = json.loads((folder / "manifest.json").read_text())
+    with DocumentIndex.open(folder, encoder) as index:
+        index.delete(IDS[:2])  # two tombstones in the file and the manifest
+    (folder / "manifest.json").write_text(json.dumps(before))  # killed between the file and the manifest
+    with DocumentIndex.open(folder, encoder) as index:
+        assert "saved for another state of the database" in caplog.text
+        assert {h.id for h in index.search("the cat sleeps", k=100)} == set(IDS[2:])

@@ -91,6 +91,28 @@ def test_bad_filters(index):
         index.search("x", filter={"topic": {"in": ["rain", None]}})
 
 
+@pytest.mark.parametrize(
+    "spec, value",
+    [
+        ({"n": {"gte": 10**30}}, 10**30),
+        ({"n": {"lt": -(2**63) - 1}}, -(2**63) - 1),
+        ({"n": 2**63}, 2**63),
+        ({"n": {"in": [1, 10**30]}}, 10**30),
+        ({"n": {"ne": np.uint64(2**64 - 1)}}, 2**64 - 1),
+    ],
+)
+def test_integers_beyond_64_bits_are_refused_in_any_condition(index, spec, value):
+    # SQLite raised OverflowError, or compared them as floats (10**30 == 10**30 + 1)
+    with pytest.raises(ValueError, match=f"filter 'n': {value} is outside the 64-bit integers"):
+        index.search("x", filter=spec)
+
+
+def test_the_64_bit_bounds_themselves_are_filters(index):
+    assert {h.id for h in index.search("x", k=100, filter={"n": {"lte": 2**63 - 1, "gte": -(2**63)}})} == {
+        f"d{i}" for i in range(len(TEXTS))
+    }
+
+
 def test_a_key_no_document_has_is_a_missing_key(encoder, tmp_path):
     index = DocumentIndex.create(tmp_path / "keys", encoder, backend="flat")
     assert index.search("cats", filter={"colour": "red"}) == []  # empty index

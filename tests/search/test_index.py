@@ -126,11 +126,27 @@ def test_boundary_checks(index, tmp_path):
     for texts in ([""], ["ok", "   "]):
         with pytest.raises(ValueError, match=rf"texts\[{len(texts) - 1}\] is empty"):
             index.add(texts)
-    with pytest.raises(TypeError, match="document ids are str, got 5"):
-        index.get(5)
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(NotADirectoryError, match="a-file is a file, not an index folder"):
         DocumentIndex.open(tmp_path / "a-file", toy_encoder())
+
+
+def test_ids_are_str_or_int_in_every_call(index):
+    assert index.add(["a numbered text"], ids=[7]) == ["7"]  # stored as its digits: one id with "7"
+    assert index.get(7) == index.get("7") == index.get(np.int64(7)) == ("a numbered text", {})
+    assert index.upsert(["renumbered"], ids=[np.int64(7)]) == ["7"] and index.get("7")[0] == "renumbered"
+    with pytest.raises(ValueError, match=r"duplicate ids in one call: \['8'\]"):
+        index.add(["x", "y"], ids=[8, "8"])
+    for bad, kind in (({"a": 1}, "dict"), ([1], "list"), (1.5, "float"), (True, "bool"), (None, "NoneType")):
+        with pytest.raises(TypeError, match=rf"ids\[0\] is {kind} .*; ids are str or int"):
+            index.add(["x"], ids=[bad])  # a dict was stored as its repr
+        with pytest.raises(TypeError, match=rf"ids\[1\] is {kind}"):
+            index.upsert(["x", "y"], ids=["ok", bad])
+        with pytest.raises(TypeError, match=rf"ids\[0\] is {kind}"):
+            index.delete([bad])
+        with pytest.raises(TypeError, match=rf"doc_id is {kind}"):
+            index.get(bad)
+    assert index.delete([7]) == 1 and len(index) == len(TEXTS)
 
 
 def test_operations_that_change_nothing_do_not_move_the_generation(index):
