@@ -189,3 +189,21 @@ def test_documents_from_json_and_jsonl_read_alike(tmp_path):
     with pytest.raises(ValueError, match=r"clash.json, row 1: id '7' is the same id as 7 at .*clash.json, row 0"):
         read_documents(tmp_path / "clash.json")
 
+
+def test_beir_qrels_and_local_clinc150_name_the_file(tmp_path):
+    from sentsim.data import load_clinc150, read_beir
+
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "meow"}\n', encoding="utf-8")
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "cat sound"}\n', encoding="utf-8")
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\thigh\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"test.tsv:2: expected a number as the score, got 'high'"):
+        read_beir(tmp_path)
+    (tmp_path / "clinc150").mkdir()
+    (tmp_path / "clinc150" / "data_full.json").write_text('{"train": [["hi", "greet"]]}', encoding="utf-8")
+    assert load_clinc150("train", data_dir=tmp_path).texts == ["hi"]
+    with pytest.raises(ValueError, match=r"data_full.json: expected 'test', a list of \[text, label\] pairs"):
+        load_clinc150("test", data_dir=tmp_path)  # was a KeyError
+    (tmp_path / "clinc150" / "data_full.json").write_text('{"train": [\n["hi", "greet"],\n]}', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"data_full.json:3: not valid JSON"):
+        load_clinc150("train", data_dir=tmp_path)
