@@ -411,3 +411,26 @@ def test_sigterm_stops_a_command_with_one_line(tmp_path, monkeypatch, capsys):
     code = main(["encode", "--input", str(tmp_path / "texts.txt"), "--output", str(tmp_path / "out.npy")])
     assert code == 143
     assert capsys.readouterr().err.strip() == "sentsim encode: terminated; unfinished outputs were removed"
+
+
+def test_bad_data_files_are_one_line_errors_in_every_command(model_dir, tmp_path, capsys):
+    """Local .json/.jsonl data went through `datasets` (train, eval, classify; index build for .json) and
+    ended in StopIteration or DatasetGenerationError tracebacks."""
+    (tmp_path / "bad.jsonl").write_text('{"text": "a", "label": "x"}\n{"text": oops}\n', encoding="utf-8")
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00\x01")
+    (tmp_path / "empty.json").write_bytes(b"")
+    (tmp_path / "texts.txt").write_text("hello\n", encoding="utf-8")
+    expected = {"bad.jsonl": "bad.jsonl:2: not valid JSON", "binary.json": "binary.json:1: not valid UTF-8"}
+    expected["empty.json"] = "empty.json: empty file"
+    for name, message in expected.items():
+        data = str(tmp_path / name)
+        for command in (
+            ["train", "--train", data, "--loss", "mnrl", "--output", str(tmp_path / "run")],
+            ["eval", "sts", "--data", data],
+            ["eval", "classify", "--support", data, "--data", data],
+            ["classify", "--support", data, "--input", str(tmp_path / "texts.txt")],
+            ["index", "build", "--docs", data, "--output", str(tmp_path / "index")],
+        ):
+            assert main([*command, "--model", str(model_dir)]) == 2, command
+            error = capsys.readouterr().err
+            assert message in error and error.count("\n") == 1, (command, error)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sentsim.data.columns import ShortRepr, text_column
-from sentsim.data.jsonl import is_json_object, parse_jsonl, read_jsonl
+from sentsim.data.jsonl import is_json_object, json_columns, parse_jsonl, read_json_records
 from sentsim.data.lines import iter_lines, read_lines
 from sentsim.data.tables import DELIMITED, read_table
 from sentsim.inputs import document_id
@@ -27,7 +27,8 @@ def read_documents(
     source: object, *, text_field: str = "text", id_field: str = "id", split: str | None = "train"
 ) -> Documents:
     """Read documents from a ``.txt`` file (one a line), ``.jsonl``/``.json``/``.csv``/``.tsv``/``.parquet``
-    (a ``text_field`` column, an optional ``id_field`` column, every other column becomes metadata),
+    (a ``text_field`` column, an optional ``id_field`` column, every other column becomes metadata,
+    and so do the keys of a JSON record's nested ``metadata`` object),
     a ``datasets.Dataset`` or a Hub dataset name; ``-`` reads standard input, as JSON Lines when
     its first non-blank line is a JSON object, else one document a line.
 
@@ -53,11 +54,17 @@ def read_documents(
         if not path.is_file():
             raise FileNotFoundError(f"documents file not found: {path}")
         return _text_lines(iter_lines(path))
-    delimited = isinstance(source, (str, Path)) and Path(source).suffix.lower() in DELIMITED
-    if stdin or isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".jsonl":
-        name = "standard input" if stdin else str(source)
-        table, numbers = _jsonl_columns(parse_jsonl(lines, name) if stdin else read_jsonl(source))
-        where = [f"{name}:{number}" for number in numbers]
+    suffix = Path(source).suffix.lower() if isinstance(source, (str, Path)) else ""
+    delimited = suffix in DELIMITED
+    if stdin:
+        name = "standard input"
+        numbered = list(parse_jsonl(lines, name))
+        records, where = [record for _, record in numbered], [f"{name}:{number}" for number, _ in numbered]
+        table = json_columns([_flattened(record) for record in records])
+    elif suffix in (".json", ".jsonl") and Path(source).is_file():
+        name = str(source)
+        records, where = read_json_records(Path(source))
+        table = json_columns([_flattened(record) for record in records])
     else:
         table, name = read_table(source, split=split)
         if delimited:
@@ -124,13 +131,8 @@ def _text_lines(lines) -> Documents:
     return Documents(texts, None, [{} for _ in texts])
 
 
-def _jsonl_columns(numbered_records) -> tuple[dict[str, list], list[int]]:
-    """Columns of JSON Lines records (a nested ``metadata`` object is flattened into them) and each record's line."""
-    records, lines = [], []
-    for line, record in numbered_records:
-        if isinstance(record.get("metadata"), dict):
-            record = {**{k: v for k, v in record.items() if k != "metadata"}, **record["metadata"]}
-        records.append(record)
-        lines.append(line)
-    keys = list(dict.fromkeys(key for record in records for key in record))
-    return {key: [record.get(key) for record in records] for key in keys}, lines
+def _flattened(record: dict) -> dict:
+    """A JSON record with its nested ``metadata`` object (if any) flattened into it."""
+    if not isinstance(record.get("metadata"), dict):
+        return record
+    return {**{key: value for key, value in record.items() if key != "metadata"}, **record["metadata"]}

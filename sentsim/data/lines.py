@@ -1,4 +1,4 @@
-"""Lines of a UTF-8 text file: split on newlines only, with decoding errors that name the line."""
+"""UTF-8 text files: whole or line by line (split on newlines only), with decoding errors that name the line."""
 
 from __future__ import annotations
 
@@ -31,6 +31,18 @@ def iter_lines(source: str | Path) -> Iterator[str]:
 def read_lines(source: str | Path) -> list[str]:
     """All lines of ``source``, as :func:`iter_lines` gives them."""
     return list(iter_lines(source))
+
+
+def read_text(path: Path) -> str:
+    """The whole of ``path`` as text (a UTF-8 byte order mark dropped); bytes that are not UTF-8 raise a
+    ValueError naming the line, as :func:`iter_lines` does."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        start = data.rfind(b"\n", 0, error.start) + 1
+        raise ValueError(f"{path}:{line}: not valid UTF-8 ({error.reason} at byte {error.start - start})") from None
 
 
 def _decoded(stream, name: str) -> Iterator[str]:

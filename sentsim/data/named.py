@@ -8,13 +8,13 @@ Each loads from a local data folder when one is given (the ``data_dir`` argument
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from sentsim.data.classification import LabelledTexts
+from sentsim.data.jsonl import read_json
 from sentsim.data.sts import SentencePairs, read_sts
 
 STSB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
@@ -52,7 +52,11 @@ def load_clinc150(split: str = "test", *, data_dir: str | Path | None = None) ->
         raise ValueError(f"unknown CLINC150 split {split!r}; expected train, val, test or oos_train, oos_val, oos_test")
     folder = _local(data_dir, "clinc150")
     if folder is not None:
-        rows = json.loads((folder / "data_full.json").read_text(encoding="utf-8"))[split]
+        path = folder / "data_full.json"
+        document = read_json(path)
+        rows = document.get(split) if isinstance(document, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(row, list) and len(row) == 2 for row in rows):
+            raise ValueError(f"{path}: expected {split!r}, a list of [text, label] pairs")
         return LabelledTexts([text for text, _ in rows], [label for _, label in rows])
     import datasets
 

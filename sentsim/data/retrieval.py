@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentsim.data.jsonl import read_jsonl
+from sentsim.data.lines import iter_lines
 
 
 @dataclass(frozen=True, repr=False)
@@ -59,16 +60,22 @@ def read_beir(folder: str | Path, *, split: str = "test") -> RetrievalData:
     all_queries = {str(record["_id"]): record["text"] for record in _read_jsonl(folder / "queries.jsonl")}
     relevant: dict[str, set[str]] = {}
     qrels = folder / "qrels" / f"{split}.tsv"
-    with open(qrels, encoding="utf-8-sig", newline="") as handle:
-        rows = csv.reader(handle, delimiter="\t")
-        next(rows, None)
-        for number, row in enumerate(rows, start=2):
-            if len(row) < 3:
-                raise ValueError(f"{qrels}:{number}: expected query-id, corpus-id, score")
-            if float(row[2]) > 0:
-                relevant.setdefault(row[0], set()).add(row[1])
+    rows = csv.reader(iter_lines(qrels), delimiter="\t")
+    next(rows, None)
+    for number, row in enumerate(rows, start=2):
+        if len(row) < 3:
+            raise ValueError(f"{qrels}:{number}: expected query-id, corpus-id, score")
+        if _score(row[2], f"{qrels}:{number}") > 0:
+            relevant.setdefault(row[0], set()).add(row[1])
     queries = {qid: text for qid, text in all_queries.items() if qid in relevant}
     return RetrievalData(queries=queries, corpus=corpus, relevant=relevant)
+
+
+def _score(text: str, where: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{where}: expected a number as the score, got {text!r}") from None
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -55,8 +55,11 @@ def is_headerless_sts(source: object) -> bool:
     """True for a CSV file whose first row is ``text,text,number`` (the STS Benchmark layout)."""
     if not isinstance(source, (str, Path)) or Path(source).suffix.lower() != ".csv" or not Path(source).is_file():
         return False
-    with open(source, encoding="utf-8-sig", newline="") as handle:
-        first = next(csv.reader(handle), [])
+    try:
+        with open(source, encoding="utf-8-sig", newline="") as handle:
+            first = next(csv.reader(handle), [])
+    except UnicodeDecodeError:  # not text: read_table names the file and line
+        return False
     if len(first) != 3:
         return False
     try:
