@@ -19,7 +19,6 @@ from sentsim.encode.outputs import check_npy_path
 from sentsim.encode.pipeline import EncodePlan, run
 from sentsim.encode.precision import autocast_dtype
 from sentsim.encode.runtimes import Runtime, check_runtime
-from sentsim.inputs import check_flag, positive_int, single_text, validate_texts
 from sentsim.pooling import Pooling, pool, pool_packed
 from sentsim.projection import Dense, DenseConfig
 from sentsim.prompts import check_prompts, choose_prompt, with_prompt
@@ -27,6 +26,7 @@ from sentsim.similarity import ArrayLike, Metric, similarity
 from sentsim.storage.hub import resolve_model_path
 from sentsim.storage.model_folder import EncoderParts, load_parts, save_parts
 from sentsim.towers import Tower
+from sentsim.validation import check_flag, positive_int, single_text, validate_texts
 
 logger = logging.getLogger(__name__)
 

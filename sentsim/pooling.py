@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sentsim.choices import Choice
+from sentsim.validation import Choice
 
 
 class Pooling(Choice):

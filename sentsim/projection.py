@@ -7,9 +7,8 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from sentsim.choices import check_choice
-from sentsim.inputs import check_flag, check_length
 from sentsim.storage.weights import load_safetensors, safetensors_files, save_safetensors
+from sentsim.validation import check_choice, check_flag, check_length
 
 # Activation name -> (module factory, the class path sentence-transformers writes in 2_Dense/config.json).
 ACTIVATIONS: dict[str, tuple[type[nn.Module], str]] = {

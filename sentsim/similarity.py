@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sentsim.choices import Choice
-from sentsim.inputs import check_flag
+from sentsim.validation import Choice, check_flag
 
 ArrayLike = np.ndarray | Tensor
 

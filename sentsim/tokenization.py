@@ -180,3 +180,16 @@ def _checked_texts(texts: Iterable[str | list[str]]) -> Iterator[str | list[str]
                 where = f"texts[{index}][{inner}]" if batch is item else f"texts[{index}]"
                 raise TypeError(f"{where} is {type(text).__name__} ({text!r}); expected str")
         yield item
+
+
+def untruncated(tokenizer: Tokenizer) -> Tokenizer:
+    """``tokenizer`` itself, or a copy without truncation and padding where it has either.
+
+    A model's tokenizer stops at ``max_seq_length`` tokens; chunking must see the whole text.
+    """
+    if tokenizer.truncation is None and tokenizer.padding is None:
+        return tokenizer
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    copy.no_truncation()
+    copy.no_padding()
+    return copy

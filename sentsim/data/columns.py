@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sentsim.inputs import plain
+from sentsim.validation import plain
 
 
 def require_columns(available: Sequence[str], required: Sequence[str], source: str) -> None:

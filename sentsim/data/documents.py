@@ -10,7 +10,7 @@ from sentsim.data.columns import ShortRepr, text_column
 from sentsim.data.jsonl import is_json_object, json_columns, parse_jsonl, read_json_records
 from sentsim.data.lines import iter_lines, read_lines
 from sentsim.data.tables import DELIMITED, read_table
-from sentsim.inputs import document_id
+from sentsim.validation import document_id
 
 
 @dataclass(frozen=True, repr=False)

@@ -6,8 +6,8 @@ from typing import Protocol
 
 import numpy as np
 
-from sentsim.choices import check_choice
 from sentsim.evaluation.binary import check_binary
+from sentsim.validation import check_choice
 
 
 class Calibrator(Protocol):

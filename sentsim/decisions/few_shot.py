@@ -16,11 +16,15 @@ import numpy as np
 import torch
 
 from sentsim._version import __version__
-from sentsim.choices import check_choice
 from sentsim.data.columns import class_column
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.decisions.model_check import fitted_with_another_model, model_digest
-from sentsim.inputs import (
+from sentsim.storage.atomic import atomic_folder, check_replaceable, recover_folder
+from sentsim.storage.formats import check_format
+from sentsim.storage.weights import load_safetensors, save_safetensors
+from sentsim.training.few_shot import fine_tune_few_shot
+from sentsim.validation import (
+    check_choice,
     finite_or_none,
     nonfinite_row,
     plain,
@@ -29,10 +33,6 @@ from sentsim.inputs import (
     single_text,
     validate_texts,
 )
-from sentsim.storage.atomic import atomic_folder, check_replaceable, recover_folder
-from sentsim.storage.formats import check_format
-from sentsim.storage.weights import load_safetensors, save_safetensors
-from sentsim.training.few_shot import fine_tune_few_shot
 
 logger = logging.getLogger(__name__)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 
+from sentsim.encoder import SentenceEncoder
+from sentsim.fingerprint import model_fingerprint
+
 
 def model_digest(encoder) -> str | None:
     """SHA-256 of the model's fingerprint (weights, tokenizer, pooling, normalization, dimension,
     max length, and the default prompt: "" without one), or None for an encoder that is not a ``SentenceEncoder``."""
-    from sentsim.encoder import SentenceEncoder
-    from sentsim.search.fingerprint import model_fingerprint
-
     if not isinstance(encoder, SentenceEncoder):
         return None
     fingerprint = {key: value for key, value in model_fingerprint(encoder).items() if key != "name"}

@@ -23,10 +23,10 @@ from sentsim.evaluation.binary import (
     require_both_classes,
 )
 from sentsim.evaluation.pairs import pair_scores
-from sentsim.inputs import check_flag, finite_or_none, integer, is_real, positive_int, single_text, validate_texts
 from sentsim.similarity import Metric
 from sentsim.storage.atomic import write_text_atomic
 from sentsim.storage.formats import check_format
+from sentsim.validation import check_flag, finite_or_none, integer, is_real, positive_int, single_text, validate_texts
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sentsim.choices import Choice
+from sentsim.validation import Choice
 
 
 class Precision(Choice):

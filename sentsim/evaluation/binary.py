@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sentsim.choices import check_choice
-from sentsim.inputs import positive_int
+from sentsim.validation import check_choice, positive_int
 
 OBJECTIVES = ("accuracy", "f1")
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sentsim.data.columns import class_column, plain_list
-from sentsim.inputs import validate_texts
+from sentsim.validation import validate_texts
 
 
 def classification_metrics(true: Sequence, predicted: Sequence) -> dict[str, float]:

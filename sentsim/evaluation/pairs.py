@@ -7,8 +7,8 @@ import numpy as np
 from sentsim.data.pairs import LabelledPairs
 from sentsim.evaluation.binary import average_precision, best_threshold, binary_metrics, check_binary
 from sentsim.evaluation.encoding import encode_columns
-from sentsim.inputs import check_instance, finite_or_none
 from sentsim.similarity import Metric, similarity
+from sentsim.validation import check_instance, finite_or_none
 
 
 def evaluate_pairs(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sentsim.data.columns import plain_list
-from sentsim.inputs import is_integer
+from sentsim.validation import is_integer
 
 
 def retrieval_metrics(

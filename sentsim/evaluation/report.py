@@ -8,8 +8,8 @@ import json
 import math
 from pathlib import Path
 
-from sentsim.inputs import plain
 from sentsim.storage.atomic import write_text_atomic
+from sentsim.validation import plain
 
 
 def check_results_path(path: str | Path) -> Path:

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from sentsim.data.retrieval import RetrievalData
 from sentsim.evaluation.ranking import retrieval_metrics
-from sentsim.inputs import check_instance
 from sentsim.prompts import search_prompts
 from sentsim.search.exact import exact_search
 from sentsim.similarity import Metric
+from sentsim.validation import check_instance
 
 
 def evaluate_retrieval(

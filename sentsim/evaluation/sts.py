@@ -7,8 +7,8 @@ import numpy as np
 from sentsim.data.sts import SentencePairs
 from sentsim.evaluation.correlation import pearson, spearman
 from sentsim.evaluation.encoding import encode_columns
-from sentsim.inputs import check_instance
 from sentsim.similarity import Metric, similarity
+from sentsim.validation import check_instance
 
 
 def check_sts_pairs(pairs: SentencePairs) -> None:

@@ -6,8 +6,8 @@ import numpy as np
 
 from sentsim.data.triplets import Triplets
 from sentsim.evaluation.encoding import encode_columns
-from sentsim.inputs import check_instance
 from sentsim.similarity import Metric, similarity
+from sentsim.validation import check_instance
 
 
 def evaluate_triplets(encoder, triplets: Triplets, *, batch_size: int = 64, show_progress: bool | None = None) -> dict:

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sentsim.inputs import is_integer
 from sentsim.search.exact import exact_search
 from sentsim.search.store import IndexCorruptedError
 from sentsim.storage.atomic import atomic_file
+from sentsim.validation import is_integer
 
 try:
     import faiss

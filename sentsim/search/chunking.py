@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from tokenizers import Tokenizer
 
-from sentsim.inputs import is_integer, positive_int
+from sentsim.tokenization import untruncated
+from sentsim.validation import is_integer, positive_int
 
 DEFAULT_CHUNK_OVERLAP = 32  # tokens, and at most a quarter of chunk_size
 
@@ -15,19 +16,6 @@ DEFAULT_CHUNK_OVERLAP = 32  # tokens, and at most a quarter of chunk_size
 class Chunk:
     start: int  # character offsets into the document: text[start:end]
     end: int
-
-
-def untruncated(tokenizer: Tokenizer) -> Tokenizer:
-    """``tokenizer`` itself, or a copy without truncation and padding where it has either.
-
-    A model's tokenizer stops at ``max_seq_length`` tokens; chunking must see the whole text.
-    """
-    if tokenizer.truncation is None and tokenizer.padding is None:
-        return tokenizer
-    copy = Tokenizer.from_str(tokenizer.to_str())
-    copy.no_truncation()
-    copy.no_padding()
-    return copy
 
 
 def chunk_text(text: str, tokenizer: Tokenizer, chunk_size: int | None, overlap: int = 0) -> list[Chunk]:

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from sentsim.encode.devices import resolve_device
-from sentsim.inputs import is_integer
 from sentsim.similarity import Metric, similarity
+from sentsim.validation import is_integer
 
 
 def exact_search(

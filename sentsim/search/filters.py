@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 
-from sentsim.inputs import plain
+from sentsim.validation import plain
 
 RANGES = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 INT64 = (-(2**63), 2**63 - 1)  # SQLite's integers

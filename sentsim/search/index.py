@@ -19,9 +19,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from sentsim.inputs import check_flag, document_id, positive_int, single_text, validate_ids, validate_texts
 from sentsim.search.backends import VectorBackend, check_tuning_values
-from sentsim.search.chunking import untruncated
 from sentsim.search.filters import filter_sql
 from sentsim.search.fingerprint import (
     ModelMismatchError,  # noqa: F401 (also importable from here)
@@ -35,6 +33,8 @@ from sentsim.search.manifest import new_manifest, read_manifest
 from sentsim.search.mirror import MANIFEST, FaissMirror
 from sentsim.search.store import DocumentStore
 from sentsim.storage.atomic import holds_other_files, recover_folder, write_text_atomic
+from sentsim.tokenization import untruncated
+from sentsim.validation import check_flag, document_id, positive_int, single_text, validate_ids, validate_texts
 
 logger = logging.getLogger(__name__)
 

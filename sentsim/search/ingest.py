@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 from tokenizers import Tokenizer
 
-from sentsim.inputs import validate_ids, validate_texts
-from sentsim.search.chunking import Chunk, chunk_text, untruncated
+from sentsim.search.chunking import Chunk, chunk_text
+from sentsim.tokenization import untruncated
+from sentsim.validation import validate_ids, validate_texts
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 from sentsim._version import __version__
-from sentsim.inputs import is_integer
+from sentsim.fingerprint import model_fingerprint
 from sentsim.prompts import search_prompts
 from sentsim.search.backends import BACKENDS, check_factory
 from sentsim.search.chunking import chunk_options
-from sentsim.search.fingerprint import model_fingerprint
 from sentsim.search.mirror import MANIFEST
 from sentsim.search.store import IndexCorruptedError
 from sentsim.similarity import Metric
 from sentsim.storage.formats import check_format
+from sentsim.validation import is_integer
 
 MANIFEST_FORMAT = 1  # any other is refused
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from sentsim.inputs import check_flag
+from sentsim.validation import check_flag
 
 try:
     import fcntl

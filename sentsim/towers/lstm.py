@@ -11,10 +11,10 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from sentsim.inputs import check_flag, check_length, is_real
 from sentsim.storage.weights import load_safetensors, save_safetensors, tensor_shapes
 from sentsim.tokenization import TextTokenizer
 from sentsim.towers.transformer import TransformerTower
+from sentsim.validation import check_flag, check_length, is_real
 
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_NAME = "tokenizer.json"

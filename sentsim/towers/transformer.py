@@ -20,10 +20,10 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from sentsim.inputs import check_length
 from sentsim.storage.weights import safetensors_files
 from sentsim.tokenization import TextTokenizer
 from sentsim.towers.packed import PackedLayout, packed_forward, supports_packing
+from sentsim.validation import check_length
 
 logger = logging.getLogger(__name__)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from sentsim.choices import check_choice
 from sentsim.encode.precision import Precision
-from sentsim.inputs import check_flag, check_length, integer, is_real, positive_int, positive_number
+from sentsim.validation import check_choice, check_flag, check_length, integer, is_real, positive_int, positive_number
 
 PRECISIONS = ("auto", *(precision.value for precision in Precision))  # auto: bf16 (or fp16) on CUDA, fp32 elsewhere
 

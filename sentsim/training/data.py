@@ -27,8 +27,8 @@ from sentsim.data.columns import require_columns
 from sentsim.data.sts import COLUMNS as STS_COLUMNS
 from sentsim.data.sts import is_headerless_sts
 from sentsim.data.tables import check_renamed, read_table
-from sentsim.inputs import nonfinite_row
 from sentsim.prompts import with_prompt
+from sentsim.validation import nonfinite_row
 
 TEXT_COLUMNS = ("sentence1", "sentence2", "anchor", "positive", "negative", "text")
 

@@ -6,11 +6,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from sentsim.inputs import validate_texts
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData
 from sentsim.training.losses.embedding_mse import EmbeddingMSELoss
 from sentsim.training.trainer import Evaluator, TrainingResult, train
+from sentsim.validation import validate_texts
 
 logger = logging.getLogger(__name__)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from sentsim.inputs import integer, positive_int
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData
 from sentsim.training.losses.in_batch_negatives import InBatchNegativesLoss
 from sentsim.training.trainer import TrainingResult, train
+from sentsim.validation import integer, positive_int
 
 FEW_SHOT_CONFIG = TrainingConfig(epochs=1, batch_size=128, learning_rate=5e-5, warmup_ratio=0.1)
 

@@ -19,13 +19,13 @@ from tqdm import tqdm
 
 from sentsim.encode.devices import resolve_device
 from sentsim.encode.precision import Precision, best_gpu_precision
-from sentsim.inputs import check_instance, is_real
 from sentsim.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData, check_fits
 from sentsim.training.distributed import rank_and_world
 from sentsim.training.metrics_log import MetricsLog
 from sentsim.training.run_folder import CHECKPOINT_DIR, prepare_output, run_fingerprint
+from sentsim.validation import check_instance, is_real
 
 logger = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ loss needs, in the order they are passed, ``target`` the column given as ``label
 | (distill) | EmbeddingMSELoss | text | the teacher's embedding |
 """
 
-from sentsim.choices import check_choice
 from sentsim.training.losses.contrastive import ContrastiveLoss
 from sentsim.training.losses.cosent import CoSENTLoss
 from sentsim.training.losses.cosine_similarity import CosineSimilarityLoss
 from sentsim.training.losses.embedding_mse import EmbeddingMSELoss
 from sentsim.training.losses.in_batch_negatives import InBatchNegativesLoss
 from sentsim.training.losses.triplet import TripletLoss
+from sentsim.validation import check_choice
 
 LOSSES = {
     "cosine": CosineSimilarityLoss,

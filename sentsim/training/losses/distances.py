@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from sentsim.choices import check_choice
+from sentsim.validation import check_choice
 
 DISTANCES = ("cosine", "euclidean")
 

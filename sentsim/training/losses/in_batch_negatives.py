@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sentsim.inputs import check_flag, positive_number
 from sentsim.training.distributed import gather_batch, rank_and_world
+from sentsim.validation import check_flag, positive_number
 
 
 class InBatchNegativesLoss(nn.Module):

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sentsim.inputs import check_flag, positive_number
 from sentsim.training.distributed import gather_batch
 from sentsim.training.losses.distances import check_distance, distance_matrix, pair_distance
+from sentsim.validation import check_flag, positive_number
 
 
 class TripletLoss(nn.Module):
