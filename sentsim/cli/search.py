@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--docs",
         required=True,
-        help="documents: .txt (one a line), .jsonl/.csv/.tsv/.parquet with text[, id, metadata...], a dataset, "
+        help="documents: .txt (one a line), .jsonl/.json/.csv/.tsv/.parquet with text[, id, metadata...], a dataset, "
         "or - for stdin (JSON Lines, or one document a line)",
     )
     build.add_argument("--output", required=True, help="index folder")
@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument(
         "--docs",
         required=True,
-        help="documents to add: .txt (one a line), .jsonl, .csv, .tsv, .parquet, or - for stdin",
+        help="documents to add: .txt (one a line), .jsonl, .json, .csv, .tsv, .parquet, or - for stdin",
     )
     _document_fields(add)
     add.add_argument("--no-progress", action="store_true", help="no progress bar")
