@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -24,20 +25,24 @@ def index_encoder(
     """``(encoder, name to record)``: a model name or folder is loaded (running its own code only with
     ``trust_remote_code``); a local folder is named by its absolute path, so the index opens from any
     working directory."""
-    if isinstance(encoder, (str, Path)):
-        from sentsim.encoder import SentenceEncoder
+    from sentsim.encoder import SentenceEncoder
 
+    if name is not None and not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"model_name must be a str, a path or None, got {type(name).__name__}")
+    if isinstance(encoder, (str, os.PathLike)):
         name = name or str(encoder)
         encoder = SentenceEncoder.from_pretrained(
             encoder, device=device, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code
         )
-    else:
+    elif isinstance(encoder, SentenceEncoder):
         name = name or getattr(encoder, "name_or_path", None)  # where from_pretrained loaded it
         if device is not None:
             encoder.to(resolve_device(device))
+    else:
+        raise TypeError(f"encoder must be a SentenceEncoder, or a model name or folder, got {type(encoder).__name__}")
     if name and Path(name).is_dir():
         name = str(Path(name).resolve())
-    return encoder, name
+    return encoder, str(name) if name else name
 
 
 class ModelMismatchError(ValueError):
