@@ -15,13 +15,7 @@ from sentsim.hub import ModelNotFoundError
 from sentsim.search.chunking import untruncated
 
 
-def index_encoder(
-    encoder,
-    name: str | None,
-    device: str | None = None,
-    max_seq_length: int | None = None,
-    trust_remote_code: bool = False,
-):
+def index_encoder(encoder, name: str | None, device: str | None = None, trust_remote_code: bool = False):
     """``(encoder, name to record)``: a model name or folder is loaded (running its own code only with
     ``trust_remote_code``); a local folder is named by its absolute path, so the index opens from any
     working directory."""
@@ -31,9 +25,7 @@ def index_encoder(
         raise TypeError(f"model_name must be a str, a path or None, got {type(name).__name__}")
     if isinstance(encoder, (str, os.PathLike)):
         name = name or str(encoder)
-        encoder = SentenceEncoder.from_pretrained(
-            encoder, device=device, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code
-        )
+        encoder = SentenceEncoder.from_pretrained(encoder, device=device, trust_remote_code=trust_remote_code)
     elif isinstance(encoder, SentenceEncoder):
         name = name or getattr(encoder, "name_or_path", None)  # where from_pretrained loaded it
         if device is not None:
@@ -53,16 +45,16 @@ def manifest_encoder(
     folder: Path, recorded: dict, encoder=None, device: str | None = None, trust_remote_code: bool = False
 ):
     """The encoder of the index in ``folder``, whose manifest ``recorded`` this model: ``encoder``
-    (an encoder, name or folder), else the recorded name; any other model is refused."""
+    (an encoder, name or folder), else the recorded name; any other model is refused. A model
+    loaded here then reads as many tokens as it did when the index was built."""
     recorded_model = encoder is None
     if recorded_model:
         if not recorded.get("name"):
             raise ValueError(f"{folder} does not name its model; pass the encoder (--model on the command line)")
         encoder = recorded["name"]
-    try:  # a model loaded here reads as many tokens as it did when the index was built
-        encoder, _ = index_encoder(
-            encoder, recorded.get("name"), device, recorded.get("max_seq_length"), trust_remote_code
-        )
+    loaded_here = isinstance(encoder, (str, os.PathLike))
+    try:
+        encoder, _ = index_encoder(encoder, recorded.get("name"), device, trust_remote_code)
     except ModelNotFoundError as error:
         if not recorded_model:
             raise
@@ -71,6 +63,8 @@ def manifest_encoder(
             "(DocumentIndex.open(folder, encoder), or --model on the command line)"
         ) from None
     different = fingerprint_mismatch(recorded, model_fingerprint(encoder))
+    if loaded_here:  # its length is the index's to set, once it is the same model (another may read fewer)
+        different = [field for field in different if field != "max_seq_length"]
     if different and recorded_model:
         raise ModelMismatchError(
             f"{folder} was built with model {recorded['name']}, which now differs in {', '.join(different)} "
@@ -81,6 +75,8 @@ def manifest_encoder(
             f"{folder} was built with model {recorded.get('name') or '(unnamed)'}; the given encoder "
             f"differs in {', '.join(different)}. Open it with the same model, or build a new index."
         )
+    if loaded_here and recorded.get("max_seq_length") is not None:
+        encoder.max_seq_length = recorded["max_seq_length"]
     return encoder
 
 
