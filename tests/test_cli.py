@@ -411,3 +411,23 @@ def test_sigterm_stops_a_command_with_one_line(tmp_path, monkeypatch, capsys):
     code = main(["encode", "--input", str(tmp_path / "texts.txt"), "--output", str(tmp_path / "out.npy")])
     assert code == 143
     assert capsys.readouterr().err.strip() == "sentsim encode: terminated; unfinished outputs were removed"
+
+
+def test_an_error_no_command_names_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    from sentsim.cli import encode
+
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n")  # json's RecursionError
+    assert main(["encode", "--input", str(deep), "--output", str(tmp_path / "out.npy")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sentsim: RecursionError: maximum recursion depth") and err.count("\n") == 1
+
+    def fails(args):
+        raise RuntimeError("a library said:\n  something went wrong")
+
+    monkeypatch.setattr(encode, "run", fails)
+    assert main(["encode", "--input", "in.txt", "--output", "out.npy"]) == 1
+    assert capsys.readouterr().err == "sentsim: RuntimeError: a library said: something went wrong\n"
+    monkeypatch.setattr(encode, "run", lambda args: [][0])
+    assert main(["encode", "--input", "in.txt", "--output", "out.npy"]) == 1
+    assert capsys.readouterr().err == "sentsim: IndexError: list index out of range\n"

@@ -229,6 +229,8 @@ def _where(text: str | None) -> dict:
         spec = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"--where is not valid JSON ({error.msg}): {text!r}") from None
+    except RecursionError:
+        raise ValueError("--where is nested too deeply to be a filter") from None
     if not isinstance(spec, dict):
         raise ValueError(
             f'--where must be a JSON object of key -> condition, e.g. \'{{"year": {{"gte": 2020}}}}\', got {text!r}'
@@ -239,6 +241,8 @@ def _where(text: str | None) -> dict:
 def _value(text: str) -> object:
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ValueError("a --filter value is nested too deeply to be a filter") from None
     except json.JSONDecodeError:
         return text
 

@@ -61,6 +61,8 @@ def read_manifest(folder: Path) -> dict:
         raise FileNotFoundError(f"no index in {folder}: {MANIFEST} is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise IndexCorruptedError(f"{folder / MANIFEST} is corrupted: {error}") from None
+    except RecursionError:
+        raise IndexCorruptedError(f"{folder / MANIFEST} is corrupted: nested too deeply") from None
     _check_manifest(manifest, folder / MANIFEST)
     return manifest
 

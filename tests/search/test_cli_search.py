@@ -126,9 +126,11 @@ def test_cli_where_must_be_an_object_and_filters_must_not_overlap_it(index, tmp_
 
     index.close()
     folder = str(tmp_path / "index")
-    for where in ("[1]", '"a"', "{bad"):
+    for where in ("[1]", '"a"', "{bad", "[" * 100_000):  # the last: json's RecursionError, a traceback
         assert main(["search", folder, "x", "--where", where]) == 2
         assert "--where" in capsys.readouterr().err
+    assert main(["search", folder, "x", "--filter", "n=" + "[" * 100_000 + "]" * 100_000]) == 2
+    assert "a --filter value is nested too deeply" in capsys.readouterr().err
     assert main(["search", folder, "x", "--where", '{"n": {"gte": 3}}', "--filter", "n=4"]) == 2
     assert "the key 'n' already has a condition" in capsys.readouterr().err
 
