@@ -434,3 +434,23 @@ def test_bad_data_files_are_one_line_errors_in_every_command(model_dir, tmp_path
             assert main([*command, "--model", str(model_dir)]) == 2, command
             error = capsys.readouterr().err
             assert message in error and error.count("\n") == 1, (command, error)
+
+
+def test_an_error_no_command_names_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    from sentsim.cli import encode
+
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n")  # json's RecursionError
+    assert main(["encode", "--input", str(deep), "--output", str(tmp_path / "out.npy")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sentsim: RecursionError: maximum recursion depth") and err.count("\n") == 1
+
+    def fails(args):
+        raise RuntimeError("a library said:\n  something went wrong")
+
+    monkeypatch.setattr(encode, "run", fails)
+    assert main(["encode", "--input", "in.txt", "--output", "out.npy"]) == 1
+    assert capsys.readouterr().err == "sentsim: RuntimeError: a library said: something went wrong\n"
+    monkeypatch.setattr(encode, "run", lambda args: [][0])
+    assert main(["encode", "--input", "in.txt", "--output", "out.npy"]) == 1
+    assert capsys.readouterr().err == "sentsim: IndexError: list index out of range\n"

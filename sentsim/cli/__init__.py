@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     except _Terminated:
         print(f"{args.command_name}: terminated; unfinished outputs were removed", file=sys.stderr)
         return 143
+    except Exception as error:  # noqa: BLE001 - what no command names is still one line, not a traceback
+        logging.getLogger(__name__).debug("details", exc_info=True)
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"sentsim: {type(error).__name__}{': ' + message if message else ''}", file=sys.stderr)
+        return 1
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous_handler)

@@ -229,6 +229,8 @@ def _where(text: str | None) -> dict:
         spec = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"--where is not valid JSON ({error.msg}): {text!r}") from None
+    except (ValueError, RecursionError) as error:  # nested too deeply, a number of 5,000 digits
+        raise ValueError(f"--where cannot be read as JSON ({error})") from None
     if not isinstance(spec, dict):
         raise ValueError(
             f'--where must be a JSON object of key -> condition, e.g. \'{{"year": {{"gte": 2020}}}}\', got {text!r}'
@@ -241,6 +243,8 @@ def _value(text: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+    except (ValueError, RecursionError) as error:  # nested too deeply, a number of 5,000 digits
+        raise ValueError(f"a --filter value cannot be read as JSON ({error})") from None
 
 
 def _read_documents(args: argparse.Namespace):

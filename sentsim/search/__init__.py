@@ -1,8 +1,8 @@
 """Semantic search: a persistent FAISS-backed document index with metadata, updates and filters."""
 
-from sentsim.search.fingerprint import ModelMismatchError
 from sentsim.search.hits import Hit
 from sentsim.search.index import DocumentIndex
+from sentsim.search.model_guard import ModelMismatchError
 from sentsim.search.store import IndexCorruptedError
 
 __all__ = ["DocumentIndex", "Hit", "IndexCorruptedError", "ModelMismatchError"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,16 +22,16 @@ from tokenizers import Tokenizer
 
 from sentsim.search.backends import VectorBackend, check_tuning_values
 from sentsim.search.filters import filter_sql
-from sentsim.search.fingerprint import (
-    ModelMismatchError,  # noqa: F401 (also importable from here)
-    index_encoder,
-    manifest_encoder,
-)
 from sentsim.search.hits import Hit, assemble_hits
 from sentsim.search.ingest import plan_documents, validate_documents
 from sentsim.search.locking import ReadWriteLock
 from sentsim.search.manifest import new_manifest, read_manifest
 from sentsim.search.mirror import MANIFEST, FaissMirror
+from sentsim.search.model_guard import (
+    ModelMismatchError,  # noqa: F401 (also importable from here)
+    index_encoder,
+    manifest_encoder,
+)
 from sentsim.search.store import DocumentStore
 from sentsim.storage.atomic import holds_other_files, recover_folder, write_text_atomic
 from sentsim.tokenization import untruncated
@@ -95,9 +96,9 @@ class DocumentIndex:
             trust_remote_code: let a model given by name run its own code (never implied; pass it
                 to :meth:`open` as well).
         """
+        folder = _index_folder(folder)
         trust_remote_code = check_flag("trust_remote_code", trust_remote_code)
         encoder, name = index_encoder(encoder, model_name, trust_remote_code=trust_remote_code)
-        folder = Path(folder)
         if (folder / MANIFEST).exists():
             raise FileExistsError(f"{folder} already holds an index; open it with DocumentIndex.open")
         if holds_other_files(folder, (MANIFEST,)):  # a later build --overwrite would delete them
@@ -129,7 +130,8 @@ class DocumentIndex:
         file raises :class:`IndexCorruptedError`; ``repair=True`` rebuilds a damaged FAISS
         file from the vectors stored in the database.
         """
-        folder = Path(folder)
+        folder = _index_folder(folder)
+        repair = check_flag("repair", repair)
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(f"{folder} is a file, not an index folder")
         recover_folder(folder)  # a build --overwrite that a crash interrupted between its two renames
@@ -222,6 +224,8 @@ class DocumentIndex:
 
     def _write(self, texts, ids, metadata, *, replace: bool, batch_size: int, show_progress: bool | None) -> list[str]:
         texts, ids, metadata = validate_documents(texts, ids, metadata)
+        batch_size = positive_int("batch_size", batch_size)  # here: cached texts are not encoded
+        show_progress = check_flag("show_progress", show_progress, optional=True)
         if not texts:
             return []
         if not replace:  # early, before encoding; checked again under the write lock
@@ -325,7 +329,10 @@ class DocumentIndex:
         ef_search: int | None = None,
     ) -> list[list[Hit]]:
         """:meth:`search` with query embeddings ``(n, dim)`` (encoded with ``prompt=index.prompts["query"]``)."""
-        vectors = np.asarray(vectors, dtype=np.float32)
+        try:
+            vectors = np.asarray(vectors, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise TypeError(f"vectors must be an array of numbers, got {type(vectors).__name__}") from None
         if vectors.ndim == 1:
             vectors = vectors[None, :]
         if vectors.ndim != 2 or vectors.shape[1] != self.manifest["model"]["dim"]:
@@ -397,6 +404,12 @@ class DocumentIndex:
             self.backend.check_tuning(nprobe, ef_search)  # values, and that the index has the knob
         else:
             check_tuning_values(nprobe, ef_search)
+
+
+def _index_folder(folder: object) -> Path:
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a str or path, got {type(folder).__name__}")
+    return Path(folder)
 
 
 def _refuse_existing(existing: set[str]) -> None:

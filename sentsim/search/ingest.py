@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +47,8 @@ def validate_documents(
         if not text.strip():
             raise ValueError(f"texts[{row}] is empty")
     ids = [str(uuid.uuid4()) for _ in texts] if ids is None else validate_ids(ids)
+    if metadata is not None and (isinstance(metadata, (str, bytes, dict)) or not isinstance(metadata, Iterable)):
+        raise TypeError(f"metadata must be a list of dicts (one per document) or None, got {type(metadata).__name__}")
     metadata = [None] * len(texts) if metadata is None else list(metadata)
     if not (len(texts) == len(ids) == len(metadata)):
         raise ValueError(

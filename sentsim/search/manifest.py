@@ -61,7 +61,7 @@ def read_manifest(folder: Path) -> dict:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"no index in {folder}: {MANIFEST} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, a 5,000-digit number, nested too deeply
         raise IndexCorruptedError(f"{folder / MANIFEST} is corrupted: {error}") from None
     _check_manifest(manifest, folder / MANIFEST)
     return manifest

@@ -126,9 +126,13 @@ def test_cli_where_must_be_an_object_and_filters_must_not_overlap_it(index, tmp_
 
     index.close()
     folder = str(tmp_path / "index")
-    for where in ("[1]", '"a"', "{bad"):
+    deep, long = "[" * 100_000 + "]" * 100_000, "1" * 5000  # json: RecursionError; int(): a ValueError
+    for where in ("[1]", '"a"', "{bad", deep, '{"n": ' + long + "}"):
         assert main(["search", folder, "x", "--where", where]) == 2
         assert "--where" in capsys.readouterr().err
+    for value in (deep, long):
+        assert main(["search", folder, "x", "--filter", "n=" + value]) == 2
+        assert "a --filter value cannot be read as JSON" in capsys.readouterr().err
     assert main(["search", folder, "x", "--where", '{"n": {"gte": 3}}', "--filter", "n=4"]) == 2
     assert "the key 'n' already has a condition" in capsys.readouterr().err
 

@@ -72,9 +72,10 @@ def test_corrupted_files_give_clear_errors(index, tmp_path):
         (folder / "manifest.json").write_text(json.dumps(broken))
         with pytest.raises(IndexCorruptedError, match=message):
             DocumentIndex.open(folder, toy_encoder())
-    (folder / "manifest.json").write_text("{not json")
-    with pytest.raises(IndexCorruptedError, match="manifest.json is corrupted"):
-        DocumentIndex.open(folder, toy_encoder())
+    for text in ("{not json", "[" * 100_000 + "]" * 100_000, '{"generation": 1' + "0" * 5000 + "}"):
+        (folder / "manifest.json").write_text(text)
+        with pytest.raises(IndexCorruptedError, match="manifest.json is corrupted"):
+            DocumentIndex.open(folder, toy_encoder())
 
 
 def test_a_faiss_file_of_the_wrong_size_is_rebuilt_on_open(index, tmp_path):

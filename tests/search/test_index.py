@@ -131,6 +131,28 @@ def test_boundary_checks(index, tmp_path):
         DocumentIndex.open(tmp_path / "a-file", toy_encoder())
 
 
+def test_every_entry_point_names_a_wrong_argument(index, encoder, tmp_path):
+    folder = tmp_path / "index"
+    for call, message in (
+        (lambda: DocumentIndex.create(tmp_path / "new", None), "encoder must be a SentenceEncoder, or a model name"),
+        (lambda: DocumentIndex.create(None, encoder), "folder must be a str or path, got NoneType"),
+        (lambda: DocumentIndex.create(tmp_path / "new", encoder, model_name=5), "model_name must be a str"),
+        (lambda: DocumentIndex.open(5), "folder must be a str or path, got int"),
+        (lambda: DocumentIndex.open(folder, 5), "encoder must be a SentenceEncoder, or a model name"),
+        (lambda: DocumentIndex.open(folder, encoder, repair="yes"), "repair must be True or False"),
+        (lambda: index.add(["x"], metadata={"lang": "en"}), "metadata must be a list of dicts .* got dict"),
+        (lambda: index.add(["x"], metadata=5), "metadata must be a list of dicts .* got int"),
+        (lambda: index.upsert(TEXTS[:1], IDS[:1], batch_size="3"), "batch_size must be an int"),  # cached: no encode
+        (lambda: index.upsert(TEXTS[:1], IDS[:1], show_progress="no"), "show_progress must be True, False or None"),
+        (lambda: index.search_vectors("abc", 3), "vectors must be an array of numbers, got str"),
+    ):
+        with pytest.raises((TypeError, ValueError), match=message):
+            call()
+    assert not (tmp_path / "new").exists() and len(index) == len(TEXTS)
+    with DocumentIndex.create(tmp_path / "named", encoder, model_name=tmp_path) as named:  # a path is a name
+        assert named.manifest["model"]["name"] == str(tmp_path.resolve())
+
+
 def test_ids_are_str_or_int_in_every_call(index):
     assert index.add(["a numbered text"], ids=[7]) == ["7"]  # stored as its digits: one id with "7"
     assert index.get(7) == index.get("7") == index.get(np.int64(7)) == ("a numbered text", {})

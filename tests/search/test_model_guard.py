@@ -78,6 +78,36 @@ def test_open_applies_the_recorded_max_seq_length_and_absolute_model_path(tmp_pa
         assert index.encoder.max_seq_length == 8 and len(index.search("a kitten naps", k=3)) == 3
 
 
+def test_a_model_that_reads_fewer_tokens_is_another_model_not_a_length_error(tmp_path, capsys):
+    from transformers import BertConfig
+
+    from sentsim import SentenceEncoder
+    from sentsim.cli import main
+    from sentsim.towers.transformer import TransformerTower
+
+    from ..toy_task import toy_tokenizer
+
+    tokenizer = toy_tokenizer()
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=8,  # reads 8 tokens; the index's model read 16
+    )
+    SentenceEncoder(TransformerTower.from_config(config, tokenizer, max_seq_length=8)).save_pretrained(
+        tmp_path / "short"
+    )
+    toy_encoder().save_pretrained(tmp_path / "model")
+    DocumentIndex.create(tmp_path / "idx", str(tmp_path / "model")).close()
+    assert json.loads((tmp_path / "idx" / "manifest.json").read_text())["model"]["max_seq_length"] == 16
+    with pytest.raises(ModelMismatchError, match="differs in weights_sha256"):  # was: max_seq_length must be <= 8
+        DocumentIndex.open(tmp_path / "idx", str(tmp_path / "short"))
+    assert main(["search", str(tmp_path / "idx"), "a cat", "--model", str(tmp_path / "short")]) == 2
+    assert "differs in weights_sha256" in capsys.readouterr().err
+
+
 def test_an_index_whose_model_moved_opens_with_that_model_given(tmp_path, capsys):
     from sentsim.cli import main
 
