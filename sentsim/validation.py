@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import reprlib
 from collections.abc import Iterable
 from enum import Enum
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -46,6 +48,13 @@ def integer(name: str, value: object) -> int:
     if not is_integer(value):
         raise TypeError(f"{name} must be an int, got {value!r}")
     return int(value)
+
+
+def check_path(name: str, value: object) -> Path:
+    """``value`` as a Path, or a TypeError naming ``name`` unless it is a str or path."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or path, got {type(value).__name__}")
+    return Path(value)
 
 
 def nonfinite_row(array: np.ndarray) -> int | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,19 +22,23 @@ from tokenizers import Tokenizer
 from sentsim.search.backends import VectorBackend, check_tuning_values
 from sentsim.search.filters import filter_sql
 from sentsim.search.hits import Hit, assemble_hits
-from sentsim.search.ingest import plan_documents, validate_documents
+from sentsim.search.ingest import plan_documents, refuse_existing, validate_documents
 from sentsim.search.locking import ReadWriteLock
 from sentsim.search.manifest import new_manifest, read_manifest
 from sentsim.search.mirror import MANIFEST, FaissMirror
-from sentsim.search.model_guard import (
-    ModelMismatchError,  # noqa: F401 (also importable from here)
-    index_encoder,
-    manifest_encoder,
-)
+from sentsim.search.model_guard import index_encoder, manifest_encoder
 from sentsim.search.store import DocumentStore
 from sentsim.storage.atomic import holds_other_files, recover_folder, write_text_atomic
 from sentsim.tokenization import untruncated
-from sentsim.validation import check_flag, document_id, positive_int, single_text, validate_ids, validate_texts
+from sentsim.validation import (
+    check_flag,
+    check_path,
+    document_id,
+    positive_int,
+    single_text,
+    validate_ids,
+    validate_texts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +99,7 @@ class DocumentIndex:
             trust_remote_code: let a model given by name run its own code (never implied; pass it
                 to :meth:`open` as well).
         """
-        folder = _index_folder(folder)
+        folder = check_path("folder", folder)
         trust_remote_code = check_flag("trust_remote_code", trust_remote_code)
         encoder, name = index_encoder(encoder, model_name, trust_remote_code=trust_remote_code)
         if (folder / MANIFEST).exists():
@@ -130,7 +133,7 @@ class DocumentIndex:
         file raises :class:`IndexCorruptedError`; ``repair=True`` rebuilds a damaged FAISS
         file from the vectors stored in the database.
         """
-        folder = _index_folder(folder)
+        folder = check_path("folder", folder)
         repair = check_flag("repair", repair)
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(f"{folder} is a file, not an index folder")
@@ -204,7 +207,7 @@ class DocumentIndex:
                     removed += self.store.delete_document(doc_id)
                 self.mirror.remove(removed)
             if transaction.changed:  # an operation that changed nothing saves nothing
-                self._save(transaction.generation)
+                self.mirror.save_committed(transaction.generation)
         return len(present)
 
     def compact(self) -> None:
@@ -229,7 +232,7 @@ class DocumentIndex:
         if not texts:
             return []
         if not replace:  # early, before encoding; checked again under the write lock
-            _refuse_existing(self.store.has_documents(ids))
+            refuse_existing(self.store.has_documents(ids))
         plan = plan_documents(
             texts,
             ids,
@@ -255,7 +258,7 @@ class DocumentIndex:
                 self.mirror.refresh()  # another handle may have written since
                 existing = self.store.has_documents(ids)
                 if not replace:
-                    _refuse_existing(existing)
+                    refuse_existing(existing)
                 if missing:
                     self.store.put_vectors(missing, np.stack([cached[h] for h in missing]))
                 for document in plan:
@@ -279,7 +282,7 @@ class DocumentIndex:
                 if added_ids:
                     self.mirror.add(np.stack(added_vectors), np.concatenate(added_ids))
             if transaction.changed:  # an operation that changed nothing saves nothing
-                self._save(transaction.generation)
+                self.mirror.save_committed(transaction.generation)
         return ids
 
     # ------------------------------------------------------------------- reads
@@ -368,20 +371,6 @@ class DocumentIndex:
         return self.store.document(document_id(doc_id))
 
     # --------------------------------------------------------------- internals
-    def _save(self, generation: int) -> None:
-        """Save the mirror after the transaction that committed ``generation``. The documents are
-        stored already: a failed FAISS write is logged, and the file rebuilt on next open."""
-        self.mirror.generation = generation
-        try:
-            self.mirror.save()
-        except (OSError, RuntimeError, MemoryError) as error:  # FAISS: RuntimeError; compaction: MemoryError
-            logger.warning(
-                "the change is saved in %s, but writing the FAISS index failed (%s); "
-                "it will be rebuilt from the stored vectors on next open",
-                self.folder / DATABASE,
-                error,
-            )
-
     def _chunking_tokenizer(self) -> Tokenizer:
         """The encoder's tokenizer without truncation, copied once (not on every add)."""
         source = self.encoder.tower.tokenizer.tokenizer
@@ -404,14 +393,3 @@ class DocumentIndex:
             self.backend.check_tuning(nprobe, ef_search)  # values, and that the index has the knob
         else:
             check_tuning_values(nprobe, ef_search)
-
-
-def _index_folder(folder: object) -> Path:
-    if not isinstance(folder, (str, os.PathLike)):
-        raise TypeError(f"folder must be a str or path, got {type(folder).__name__}")
-    return Path(folder)
-
-
-def _refuse_existing(existing: set[str]) -> None:
-    if existing:
-        raise ValueError(f"document id(s) {sorted(existing)[:5]} already exist; use upsert to replace them")

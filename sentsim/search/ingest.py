@@ -109,3 +109,9 @@ def plan_documents(
 def content_hash(text: str) -> str:
     """The embedding cache key of a chunk (the model is fixed per index)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def refuse_existing(existing: set[str]) -> None:
+    """A ValueError naming (some of) ``existing`` ids, unless there are none: ``add`` never replaces."""
+    if existing:
+        raise ValueError(f"document id(s) {sorted(existing)[:5]} already exist; use upsert to replace them")

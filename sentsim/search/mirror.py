@@ -195,6 +195,20 @@ class FaissMirror:
                 logger.exception("could not rebuild the FAISS index after a failed write; retrying on next use")
             raise
 
+    def save_committed(self, generation: int) -> None:
+        """Save after the transaction that committed ``generation``. The documents are stored
+        already: a failed FAISS write is logged, and the file rebuilt on next open."""
+        self.generation = generation
+        try:
+            self.save()
+        except (OSError, RuntimeError, MemoryError) as error:  # FAISS: RuntimeError; compaction: MemoryError
+            logger.warning(
+                "the change is saved in the database of %s, but writing the FAISS index failed (%s); "
+                "it will be rebuilt from the stored vectors on next open",
+                self.folder,
+                error,
+            )
+
     def save(self) -> None:
         """Compact if due, then write ``index.faiss`` stamped with the store's state and the manifest
         (each atomically), unless the store has moved past this mirror (the handle that moved it saves)."""

@@ -125,8 +125,6 @@ def test_an_index_whose_model_moved_opens_with_that_model_given(tmp_path, capsys
     assert "was built with this model; if its folder moved, pass the model" in capsys.readouterr().err
     assert main(["search", folder, "the cat", "--model", str(tmp_path / "typo")]) == 2  # the given model is missing
     assert "was built with this model" not in capsys.readouterr().err
-    from sentsim.search.index import ModelMismatchError  # noqa: F401 (still importable from here)
-
     assert main(["search", folder, "the cat sleeps", "-k", "2", "--json", "--model", str(moved)]) == 0
     assert capsys.readouterr().out.strip() == before  # the same hits
     first_hit = json.loads(before)["hits"][0]["id"]
