@@ -26,7 +26,7 @@ from sentsim.similarity import ArrayLike, Metric, similarity
 from sentsim.storage.hub import resolve_model_path
 from sentsim.storage.model_folder import EncoderParts, load_parts, save_parts
 from sentsim.towers import Tower
-from sentsim.validation import check_flag, positive_int, single_text, validate_texts
+from sentsim.validation import check_flag, check_int, single_text, validate_texts
 
 logger = logging.getLogger(__name__)
 
@@ -252,8 +252,8 @@ class SentenceEncoder(nn.Module):
         for name, flag in (("normalize", normalize), ("packed", packed), ("show_progress", show_progress)):
             check_flag(name, flag, optional=True)
         check_flag("as_tensor", as_tensor)
-        positive_int("batch_size", batch_size)
-        positive_int("max_tokens", max_tokens, optional=True)
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("max_tokens", max_tokens, minimum=1, optional=True)
         if output is not None and (single or as_tensor):
             raise ValueError(
                 "output= streams a list of texts to a .npy file; it does not combine with one string or as_tensor"

@@ -8,7 +8,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from sentsim.storage.weights import load_safetensors, safetensors_files, save_safetensors
-from sentsim.validation import check_choice, check_flag, check_length
+from sentsim.validation import check_choice, check_flag, check_int
 
 # Activation name -> (module factory, the class path sentence-transformers writes in 2_Dense/config.json).
 ACTIVATIONS: dict[str, tuple[type[nn.Module], str]] = {
@@ -31,7 +31,7 @@ class DenseConfig:
 
     def __post_init__(self) -> None:  # numpy values stored plain: the config is written as JSON
         for name in ("in_features", "out_features"):
-            object.__setattr__(self, name, check_length(f"DenseConfig.{name}", getattr(self, name)))
+            object.__setattr__(self, name, check_int(f"DenseConfig.{name}", getattr(self, name), minimum=1))
         object.__setattr__(self, "bias", check_flag("DenseConfig.bias", self.bias))
         check_choice("activation", self.activation, ACTIVATIONS)
 

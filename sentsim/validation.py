@@ -24,29 +24,23 @@ def is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_length(name: str, value: object, limit: int | None = None) -> int:
-    """``value`` if it is an int in ``[1, limit]``, else an error naming ``name``."""
-    if not is_integer(value):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1 or (limit is not None and value > limit):
-        bounds = f"between 1 and {limit}" if limit is not None else ">= 1"
-        raise ValueError(f"{name} must be {bounds}, got {value}")
-    return int(value)
-
-
-def positive_int(name: str, value: object, *, optional: bool = False) -> int | None:
-    """``value`` as an int, or a ValueError naming ``name`` unless it is an int >= 1 (or None when ``optional``)."""
+def check_int(
+    name: str, value: object, *, minimum: int | None = None, maximum: int | None = None, optional: bool = False
+) -> int | None:
+    """``value`` as an int (numpy ints too), or an error naming ``name`` and what it must be: a
+    TypeError unless it is an int (a bool or float is refused; None passes when ``optional``), a
+    ValueError outside ``[minimum, maximum]``."""
     if optional and value is None:
         return None
-    if not is_integer(value) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1{' or None' if optional else ''}, got {value!r}")
-    return int(value)
-
-
-def integer(name: str, value: object) -> int:
-    """``value`` as an int (numpy ints too), or a TypeError naming ``name`` (a bool or float is refused)."""
-    if not is_integer(value):
-        raise TypeError(f"{name} must be an int, got {value!r}")
+    if not is_integer(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if minimum is not None and maximum is not None:
+            bounds = f" between {minimum} and {maximum}"
+        elif minimum is not None:
+            bounds = f" >= {minimum}"
+        else:
+            bounds = f" <= {maximum}" if maximum is not None else ""
+        error = ValueError if is_integer(value) else TypeError
+        raise error(f"{name} must be an int{bounds}{' or None' if optional else ''}, got {value!r}")
     return int(value)
 
 

@@ -286,13 +286,17 @@ def test_few_shot_bad_input(caplog):
     for options, message in [
         ({"threshold": "0.5"}, "threshold must be a finite number or None, got '0.5'"),
         ({"threshold": float("nan")}, "threshold must be a finite number"),
-        ({"k": 2.5}, "k must be an int >= 1, got 2.5"),
         ({"k": 0}, "k must be an int >= 1"),
         ({"temperature": float("nan")}, "temperature must be a finite number > 0, got nan"),
         ({"logistic_c": -1}, "logistic_c must be a finite number > 0"),
-        ({"batch_size": True}, "batch_size must be an int >= 1, got True"),
     ]:
         with pytest.raises(ValueError, match=re.escape(message)):
+            FewShotClassifier(circle_encoder(), **options)
+    for options, message in [  # not an int at all: a TypeError
+        ({"k": 2.5}, "k must be an int >= 1, got 2.5"),
+        ({"batch_size": True}, "batch_size must be an int >= 1, got True"),
+    ]:
+        with pytest.raises(TypeError, match=re.escape(message)):
             FewShotClassifier(circle_encoder(), **options)
 
 

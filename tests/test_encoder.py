@@ -132,7 +132,7 @@ def test_short_texts_do_not_warn(tiny_encoder):
 def test_bad_batch_size(tiny_encoder):
     with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         tiny_encoder.encode(TEXTS, batch_size=0)
-    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got True"):
+    with pytest.raises(TypeError, match="batch_size must be an int >= 1, got True"):
         tiny_encoder.encode(TEXTS, batch_size=True)
 
 
@@ -159,7 +159,7 @@ def test_flags_names_and_lengths_are_checked_at_the_boundary(tiny_encoder, tiny_
 
 def test_max_seq_length_zero_is_refused_when_loading(tiny_transformer, tmp_path):
     SentenceEncoder(tiny_transformer).save_pretrained(tmp_path / "model")
-    with pytest.raises(ValueError, match="max_seq_length must be between 1 and"):
+    with pytest.raises(ValueError, match="max_seq_length must be an int between 1 and"):
         SentenceEncoder.from_pretrained(tmp_path / "model", max_seq_length=0)  # was silently the default
     assert SentenceEncoder.from_pretrained(tmp_path / "model", max_seq_length=5).max_seq_length == 5
 
@@ -183,9 +183,9 @@ def test_dense_config_values_are_checked_and_stored_plain(tiny_transformer, tmp_
     assert type(encoder.dim) is int
     encoder.save_pretrained(tmp_path / "model")  # JSON: numpy ints would not serialize
     assert SentenceEncoder.from_pretrained(tmp_path / "model").dim == 7
-    with pytest.raises(ValueError, match="DenseConfig.out_features must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="DenseConfig.out_features must be an int >= 1, got 0"):
         DenseConfig(in_features=32, out_features=0)
-    with pytest.raises(TypeError, match="DenseConfig.in_features must be an int, got '32'"):
+    with pytest.raises(TypeError, match="DenseConfig.in_features must be an int >= 1, got '32'"):
         DenseConfig(in_features="32", out_features=7)
 
 

@@ -56,7 +56,7 @@ def test_numpy_config_values_are_stored_plain():
 
 
 def test_bad_config_values():
-    with pytest.raises(ValueError, match="hidden_size must be >= 1"):
+    with pytest.raises(ValueError, match="hidden_size must be an int >= 1"):
         LSTMConfig(vocab_size=10, hidden_size=0)
     with pytest.raises(ValueError, match="dropout"):
         LSTMConfig(vocab_size=10, dropout=1.5)
@@ -121,9 +121,9 @@ def test_word_vectors_with_bad_lines(tmp_path):
     path.write_text("cat 1 0\ndog 0 nan\n", encoding="utf-8")  # would make every embedding NaN
     with pytest.raises(ValueError, match="vectors.txt:2: the vector of 'dog' holds NaN or infinity"):
         LSTMTower.from_word_vectors(path)
-    with pytest.raises(TypeError, match="LSTMConfig.hidden_size must be an int, got 8.5"):
+    with pytest.raises(TypeError, match="LSTMConfig.hidden_size must be an int >= 1, got 8.5"):
         LSTMConfig(vocab_size=10, hidden_size=8.5)
-    with pytest.raises(TypeError, match="LSTMConfig.vocab_size must be an int, got '10'"):
+    with pytest.raises(TypeError, match="LSTMConfig.vocab_size must be an int >= 1, got '10'"):
         LSTMConfig(vocab_size="10")
 
 

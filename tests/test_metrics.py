@@ -106,9 +106,11 @@ def test_retrieval_metrics_bad_input():
         retrieval_metrics([], [])
     with pytest.raises(ValueError, match="no relevant document"):
         retrieval_metrics([["a"]], [set()])
-    for options in ({"recall_at": (-1,)}, {"recall_at": (0,)}, {"mrr_at": 0}, {"ndcg_at": 2.5}):
-        with pytest.raises(ValueError, match="cut-offs must be ints >= 1"):
+    for options in ({"recall_at": (-1,)}, {"recall_at": (0,)}, {"mrr_at": 0}):
+        with pytest.raises(ValueError, match="cut-off must be an int >= 1"):
             retrieval_metrics([["a"]], [{"a"}], **options)
+    with pytest.raises(TypeError, match="ndcg_at cut-off must be an int >= 1, got 2.5"):
+        retrieval_metrics([["a"]], [{"a"}], ndcg_at=2.5)
 
 
 def test_classification_metrics_by_hand():
@@ -165,5 +167,5 @@ def test_exact_search_k_beyond_corpus_and_exclusions():
     assert indices.shape == (3, 3)
     assert 0 not in indices[0] and indices[1][0] == 1
     assert (indices[2] == -1).all() and np.isneginf(scores[2]).all()
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
         exact_search(corpus, corpus, 0)

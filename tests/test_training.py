@@ -204,9 +204,9 @@ def test_early_stopping():
 
 
 def test_config_and_evaluator_mistakes_are_named():
-    with pytest.raises(TypeError, match="epochs must be an int, got 1.5"):
+    with pytest.raises(TypeError, match="epochs must be an int >= 1, got 1.5"):
         TrainingConfig(epochs=1.5)
-    with pytest.raises(TypeError, match="batch_size must be an int, got 2.5"):
+    with pytest.raises(TypeError, match="batch_size must be an int >= 1, got 2.5"):
         TrainingConfig(batch_size=2.5)
     with pytest.raises(ValueError, match="learning_rate must be a finite number > 0, got nan"):
         TrainingConfig(learning_rate=float("nan"))
@@ -222,7 +222,7 @@ def test_config_and_evaluator_mistakes_are_named():
     config = TrainingConfig(batch_size=np.int64(4), eval_steps=np.int64(3), learning_rate=np.float32(1e-3))
     assert json.loads(json.dumps(config.to_dict()))["eval_steps"] == 3
     assert type(config.batch_size) is int and type(config.learning_rate) is float
-    with pytest.raises(ValueError, match="eval_steps must be an int >= 1 or None, got 0.5"):
+    with pytest.raises(TypeError, match="eval_steps must be an int >= 1 or None, got 0.5"):
         TrainingConfig(eval_steps=0.5)
     data = load_training_data(columns(toy_pairs()))
     with pytest.raises(ValueError, match="the evaluator must return a dict with 'primary_metric'"):

@@ -25,10 +25,10 @@ from sentsim.storage.weights import load_safetensors, save_safetensors
 from sentsim.training.few_shot import fine_tune_few_shot
 from sentsim.validation import (
     check_choice,
+    check_int,
     finite_or_none,
     nonfinite_row,
     plain,
-    positive_int,
     positive_number,
     single_text,
     validate_texts,
@@ -81,7 +81,10 @@ class FewShotClassifier:
         unknown_label = plain(unknown_label)  # np.int64 / np.str_, as class labels are taken
         if isinstance(unknown_label, bool) or not isinstance(unknown_label, (str, int)) or unknown_label == "":
             raise TypeError(f"unknown_label must be a non-empty str or an int, got {unknown_label!r}")
-        k, batch_size = positive_int("k", k), positive_int("batch_size", batch_size)  # as int: saved as JSON
+        k, batch_size = (
+            check_int("k", k, minimum=1),
+            check_int("batch_size", batch_size, minimum=1),
+        )  # as int: saved as JSON
         temperature, logistic_c = positive_number("temperature", temperature), positive_number("logistic_c", logistic_c)
         threshold = finite_or_none("threshold", threshold)
         self.encoder = encoder

@@ -26,7 +26,7 @@ from sentsim.evaluation.pairs import pair_scores
 from sentsim.similarity import Metric
 from sentsim.storage.atomic import write_text_atomic
 from sentsim.storage.formats import check_format
-from sentsim.validation import check_flag, finite_or_none, integer, is_real, positive_int, single_text, validate_texts
+from sentsim.validation import check_flag, check_int, finite_or_none, is_real, single_text, validate_texts
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class PairClassifier:
         show_progress: bool | None = None,
     ) -> None:
         threshold = finite_or_none("threshold", threshold)
-        batch_size = positive_int("batch_size", batch_size)
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         self.encoder = encoder
         self.batch_size, self.show_progress = batch_size, show_progress
         self.metric = Metric.parse(metric)
@@ -82,7 +82,7 @@ class PairClassifier:
         The calibrator is fitted on ``calibration_pairs`` when given; otherwise a stratified
         ``held_out`` share of the pairs is set aside for it (and the threshold is tuned on the rest).
         """
-        integer("seed", seed)
+        check_int("seed", seed)
         if calibration_pairs is not None and not (
             isinstance(calibration_pairs, (tuple, list)) and len(calibration_pairs) == 3
         ):

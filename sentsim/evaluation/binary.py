@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sentsim.validation import check_choice, positive_int
+from sentsim.validation import check_choice, check_int
 
 OBJECTIVES = ("accuracy", "f1")
 
@@ -108,7 +108,7 @@ def brier_score(probabilities: np.ndarray, labels: np.ndarray) -> float:
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
     """ECE: the gap between mean probability and observed frequency, over ``bins`` equal-width bins,
     weighted by how many examples fall in each bin (0 is perfect)."""
-    positive_int("bins", bins)
+    check_int("bins", bins, minimum=1)
     probabilities, labels = check_probabilities(probabilities, labels)
     which = np.minimum((probabilities * bins).astype(np.int64), bins - 1)
     error = 0.0

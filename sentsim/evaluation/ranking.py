@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sentsim.data.columns import plain_list
-from sentsim.validation import is_integer
+from sentsim.validation import check_int
 
 
 def retrieval_metrics(
@@ -36,8 +36,7 @@ def retrieval_metrics(
         ("map_at", map_at),
         *(("recall_at", k) for k in recall_at),
     ):
-        if not is_integer(k) or k < 1:
-            raise ValueError(f"{name} cut-offs must be ints >= 1, got {k!r}")
+        check_int(f"{name} cut-off", k, minimum=1)
     per_query: dict[str, list[float]] = {f"mrr@{mrr_at}": [], f"ndcg@{ndcg_at}": [], f"map@{map_at}": []}
     per_query.update({f"recall@{k}": [] for k in recall_at})
     for ranking, documents in zip(rankings, relevant, strict=True):

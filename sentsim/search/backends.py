@@ -23,7 +23,7 @@ import torch
 from sentsim.search.exact import exact_search
 from sentsim.search.store import IndexCorruptedError
 from sentsim.storage.atomic import atomic_file
-from sentsim.validation import is_integer
+from sentsim.validation import check_int
 
 try:
     import faiss
@@ -315,8 +315,7 @@ def check_factory(factory: str, dim: int, metric: str) -> None:
 def check_tuning_values(nprobe: object, ef_search: object) -> None:
     """Raise a ValueError unless ``nprobe`` and ``ef_search`` are each None or a positive integer."""
     for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
-        if value is not None and (not is_integer(value) or not 1 <= value < 2**31):
-            raise ValueError(f"{name} must be a positive int below 2**31, got {value!r}")
+        check_int(name, value, minimum=1, maximum=2**31 - 1, optional=True)
 
 
 def _core(index: faiss.Index) -> faiss.Index:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from tokenizers import Tokenizer
 
 from sentsim.tokenization import untruncated
-from sentsim.validation import is_integer, positive_int
+from sentsim.validation import check_int
 
 DEFAULT_CHUNK_OVERLAP = 32  # tokens, and at most a quarter of chunk_size
 
@@ -49,13 +49,12 @@ def chunk_options(chunk_size: object, chunk_overlap: object, encoder, prompt: st
     without an overlap it is 32 tokens, at most a quarter of ``chunk_size``. A chunk and the
     ``prompt`` before it must fit in what the model reads."""
     for option, value in (("chunk_size", chunk_size), ("chunk_overlap", chunk_overlap)):
-        if value is not None and not is_integer(value):
-            raise TypeError(f"{option} must be an int, got {value!r}")
+        check_int(option, value, optional=True)
     if chunk_size is None:
         if chunk_overlap:  # it would be ignored (0, no overlap, says nothing)
             raise ValueError(f"chunk_overlap ({chunk_overlap}) needs chunk_size: documents are not split without it")
         return None, 0
-    positive_int("chunk_size", chunk_size)
+    check_int("chunk_size", chunk_size, minimum=1)
     check_chunk_size(int(chunk_size), encoder, prompt)
     if chunk_overlap is None:
         chunk_overlap = min(DEFAULT_CHUNK_OVERLAP, int(chunk_size) // 4)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from sentsim.encode.devices import resolve_device
 from sentsim.similarity import Metric, similarity
-from sentsim.validation import is_integer
+from sentsim.validation import check_int
 
 
 def exact_search(
@@ -31,8 +31,7 @@ def exact_search(
     have index -1 and score -inf). A 1-D ``queries`` is one query (the result still has one row).
     """
     for name, value in (("k", k), ("query_chunk", query_chunk), ("corpus_chunk", corpus_chunk)):
-        if not is_integer(value) or value < 1:
-            raise ValueError(f"{name} must be >= 1 and an int, got {value!r}")
+        check_int(name, value, minimum=1)
     k = int(k)
     device = resolve_device(device)
     queries_t, corpus_t = _matrix(queries, "queries").to(device), _matrix(corpus, "corpus").to(device)

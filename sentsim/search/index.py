@@ -32,9 +32,9 @@ from sentsim.storage.atomic import holds_other_files, recover_folder, write_text
 from sentsim.tokenization import untruncated
 from sentsim.validation import (
     check_flag,
+    check_int,
     check_path,
     document_id,
-    positive_int,
     single_text,
     validate_ids,
     validate_texts,
@@ -227,7 +227,7 @@ class DocumentIndex:
 
     def _write(self, texts, ids, metadata, *, replace: bool, batch_size: int, show_progress: bool | None) -> list[str]:
         texts, ids, metadata = validate_documents(texts, ids, metadata)
-        batch_size = positive_int("batch_size", batch_size)  # here: cached texts are not encoded
+        batch_size = check_int("batch_size", batch_size, minimum=1)  # here: cached texts are not encoded
         show_progress = check_flag("show_progress", show_progress, optional=True)
         if not texts:
             return []
@@ -386,7 +386,7 @@ class DocumentIndex:
                 self.mirror.refresh()
 
     def _check_search(self, k: object, by: object, nprobe: object, ef_search: object) -> None:
-        positive_int("k", k)
+        check_int("k", k, minimum=1)
         if by not in ("chunk", "document"):
             raise ValueError(f"by must be 'chunk' or 'document', got {by!r}")
         if self.backend is not None:

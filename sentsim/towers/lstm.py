@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from sentsim.storage.weights import load_safetensors, save_safetensors, tensor_shapes
 from sentsim.tokenization import TextTokenizer
 from sentsim.towers.transformer import TransformerTower
-from sentsim.validation import check_flag, check_length, is_real
+from sentsim.validation import check_flag, check_int, is_real
 
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_NAME = "tokenizer.json"
@@ -36,7 +36,7 @@ class LSTMConfig:
     def __post_init__(self) -> None:
         # numpy ints and bools are stored as int and bool: the config is written as JSON
         for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers", "max_seq_length"):
-            object.__setattr__(self, name, check_length(f"LSTMConfig.{name}", getattr(self, name)))
+            object.__setattr__(self, name, check_int(f"LSTMConfig.{name}", getattr(self, name), minimum=1))
         for name in ("bidirectional", "freeze_embeddings"):
             object.__setattr__(self, name, check_flag(f"LSTMConfig.{name}", getattr(self, name)))
         if not is_real(self.dropout) or not 0.0 <= self.dropout < 1.0:
@@ -163,7 +163,7 @@ class LSTMTower(nn.Module):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        self.tokenizer = TextTokenizer(self.raw_tokenizer, check_length("max_seq_length", value))
+        self.tokenizer = TextTokenizer(self.raw_tokenizer, check_int("max_seq_length", value, minimum=1))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Token embeddings ``(B, L, dim)``; padded positions are zeros."""

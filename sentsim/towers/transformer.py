@@ -23,7 +23,7 @@ from transformers.utils import logging as hf_logging
 from sentsim.storage.weights import safetensors_files
 from sentsim.tokenization import TextTokenizer
 from sentsim.towers.packed import PackedLayout, packed_forward, supports_packing
-from sentsim.validation import check_length
+from sentsim.validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class TransformerTower(nn.Module):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        value = check_length("max_seq_length", value, self._length_limit())
+        value = check_int("max_seq_length", value, minimum=1, maximum=self._length_limit())
         self.tokenizer = TextTokenizer(self.hf_tokenizer.backend_tokenizer, value, lowercase=self.do_lower_case)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from sentsim.encode.precision import Precision
-from sentsim.validation import check_choice, check_flag, check_length, integer, is_real, positive_int, positive_number
+from sentsim.validation import check_choice, check_flag, check_int, is_real, positive_number
 
 PRECISIONS = ("auto", *(precision.value for precision in Precision))  # auto: bf16 (or fp16) on CUDA, fp32 elsewhere
 
@@ -50,10 +50,10 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         # each number is checked, then stored as a plain int / float: the config is written to run.json
         for name in ("epochs", "batch_size", "gradient_accumulation", "log_steps"):
-            self._store(name, check_length(name, getattr(self, name)))
-        self._store("seed", integer("seed", self.seed))
+            self._store(name, check_int(name, getattr(self, name), minimum=1))
+        self._store("seed", check_int("seed", self.seed))
         for name in ("eval_steps", "checkpoint_steps", "early_stopping_patience"):
-            self._store(name, positive_int(name, getattr(self, name), optional=True))
+            self._store(name, check_int(name, getattr(self, name), optional=True, minimum=1))
         self._store("learning_rate", positive_number("learning_rate", self.learning_rate))
         if not is_real(self.warmup_ratio) or not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be a number in [0, 1), got {self.warmup_ratio!r}")

@@ -8,7 +8,7 @@ from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData
 from sentsim.training.losses.in_batch_negatives import InBatchNegativesLoss
 from sentsim.training.trainer import TrainingResult, train
-from sentsim.validation import integer, positive_int
+from sentsim.validation import check_int
 
 FEW_SHOT_CONFIG = TrainingConfig(epochs=1, batch_size=128, learning_rate=5e-5, warmup_ratio=0.1)
 
@@ -34,8 +34,8 @@ def fine_tune_few_shot(
     texts, labels = classifier.support()
     if len(set(labels)) < 2:
         raise ValueError("fine-tuning needs a support set with at least 2 classes")
-    positive_int("rounds", rounds)
-    integer("seed", seed)
+    check_int("rounds", rounds, minimum=1)
+    check_int("seed", seed)
     if config is None:  # the recipe, with the classifier's progress setting
         config = TrainingConfig.from_dict(
             FEW_SHOT_CONFIG.to_dict() | {"show_progress": classifier.show_progress is not False}
