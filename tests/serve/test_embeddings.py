@@ -84,3 +84,16 @@ def test_models_health_and_metrics(server):
 def _model_calls(server) -> float:
     metrics = httpx.get(f"{server.url}/metrics").text
     return float(re.search(r"^sentsim_batch_texts_count (\S+)$", metrics, re.M).group(1))
+
+
+def test_langchain_and_llamaindex_openai_classes_work_unchanged(server):
+    from langchain_openai import OpenAIEmbeddings
+    from llama_index.embeddings.openai import OpenAIEmbedding
+
+    expected = server.encoder().encode(TEXTS[:2])
+    url = f"{server.url}/v1"
+    langchain = OpenAIEmbeddings(base_url=url, api_key=KEY, model="any", check_embedding_ctx_length=False)
+    np.testing.assert_allclose(langchain.embed_documents(TEXTS[:2]), expected, atol=1e-5)
+    np.testing.assert_allclose(langchain.embed_query(TEXTS[0]), expected[0], atol=1e-5)
+    llama = OpenAIEmbedding(api_base=url, api_key=KEY)
+    np.testing.assert_allclose(llama.get_text_embedding_batch(TEXTS[:2]), expected, atol=1e-5)
