@@ -6,6 +6,7 @@ the problem (401 bad key, 404 unknown index, 413 body too large, 429 overloaded,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hmac
@@ -90,7 +91,7 @@ def create_app(service: Service) -> FastAPI:
         if asked.model is not None and asked.model != service.config.model:
             logger.debug("request names model %r; serving %s", asked.model, service.config.model)
         prompt = _prompt(encoder, asked.prompt_name)
-        vectors, tokens = await _embed(service, asked.texts, prompt)
+        vectors, tokens = await _embed(service, request, asked.texts, prompt)
         if asked.dimensions is not None and asked.dimensions < vectors.shape[1]:
             vectors = vectors[:, : asked.dimensions]
             if encoder.normalize:
@@ -112,7 +113,7 @@ def create_app(service: Service) -> FastAPI:
         pairwise, metric = body.get("pairwise", False), body.get("metric", "cosine")
         if not isinstance(pairwise, bool):
             raise bad_request(f"pairwise must be true or false, got {pairwise!r}")
-        vectors, _ = await _embed(service, a + b, _prompt(service.encoder, None))
+        vectors, _ = await _embed(service, request, a + b, _prompt(service.encoder, None))
         left, right = vectors[: len(a)], vectors[len(a) :]
         try:
             scores = similarity(
@@ -151,7 +152,7 @@ def create_app(service: Service) -> FastAPI:
         )
         spec = _filter(body)
         options = {key: body.get(key) for key in ("nprobe", "ef_search")} | {"by": body.get("by", "chunk")}
-        vectors, _ = await _embed(service, queries, index.prompts["query"], index.encoder)
+        vectors, _ = await _embed(service, request, queries, index.prompts["query"], index.encoder)
         hits = await _checked(
             run_in_threadpool(index.search_vectors, vectors, body.get("k", 10), filter=spec, **options)
         )
@@ -233,13 +234,31 @@ async def _json(request: Request, service: Service) -> object:
         ) from None
 
 
-async def _embed(service: Service, texts: list[str], prompt: str, encoder=None) -> tuple[np.ndarray, int]:
+async def _embed(
+    service: Service, request: Request, texts: list[str], prompt: str, encoder=None
+) -> tuple[np.ndarray, int]:
+    """``service.embed``, dropped from the queue if the client goes away before its turn."""
+    work = asyncio.ensure_future(service.embed(texts, prompt, encoder))
+    gone = asyncio.ensure_future(_disconnected(request))
     try:
-        return await service.embed(texts, prompt, encoder)
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not work.done():  # the client went away: its texts are skipped, nobody reads the answer
+        work.cancel()
+        raise ApiError(499, "the client closed the request", code="client_closed")
+    try:
+        return work.result()
     except Overloaded as error:
         raise ApiError(
             429, f"the server is busy ({error}); retry shortly", type="rate_limit_error", code="overloaded"
         ) from None
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has closed the connection (its body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _checked(work):
