@@ -6,7 +6,9 @@ import argparse
 import logging
 import os
 import signal
+from pathlib import Path
 
+from sentsim.storage.hub import resolve_model_path
 from sentsim.validation import check_int
 
 
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--index needs NAME=DIR, got {item!r}")
         if name in indexes:
             raise ValueError(f"--index {name} is given twice")
+        if not (Path(folder) / "manifest.json").is_file():
+            raise ValueError(f"--index {name}: {folder} is not a sentsim index (no manifest.json)")
         indexes[name] = folder
     config = ServeConfig(
         model=args.model,
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_body_mb <= 0:
         raise ValueError(f"--max-body-mb must be > 0, got {args.max_body_mb}")
     check_int("--port", args.port, minimum=0, maximum=65535)
+    resolve_model_path(args.model)  # a missing model is reported now, not after the server started
     app = create_app(Service(config))
     # uvicorn drains in-flight requests on SIGTERM / Ctrl-C, then hands the signal back: taken as done
     signal.signal(signal.SIGTERM, lambda signum, frame: None)

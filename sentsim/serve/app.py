@@ -88,8 +88,9 @@ def create_app(service: Service) -> FastAPI:
         _require_ready(service)
         encoder = service.encoder
         asked = embeddings_request(await _json(request, service), max_inputs=service.config.max_inputs, dim=encoder.dim)
-        if asked.model is not None and asked.model != service.config.model:
-            logger.debug("request names model %r; serving %s", asked.model, service.config.model)
+        if asked.model not in (None, service.config.model) and asked.model not in service.other_names:
+            service.other_names.add(asked.model)  # clients such as LangChain send their own default name
+            logger.info("requests name model %r; serving %s to them", asked.model, service.config.model)
         prompt = _prompt(encoder, asked.prompt_name)
         vectors, tokens = await _embed(service, request, asked.texts, prompt)
         if asked.dimensions is not None and asked.dimensions < vectors.shape[1]:

@@ -42,6 +42,7 @@ class Service:
         self.encoder: SentenceEncoder | None = None
         self.indexes: dict[str, DocumentIndex] = {}
         self._batchers: dict[int, Batcher] = {}  # id(encoder) -> its batcher
+        self.other_names: set[str] = set()  # model names requests gave (logged once each)
 
     def load(self) -> None:
         """Load the model and open the indexes (an index built with another model gets that model)."""
