@@ -68,7 +68,8 @@ def run(
         ]
         devices = [runner.device for runner in plan.runners]
         with tqdm(total=len(texts), desc="encode", unit="text", disable=not plan.show_progress) as bar:
-            chunks = prefetched(chunks, depth=2 * len(devices))
+            if not isinstance(texts, TokenizedBatch):  # tokenization overlaps the model's work
+                chunks = prefetched(chunks, depth=2 * len(devices))
             if len(devices) == 1:
                 truncated = run_chunks(chunks, embedders[0], device, dim, sink.write, bar.update, plan.autocast)
             else:

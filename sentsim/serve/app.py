@@ -84,7 +84,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post("/v1/embeddings")
     @app.post("/embeddings")
-    async def embeddings(request: Request) -> dict:
+    async def embeddings(request: Request) -> JSONResponse:
         _require_ready(service)
         encoder = service.encoder
         asked = embeddings_request(await _json(request, service), max_inputs=service.config.max_inputs, dim=encoder.dim)
@@ -102,7 +102,7 @@ def create_app(service: Service) -> FastAPI:
             for row, vector in enumerate(vectors)
         ]
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-        return {"object": "list", "data": data, "model": service.config.model, "usage": usage}
+        return JSONResponse({"object": "list", "data": data, "model": service.config.model, "usage": usage})
 
     @app.post("/v1/similarity")
     async def similarity_route(request: Request) -> dict:
