@@ -261,24 +261,9 @@ class SentenceEncoder(nn.Module):
             )
         if output is not None:
             check_npy_path(output)
-        plan = self._plan(
-            len(items),
-            device=device,
-            dtype=dtype,
-            runtime=Runtime.parse(runtime, "runtime"),
-            packed=packed,
-            normalize=self.normalize if normalize is None else normalize,
-            batch_size=batch_size,
-            max_tokens=max_tokens,
-            show_progress=len(items) > 10 * batch_size if show_progress is None else show_progress,
-        )
-        was_training = self.training
-        for runner in plan.runners:
-            runner.model.eval()
-        try:
-            result, truncated = run(plan, items, self.tower.tokenizer, self.dim, output)
-        finally:
-            self.train(was_training)
+        show_progress = len(items) > 10 * batch_size if show_progress is None else show_progress
+        plan = self._plan(len(items), device, dtype, runtime, packed, normalize, batch_size, max_tokens, show_progress)
+        result, truncated = self._run(plan, items, output)
         if truncated:
             warnings.warn(
                 f"{truncated} of {len(items)} texts were longer than max_seq_length={self.max_seq_length} "
@@ -305,24 +290,8 @@ class SentenceEncoder(nn.Module):
         """Embeddings ``(n, dim)`` (float32, on the model's device) of texts tokenized already by
         ``self.tower.tokenizer.encode`` (prompts included): the path of :meth:`encode` after
         tokenization, for callers that count or schedule tokens themselves (a server's batcher)."""
-        plan = self._plan(
-            len(tokens),
-            device=None,
-            dtype=dtype,
-            runtime=Runtime.parse(runtime, "runtime"),
-            packed=packed,
-            normalize=self.normalize if normalize is None else normalize,
-            batch_size=batch_size,
-            max_tokens=max_tokens,
-            show_progress=False,
-        )
-        was_training = self.training
-        self.eval()
-        try:
-            embeddings, _ = run(plan, tokens, self.tower.tokenizer, self.dim)
-        finally:
-            self.train(was_training)
-        return embeddings
+        plan = self._plan(len(tokens), None, dtype, runtime, packed, normalize, batch_size, max_tokens, False)
+        return self._run(plan, tokens)[0]
 
     def _prompted(self, texts: str | list[str], prompt: str | None, prompt_name: str | None) -> list[str]:
         """``texts`` (one or a list) with the chosen prompt prepended."""
@@ -337,14 +306,17 @@ class SentenceEncoder(nn.Module):
     def _plan(
         self,
         count: int,
-        *,
         device: str | torch.device | Sequence[str | torch.device] | None,
         dtype: str | None,
-        runtime: Runtime,
+        runtime: str | Runtime,
         packed: bool | None,
-        **settings: object,
+        normalize: bool | None,
+        batch_size: int,
+        max_tokens: int | None,
+        show_progress: bool,
     ) -> EncodePlan:
         """Devices (the model moved to the first) and their runners, precision and batching for ``count`` texts."""
+        runtime = Runtime.parse(runtime, "runtime")
         devices = encode_devices(device, self.device, count)
         if device is not None:
             self.to(devices[0])
@@ -352,7 +324,20 @@ class SentenceEncoder(nn.Module):
         packed = self.use_packing(packed, devices[0], autocast)
         check_runtime(runtime, tower_kind=self.tower.kind, devices=devices, autocast=autocast, packed=packed)
         runners = self.runners.for_devices(self, devices)
-        return EncodePlan(runners, runtime, autocast, packed, **settings)
+        normalize = self.normalize if normalize is None else normalize
+        return EncodePlan(runners, runtime, autocast, packed, normalize, batch_size, max_tokens, show_progress)
+
+    def _run(
+        self, plan: EncodePlan, source: list[str] | TokenizedBatch, output: str | Path | None = None
+    ) -> tuple[Tensor | np.memmap, int]:
+        """``pipeline.run`` with every model of ``plan`` in eval mode, and this one's mode restored after."""
+        was_training = self.training
+        for runner in plan.runners:
+            runner.model.eval()
+        try:
+            return run(plan, source, self.tower.tokenizer, self.dim, output)
+        finally:
+            self.train(was_training)
 
     def use_packing(self, packed: bool | None, device: torch.device, autocast: torch.dtype | None) -> bool:
         """Whether encode runs packed batches: as asked (refused for a tower without a packed
