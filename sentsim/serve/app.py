@@ -20,6 +20,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+try:
+    import orjson
+except ImportError:  # the serve extra installs it; plain json works too
+    orjson = None
+
 from sentsim.prompts import choose_prompt
 from sentsim.serve.batcher import Overloaded
 from sentsim.serve.errors import ApiError, bad_request
@@ -43,17 +48,7 @@ def create_app(service: Service) -> FastAPI:
 
     app = FastAPI(title="sentsim", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        started, route = time.perf_counter(), request.url.path
-        try:
-            _check_key(request, service.config.api_key)
-            response = await call_next(request)
-        except ApiError as error:
-            response = _error_response(error, service)
-        service.metrics.requests.labels(_route_label(route), str(response.status_code)).inc()
-        service.metrics.request_seconds.labels(_route_label(route)).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(_Guard, service=service)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -84,7 +79,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post("/v1/embeddings")
     @app.post("/embeddings")
-    async def embeddings(request: Request) -> JSONResponse:
+    async def embeddings(request: Request) -> Response:
         _require_ready(service)
         encoder = service.encoder
         asked = embeddings_request(await _json(request, service), max_inputs=service.config.max_inputs, dim=encoder.dim)
@@ -102,7 +97,7 @@ def create_app(service: Service) -> FastAPI:
             for row, vector in enumerate(vectors)
         ]
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-        return JSONResponse({"object": "list", "data": data, "model": service.config.model, "usage": usage})
+        return _json_response({"object": "list", "data": data, "model": service.config.model, "usage": usage})
 
     @app.post("/v1/similarity")
     async def similarity_route(request: Request) -> dict:
@@ -202,13 +197,39 @@ def _load(service: Service) -> None:
         service.load()
 
 
-def _check_key(request: Request, key: str | None) -> None:
-    if key is None or request.url.path in OPEN_ROUTES:
-        return
-    given = request.headers.get("authorization", "")
-    scheme, _, token = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-        raise ApiError(401, "a valid API key is required: Authorization: Bearer <key>", type="authentication_error")
+class _Guard:
+    """ASGI middleware: the API key (all but the open routes), and request counts and durations."""
+
+    def __init__(self, app, service: Service) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, route, status = time.perf_counter(), _route_label(scope["path"]), [500]
+
+        async def sending(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        key = self.service.config.api_key
+        if key is not None and scope["path"] not in OPEN_ROUTES and not _key_matches(scope, key):
+            error = ApiError(
+                401, "a valid API key is required: Authorization: Bearer <key>", type="authentication_error"
+            )
+            await _error_response(error, self.service)(scope, receive, sending)
+        else:
+            await self.app(scope, receive, sending)
+        metrics = self.service.metrics
+        metrics.requests.labels(route, str(status[0])).inc()
+        metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+
+
+def _key_matches(scope: dict, key: str) -> bool:
+    given = dict(scope["headers"]).get(b"authorization", b"")
+    scheme, _, token = given.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), key.encode())
 
 
 def _require_ready(service: Service) -> None:
@@ -304,10 +325,17 @@ def _hit(hit) -> dict:
     }
 
 
-def _encoded(vector: np.ndarray, as_base64: bool) -> list[float] | str:
+def _encoded(vector: np.ndarray, as_base64: bool) -> np.ndarray | list[float] | str:
     if as_base64:
         return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode("ascii")
-    return vector.tolist()
+    return vector if orjson is not None else vector.tolist()
+
+
+def _json_response(payload: dict) -> Response:
+    """JSON through orjson where installed (it writes float arrays several times faster)."""
+    if orjson is None:
+        return JSONResponse(payload)
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
 def _error_response(error: ApiError, service: Service) -> JSONResponse:
