@@ -25,6 +25,7 @@ from sentsim.prompts import check_prompts, choose_prompt, with_prompt
 from sentsim.similarity import ArrayLike, Metric, similarity
 from sentsim.storage.hub import resolve_model_path
 from sentsim.storage.model_folder import EncoderParts, load_parts, save_parts
+from sentsim.tokenization import TokenizedBatch
 from sentsim.towers import Tower
 from sentsim.validation import check_flag, check_int, single_text, validate_texts
 
@@ -288,6 +289,40 @@ class SentenceEncoder(nn.Module):
             return result
         result = result if as_tensor else result.cpu().numpy()
         return result[0] if single else result
+
+    @torch.inference_mode()
+    def embed_tokens(
+        self,
+        tokens: TokenizedBatch,
+        *,
+        normalize: bool | None = None,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+        dtype: str | None = None,
+        packed: bool | None = None,
+        runtime: str | Runtime = "torch",
+    ) -> Tensor:
+        """Embeddings ``(n, dim)`` (float32, on the model's device) of texts tokenized already by
+        ``self.tower.tokenizer.encode`` (prompts included): the path of :meth:`encode` after
+        tokenization, for callers that count or schedule tokens themselves (a server's batcher)."""
+        plan = self._plan(
+            len(tokens),
+            device=None,
+            dtype=dtype,
+            runtime=Runtime.parse(runtime, "runtime"),
+            packed=packed,
+            normalize=self.normalize if normalize is None else normalize,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            show_progress=False,
+        )
+        was_training = self.training
+        self.eval()
+        try:
+            embeddings, _ = run(plan, tokens, self.tower.tokenizer, self.dim)
+        finally:
+            self.train(was_training)
+        return embeddings
 
     def _prompted(self, texts: str | list[str], prompt: str | None, prompt_name: str | None) -> list[str]:
         """``texts`` (one or a list) with the chosen prompt prepended."""

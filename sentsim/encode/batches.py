@@ -10,7 +10,7 @@ Host tensors are pinned for CUDA so that copies overlap the model's work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,7 +102,21 @@ def tokenized_chunks(
     With ``workers > 1``, chunks are tokenized by that many processes (for corpora large enough
     that one tokenizer thread cannot keep a GPU busy).
     """
-    for start, tokens in tokenized(texts, tokenizer, workers):
+    parts = tokenized(texts, tokenizer, workers)
+    return batched(parts, tokenizer, batch_size, max_tokens, packed=packed, pin_memory=pin_memory)
+
+
+def batched(
+    parts: Iterable[tuple[int, TokenizedBatch]],
+    tokenizer: TextTokenizer,
+    batch_size: int,
+    max_tokens: int | None,
+    *,
+    packed: bool = False,
+    pin_memory: bool = False,
+) -> Iterator[Chunk]:
+    """Each ``(start, tokens)`` part as a chunk of padded (or packed) batches."""
+    for start, tokens in parts:
         if packed:
             batches = [_packed_batch(tokens, rows) for rows in plan_packed(tokens.lengths, max_tokens or PACKED_TOKENS)]
         else:

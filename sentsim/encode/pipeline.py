@@ -21,12 +21,12 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from sentsim.encode.batches import Batch, Chunk, PackedBatch, tokenized_chunks
+from sentsim.encode.batches import Batch, Chunk, PackedBatch, batched, tokenized_chunks
 from sentsim.encode.chunks import tokenizer_workers
 from sentsim.encode.devices import DeviceRunner
 from sentsim.encode.outputs import NpyOutput, TensorOutput
 from sentsim.encode.runtimes import Runtime
-from sentsim.tokenization import TextTokenizer
+from sentsim.tokenization import TextTokenizer, TokenizedBatch
 
 
 @dataclass(frozen=True)
@@ -44,19 +44,25 @@ class EncodePlan:
 
 
 def run(
-    plan: EncodePlan, texts: list[str], tokenizer: TextTokenizer, dim: int, output: str | Path | None
+    plan: EncodePlan,
+    texts: list[str] | TokenizedBatch,
+    tokenizer: TextTokenizer,
+    dim: int,
+    output: str | Path | None = None,
 ) -> tuple[Tensor | np.memmap, int]:
-    """Embeddings of ``texts`` as a float32 ``(n, dim)`` tensor on the first device, or the memory
-    map of the finished ``output`` file; and how many texts were truncated. On any error an
-    existing ``output`` file is left as it was."""
+    """Embeddings of ``texts`` (or of texts tokenized already) as a float32 ``(n, dim)`` tensor on
+    the first device, or the memory map of the finished ``output`` file; and how many texts were
+    truncated. On any error an existing ``output`` file is left as it was."""
     device = plan.runners[0].device
     sink = NpyOutput(output, len(texts), dim) if output is not None else TensorOutput(len(texts), dim, device)
     try:
         on_gpu = device.type == "cuda"
-        workers = tokenizer_workers(len(texts)) if on_gpu else 0  # on CPU, the cores are the model's
-        chunks = tokenized_chunks(
-            texts, tokenizer, plan.batch_size, plan.max_tokens, packed=plan.packed, pin_memory=on_gpu, workers=workers
-        )
+        settings = {"packed": plan.packed, "pin_memory": on_gpu}
+        if isinstance(texts, TokenizedBatch):
+            chunks = batched([(0, texts)], tokenizer, plan.batch_size, plan.max_tokens, **settings)
+        else:
+            workers = tokenizer_workers(len(texts)) if on_gpu else 0  # on CPU, the cores are the model's
+            chunks = tokenized_chunks(texts, tokenizer, plan.batch_size, plan.max_tokens, workers=workers, **settings)
         embedders = [
             runner.embedder(plan.runtime, packed=plan.packed, normalize=plan.normalize) for runner in plan.runners
         ]
