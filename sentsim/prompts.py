@@ -57,6 +57,18 @@ def search_prompts(prompts: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def encoder_search_prompts(encoder) -> dict[str, str]:
+    """:func:`search_prompts` of ``encoder``, refused (ValueError) where the model would pool without
+    them (``include_prompt=False``): a search built on it would ignore its own prompts."""
+    prompts = search_prompts(encoder.prompts)
+    if any(prompts.values()) and not encoder.include_prompt:
+        raise ValueError(
+            f"the model's search prompts {prompts} would be pooled, but it pools without them "
+            "(include_prompt=False), which sentsim does not support"
+        )
+    return prompts
+
+
 def with_prompt(prompt: str, texts: list[str]) -> list[str]:
     return [prompt + text for text in texts] if prompt else texts
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from sentsim.encoder import SentenceEncoder
-from sentsim.prompts import search_prompts
+from sentsim.prompts import encoder_search_prompts
 from sentsim.validation import validate_texts
 
 
@@ -26,12 +26,7 @@ class SearchEmbedder:
         elif not isinstance(model, SentenceEncoder):
             raise TypeError(f"model must be a SentenceEncoder, a model name or a folder, got {type(model).__name__}")
         self.encoder = model
-        self.prompts = search_prompts(model.prompts)  # {"query": ..., "document": ...}, "" for none
-        if any(self.prompts.values()) and not model.include_prompt:
-            raise ValueError(
-                f"the model's search prompts {self.prompts} would be pooled, but it pools without them "
-                "(include_prompt=False), which sentsim does not support"
-            )
+        self.prompts = encoder_search_prompts(model)  # {"query": ..., "document": ...}, "" for none
 
     @property
     def name(self) -> str:

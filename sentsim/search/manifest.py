@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sentsim._version import __version__
 from sentsim.fingerprint import model_fingerprint
-from sentsim.prompts import search_prompts
+from sentsim.prompts import encoder_search_prompts
 from sentsim.search.backends import BACKENDS, check_factory
 from sentsim.search.chunking import chunk_options
 from sentsim.search.mirror import MANIFEST
@@ -26,12 +26,7 @@ def new_manifest(
     metric = Metric.parse(metric).value
     if metric == "manhattan":
         raise ValueError("FAISS indexes support cosine, dot and euclidean; not manhattan")
-    prompts = search_prompts(encoder.prompts)  # kept in the manifest: later writes and searches use them
-    if any(prompts.values()) and not encoder.include_prompt:
-        raise ValueError(
-            f"the model's search prompts {prompts} would be pooled, but it pools without them "
-            "(include_prompt=False), which sentsim does not support"
-        )
+    prompts = encoder_search_prompts(encoder)  # kept in the manifest: later writes and searches use them
     chunk_size, chunk_overlap = chunk_options(chunk_size, chunk_overlap, encoder, prompts["document"])
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a str ({', '.join(BACKENDS)} or a FAISS factory string), got {backend!r}")
