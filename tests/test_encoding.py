@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import sentsim.encode.precision
 from sentsim.encode.batches import plan_batches
 from sentsim.encode.chunks import chunk_bounds
 from sentsim.encode.pipeline import prefetched
@@ -58,13 +59,21 @@ def test_first_chunks_ramp_up_and_keep_the_embeddings(tiny_encoder, monkeypatch)
     np.testing.assert_allclose(tiny_encoder.encode(TEXTS, batch_size=4), reference, atol=1e-6)
 
 
-def test_bf16_is_close_to_fp32(tiny_encoder):
+def test_bf16_is_close_to_fp32(tiny_encoder, monkeypatch):
+    monkeypatch.setattr(sentsim.encode.precision, "cpu_computes", lambda precision: True)  # emulated where it is not
     fp32 = tiny_encoder.encode(TEXTS, normalize=True, dtype="fp32")
     bf16 = tiny_encoder.encode(TEXTS, normalize=True, dtype="bf16")
     assert bf16.dtype == np.float32
     assert (np.sum(fp32 * bf16, axis=1) > 0.99).all()
     with pytest.raises(ValueError, match="unknown dtype 'int4'"):
         tiny_encoder.encode(TEXTS, dtype="int4")
+
+
+def test_bf16_on_a_cpu_without_it_runs_fp32_with_a_warning(tiny_encoder, monkeypatch):
+    monkeypatch.setattr(sentsim.encode.precision, "cpu_computes", lambda precision: precision.value == "fp32")
+    with pytest.warns(RuntimeWarning, match="no native bf16 arithmetic .* running in fp32"):
+        bf16 = tiny_encoder.encode(TEXTS, dtype="bf16")
+    np.testing.assert_array_equal(bf16, tiny_encoder.encode(TEXTS, dtype="fp32"))
 
 
 def test_prefetched_keeps_order_and_raises_errors():

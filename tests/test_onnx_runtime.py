@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import sentsim.encode.precision
 from sentsim import SentenceEncoder
 
 pytest.importorskip("onnxruntime")
@@ -36,7 +37,8 @@ def test_onnx_runtime_is_exported_again_after_the_weights_change(tiny_transforme
     assert not np.allclose(after, before, atol=1e-3)
 
 
-def test_onnx_runtime_rejects_what_it_cannot_run(tiny_transformer, tiny_lstm):
+def test_onnx_runtime_rejects_what_it_cannot_run(tiny_transformer, tiny_lstm, monkeypatch):
+    monkeypatch.setattr(sentsim.encode.precision, "cpu_computes", lambda precision: True)
     with pytest.raises(ValueError, match="runs transformer towers; this one is a lstm tower"):
         SentenceEncoder(tiny_lstm).encode(TEXTS, runtime="onnx")
     with pytest.raises(ValueError, match="on CPU in fp32 on the padded path, not with packed=True$"):
