@@ -233,7 +233,10 @@ class SentenceEncoder(nn.Module):
                 each call) runs on each other one, and chunks go to whichever device is free.
             dtype: ``"fp32"``, ``"bf16"`` or ``"fp16"`` autocast; ``None``: bf16 on a CUDA GPU
                 that supports it, fp32 elsewhere. bf16 embeddings differ from fp32 by a cosine
-                of about 1e-4; output is always float32.
+                of about 1e-4; output is always float32. ``"int8"`` (CPU, transformer towers):
+                the linear layers on ONNX Runtime's integer kernels (:mod:`sentsim.encode.quantization`;
+                ``pip install onnxruntime onnx``; built once per weights and cached on disk), a cosine
+                to fp32 of 0.99 or more.
             output: a ``.npy`` path: embeddings stream into a memory-mapped file, chunk by
                 chunk, and the memory map is returned (for corpora larger than memory).
             show_progress: a progress bar on stderr; ``None`` shows it for more than ``10 * batch_size`` texts.
@@ -320,12 +323,13 @@ class SentenceEncoder(nn.Module):
         devices = encode_devices(device, self.device, count)
         if device is not None:
             self.to(devices[0])
-        autocast = autocast_dtype(dtype, devices[0])
+        int8 = dtype == "int8"
+        autocast = None if int8 else autocast_dtype(dtype, devices[0])
         packed = self.use_packing(packed, devices[0], autocast)
-        check_runtime(runtime, tower_kind=self.tower.kind, devices=devices, autocast=autocast, packed=packed)
+        check_runtime(runtime, tower_kind=self.tower.kind, devices=devices, autocast=autocast, packed=packed, int8=int8)
         runners = self.runners.for_devices(self, devices)
         normalize = self.normalize if normalize is None else normalize
-        return EncodePlan(runners, runtime, autocast, packed, normalize, batch_size, max_tokens, show_progress)
+        return EncodePlan(runners, runtime, autocast, int8, packed, normalize, batch_size, max_tokens, show_progress)
 
     def _run(
         self, plan: EncodePlan, source: list[str] | TokenizedBatch, output: str | Path | None = None

@@ -27,6 +27,14 @@ CORPUS = [
 DATA_DIR = Path(os.environ.get("SENTSIM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sentsim_cache(tmp_path_factory) -> Path:
+    """Derived models (int8 ONNX) go to a folder of the test session, not the user's cache."""
+    folder = tmp_path_factory.mktemp("sentsim-cache")
+    os.environ["SENTSIM_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return train_tokenizer(CORPUS, vocab_size=300)

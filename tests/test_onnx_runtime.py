@@ -23,8 +23,8 @@ def test_onnx_runtime_is_exported_again_after_the_weights_change(tiny_transforme
     import sentsim.encode.onnx as onnx
 
     exports = []
-    export = onnx._export
-    monkeypatch.setattr(onnx, "_export", lambda tower: exports.append(1) or export(tower))
+    export = onnx.export_onnx
+    monkeypatch.setattr(onnx, "export_onnx", lambda model: exports.append(1) or export(model))
     encoder = SentenceEncoder(tiny_transformer).eval()
     before = encoder.encode(TEXTS, runtime="onnx")
     assert encoder.encode(TEXTS, runtime="onnx") is not None and len(exports) == 1  # the export is reused

@@ -44,9 +44,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--dtype",
-        choices=[precision.value for precision in Precision],
+        choices=[*(precision.value for precision in Precision), "int8"],
         default=None,
-        help="default: bf16 on a CUDA GPU that supports it, else fp32",
+        help="default: bf16 on a CUDA GPU that supports it, else fp32; int8: CPU, ONNX Runtime's integer kernels "
+        "(pip install onnxruntime onnx; built once per model and cached)",
     )
     parser.add_argument(
         "--runtime",

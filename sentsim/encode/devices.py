@@ -76,19 +76,21 @@ class DeviceRunner:
     def __init__(self, model: nn.Module, device: torch.device) -> None:
         self.model, self.device = model, device
         self._compiled: dict[bool, Callable] = {}  # packed -> compiled tower forward
-        self._onnx = None  # an OnnxForward of the weights it was exported from
+        self._onnx: dict[bool, OnnxForward] = {}  # int8 -> the ONNX forward of the weights it was exported from
 
-    def embedder(self, runtime: Runtime, *, packed: bool, normalize: bool) -> Callable[[Batch], Tensor]:
+    def embedder(
+        self, runtime: Runtime, *, packed: bool, normalize: bool, int8: bool = False
+    ) -> Callable[[Batch], Tensor]:
         """The function from a batch (on this device) to its embeddings ``(B, dim)``."""
-        forward = self._tower_forward(runtime, packed)
+        forward = self._tower_forward(runtime, packed, int8)
         return lambda batch: self.model.embed(batch, normalize=normalize, tower_forward=forward)
 
-    def _tower_forward(self, runtime: Runtime, packed: bool) -> Callable | None:
+    def _tower_forward(self, runtime: Runtime, packed: bool, int8: bool) -> Callable | None:
         tower = self.model.tower
-        if runtime is Runtime.ONNX:
-            if self._onnx is None or not self._onnx.is_current():
-                self._onnx = OnnxForward(tower)
-            return self._onnx
+        if runtime is Runtime.ONNX or int8:
+            if int8 not in self._onnx or not self._onnx[int8].is_current():
+                self._onnx[int8] = OnnxForward(tower, int8=int8)
+            return self._onnx[int8]
         if runtime is Runtime.COMPILE:
             if packed not in self._compiled:
                 self._compiled[packed] = torch.compile(tower.forward_packed if packed else tower, dynamic=True)

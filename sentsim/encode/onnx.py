@@ -9,13 +9,18 @@ a change to the weights (training) makes :meth:`OnnxForward.is_current` false.
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sentsim.encode.calibration import CALIBRATION_TEXTS
+from sentsim.encode.quantization import int8_onnx
 from sentsim.towers.transformer import TransformerTower
+
+logger = logging.getLogger(__name__)
 
 
 class OnnxForward:
@@ -23,19 +28,24 @@ class OnnxForward:
 
     Args:
         tower: the transformer tower to export (its weights as they are now).
+        int8: run the int8 model of :mod:`sentsim.encode.quantization` (cached on disk) instead of fp32.
         threads: ONNX Runtime's intra-op threads (default: torch's thread count).
     """
 
-    def __init__(self, tower: TransformerTower, threads: int | None = None) -> None:
+    def __init__(self, tower: TransformerTower, *, int8: bool = False, threads: int | None = None) -> None:
         try:
             import onnxruntime
         except ImportError:
-            raise ImportError("runtime='onnx' needs ONNX Runtime: pip install onnxruntime") from None
-        self.tower, self.version = tower, weights_version(tower)
+            what = "dtype='int8'" if int8 else "runtime='onnx'"
+            raise ImportError(f"{what} needs ONNX Runtime: pip install onnxruntime onnx") from None
+        self.tower, self.version, self.int8 = tower, weights_version(tower), int8
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(_export(tower), options, providers=["CPUExecutionProvider"])
+        model = int8_onnx(tower, export_onnx) if int8 else export_onnx(tower.model)
+        self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        if int8:
+            self._check_int8()
 
     def is_current(self) -> bool:
         """Whether the tower's weights are still those that were exported."""
@@ -45,6 +55,16 @@ class OnnxForward:
         feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
         (hidden,) = self.session.run(["last_hidden_state"], feeds)
         return torch.from_numpy(np.ascontiguousarray(hidden))  # (B, L, D)
+
+    def _check_int8(self) -> None:
+        """Log the int8 model's lowest cosine to fp32 on the calibration texts (mean-pooled); a warning below 0.99."""
+        batch = self.tower.tokenizer(list(CALIBRATION_TEXTS))
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        with torch.inference_mode():
+            pooled = [(hidden * mask).sum(1) / mask.sum(1) for hidden in (self(**batch), self.tower(**batch))]
+        lowest = float(torch.nn.functional.cosine_similarity(*pooled).min())
+        log = logger.warning if lowest < 0.99 else logger.info
+        log("int8 model: lowest cosine to fp32 on the calibration texts %.4f (0.99 or more expected)", lowest)
 
 
 def weights_version(module: nn.Module) -> tuple[int, ...]:
@@ -61,18 +81,19 @@ class _LastHiddenState(nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
-def _export(tower: TransformerTower) -> bytes:
-    """The tower's model as ONNX bytes, with dynamic batch and sequence axes."""
+def export_onnx(model: nn.Module) -> bytes:
+    """A Hugging Face transformer as ONNX bytes (``input_ids``, ``attention_mask`` -> ``last_hidden_state``),
+    with dynamic batch and sequence axes."""
     example = torch.ones((2, 8), dtype=torch.long)
     buffer = io.BytesIO()
     axes = {0: "batch", 1: "tokens"}
-    was_training = tower.training
-    tower.eval()
+    was_training = model.training
+    model.eval()
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's tracer warnings
             torch.onnx.export(
-                _LastHiddenState(tower.model),
+                _LastHiddenState(model),
                 (example, example),
                 buffer,
                 input_names=["input_ids", "attention_mask"],
@@ -82,5 +103,5 @@ def _export(tower: TransformerTower) -> bytes:
                 dynamo=False,
             )
     finally:
-        tower.train(was_training)
+        model.train(was_training)
     return buffer.getvalue()

@@ -36,6 +36,7 @@ class EncodePlan:
     runners: list[DeviceRunner]
     runtime: Runtime
     autocast: torch.dtype | None
+    int8: bool
     packed: bool
     normalize: bool
     batch_size: int
@@ -64,7 +65,8 @@ def run(
             workers = tokenizer_workers(len(texts)) if on_gpu else 0  # on CPU, the cores are the model's
             chunks = tokenized_chunks(texts, tokenizer, plan.batch_size, plan.max_tokens, workers=workers, **settings)
         embedders = [
-            runner.embedder(plan.runtime, packed=plan.packed, normalize=plan.normalize) for runner in plan.runners
+            runner.embedder(plan.runtime, packed=plan.packed, normalize=plan.normalize, int8=plan.int8)
+            for runner in plan.runners
         ]
         devices = [runner.device for runner in plan.runners]
         with tqdm(total=len(texts), desc="encode", unit="text", disable=not plan.show_progress) as bar:

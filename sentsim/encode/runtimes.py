@@ -17,15 +17,24 @@ class Runtime(Choice):
 
 
 def check_runtime(
-    runtime: Runtime, *, tower_kind: str, devices: list[torch.device], autocast: torch.dtype | None, packed: bool
+    runtime: Runtime,
+    *,
+    tower_kind: str,
+    devices: list[torch.device],
+    autocast: torch.dtype | None,
+    packed: bool,
+    int8: bool = False,
 ) -> None:
-    """A ValueError naming every setting ``runtime`` cannot run with."""
-    if runtime is not Runtime.ONNX:
+    """A ValueError naming every setting ``runtime`` (or ``dtype="int8"``) cannot run with."""
+    if runtime is not Runtime.ONNX and not int8:
         return
+    what = "dtype='int8'" if int8 else "runtime='onnx'"
+    if int8 and runtime is Runtime.COMPILE:
+        raise ValueError("dtype='int8' runs on ONNX Runtime; it does not combine with runtime='compile'")
     if len(devices) > 1:
-        raise ValueError("runtime='onnx' runs on one CPU device, not on several")
+        raise ValueError(f"{what} runs on one CPU device, not on several")
     if tower_kind != "transformer":
-        raise ValueError(f"runtime='onnx' runs transformer towers; this one is a {tower_kind} tower")
+        raise ValueError(f"{what} runs transformer towers; this one is a {tower_kind} tower")
     conflicts = {
         f"device={devices[0].type!r}": devices[0].type != "cpu",
         f"dtype={str(autocast).removeprefix('torch.')!r}": autocast is not None,
@@ -33,4 +42,5 @@ def check_runtime(
     }
     named = [setting for setting, conflicting in conflicts.items() if conflicting]
     if named:
-        raise ValueError(f"runtime='onnx' runs on CPU in fp32 on the padded path, not with {', '.join(named)}")
+        precision = "int8" if int8 else "fp32"
+        raise ValueError(f"{what} runs on CPU in {precision} on the padded path, not with {', '.join(named)}")
