@@ -8,7 +8,8 @@ end-to-end texts/s of sentence-transformers (fp32, the reference) and of sentsim
 defaults (on CUDA: bf16, packed sequences; on CPU: fp32, padded), the ratio, and how close the
 embeddings are (largest |diff| and smallest cosine to the reference over every text). On CUDA,
 extra sentsim rows: the padded bf16 path, the fp32 path, and (``--compile``) torch.compile; on
-CPU, ``runtime="onnx"`` when onnxruntime is installed.
+CPU, ``dtype="bf16"`` where the CPU computes bf16, ``runtime="onnx"`` and ``dtype="int8"`` when
+onnxruntime (and onnx) are installed.
 Then STS-B test Spearman of each sentsim setting (fp32 reference: 82.03).
 """
 
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA_DIR, best_time, long_texts, machine, stsb_sentences  # noqa: E402
 
 from sentsim import SentenceEncoder  # noqa: E402
+from sentsim.encode.precision import Precision, cpu_computes  # noqa: E402
 from sentsim.evaluation.correlation import spearman  # noqa: E402
 from sentsim.storage.hub import resolve_model_path  # noqa: E402
 
@@ -112,8 +114,14 @@ def _settings(device: str, batch_size: int, compile: bool) -> dict[str, dict]:
     common = {"batch_size": batch_size, "show_progress": False}
     if device != "cuda":
         settings = {"default (fp32)": common}
+        if cpu_computes(Precision.BF16):  # elsewhere bf16 is emulated, and encode runs fp32
+            settings["bf16"] = {**common, "dtype": "bf16"}
+        else:
+            print("# bf16 row left out: this CPU has no native bf16 (AVX-512 bf16 / AMX)")
         if importlib.util.find_spec("onnxruntime") is not None:
             settings["onnx runtime (fp32)"] = {**common, "runtime": "onnx"}
+            if importlib.util.find_spec("onnx") is not None:
+                settings["int8"] = {**common, "dtype": "int8"}
         return settings
     settings = {
         "default (bf16 packed)": common,
