@@ -133,8 +133,13 @@ class SentenceEncoder(nn.Module):
         replaces the whole folder, so a non-empty folder that holds no model is refused unless
         ``overwrite``.
         """
+        save_parts(self.parts(), Path(path), overwrite=overwrite)
+        self.name_or_path = str(Path(path).resolve())  # the folder now holds these weights
+
+    def parts(self) -> EncoderParts:
+        """What :meth:`save_pretrained` writes: tower, pooling, projection, normalization and prompts."""
         check_prompts(self.prompts, self.default_prompt_name)  # attributes a user may have set
-        parts = EncoderParts(
+        return EncoderParts(
             self.tower,
             self.pooling,
             self.normalize,
@@ -143,8 +148,6 @@ class SentenceEncoder(nn.Module):
             self.default_prompt_name,
             self.include_prompt,
         )
-        save_parts(parts, Path(path), overwrite=overwrite)
-        self.name_or_path = str(Path(path).resolve())  # the folder now holds these weights
 
     @property
     def dim(self) -> int:

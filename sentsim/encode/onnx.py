@@ -32,7 +32,9 @@ class OnnxForward:
         threads: ONNX Runtime's intra-op threads (default: torch's thread count).
     """
 
-    def __init__(self, tower: TransformerTower, *, int8: bool = False, threads: int | None = None) -> None:
+    def __init__(
+        self, tower: TransformerTower, *, int8: bool = False, threads: int | None = None, model: bytes | None = None
+    ) -> None:
         try:
             import onnxruntime
         except ImportError:
@@ -42,7 +44,7 @@ class OnnxForward:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        model = int8_onnx(tower, export_onnx) if int8 else export_onnx(tower.model)
+        model = model if model is not None else onnx_model(tower, int8=int8)
         self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         if int8:
             self._check_int8()
@@ -58,13 +60,27 @@ class OnnxForward:
 
     def _check_int8(self) -> None:
         """Log the int8 model's lowest cosine to fp32 on the calibration texts (mean-pooled); a warning below 0.99."""
+        lowest = self.closeness()["min_cosine"]
+        log = logger.warning if lowest < 0.99 else logger.info
+        log("int8 model: lowest cosine to fp32 on the calibration texts %.4f (0.99 or more expected)", lowest)
+
+    def closeness(self) -> dict[str, float]:
+        """How this model's outputs on the calibration texts compare to the torch tower's in fp32:
+        the largest absolute difference of a hidden state, and the lowest cosine of mean-pooled ones."""
         batch = self.tower.tokenizer(list(CALIBRATION_TEXTS))
         mask = batch["attention_mask"].unsqueeze(-1).float()
         with torch.inference_mode():
-            pooled = [(hidden * mask).sum(1) / mask.sum(1) for hidden in (self(**batch), self.tower(**batch))]
-        lowest = float(torch.nn.functional.cosine_similarity(*pooled).min())
-        log = logger.warning if lowest < 0.99 else logger.info
-        log("int8 model: lowest cosine to fp32 on the calibration texts %.4f (0.99 or more expected)", lowest)
+            ours, reference = self(**batch), self.tower(**batch)
+        pooled = [(hidden * mask).sum(1) / mask.sum(1) for hidden in (ours, reference)]
+        return {
+            "max_abs_diff": float(((ours - reference) * mask).abs().max()),
+            "min_cosine": float(torch.nn.functional.cosine_similarity(*pooled).min()),
+        }
+
+
+def onnx_model(tower: TransformerTower, *, int8: bool = False) -> bytes:
+    """The tower as ONNX bytes: fp32, or int8 (:mod:`sentsim.encode.quantization`, cached)."""
+    return int8_onnx(tower, export_onnx) if int8 else export_onnx(tower.model)
 
 
 def weights_version(module: nn.Module) -> tuple[int, ...]:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,11 +89,28 @@ def load_parts(folder: Path, *, max_seq_length: int | None = None, trust_remote_
     raise WeightsError(f"{folder} is not a model folder: it has no {SENTSIM_CONFIG}, modules.json or config.json")
 
 
-def save_parts(parts: EncoderParts, folder: Path, *, overwrite: bool = False) -> None:
+def save_parts(
+    parts: EncoderParts,
+    folder: Path,
+    *,
+    overwrite: bool = False,
+    extra: dict[str, bytes] | None = None,
+    links: dict[str, str] | None = None,
+) -> None:
     """Write ``parts`` into ``folder`` atomically (an existing folder is replaced only on success;
-    one that holds no model only with ``overwrite``)."""
+    one that holds no model only with ``overwrite``), with ``extra`` files (relative path -> bytes)
+    beside them, e.g. an exported ``onnx/model.onnx``, and ``links`` (relative path -> an extra
+    file's path) hard-linked to them (copied where the filesystem has no hard links)."""
     check_replaceable(folder, MODEL_MARKERS, "model", overwrite=overwrite)
     with atomic_folder(folder) as staging:
+        for name, content in (extra or {}).items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_bytes(content)
+        for name, target in (links or {}).items():
+            try:
+                os.link(staging / target, staging / name)
+            except OSError:
+                shutil.copyfile(staging / target, staging / name)
         parts.tower.save(staging)
         if parts.dense is not None:
             (staging / DENSE_DIR).mkdir()
