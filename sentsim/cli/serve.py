@@ -8,6 +8,8 @@ import os
 import signal
 from pathlib import Path
 
+from sentsim.encode.precision import Precision
+from sentsim.encode.runtimes import Runtime
 from sentsim.storage.hub import resolve_model_path
 from sentsim.validation import check_int
 
@@ -33,6 +35,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-body-mb", type=float, default=32.0, help="larger request bodies get 413 (default: 32)")
     parser.add_argument("--max-inputs", type=int, default=2048, help="texts per request at most (default: 2048)")
+    parser.add_argument(
+        "--dtype",
+        choices=[*(precision.value for precision in Precision), "int8"],
+        help="precision of embeddings and queries, as encode's (default: bf16 on a CUDA GPU, else fp32; int8: CPU, "
+        "ONNX Runtime's integer kernels); index documents are written in the index's own precision (fp32 on CPU)",
+    )
+    parser.add_argument(
+        "--runtime", choices=[runtime.value for runtime in Runtime], default="torch", help="as encode's"
+    )
     parser.add_argument("--trust-remote-code", action="store_true", help="let a model given by name run its own code")
     parser.set_defaults(run=run)
 
@@ -65,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         max_body_mb=args.max_body_mb,
         max_inputs=check_int("--max-inputs", args.max_inputs, minimum=1),
         trust_remote_code=args.trust_remote_code,
+        dtype=args.dtype,
+        runtime=args.runtime,
     )
     if args.max_body_mb <= 0:
         raise ValueError(f"--max-body-mb must be > 0, got {args.max_body_mb}")

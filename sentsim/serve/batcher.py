@@ -48,14 +48,24 @@ class Batcher:
     """The one worker that runs a model for every request.
 
     Args:
-        encoder: a ``SentenceEncoder`` (its device, dtype and packing defaults apply).
+        encoder: a ``SentenceEncoder`` (on its device, with its packing default).
         max_batch_tokens: tokens per model call at most (one request larger than that runs alone).
         max_queue_tokens: queued tokens beyond which new requests are refused.
         metrics: where queue size, batch sizes and durations are recorded.
+        dtype, runtime: as :meth:`SentenceEncoder.encode`'s.
     """
 
-    def __init__(self, encoder, *, max_batch_tokens: int, max_queue_tokens: int, metrics: Metrics) -> None:
-        self.encoder, self.metrics = encoder, metrics
+    def __init__(
+        self,
+        encoder,
+        *,
+        max_batch_tokens: int,
+        max_queue_tokens: int,
+        metrics: Metrics,
+        dtype: str | None = None,
+        runtime: str = "torch",
+    ) -> None:
+        self.encoder, self.metrics, self.dtype, self.runtime = encoder, metrics, dtype, runtime
         self.max_batch_tokens, self.max_queue_tokens = max_batch_tokens, max_queue_tokens
         self._queue: deque[_Job] = deque()
         self._queued_tokens = 0
@@ -141,7 +151,8 @@ class Batcher:
             self.metrics.queue_seconds.observe(started - job.queued_at)
         tokens = TokenizedBatch.concatenate([job.tokens for job in jobs])
         try:
-            embeddings = self.encoder.embed_tokens(tokens, batch_size=64).cpu().numpy()  # (n, dim)
+            embeddings = self.encoder.embed_tokens(tokens, batch_size=64, dtype=self.dtype, runtime=self.runtime)
+            embeddings = embeddings.cpu().numpy()  # (n, dim)
         except Exception as error:  # noqa: BLE001 - handed to every request of the batch
             logger.exception("a batch of %d texts failed", len(tokens))
             for job in jobs:

@@ -31,6 +31,8 @@ class ServeConfig:
     max_body_mb: float = 32.0
     max_inputs: int = 2048
     trust_remote_code: bool = False
+    dtype: str | None = None  # as encode's: fp32 / bf16 / fp16 / int8 (None: the device's default)
+    runtime: str = "torch"  # as encode's: torch / compile / onnx
 
 
 class Service:
@@ -75,14 +77,21 @@ class Service:
             device_type = encoder.device.type
             budget = self.config.max_batch_tokens or (65536 if device_type == "cuda" else 8192)
             self._batchers[id(encoder)] = Batcher(
-                encoder, max_batch_tokens=budget, max_queue_tokens=32 * budget, metrics=self.metrics
+                encoder,
+                max_batch_tokens=budget,
+                max_queue_tokens=32 * budget,
+                metrics=self.metrics,
+                dtype=self.config.dtype,
+                runtime=self.config.runtime,
             )
         return self._batchers[id(encoder)]
 
     def _warm_up(self) -> None:
         for batcher in self._batchers.values():
-            encoder = batcher.encoder
-            encoder.embed_tokens(encoder.tower.tokenizer.encode(["warm up"] * 4))
+            encoder = batcher.encoder  # also builds what dtype / runtime need (an export, int8) before /health
+            encoder.embed_tokens(
+                encoder.tower.tokenizer.encode(["warm up"] * 4), dtype=self.config.dtype, runtime=self.config.runtime
+            )
 
     async def embed(
         self, texts: list[str], prompt: str = "", encoder: SentenceEncoder | None = None

@@ -65,3 +65,20 @@ def test_an_abandoned_request_is_skipped_and_overload_is_refused():
     finally:
         batcher.close()
     assert _calls(batcher) == 1  # the abandoned request never reached the model
+
+
+def test_batches_run_in_the_configured_precision():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    batcher = _batcher(dtype="int8")
+    encoder, texts = batcher.encoder, ["the cat sat on the mat", "a dog runs in the park"]
+
+    async def run() -> np.ndarray:
+        return await batcher.embed(encoder.tower.tokenizer.encode(texts))
+
+    try:
+        served = asyncio.run(run())
+    finally:
+        batcher.close()
+    np.testing.assert_allclose(served, encoder.encode(texts, dtype="int8"), atol=1e-6)
+    assert not np.allclose(served, encoder.encode(texts), atol=1e-6)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
+from pathlib import Path
 
 import httpx
 import numpy as np
 import openai
+import pytest
 
-from .conftest import KEY
+from .conftest import KEY, start, stop
 
 TEXTS = ["the cat sat on the mat", "stocks fell on monday", "rain over the weekend", "a dog runs in the park"]
 
@@ -97,3 +100,19 @@ def test_langchain_and_llamaindex_openai_classes_work_unchanged(server):
     np.testing.assert_allclose(langchain.embed_query(TEXTS[0]), expected[0], atol=1e-5)
     llama = OpenAIEmbedding(api_base=url, api_key=KEY)
     np.testing.assert_allclose(llama.get_text_embedding_batch(TEXTS[:2]), expected, atol=1e-5)
+
+
+@pytest.mark.slow  # a second server: the batcher's own test covers the precision in the default run
+def test_int8_server_serves_the_library_int8_embeddings(server):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process, url = start(["--model", str(server.model), "--device", "cpu", "--dtype", "int8"], env=env)
+    try:
+        texts = ["a cat on a mat", "stocks fell on monday", "rain over the weekend"]
+        response = httpx.post(f"{url}/v1/embeddings", json={"input": texts}, timeout=60)
+        served = np.array([item["embedding"] for item in response.json()["data"]], dtype=np.float32)
+    finally:
+        assert stop(process) == 0
+    np.testing.assert_allclose(served, server.encoder().encode(texts, dtype="int8"), atol=1e-5)
+    assert not np.allclose(served, server.encoder().encode(texts), atol=1e-6)  # the int8 model served
