@@ -9,7 +9,7 @@ from pathlib import Path
 from sentsim.cli.common import add_model_options, load_encoder, model_name, progress, tsv_field
 from sentsim.data.documents import read_documents
 from sentsim.search import DocumentIndex
-from sentsim.search.mirror import MANIFEST
+from sentsim.search.manifest import MANIFEST
 from sentsim.storage.atomic import atomic_folder, holds_other_files
 
 
@@ -183,11 +183,10 @@ def run_compact(args: argparse.Namespace) -> int:
 
 
 def _summary(folder: str | Path, index: DocumentIndex) -> str:
-    """The JSON line of a built or compacted index: documents, chunks (vectors) and FAISS factory."""
-    chunks = index.backend.size if index.backend else 0
-    return json.dumps(
-        {"index": str(folder), "documents": len(index), "chunks": chunks, "factory": index.manifest["factory"]}
-    )
+    """The JSON line of a built or compacted index: documents, chunks (vectors) and the vector index
+    (a FAISS factory string, or a Milvus index type)."""
+    chunks, factory = index.store.count_chunks(), index.store.index_type
+    return json.dumps({"index": str(folder), "documents": len(index), "chunks": chunks, "factory": factory})
 
 
 def run_search(args: argparse.Namespace) -> int:

@@ -127,7 +127,7 @@ def test_filtered_hnsw_still_finds_k(encoder, tmp_path):
 def test_ivf_misses_are_filled_by_exact_search(encoder, tmp_path):
     index = DocumentIndex.create(tmp_path / "ivf", encoder, backend="IVF4,Flat")
     index.add(TEXTS, ids=IDS, metadata=META)
-    faiss_ivf = __import__("faiss").try_extract_index_ivf(index.backend.inner)
+    faiss_ivf = __import__("faiss").try_extract_index_ivf(index.store.backend.inner)
     faiss_ivf.nprobe = 1  # one list of four: most filtered searches miss matching vectors
     query, allowed = "the cat sleeps", [i for i, m in enumerate(META) if m["even"]]
     hits = index.search(query, k=len(allowed), filter={"even": True})

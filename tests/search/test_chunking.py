@@ -38,7 +38,7 @@ def test_chunks_cover_a_document_longer_than_the_model_reads(encoder, tmp_path):
     assert chunks[-1].end == len(text) and len(chunks) > 20
     index = DocumentIndex.create(tmp_path / "long", encoder, chunk_size=8, chunk_overlap=2)
     index.add([text], ids=["long"])
-    assert index.backend.size == len(chunks)
+    assert index.store.backend.size == len(chunks)
     assert max(hit.end for hit in index.search("the cat sleeps", k=100)) == len(text)
     index.close()
     with pytest.raises(ValueError, match="chunk_size 15 is larger than the model reads: max_seq_length 16 less 2"):
@@ -60,14 +60,14 @@ def test_an_upsert_of_unchanged_texts_reads_no_chunks(tmp_path):
     long_text = " ".join(f"word{i}" for i in range(120)) + " the hidden treasure"
     index = DocumentIndex.create(tmp_path / "chunks", toy_encoder(), backend="flat", chunk_size=8)
     index.add([long_text, "a short text"], ids=["long", "short"])
-    size, generation = index.backend.size, index.store.generation
+    size, generation = index.store.backend.size, index.store.database.generation
     statements = []
-    index.store.db.set_trace_callback(statements.append)
+    index.store.database.db.set_trace_callback(statements.append)
     index.upsert([long_text, "a short text"], ids=["long", "short"], metadata=[{"n": 1}, None])
-    index.store.db.set_trace_callback(None)
+    index.store.database.db.set_trace_callback(None)
     assert [statement for statement in statements if "chunks" in statement] == []  # no query per document
     assert index.get("long") == (long_text, {"n": 1}) and index.get("short") == ("a short text", {})
-    assert index.backend.size == size and index.store.generation == generation + 1  # metadata only
+    assert index.store.backend.size == size and index.store.database.generation == generation + 1  # metadata only
     index.close()
 
 

@@ -59,7 +59,8 @@ def test_filter_semantics_for_lists_nulls_and_types(encoder, tmp_path, spec, exp
 
 
 def test_a_long_in_list_is_bound_as_one_parameter(index):
-    index.store.db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)  # SQLite's limit is 32,766 in many builds
+    database = index.store.database.db
+    database.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)  # SQLite's limit is 32,766 in many builds
     hits = index.search("the cat sleeps", k=100, filter={"n": {"in": list(range(2, 5000))}})
     assert {h.metadata["n"] for h in hits} == set(range(2, len(TEXTS)))
 

@@ -48,7 +48,7 @@ def test_deleted_documents_are_never_returned(encoder, tmp_path, backend):
     reopened = DocumentIndex.open(tmp_path / backend, encoder)
     assert not {"d0", "d1"} & {h.id for h in reopened.search("the cat sleeps", k=100)}
     reopened.compact()
-    assert reopened.backend.tombstones == set() and reopened.backend.size == len(TEXTS) - 2
+    assert reopened.store.backend.tombstones == set() and reopened.store.backend.size == len(TEXTS) - 2
 
 
 def test_upsert_replaces_and_cache_avoids_re_encoding(index, encoder, monkeypatch):
@@ -172,9 +172,9 @@ def test_ids_are_str_or_int_in_every_call(index):
 
 
 def test_operations_that_change_nothing_do_not_move_the_generation(index):
-    generation = index.store.generation
+    generation = index.store.database.generation
     index.delete(["no-such-id"])
     index.upsert([TEXTS[0]], ids=[IDS[0]], metadata=[META[0]])  # the same text and metadata
-    assert index.store.generation == generation
+    assert index.store.database.generation == generation
     index.upsert([TEXTS[0]], ids=[IDS[0]], metadata=[{"new": 1}])
-    assert index.store.generation == generation + 1 and index.get(IDS[0])[1] == {"new": 1}
+    assert index.store.database.generation == generation + 1 and index.get(IDS[0])[1] == {"new": 1}
