@@ -112,6 +112,9 @@ class FaissStore(IndexStore):
         return self.database.cached_vectors(hashes)
 
     # ------------------------------------------------------------------ writes
+    def check_documents(self, plan: list[PlannedDocument]) -> None:
+        """SQLite holds documents of any size."""
+
     def write(self, plan: list[PlannedDocument], vectors: dict[str, np.ndarray], *, replace: bool) -> None:
         """One SQLite transaction (SQLite's write lock: no other handle writes meanwhile), then the
         FAISS file saved; a failure rolls the transaction back and the FAISS index with it."""

@@ -236,6 +236,7 @@ class DocumentIndex:
             self.manifest["chunk_size"],
             self.manifest["chunk_overlap"],
         )
+        self.store.check_documents(plan)  # before encoding
         vectors = self.store.cached_vectors([h for document in plan for h in document.hashes])
         chunk_texts = {h: text for document in plan for h, text in document.chunk_texts().items()}
         missing = [h for h in chunk_texts if h not in vectors]

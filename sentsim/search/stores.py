@@ -90,6 +90,10 @@ class IndexStore(ABC):
         """The stored vectors of chunk texts, by content hash (the embedding cache): those it holds."""
 
     @abstractmethod
+    def check_documents(self, plan: list[PlannedDocument]) -> None:
+        """Raise a ValueError naming a planned document this store cannot hold (called before encoding)."""
+
+    @abstractmethod
     def write(self, plan: list[PlannedDocument], vectors: dict[str, np.ndarray], *, replace: bool) -> None:
         """Store the planned documents as one operation: their chunks with ``vectors`` (content hash
         -> vector, one for each chunk) and metadata. A stored id is refused (ValueError) unless
