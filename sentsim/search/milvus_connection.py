@@ -1,9 +1,11 @@
 """Connections to Milvus: a server or cluster by URI, or a Milvus Lite database file.
 
 A server that does not answer is reported within :data:`CONNECT_TIMEOUT` seconds, naming its URI.
-Milvus Lite runs inside this process, one server per database file; it is stopped when the last
-index handle on that file closes, so the file can then be moved (``index build`` moves its staging
-folder into place) or opened by another process.
+The index handles of a process share one client per URI and token (pymilvus before 3.0 shares
+its connection so, and closing any client closed it for all): the last handle to close closes
+it. Milvus Lite runs inside this process, one server per database file; the last handle on the
+file stops it, so the file can then be moved (``index build`` moves its staging folder into
+place) or opened by another process.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ CONNECT_TIMEOUT = 5.0  # seconds
 CALL_TIMEOUT = 120.0  # seconds a Milvus call may take, retries included (pymilvus retries for minutes)
 SERVER_SCHEMES = ("http", "https", "tcp")
 
-_lite_lock = threading.Lock()
-_lite_handles: dict[str, int] = {}  # Milvus Lite database path -> open handles
+_lock = threading.Lock()
+_clients: dict[tuple[str, str], tuple[MilvusClient, int]] = {}  # (uri, token) -> (client, handles)
 
 
 def is_server(uri: str) -> bool:
@@ -84,8 +86,9 @@ def token_or_environment(token: object) -> str | None:
 
 
 def connect(uri: str, token: str | None) -> MilvusClient:
-    """A client of the server at ``uri``, or of the Milvus Lite database file ``uri`` (an absolute
-    path); a ConnectionError naming ``uri`` where it cannot be reached."""
+    """The client of the server at ``uri``, or of the Milvus Lite database file ``uri`` (an absolute
+    path), shared by this process's handles; a ConnectionError naming ``uri`` where it cannot be
+    reached. Pair each call with :func:`disconnect`."""
     lite = not is_server(uri)
     if lite:
         try:
@@ -94,27 +97,38 @@ def connect(uri: str, token: str | None) -> MilvusClient:
             raise ImportError(
                 f"{uri} is a Milvus Lite database, which needs milvus-lite: pip install 'sentsim[milvus]'"
             ) from None
-        with _lite_lock:
-            _lite_handles[uri] = _lite_handles.get(uri, 0) + 1
-    try:
-        return MilvusClient(uri=uri, token=token or "", timeout=CONNECT_TIMEOUT)
-    except BaseException as error:
-        if lite:
-            _release(uri)
-        if not isinstance(error, MilvusException):
-            raise
-        where = "open the Milvus Lite database" if lite else "reach Milvus at"
-        hint = " (another process may hold it: Milvus Lite serves one process)" if lite else ""
-        raise ConnectionError(f"cannot {where} {uri}{hint}: {error.message}") from None
+    key = (uri, token or "")
+    with _lock:  # one connect at a time: a second handle waits for the first's client
+        if key in _clients:
+            client, handles = _clients[key]
+            _clients[key] = (client, handles + 1)
+            return client
+        try:
+            client = MilvusClient(uri=uri, token=token or "", timeout=CONNECT_TIMEOUT)
+        except MilvusException as error:
+            if lite and not any(other == uri for other, _ in _clients):
+                _stop_lite(uri)
+            where = "open the Milvus Lite database" if lite else "reach Milvus at"
+            hint = " (another process may hold it: Milvus Lite serves one process)" if lite else ""
+            raise ConnectionError(f"cannot {where} {uri}{hint}: {error.message}") from None
+        _clients[key] = (client, 1)
+        return client
 
 
-def disconnect(client: MilvusClient, uri: str) -> None:
-    """Close ``client``; the last handle on a Milvus Lite file stops its server."""
-    try:
-        client.close()
-    finally:
-        if not is_server(uri):
-            _release(uri)
+def disconnect(uri: str, token: str | None) -> None:
+    """Let go of the client :func:`connect` gave; the last handle closes it (and stops Milvus Lite)."""
+    key = (uri, token or "")
+    with _lock:
+        client, handles = _clients[key]
+        if handles > 1:
+            _clients[key] = (client, handles - 1)
+            return
+        del _clients[key]
+        try:
+            client.close()
+        finally:
+            if not is_server(uri) and not any(other == uri for other, _ in _clients):
+                _stop_lite(uri)
 
 
 @contextmanager
@@ -126,14 +140,8 @@ def refused(uri: str, collection: str, what: str) -> Iterator[None]:
         raise RuntimeError(f"Milvus at {uri} refused to {what} (collection {collection!r}): {error.message}") from None
 
 
-def _release(path: str) -> None:
-    with _lite_lock:
-        left = _lite_handles.get(path, 0) - 1
-        if left > 0:
-            _lite_handles[path] = left
-            return
-        _lite_handles.pop(path, None)
-        from milvus_lite.server_manager import server_manager_instance
+def _stop_lite(path: str) -> None:
+    from milvus_lite.server_manager import server_manager_instance
 
-        server_manager_instance.release_server(path)
-        logger.debug("stopped Milvus Lite for %s", Path(path).name)
+    server_manager_instance.release_server(path)
+    logger.debug("stopped Milvus Lite for %s", path)

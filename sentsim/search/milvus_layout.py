@@ -1,7 +1,7 @@
 """How the Milvus store lays an index out in a collection: fields, indexes, and one row per chunk.
 
 Each chunk is one row: its document's id, position and offsets, content hash (the embedding
-cache), text, vector, the document's metadata (exactly, and in two JSON fields for filters, see
+cache), text, vector, the document's metadata (exactly, and in a JSON field for filters, see
 :mod:`sentsim.search.milvus_filters`) and ``piece``, the document's text from this chunk's start
 to the next one's: the pieces, joined in order, are the document. Rows carry the ``version`` of
 the write that stored them and how many ``chunks`` it wrote, so a document reads as its newest
@@ -20,7 +20,7 @@ import numpy as np
 from sentsim.search.hits import Hit
 from sentsim.search.ingest import PlannedDocument
 from sentsim.search.milvus_connection import DataType, MilvusClient
-from sentsim.search.milvus_filters import NUMBERS, VALUES, filter_fields
+from sentsim.search.milvus_filters import FILTERS, filter_field
 
 INDEX_TYPES = {"auto": "FLAT", "flat": "FLAT", "hnsw": "HNSW", "ivf": "IVF_FLAT"}
 METRICS = {"cosine": "COSINE", "dot": "IP", "euclidean": "L2"}
@@ -44,8 +44,7 @@ def schema(dim: int):
     fields.add_field("text", DataType.VARCHAR, max_length=MAX_BYTES)  # the chunk's text
     fields.add_field("piece", DataType.VARCHAR, max_length=MAX_BYTES)
     fields.add_field("metadata", DataType.VARCHAR, max_length=MAX_BYTES)  # the document's, as JSON text
-    fields.add_field(VALUES, DataType.JSON)
-    fields.add_field(NUMBERS, DataType.JSON)
+    fields.add_field(FILTERS, DataType.JSON)  # the metadata as filters read it
     fields.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
     return fields
 
@@ -81,7 +80,7 @@ def check_document(document: PlannedDocument) -> None:
     check_size(document.id, "id", utf8_bytes(document.id), "use shorter ids")
     metadata = max(
         utf8_bytes(json.dumps(part, ensure_ascii=False))
-        for part in (document.metadata, *filter_fields(document.metadata))
+        for part in (document.metadata, filter_field(document.metadata))
     )
     check_size(document.id, "metadata", metadata, "keep its metadata smaller")
     texts = [document.text[c.start : c.end] for c in document.chunks]
@@ -92,7 +91,7 @@ def check_document(document: PlannedDocument) -> None:
 def chunk_rows(document: PlannedDocument, vectors: dict[str, np.ndarray], version: int) -> Iterator[dict]:
     """The rows of a document's chunks, as the write ``version`` stores them."""
     metadata = json.dumps(document.metadata, ensure_ascii=False)
-    values, numbers = filter_fields(document.metadata)
+    filters = filter_field(document.metadata)
     bounds = piece_bounds(document)
     for position, (chunk, digest) in enumerate(zip(document.chunks, document.hashes, strict=True)):
         yield {
@@ -106,8 +105,7 @@ def chunk_rows(document: PlannedDocument, vectors: dict[str, np.ndarray], versio
             "text": document.text[chunk.start : chunk.end],
             "piece": document.text[slice(*bounds[position])],
             "metadata": metadata,
-            VALUES: values,
-            NUMBERS: numbers,
+            FILTERS: filters,
             "vector": vectors[digest].tolist(),
         }
 

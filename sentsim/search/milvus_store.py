@@ -3,34 +3,28 @@
 The index folder keeps ``manifest.json`` (whose ``store`` entry names the URI and collection,
 never a token) and, by default, the Milvus Lite database ``milvus.db``; a server or cluster
 (``http://host:19530``) holds the collection elsewhere, so the same code runs on a laptop and on
-a cluster. Each chunk is one row: its document's id, its offsets, content hash (the embedding
-cache), text, vector, the document's metadata (exactly, and in two JSON fields for filters, see
-:mod:`sentsim.search.milvus_filters`) and ``piece``, the document's text from this chunk's start
-to the next one's, from which ``get`` puts the document together again. Rows carry the
-``version`` of the write that stored them and how many ``chunks`` it wrote: a document reads
-as its newest complete version.
+a cluster. One row per chunk (see :mod:`sentsim.search.milvus_layout`); the collection records
+the index and model it holds (:mod:`sentsim.search.milvus_guard`). Reads and searches run at
+consistency level Strong: what a write stored is found as soon as it returns.
 
-The collection records the index it belongs to and the model of its vectors (a ``sentsim.index``
-property); a collection of another index or model is refused at create and open. Reads and
-searches run at consistency level Strong: what a write stored is found as soon as it returns.
-
-Writes: each is one step for every handle and process on the index folder (``index.lock``);
-writers on other machines are not serialized. Milvus has no transactions, so a write inserts
-the new rows before it deletes those they replace:
+Writes are one step for every handle and process on the index folder (``index.lock``); writers
+on other machines are not serialized. Milvus has no transactions, so a write inserts the new
+version of each document before it deletes the rows it replaces, and a document reads as its
+newest complete version:
 
 - a write that fails before Milvus is called (bad input, encoding) changes nothing;
-- if Milvus refuses the insert, the rows it took are deleted again: what was stored before is
-  as it was (if that delete fails too, the refused rows may show in searches and counts until
-  those ids are written or deleted again, or :meth:`MilvusStore.compact` runs; ``get`` never
-  returns a partly written version);
-- if Milvus refuses to delete the replaced rows, the write raises, the new documents are stored
-  and ``get`` returns them, and searches may also return the replaced chunks until then.
+- if Milvus refuses the insert, the rows it took are deleted again: what was stored before reads
+  as it was. If that delete is refused too, each document of the write reads as its old version
+  or, where all its rows went in, its new one (never a mix), and searches and counts may also
+  find the refused write's rows until those ids are written or deleted again, or ``compact()``;
+- if Milvus refuses to delete the replaced rows, the write raises; the new documents are stored
+  and read, and searches may also return the replaced chunks until then.
 
-What Milvus does not do as the FAISS store does: backends are ``auto``/``flat`` (FLAT, exact),
-``hnsw`` and ``ivf`` (IVF_FLAT) only, not FAISS factory strings or ``ivfpq``; at most 16,384
-hits a query; texts, pieces, metadata and ids of at most 65,535 bytes (a long document needs a
-``chunk_size``); the embedding cache holds the chunks stored now (not those of deleted
-documents). Each of these raises a ValueError naming it.
+What the Milvus store does not do as the FAISS store does, each refused with a ValueError naming
+it: backends ``auto``/``flat`` (FLAT, exact), ``hnsw`` and ``ivf`` (IVF_FLAT) only, no FAISS
+factory strings or ``ivfpq``; at most 16,384 hits a query; texts, pieces, metadata and ids of at
+most 65,535 bytes (a long document needs a ``chunk_size``); no filter on a key holding ``/``.
+Its embedding cache is the chunks stored now (the FAISS store keeps deleted documents' vectors).
 """
 
 from __future__ import annotations
@@ -104,12 +98,13 @@ class MilvusStore(IndexStore):
     Args:
         folder: the index folder.
         manifest: the folder's manifest.
-        client: a connected client.
+        client: a connected client (from :func:`~sentsim.search.milvus_connection.connect`).
         uri: the server's URI, or the Milvus Lite file's absolute path.
+        token: the token it connected with (kept in memory only).
     """
 
-    def __init__(self, folder: Path, manifest: dict, client: MilvusClient, uri: str) -> None:
-        self.folder, self.manifest, self.uri = folder, manifest, uri
+    def __init__(self, folder: Path, manifest: dict, client: MilvusClient, uri: str, token: str | None) -> None:
+        self.folder, self.manifest, self.uri, self._token = folder, manifest, uri, token
         self.collection = manifest["store"]["collection"]
         self._client: MilvusClient | None = client
 
@@ -142,7 +137,8 @@ class MilvusStore(IndexStore):
         """Create the collection (which must not exist), recording the index and its model in it."""
         uri, name = resolve_uri(folder, manifest["store"]["uri"]), manifest["store"]["collection"]
         new_file = not is_server(uri) and not os.path.exists(uri)
-        client = connect(uri, token_or_environment(token))
+        token = token_or_environment(token)
+        client = connect(uri, token)
         try:
             with refused(uri, name, "create the collection"):
                 if client.has_collection(name, timeout=CALL_TIMEOUT):
@@ -158,12 +154,12 @@ class MilvusStore(IndexStore):
                 client.create_index(name, index_params(client, manifest), sync=False, timeout=CALL_TIMEOUT)
                 client.load_collection(name, timeout=CALL_TIMEOUT)
         except BaseException:
-            disconnect(client, uri)
+            disconnect(uri, token)
             if new_file:  # the folder is left as empty as it was
                 shutil.rmtree(uri, ignore_errors=True)
             raise
         logger.info("created the Milvus collection %s at %s", name, uri)
-        return cls(folder, manifest, client, uri)
+        return cls(folder, manifest, client, uri, token)
 
     @classmethod
     def open(cls, folder: Path, manifest: dict, *, repair: bool, token: str | None) -> MilvusStore:
@@ -171,7 +167,8 @@ class MilvusStore(IndexStore):
         uri, name = resolve_uri(folder, manifest["store"]["uri"]), manifest["store"]["collection"]
         if not is_server(uri) and not os.path.exists(uri):
             raise IndexCorruptedError(f"{uri} is missing: the index's documents are gone (restore it, or build again)")
-        client = connect(uri, token_or_environment(token))
+        token = token_or_environment(token)
+        client = connect(uri, token)
         try:
             with refused(uri, name, "describe the collection"):
                 if not client.has_collection(name, timeout=CALL_TIMEOUT):
@@ -186,9 +183,9 @@ class MilvusStore(IndexStore):
             if marker.get("index_id") != manifest["store"]["index_id"]:
                 refuse_other_index(marker, manifest, f"the collection {name!r} at {uri}", folder)
         except BaseException:
-            disconnect(client, uri)
+            disconnect(uri, token)
             raise
-        return cls(folder, manifest, client, uri)
+        return cls(folder, manifest, client, uri, token)
 
     @property
     def client(self) -> MilvusClient:
@@ -198,8 +195,8 @@ class MilvusStore(IndexStore):
 
     def close(self) -> None:
         if self._client is not None:
-            client, self._client = self._client, None
-            disconnect(client, self.uri)
+            self._client = None
+            disconnect(self.uri, self._token)
 
     @property
     def index_type(self) -> str:

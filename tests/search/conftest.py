@@ -29,9 +29,9 @@ def milvus_database(tmp_path_factory):
     from sentsim.search.milvus_connection import connect, disconnect
 
     path = str(tmp_path_factory.mktemp("milvus") / "shared.db")
-    client = connect(path, None)
+    connect(path, None)
     yield path
-    disconnect(client, path)
+    disconnect(path, None)
 
 
 @pytest.fixture

@@ -106,9 +106,9 @@ def test_the_collection_records_its_index_and_model(encoder, tmp_path, milvus_da
         DocumentIndex.create(tmp_path / "c", toy_encoder(seed=3), **options)
     assert not (tmp_path / "b" / "manifest.json").exists() and not (tmp_path / "c" / "manifest.json").exists()
 
-    from pymilvus import MilvusClient
+    from sentsim.search.milvus_connection import connect, disconnect
 
-    client = MilvusClient(milvus_database)  # the collection dropped and built again by another model's index
+    client = connect(milvus_database, None)  # the collection dropped and built again by another model's index
     client.drop_collection(options["collection"])
     DocumentIndex.create(tmp_path / "d", toy_encoder(seed=3), **options).close()
     with pytest.raises(ModelMismatchError, match="holds the vectors of another model .* than the index in"):
@@ -126,7 +126,7 @@ def test_the_collection_records_its_index_and_model(encoder, tmp_path, milvus_da
     with pytest.raises(FileExistsError, match="exists and is not a sentsim index"):
         DocumentIndex.create(tmp_path / "f", encoder, **options)
     assert client.has_collection(options["collection"])  # untouched
-    client.close()
+    disconnect(milvus_database, None)
 
 
 def test_a_server_that_does_not_answer_is_named_quickly(encoder, tmp_path):
@@ -171,6 +171,8 @@ def test_what_milvus_cannot_do_is_refused_clearly(encoder, tmp_path, milvus_data
             index.search("the cat", nprobe=4)
         with pytest.raises(ValueError, match="ef_search applies to HNSW indexes"):
             index.search("the cat", ef_search=4)
+        with pytest.raises(ValueError, match="filter key 'a/b': the Milvus store cannot filter on keys holding '/'"):
+            index.search("the cat", filter={"a/b": 1})  # Milvus reads it as a JSON path
         long_text = " ".join(["the cat sleeps"] * 8000)  # one chunk: no chunk_size
         calls = []
         index.encoder.encode = lambda *args, **kwargs: calls.append(args)
