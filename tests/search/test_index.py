@@ -185,3 +185,18 @@ def test_operations_that_change_nothing_do_not_move_the_generation(index):
     assert index.store.database.generation == generation
     index.upsert([TEXTS[0]], ids=[IDS[0]], metadata=[{"new": 1}])
     assert index.store.database.generation == generation + 1 and index.get(IDS[0])[1] == {"new": 1}
+
+
+@BOTH_STORES
+def test_a_write_whose_encoding_fails_changes_nothing(index, encoder, monkeypatch):
+    before = index.search("the cat sleeps", k=100)
+
+    def failing(texts, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(encoder, "encode", failing)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        index.upsert(["a brand new text", "another new text"], ids=["d0", "new"])
+    monkeypatch.undo()
+    assert index.get("d0") == (TEXTS[0], META[0]) and index.get("new") is None
+    assert index.search("the cat sleeps", k=100) == before and len(index) == len(TEXTS)

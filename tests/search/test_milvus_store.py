@@ -56,7 +56,7 @@ def test_both_stores_return_the_same_top_10_on_exact_search(metric, encoder, tmp
     faiss_index = DocumentIndex.create(tmp_path / "faiss", encoder, **options)
     milvus_index = DocumentIndex.create(tmp_path / "milvus", encoder, **milvus(milvus_database, **options))
     for index in (faiss_index, milvus_index):
-        index.add(texts, ids=ids, metadata=metadata)
+        index.add(texts, ids=ids, metadata=metadata, show_progress=False)
     queries = encoder.encode(random_corpus(20, seed=1)[0], prompt=faiss_index.prompts["query"])
     for search in (
         {},
