@@ -9,7 +9,7 @@ from pathlib import Path
 from sentsim.cli.common import add_model_options, load_encoder, model_name, progress, tsv_field
 from sentsim.data.documents import read_documents
 from sentsim.search import DocumentIndex
-from sentsim.search.mirror import MANIFEST
+from sentsim.search.manifest import MANIFEST
 from sentsim.storage.atomic import atomic_folder, holds_other_files
 
 
@@ -29,7 +29,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "or - for stdin (JSON Lines, or one document a line)",
     )
     build.add_argument("--output", required=True, help="index folder")
-    build.add_argument("--backend", default="auto", help="auto, flat, ivf, hnsw, ivfpq or a FAISS factory string")
+    build.add_argument(
+        "--store",
+        default="faiss",
+        choices=["faiss", "milvus"],
+        help="where the documents live: faiss (SQLite and a FAISS index in the folder) or milvus (a Milvus "
+        "collection; a server's token is read from MILVUS_TOKEN)",
+    )
+    build.add_argument(
+        "--milvus-uri",
+        help="--store milvus: a server (http://host:19530) or a Milvus Lite .db file (relative: inside the index "
+        "folder; default milvus.db there)",
+    )
+    build.add_argument("--collection", help="--store milvus: the collection to create (default sentsim)")
+    build.add_argument(
+        "--backend",
+        default="auto",
+        help="faiss: auto, flat, ivf, hnsw, ivfpq or a FAISS factory string; milvus: auto or flat (exact), hnsw, ivf",
+    )
     build.add_argument("--metric", default="cosine", choices=["cosine", "dot", "euclidean"])
     build.add_argument("--chunk-size", type=int, default=None, help="split documents into chunks of this many tokens")
     build.add_argument(
@@ -68,8 +85,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     compact = actions.add_parser(
         "compact",
         help="drop deleted vectors and re-pick the index type",
-        description="Rebuild the FAISS index from the stored vectors: deleted vectors are dropped and an "
-        "'auto' index takes the type its size calls for.",
+        description="FAISS store: rebuild the FAISS index from the stored vectors (deleted vectors are dropped "
+        "and an 'auto' index takes the type its size calls for). Milvus store: remove the rows refused writes "
+        "left, then compact the collection.",
     )
     compact.add_argument("folder")
     _index_model_options(compact, device=False)
@@ -134,6 +152,9 @@ def run_build(args: argparse.Namespace) -> int:
         index = DocumentIndex.create(
             staging,
             encoder,
+            store=args.store,
+            milvus_uri=args.milvus_uri,
+            collection=args.collection,
             backend=args.backend,
             metric=args.metric,
             chunk_size=args.chunk_size,
@@ -183,11 +204,10 @@ def run_compact(args: argparse.Namespace) -> int:
 
 
 def _summary(folder: str | Path, index: DocumentIndex) -> str:
-    """The JSON line of a built or compacted index: documents, chunks (vectors) and FAISS factory."""
-    chunks = index.backend.size if index.backend else 0
-    return json.dumps(
-        {"index": str(folder), "documents": len(index), "chunks": chunks, "factory": index.manifest["factory"]}
-    )
+    """The JSON line of a built or compacted index: documents, chunks (vectors) and the vector index
+    (a FAISS factory string, or a Milvus index type)."""
+    chunks, factory = index.store.count_chunks(), index.store.index_type
+    return json.dumps({"index": str(folder), "documents": len(index), "chunks": chunks, "factory": factory})
 
 
 def run_search(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Semantic search: a persistent FAISS-backed document index with metadata, updates and filters."""
+"""Semantic search: a persistent document index with metadata, updates and filters, stored with FAISS or Milvus."""
 
 from sentsim.search.hits import Hit
 from sentsim.search.index import DocumentIndex

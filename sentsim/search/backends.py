@@ -28,7 +28,9 @@ from sentsim.validation import check_int
 try:
     import faiss
 except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError("sentsim.search needs FAISS: pip install 'sentsim[faiss]' (or a faiss-gpu build)") from error
+    raise ImportError(
+        "the FAISS store (DocumentIndex's default) needs FAISS: pip install 'sentsim[faiss]' (or a faiss-gpu build)"
+    ) from error
 
 logger = logging.getLogger(__name__)
 

@@ -1,16 +1,15 @@
 """DocumentIndex: semantic search over a user's documents, persisted in a folder.
 
-The folder holds ``manifest.json`` (model fingerprint, metric, backend, chunking),
-``documents.sqlite`` (documents, chunks, metadata and vectors: the source of truth) and
-``index.faiss`` (derived; kept in step by :mod:`sentsim.search.mirror`). Each operation
-commits one SQLite transaction, then writes the FAISS file atomically, stamped with the state of
-the database it reflects; a FAISS file that does not match the database is rebuilt from the
-stored vectors, without re-encoding.
+The folder holds ``manifest.json`` (model fingerprint, prompts, metric, backend, chunking, and
+which store holds the documents, see :mod:`sentsim.search.manifest`). The store (see
+:mod:`sentsim.search.stores`) is ``faiss``, SQLite and a FAISS file inside the folder, or
+``milvus``, a Milvus collection on a server or cluster, or in a Milvus Lite file inside the folder.
+The index checks input, chunks documents, looks up the embedding cache, encodes with the model's
+prompts and refuses another model; the store keeps what it is handed and searches it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -19,15 +18,13 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from sentsim.search.backends import VectorBackend, check_tuning_values
-from sentsim.search.filters import filter_sql
-from sentsim.search.hits import Hit, assemble_hits
+from sentsim.search.filters import parse_filter
+from sentsim.search.hits import Hit
 from sentsim.search.ingest import plan_documents, refuse_existing, validate_documents
 from sentsim.search.locking import ReadWriteLock
-from sentsim.search.manifest import new_manifest, read_manifest
-from sentsim.search.mirror import MANIFEST, FaissMirror
+from sentsim.search.manifest import MANIFEST, new_manifest, read_manifest
 from sentsim.search.model_guard import index_encoder, manifest_encoder
-from sentsim.search.store import DocumentStore
+from sentsim.search.stores import IndexStore, store_class
 from sentsim.storage.atomic import holds_other_files, recover_folder, write_text_atomic
 from sentsim.tokenization import untruncated
 from sentsim.validation import (
@@ -42,8 +39,6 @@ from sentsim.validation import (
 
 logger = logging.getLogger(__name__)
 
-DATABASE = "documents.sqlite"
-
 
 class DocumentIndex:
     """A persistent semantic index over documents. Create with :meth:`create`, reopen with :meth:`open`.
@@ -54,15 +49,9 @@ class DocumentIndex:
         >>> index.search("what is in the first?", k=5, filter={"lang": "en"})
     """
 
-    def __init__(self, folder: Path, encoder, manifest: dict, store: DocumentStore) -> None:
+    def __init__(self, folder: Path, encoder, manifest: dict, store: IndexStore) -> None:
         self.folder, self.encoder, self.manifest, self.store = folder, encoder, manifest, store
-        self.mirror = FaissMirror(folder, store, manifest)
-        self._lock = ReadWriteLock()
-
-    @property
-    def backend(self) -> VectorBackend | None:
-        """The FAISS index of the stored vectors (None while the index is empty)."""
-        return self.mirror.backend
+        self._lock = ReadWriteLock()  # one write at a time; searches never see half of one
 
     @property
     def prompts(self) -> dict[str, str]:
@@ -76,19 +65,27 @@ class DocumentIndex:
         folder: str | Path,
         encoder,
         *,
+        store: str = "faiss",
         backend: str = "auto",
         metric: str = "cosine",
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
         model_name: str | None = None,
         trust_remote_code: bool = False,
+        milvus_uri: str | None = None,
+        collection: str | None = None,
+        milvus_token: str | None = None,
     ) -> DocumentIndex:
         """A new, empty index in ``folder`` (which must not hold one already).
 
         Args:
             encoder: a ``SentenceEncoder`` or a model name.
-            backend: ``auto`` (exact below 200k vectors, then HNSW, then IVF-PQ past 2M), ``flat``,
-                ``ivf``, ``hnsw``, ``ivfpq``, or any FAISS factory string (e.g. ``"IVF1024,SQ8"``).
+            store: where the documents live: ``faiss`` (SQLite and a FAISS index inside ``folder``)
+                or ``milvus`` (a Milvus collection; ``pip install 'sentsim[milvus]'``).
+            backend: FAISS store: ``auto`` (exact below 200k vectors, then HNSW, then IVF-PQ past 2M),
+                ``flat``, ``ivf``, ``hnsw``, ``ivfpq``, or any FAISS factory string (e.g.
+                ``"IVF1024,SQ8"``). Milvus store: ``auto`` or ``flat`` (exact, Milvus FLAT), ``hnsw``
+                or ``ivf`` (IVF_FLAT).
             metric: ``cosine`` (default), ``dot`` or ``euclidean``; scores are similarities.
             chunk_size: split documents into windows of this many tokens (None: one chunk a document);
                 at most what the model reads (``max_seq_length`` less its special tokens).
@@ -98,9 +95,17 @@ class DocumentIndex:
                 the model (a local folder is recorded as an absolute path).
             trust_remote_code: let a model given by name run its own code (never implied; pass it
                 to :meth:`open` as well).
+            milvus_uri: Milvus store: a server or cluster (``http://host:19530``), or a Milvus Lite
+                database file (``.db``; a relative path lies inside ``folder``). Default:
+                ``milvus.db`` inside ``folder``.
+            collection: Milvus store: the collection to create (it must not exist; default ``sentsim``).
+            milvus_token: Milvus store: the server's token (``user:password`` or an API key); default
+                the ``MILVUS_TOKEN`` environment variable. It is never written to the folder.
         """
         folder = check_path("folder", folder)
         trust_remote_code = check_flag("trust_remote_code", trust_remote_code)
+        kind = store_class(store)  # the store's module: a missing package is named before any work
+        settings = kind.settings({"milvus_uri": milvus_uri, "collection": collection, "milvus_token": milvus_token})
         encoder, name = index_encoder(encoder, model_name, trust_remote_code=trust_remote_code)
         if (folder / MANIFEST).exists():
             raise FileExistsError(f"{folder} already holds an index; open it with DocumentIndex.open")
@@ -109,12 +114,22 @@ class DocumentIndex:
                 f"{folder} holds files that are not an index; create an index in a new or empty folder"
             )
         manifest = new_manifest(
-            encoder, name, backend=backend, metric=metric, chunk_size=chunk_size, chunk_overlap=chunk_overlap
+            encoder,
+            name,
+            store=settings,
+            backend=backend,
+            metric=metric,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
         )
         folder.mkdir(parents=True, exist_ok=True)
-        store = DocumentStore(folder / DATABASE, create=True)
-        write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-        return cls(folder, encoder, manifest, store)
+        opened = kind.create(folder, manifest, token=milvus_token)
+        try:
+            write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        except BaseException:
+            opened.close()
+            raise
+        return cls(folder, encoder, manifest, opened)
 
     @classmethod
     def open(
@@ -125,13 +140,16 @@ class DocumentIndex:
         repair: bool = False,
         device: str | None = None,
         trust_remote_code: bool = False,
+        milvus_token: str | None = None,
     ) -> DocumentIndex:
         """Open an index; ``encoder`` defaults to the model named in the manifest, loaded on ``device``
         (a model that runs its own code, e.g. some Nomic or Jina models, needs ``trust_remote_code=True``).
 
-        A different model is refused (:class:`~sentsim.search.ModelMismatchError`). A truncated or corrupted
-        file raises :class:`IndexCorruptedError`; ``repair=True`` rebuilds a damaged FAISS
-        file from the vectors stored in the database.
+        A different model is refused (:class:`~sentsim.search.ModelMismatchError`), and so is a Milvus
+        collection that holds another index. A truncated or corrupted file raises
+        :class:`IndexCorruptedError`; ``repair=True`` rebuilds a damaged FAISS file from the vectors
+        stored in the database (the Milvus store keeps no derived file). ``milvus_token``: the
+        Milvus server's token (default: the ``MILVUS_TOKEN`` environment variable).
         """
         folder = check_path("folder", folder)
         repair = check_flag("repair", repair)
@@ -142,15 +160,8 @@ class DocumentIndex:
         encoder = manifest_encoder(
             folder, manifest["model"], encoder, device, check_flag("trust_remote_code", trust_remote_code)
         )
-        store = DocumentStore(folder / DATABASE)
-        index = cls(folder, encoder, manifest, store)
-        try:
-            with index.mirror.exclusive():
-                index.mirror.load(repair)
-        except BaseException:
-            store.close()
-            raise
-        return index
+        store = store_class(manifest["store"]["kind"]).open(folder, manifest, repair=repair, token=milvus_token)
+        return cls(folder, encoder, manifest, store)
 
     def close(self) -> None:
         self.store.close()
@@ -162,7 +173,7 @@ class DocumentIndex:
         self.close()
 
     def __len__(self) -> int:
-        return self.store.count("documents")
+        return self.store.count_documents()
 
     # ------------------------------------------------------------------ writes
     def add(
@@ -198,32 +209,16 @@ class DocumentIndex:
     def delete(self, ids: Sequence[str | int]) -> int:
         """Delete documents by id (str or int); returns how many existed. Deleted documents are never returned."""
         ids = list(dict.fromkeys(validate_ids(ids)))
-        with self._lock.writing(), self.mirror.exclusive(), self.mirror.restored_on_error():
-            removed = []
-            with self.store.transaction() as transaction:
-                self.mirror.refresh()  # another handle may have written since
-                present = self.store.has_documents(ids)
-                for doc_id in present:
-                    removed += self.store.delete_document(doc_id)
-                self.mirror.remove(removed)
-            if transaction.changed:  # an operation that changed nothing saves nothing
-                self.mirror.save_committed(transaction.generation)
-        return len(present)
+        with self._lock.writing():
+            return self.store.delete(ids)
 
     def compact(self) -> None:
-        """Rebuild the FAISS index from the live vectors (drops tombstones; sizes IVF lists again).
-
-        When that changes the index, the generation moves, so other handles load the new file.
-        A failed rebuild or save raises and leaves the generation as it was.
-        """
-        with self._lock.writing(), self.mirror.exclusive():
-            before = self.mirror.backend
-            with self.store.transaction() as transaction:  # no other handle commits until the file is saved
-                self.mirror.rebuild()  # a failure leaves the mirror marked broken: rebuilt on next use
-                after = self.mirror.backend
-                if before is not None and (before.tombstones or after is None or after.factory != before.factory):
-                    self.mirror.generation = transaction.bump()
-                self.mirror.save()  # a failure rolls the new generation back
+        """Drop what deletes left behind. FAISS store: rebuild the FAISS index from the live vectors
+        (drops tombstones; sizes IVF lists again; other handles load the new file; a failed rebuild
+        or save raises and changes nothing). Milvus store: remove the rows that refused writes left,
+        then let Milvus compact the collection."""
+        with self._lock.writing():
+            self.store.compact()
 
     def _write(self, texts, ids, metadata, *, replace: bool, batch_size: int, show_progress: bool | None) -> list[str]:
         texts, ids, metadata = validate_documents(texts, ids, metadata)
@@ -231,7 +226,7 @@ class DocumentIndex:
         show_progress = check_flag("show_progress", show_progress, optional=True)
         if not texts:
             return []
-        if not replace:  # early, before encoding; checked again under the write lock
+        if not replace:  # early, before encoding; checked again by the store's write
             refuse_existing(self.store.has_documents(ids))
         plan = plan_documents(
             texts,
@@ -241,48 +236,20 @@ class DocumentIndex:
             self.manifest["chunk_size"],
             self.manifest["chunk_overlap"],
         )
-        cached = self.store.cached_vectors([h for document in plan for h in document.hashes])
+        self.store.check_documents(plan)  # before encoding
+        vectors = self.store.cached_vectors([h for document in plan for h in document.hashes])
         chunk_texts = {h: text for document in plan for h, text in document.chunk_texts().items()}
-        missing = [h for h in chunk_texts if h not in cached]
+        missing = [h for h in chunk_texts if h not in vectors]
         if missing:
-            vectors = self.encoder.encode(
+            encoded = self.encoder.encode(
                 [chunk_texts[h] for h in missing],
                 prompt=self.prompts["document"],
                 batch_size=batch_size,
                 show_progress=show_progress,
             )
-            cached |= dict(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
-        with self._lock.writing(), self.mirror.exclusive(), self.mirror.restored_on_error():
-            added_ids, added_vectors, removed = [], [], []
-            with self.store.transaction() as transaction:  # SQLite's write lock: no other handle writes now
-                self.mirror.refresh()  # another handle may have written since
-                existing = self.store.has_documents(ids)
-                if not replace:
-                    refuse_existing(existing)
-                if missing:
-                    self.store.put_vectors(missing, np.stack([cached[h] for h in missing]))
-                for document in plan:
-                    stored = self.store.document(document.id) if document.id in existing else None
-                    document = dataclasses.replace(document, stored=stored)
-                    if document.stored is not None and not document.unchanged:
-                        removed += self.store.delete_document(document.id)
-                    if document.unchanged:
-                        if document.metadata != document.stored[1]:
-                            self.store.put_document(document.id, document.text, document.metadata)
-                        continue  # same text: metadata only
-                    self.store.put_document(document.id, document.text, document.metadata)
-                    vector_ids = self.store.next_vector_ids(len(document.chunks))
-                    self.store.put_chunks(
-                        (int(v), document.id, c.start, c.end, h)
-                        for v, c, h in zip(vector_ids, document.chunks, document.hashes, strict=True)
-                    )
-                    added_ids.append(vector_ids)
-                    added_vectors += [cached[h] for h in document.hashes]
-                self.mirror.remove(removed)
-                if added_ids:
-                    self.mirror.add(np.stack(added_vectors), np.concatenate(added_ids))
-            if transaction.changed:  # an operation that changed nothing saves nothing
-                self.mirror.save_committed(transaction.generation)
+            vectors |= dict(zip(missing, np.asarray(encoded, dtype=np.float32), strict=True))
+        with self._lock.writing():
+            self.store.write(plan, vectors, replace=replace)
         return ids
 
     # ------------------------------------------------------------------- reads
@@ -299,15 +266,16 @@ class DocumentIndex:
         """The ``k`` best hits for a query (a list of lists for several queries).
 
         ``filter`` restricts the search to documents whose metadata match (see
-        :mod:`sentsim.search.filters`), inside FAISS, so k matches come back whenever k exist.
-        ``by="document"`` returns each document once, with its best chunk. A ``k`` larger than
-        the corpus returns what there is.
+        :mod:`sentsim.search.filters`), inside the vector search, so k matches come back whenever
+        k exist. ``by="document"`` returns each document once, with its best chunk. A ``k`` larger
+        than the corpus returns what there is (the Milvus store answers at most 16,384 hits a query).
 
-        Recall against speed, for this call only: ``nprobe`` (IVF / IVF-PQ indexes; default
+        Recall against speed, for this call only: ``nprobe`` (IVF / IVF-PQ indexes; FAISS default
         ``max(16, nlist / 16)``) is how many inverted lists each query visits, ``ef_search``
         (HNSW; default 128) how many candidates the graph search keeps. Higher finds more of the
-        true neighbours and costs time (``benchmarks/bench_index.py --nprobe-sweep``). A tuned
-        call searches on the CPU index even where a GPU copy exists.
+        true neighbours and costs time (``benchmarks/bench_index.py --nprobe-sweep``). An index
+        without the knob (exact search) refuses it. A tuned call searches on the CPU index even
+        where a GPU copy exists.
         """
         queries = single_text(queries)
         single = isinstance(queries, str)
@@ -344,27 +312,9 @@ class DocumentIndex:
             raise ValueError("query vectors contain NaN or infinity")
         self._catch_up()
         self._check_search(k, by, nprobe, ef_search)
-        if filter is not None:
-            filter_sql(filter)  # checked even where nothing is indexed yet
-        k = int(k)
+        conditions = parse_filter(filter) if filter is not None else None  # checked even where nothing is stored
         with self._lock.reading():
-            if self.backend is None or self.backend.size == 0:
-                return [[] for _ in vectors]
-            allowed = self.store.vector_ids_matching(filter) if filter is not None else None
-            available = len(allowed) if allowed is not None else self.backend.size
-            fetch = min(k if by == "chunk" else max(4 * k, k + 32), available)
-            if fetch == 0:
-                return [[] for _ in vectors]
-            while True:
-                scores, ids = self.backend.search(vectors, fetch, allowed, nprobe=nprobe, ef_search=ef_search)
-                short = (ids >= 0).sum(axis=1) < fetch
-                if short.any():  # an approximate index missed some: exact search over what is allowed
-                    exact_scores, exact_ids = self.mirror.exact(vectors[short], fetch, allowed)
-                    scores[short], ids[short] = exact_scores, exact_ids
-                hits = assemble_hits(self.store.matches(np.unique(ids[ids >= 0])), scores, ids, k, by)
-                if by == "chunk" or fetch >= available or all(len(h) >= k for h in hits):
-                    return hits
-                fetch = min(available, fetch * 4)
+            return self.store.search(vectors, int(k), conditions, by=by, nprobe=nprobe, ef_search=ef_search)
 
     def get(self, doc_id: str | int) -> tuple[str, dict] | None:
         """A document's text and metadata, or None."""
@@ -379,17 +329,13 @@ class DocumentIndex:
         return self._chunking_copy
 
     def _catch_up(self) -> None:
-        """Before a search: rebuild after a failed write, or reload after another handle's write."""
-        if self.mirror.broken or self.mirror.stale:
-            with self._lock.writing(), self.mirror.exclusive():
-                self.mirror.recover()
-                self.mirror.refresh()
+        """Before a search: let a store that keeps a copy of the vectors catch up with other handles."""
+        if self.store.stale:
+            with self._lock.writing():
+                self.store.refresh()
 
     def _check_search(self, k: object, by: object, nprobe: object, ef_search: object) -> None:
-        check_int("k", k, minimum=1)
+        k = check_int("k", k, minimum=1)
         if by not in ("chunk", "document"):
             raise ValueError(f"by must be 'chunk' or 'document', got {by!r}")
-        if self.backend is not None:
-            self.backend.check_tuning(nprobe, ef_search)  # values, and that the index has the knob
-        else:
-            check_tuning_values(nprobe, ef_search)
+        self.store.check_search(k, nprobe, ef_search)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -104,6 +104,22 @@ def plan_documents(
         hashes = [content_hash(text[c.start : c.end]) for c in chunks]
         plan.append(PlannedDocument(doc_id, text, meta or {}, chunks, hashes, None))
     return plan
+
+
+def changes(
+    plan: list[PlannedDocument], stored: Mapping[str, tuple[str, dict]]
+) -> tuple[list[PlannedDocument], list[PlannedDocument]]:
+    """``(rechunked, relabelled)``: the planned documents whose chunks are written (new ids, or a
+    new text for a stored id) and those stored with the same text whose metadata changes; the
+    documents stored as they are drop out. ``stored`` holds the (text, metadata) of stored ids."""
+    rechunked, relabelled = [], []
+    for document in plan:
+        document = replace(document, stored=stored.get(document.id))
+        if not document.unchanged:
+            rechunked.append(document)
+        elif document.metadata != document.stored[1]:
+            relabelled.append(document)
+    return rechunked, relabelled
 
 
 def content_hash(text: str) -> str:

@@ -15,6 +15,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
+LOCK_FILE = "index.lock"  # in an index folder: taken around each write
 NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # a link swapped in after the check above is not followed either
 
 

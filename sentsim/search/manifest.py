@@ -1,4 +1,11 @@
-"""An index folder's ``manifest.json``: read and checked before anything else of the folder is trusted."""
+"""An index folder's ``manifest.json``: read and checked before anything else of the folder is trusted.
+
+It records the model (fingerprint and prompts), the metric, the backend asked for, the chunking
+settings and the store: ``{"kind": "faiss"}`` (SQLite and FAISS files in the folder, whose
+state the FAISS fields ``factory``, ``generation``, ``state``, ``tombstones`` and
+``next_vector_id`` describe) or ``{"kind": "milvus", "uri": ..., "collection": ..., "index_id":
+...}`` (a Milvus collection; never a token).
+"""
 
 from __future__ import annotations
 
@@ -8,45 +15,53 @@ from pathlib import Path
 from sentsim._version import __version__
 from sentsim.fingerprint import model_fingerprint
 from sentsim.prompts import encoder_search_prompts
-from sentsim.search.backends import BACKENDS, check_factory
 from sentsim.search.chunking import chunk_options
-from sentsim.search.mirror import MANIFEST
 from sentsim.search.store import IndexCorruptedError
+from sentsim.search.stores import STORE_KINDS, store_class
 from sentsim.similarity import Metric
 from sentsim.storage.formats import check_format
 from sentsim.validation import is_integer
 
+MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1  # any other is refused
+MILVUS_FIELDS = ("uri", "collection", "index_id")
 
 
 def new_manifest(
-    encoder, name: str | None, *, backend: str, metric: str, chunk_size: int | None, chunk_overlap: int | None
+    encoder,
+    name: str | None,
+    *,
+    store: dict,
+    backend: str,
+    metric: str,
+    chunk_size: int | None,
+    chunk_overlap: int | None,
 ) -> dict:
-    """The manifest of a new, empty index for ``encoder`` (recorded as ``name``), its options checked."""
+    """The manifest of a new, empty index for ``encoder`` (recorded as ``name``) in ``store`` (its
+    manifest entry), its options checked."""
     metric = Metric.parse(metric).value
     if metric == "manhattan":
-        raise ValueError("FAISS indexes support cosine, dot and euclidean; not manhattan")
+        raise ValueError("sentsim indexes support cosine, dot and euclidean; not manhattan")
     prompts = encoder_search_prompts(encoder)  # kept in the manifest: later writes and searches use them
     chunk_size, chunk_overlap = chunk_options(chunk_size, chunk_overlap, encoder, prompts["document"])
-    if not isinstance(backend, str):
-        raise TypeError(f"backend must be a str ({', '.join(BACKENDS)} or a FAISS factory string), got {backend!r}")
-    if backend not in BACKENDS:  # an invalid FAISS factory string fails here, not after encoding
-        check_factory(backend, encoder.dim, metric)
+    store_class(store["kind"]).check_backend(backend, encoder.dim, metric)
     return {
         "sentsim_version": __version__,
         "format": MANIFEST_FORMAT,
         "model": model_fingerprint(encoder, name),
         "metric": metric,
         "backend": backend,
-        "factory": None,
         "chunk_size": chunk_size,
         "chunk_overlap": chunk_overlap,
         "prompts": prompts,
-        "generation": 0,
-        "state": "",  # the database state index.faiss was saved for (none before the first write)
-        "tombstones": [],
-        "next_vector_id": 0,
+        "store": store,
+        **(_faiss_fields() if store["kind"] == "faiss" else {}),
     }
+
+
+def _faiss_fields() -> dict:
+    """The FAISS store's fields of a new manifest (``state``: the database state index.faiss was saved for)."""
+    return {"factory": None, "generation": 0, "state": "", "tombstones": [], "next_vector_id": 0}
 
 
 def read_manifest(folder: Path) -> dict:
@@ -78,7 +93,13 @@ def _check_manifest(manifest: object, path: Path) -> None:
     prompts = manifest.get("prompts")
     if not isinstance(prompts, dict) or any(not isinstance(prompts.get(side), str) for side in ("query", "document")):
         raise IndexCorruptedError(f"{path}: 'prompts' must hold a 'query' and a 'document' text, got {prompts!r}")
-    if not isinstance(manifest.get("tombstones"), list) or not all(
-        is_integer(manifest.get(name)) for name in ("generation", "next_vector_id")
+    store = manifest.get("store")
+    if not isinstance(store, dict) or store.get("kind") not in STORE_KINDS:
+        raise IndexCorruptedError(f"{path}: 'store' must name its kind ({', '.join(STORE_KINDS)}), got {store!r}")
+    if store["kind"] == "milvus" and not all(isinstance(store.get(key), str) for key in MILVUS_FIELDS):
+        raise IndexCorruptedError(f"{path}: a Milvus 'store' needs {', '.join(MILVUS_FIELDS)} (str), got {store!r}")
+    if store["kind"] == "faiss" and (
+        not isinstance(manifest.get("tombstones"), list)
+        or not all(is_integer(manifest.get(name)) for name in ("generation", "next_vector_id"))
     ):
         raise IndexCorruptedError(f"{path}: 'tombstones' must be a list, 'generation' and 'next_vector_id' ints")

@@ -30,13 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from sentsim.search.backends import VectorBackend, resolve_factory, saved_stamp
-from sentsim.search.locking import file_lock
+from sentsim.search.locking import LOCK_FILE, file_lock
+from sentsim.search.manifest import MANIFEST
 from sentsim.search.store import DocumentStore, IndexCorruptedError
 from sentsim.storage.atomic import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
-MANIFEST, FAISS_FILE, LOCK_FILE = "manifest.json", "index.faiss", "index.lock"
+FAISS_FILE = "index.faiss"
 
 
 class FaissMirror:

@@ -1,4 +1,4 @@
-"""The document store: SQLite holds documents, chunks, metadata and vectors; it is the source of truth.
+"""The FAISS store's database: SQLite holds documents, chunks, metadata and vectors; it is the source of truth.
 
 Every change is one transaction, so a process killed at any moment leaves the last completed
 operation. The FAISS index is derived from it and can always be rebuilt from the vectors here.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentsim.search.filters import filter_sql
+from sentsim.search.filters import Condition, filter_sql
 
 logger = logging.getLogger(__name__)
 
@@ -226,8 +226,8 @@ class DocumentStore:
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed table names
 
-    def vector_ids_matching(self, spec: dict) -> np.ndarray:
-        condition, parameters = filter_sql(spec)
+    def vector_ids_matching(self, conditions: list[Condition]) -> np.ndarray:
+        condition, parameters = filter_sql(conditions)
         query = f"SELECT c.vector_id FROM chunks c JOIN documents ON documents.doc_id = c.doc_id WHERE {condition}"
         return np.array([row[0] for row in self.db.execute(query, parameters)], dtype=np.int64)
 

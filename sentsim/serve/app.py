@@ -130,11 +130,11 @@ def create_app(service: Service) -> FastAPI:
         return {
             "name": name,
             "documents": len(index),
-            "chunks": index.store.count("chunks"),
+            "chunks": index.store.count_chunks(),
             "model": manifest["model"].get("name"),
             "dim": manifest["model"]["dim"],
             "metric": manifest["metric"],
-            "backend": index.backend.factory if index.backend is not None else None,
+            "backend": index.store.index_type,
         }
 
     @app.post("/v1/indexes/{name}/search")

@@ -5,9 +5,11 @@ from sentsim import similarity
 from sentsim.search import DocumentIndex
 from sentsim.search.backends import VectorBackend, resolve_factory
 
+from .conftest import BOTH_STORES
 from .corpus import IDS, META, TEXTS, clustered
 
 
+@BOTH_STORES
 def test_flat_search_equals_brute_force_cosine(index, encoder):
     queries = ["the cat sleeps", "stocks fell sharply", "piano"]
     hits = index.search(queries, k=5)
@@ -117,8 +119,9 @@ def test_bad_factory_string():
         VectorBackend("Nonsense42", 8, "cosine")
 
 
-def test_filtered_hnsw_still_finds_k(encoder, tmp_path):
-    index = DocumentIndex.create(tmp_path / "hnsw", encoder, backend="hnsw")
+@BOTH_STORES
+def test_filtered_hnsw_still_finds_k(make_index, encoder, tmp_path):
+    index = make_index(tmp_path / "hnsw", encoder, backend="hnsw")
     index.add(TEXTS, ids=IDS, metadata=META)
     hits = index.search("the cat sleeps", k=3, filter={"topic": "music"})
     assert len(hits) == 3 and all(h.metadata["topic"] == "music" for h in hits)
@@ -127,7 +130,7 @@ def test_filtered_hnsw_still_finds_k(encoder, tmp_path):
 def test_ivf_misses_are_filled_by_exact_search(encoder, tmp_path):
     index = DocumentIndex.create(tmp_path / "ivf", encoder, backend="IVF4,Flat")
     index.add(TEXTS, ids=IDS, metadata=META)
-    faiss_ivf = __import__("faiss").try_extract_index_ivf(index.backend.inner)
+    faiss_ivf = __import__("faiss").try_extract_index_ivf(index.store.backend.inner)
     faiss_ivf.nprobe = 1  # one list of four: most filtered searches miss matching vectors
     query, allowed = "the cat sleeps", [i for i, m in enumerate(META) if m["even"]]
     hits = index.search(query, k=len(allowed), filter={"even": True})

@@ -4,10 +4,12 @@ from sentsim.search import DocumentIndex
 from sentsim.search.chunking import chunk_text
 
 from ..toy_task import TOPICS, toy_encoder
+from .conftest import BOTH_STORES
 
 
-def test_chunks_carry_offsets_and_documents_group(encoder, tmp_path):
-    index = DocumentIndex.create(tmp_path / "chunked", encoder, chunk_size=3, chunk_overlap=1)
+@BOTH_STORES
+def test_chunks_carry_offsets_and_documents_group(make_index, encoder, tmp_path):
+    index = make_index(tmp_path / "chunked", encoder, chunk_size=3, chunk_overlap=1)
     long_text = "the cat sleeps . stocks fell . it rains today . she plays piano"
     index.add([long_text, "a kitten naps"], ids=["long", "short"])
     hits = index.search("stocks fell", k=10)
@@ -32,17 +34,18 @@ def test_chunk_text_windows():
 LONG_WORDS = [word for texts in TOPICS.values() for text in texts for word in text.split()]
 
 
-def test_chunks_cover_a_document_longer_than_the_model_reads(encoder, tmp_path):
+@BOTH_STORES
+def test_chunks_cover_a_document_longer_than_the_model_reads(make_index, encoder, tmp_path):
     text = " ".join(LONG_WORDS * 4) + " the cat sleeps"  # ~200 tokens; the model reads 16
     chunks = chunk_text(text, encoder.tower.tokenizer.tokenizer, chunk_size=8, overlap=2)
     assert chunks[-1].end == len(text) and len(chunks) > 20
-    index = DocumentIndex.create(tmp_path / "long", encoder, chunk_size=8, chunk_overlap=2)
+    index = make_index(tmp_path / "long", encoder, chunk_size=8, chunk_overlap=2)
     index.add([text], ids=["long"])
-    assert index.backend.size == len(chunks)
+    assert index.store.count_chunks() == len(chunks)
     assert max(hit.end for hit in index.search("the cat sleeps", k=100)) == len(text)
     index.close()
     with pytest.raises(ValueError, match="chunk_size 15 is larger than the model reads: max_seq_length 16 less 2"):
-        DocumentIndex.create(tmp_path / "too-long", encoder, chunk_size=15)
+        make_index(tmp_path / "too-long", encoder, chunk_size=15)
     assert not (tmp_path / "too-long" / "manifest.json").exists()
 
 
@@ -60,14 +63,14 @@ def test_an_upsert_of_unchanged_texts_reads_no_chunks(tmp_path):
     long_text = " ".join(f"word{i}" for i in range(120)) + " the hidden treasure"
     index = DocumentIndex.create(tmp_path / "chunks", toy_encoder(), backend="flat", chunk_size=8)
     index.add([long_text, "a short text"], ids=["long", "short"])
-    size, generation = index.backend.size, index.store.generation
+    size, generation = index.store.backend.size, index.store.database.generation
     statements = []
-    index.store.db.set_trace_callback(statements.append)
+    index.store.database.db.set_trace_callback(statements.append)
     index.upsert([long_text, "a short text"], ids=["long", "short"], metadata=[{"n": 1}, None])
-    index.store.db.set_trace_callback(None)
+    index.store.database.db.set_trace_callback(None)
     assert [statement for statement in statements if "chunks" in statement] == []  # no query per document
     assert index.get("long") == (long_text, {"n": 1}) and index.get("short") == ("a short text", {})
-    assert index.backend.size == size and index.store.generation == generation + 1  # metadata only
+    assert index.store.backend.size == size and index.store.database.generation == generation + 1  # metadata only
     index.close()
 
 

@@ -21,11 +21,11 @@ def test_search_tuning_through_the_index_and_cli(encoder, tmp_path, capsys):
     scores = similarity(encoder.encode(["the cat sleeps"]), encoder.encode(TEXTS))[0]
     expected = [IDS[i] for i in np.argsort(-scores, kind="stable")[:5]]
     calls = []
-    search = index.backend.search
-    index.backend.search = lambda *args, **kwargs: calls.append(kwargs) or search(*args, **kwargs)
+    search = index.store.backend.search
+    index.store.backend.search = lambda *args, **kwargs: calls.append(kwargs) or search(*args, **kwargs)
     assert [h.id for h in index.search("the cat sleeps", k=5, nprobe=3)] == expected
     assert calls == [{"nprobe": 3, "ef_search": None}]  # the knob reaches FAISS
-    index.backend.search = search
+    index.store.backend.search = search
     with pytest.raises(ValueError, match="ef_search applies to HNSW"):
         index.search("the cat sleeps", ef_search=64)
     index.close()
@@ -206,10 +206,10 @@ def test_cli_compact_drops_tombstones(tmp_path, capsys):
     assert main([*build, "--backend", "hnsw"]) == 0
     assert main(["index", "delete", folder, "--ids", *IDS[:3]]) == 0
     with DocumentIndex.open(folder) as index:
-        assert len(index.backend.tombstones) == 3  # HNSW cannot remove: deleted vectors are masked
+        assert len(index.store.backend.tombstones) == 3  # HNSW cannot remove: deleted vectors are masked
     capsys.readouterr()
     assert main(["index", "compact", folder]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["documents"], summary["chunks"]) == (len(TEXTS) - 3, len(TEXTS) - 3)
     with DocumentIndex.open(folder) as index:
-        assert not index.backend.tombstones and {h.id for h in index.search("cat", k=50)} == set(IDS[3:])
+        assert not index.store.backend.tombstones and {h.id for h in index.search("cat", k=50)} == set(IDS[3:])

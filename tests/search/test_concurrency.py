@@ -6,6 +6,7 @@ from sentsim.search import DocumentIndex
 from sentsim.search.backends import VectorBackend
 
 from ..toy_task import toy_encoder
+from .conftest import BOTH_STORES
 from .corpus import IDS, META, TEXTS
 
 
@@ -15,20 +16,21 @@ def test_a_compaction_reaches_other_handles(encoder, tmp_path):
     second = DocumentIndex.open(tmp_path / "hnsw", encoder)
     first.delete(["d0", "d1"])
     second.search("the cat sleeps")  # catches up: its index now holds the tombstones too
-    assert len(second.backend.tombstones) == 2
+    assert len(second.store.backend.tombstones) == 2
     first.compact()
     second.add(["a new document"], ids=["new"])  # loads the compacted file before writing
-    assert second.backend.tombstones == set()
+    assert second.store.backend.tombstones == set()
     manifest = json.loads((tmp_path / "hnsw" / "manifest.json").read_text())
-    assert manifest["tombstones"] == [] and manifest["generation"] == second.store.generation
+    assert manifest["tombstones"] == [] and manifest["generation"] == second.store.database.generation
     assert {h.id for h in second.search("the cat sleeps", k=100)} == set(IDS[2:]) | {"new"}
-    generation = first.store.generation
+    generation = first.store.database.generation
     first.compact()  # nothing to drop: the generation stays, other handles keep their index
-    assert first.store.generation == generation and not second.mirror.stale
+    assert first.store.database.generation == generation and not second.store.mirror.stale
     first.close()
     second.close()
 
 
+@BOTH_STORES
 def test_threads_search_while_one_adds(index):
     errors, stop = [], threading.Event()
 
@@ -54,6 +56,7 @@ def test_threads_search_while_one_adds(index):
     assert len(index) == len(TEXTS) + 20 - 7
 
 
+@BOTH_STORES
 def test_two_threads_adding_one_id_store_it_once(index, encoder, monkeypatch):
     barrier, original = threading.Barrier(2), encoder.encode
 
@@ -79,11 +82,13 @@ def test_two_threads_adding_one_id_store_it_once(index, encoder, monkeypatch):
     assert sorted(map(str, outcomes)) == sorted(
         ["['same']", "document id(s) ['same'] already exist; use upsert to replace them"]
     )
-    assert len(index) == len(TEXTS) + 1 and index.backend.size == index.store.count("chunks") == len(TEXTS) + 1
-    hit = next(h for h in index.search("the cat fell", k=100) if h.id == "same")
+    hits = index.search("the cat fell", k=100)  # each stored chunk once
+    assert len(index) == len(hits) == index.store.count_chunks() == len(TEXTS) + 1
+    hit = next(h for h in hits if h.id == "same")
     assert hit.text == index.get("same")[0]
 
 
+@BOTH_STORES
 def test_two_handles_on_one_index_see_each_others_writes(index, tmp_path):
     index.close()
     folder = tmp_path / "index"
@@ -97,8 +102,9 @@ def test_two_handles_on_one_index_see_each_others_writes(index, tmp_path):
     a.close()
     b.close()
     reopened = DocumentIndex.open(folder, toy_encoder())
-    assert reopened.backend.size == reopened.store.count("chunks") == len(reopened) == len(TEXTS) + 2
-    hits = {h.id: h.text for h in reopened.search("she plays piano", k=100)}
+    found = reopened.search("she plays piano", k=100)
+    assert len(found) == reopened.store.count_chunks() == len(reopened) == len(TEXTS) + 2
+    hits = {h.id: h.text for h in found}
     assert set(hits) == set(IDS) | {"new", "from-a"} and hits["d0"] == "she plays piano"
     reopened.close()
 
@@ -112,7 +118,7 @@ def test_writers_on_one_folder_queue_on_the_lock_file_not_on_sqlite(index, tmp_p
     folder = tmp_path / "index"
     handles = [DocumentIndex.open(folder, toy_encoder()) for _ in range(3)]
     for handle in handles:
-        handle.store.db.execute("PRAGMA busy_timeout = 1000")  # SQLite gives up after 1 s ...
+        handle.store.database.db.execute("PRAGMA busy_timeout = 1000")  # SQLite gives up after 1 s ...
     real_save = VectorBackend.save
 
     def slow_save(self, path, stamp):
@@ -139,5 +145,5 @@ def test_writers_on_one_folder_queue_on_the_lock_file_not_on_sqlite(index, tmp_p
         handle.close()
     reopened = DocumentIndex.open(folder, toy_encoder())
     assert {f"t{n}" for n in range(3)} <= {h.id for h in reopened.search("text number", k=100)}
-    assert reopened.backend.size == reopened.store.count("chunks") == len(TEXTS) + 3
+    assert reopened.store.backend.size == reopened.store.count_chunks() == len(TEXTS) + 3
     reopened.close()

@@ -18,7 +18,7 @@ def test_a_compaction_that_cannot_save_raises_and_keeps_the_generation(encoder, 
     index = DocumentIndex.create(tmp_path / "hnsw", encoder, backend="hnsw")
     index.add(TEXTS, ids=IDS, metadata=META)
     index.delete(["d0"])
-    generation = index.store.generation
+    generation = index.store.database.generation
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -27,7 +27,7 @@ def test_a_compaction_that_cannot_save_raises_and_keeps_the_generation(encoder, 
         patch.setattr(VectorBackend, "save", full_disk)
         with pytest.raises(OSError, match="No space left"):
             index.compact()
-    assert index.store.generation == generation
+    assert index.store.database.generation == generation
     assert json.loads((tmp_path / "hnsw" / "manifest.json").read_text())["generation"] == generation
     assert {h.id for h in index.search("the cat sleeps", k=100)} == set(IDS[1:])
     reopened = DocumentIndex.open(tmp_path / "hnsw", encoder)
@@ -86,7 +86,7 @@ def test_a_faiss_file_of_the_wrong_size_is_rebuilt_on_open(index, tmp_path):
     index.close()
     (folder / "index.faiss").write_bytes(larger)  # one vector too many, though the generation matches
     reopened = DocumentIndex.open(folder, toy_encoder())
-    assert reopened.backend.size == reopened.store.count("chunks") == len(TEXTS)
+    assert reopened.store.backend.size == reopened.store.count_chunks() == len(TEXTS)
     assert "extra" not in {h.id for h in reopened.search("cats", k=100)}
     reopened.close()
 
@@ -99,17 +99,17 @@ def test_a_failed_write_whose_repair_fails_is_repaired_before_the_next_use(index
         patch.setattr(VectorBackend, "add", fail)  # the write fails, and so does the rebuild after it
         with pytest.raises(MemoryError):
             index.add(["a new document"], ids=["new"])
-    assert index.mirror.broken and index.backend is None
+    assert index.store.mirror.broken and index.store.backend is None
     assert len(index.search("the cat sleeps", k=100)) == len(TEXTS)  # rebuilt before searching
     with monkeypatch.context() as patch:
         patch.setattr(VectorBackend, "add", fail)  # the write fails, and so does the rebuild after it
         with pytest.raises(MemoryError):
             index.add(["a new document"], ids=["new"])
     index.add(["a new document"], ids=["new"])  # rebuilt before writing: the old vectors are kept
-    assert index.backend.size == len(TEXTS) + 1
+    assert index.store.backend.size == len(TEXTS) + 1
     index.close()
     reopened = DocumentIndex.open(tmp_path / "index", toy_encoder())
-    assert reopened.backend.size == reopened.store.count("chunks") == len(TEXTS) + 1
+    assert reopened.store.backend.size == reopened.store.count_chunks() == len(TEXTS) + 1
     assert len(reopened.search("the cat sleeps", k=100)) == len(TEXTS) + 1
     reopened.close()
 
@@ -122,9 +122,9 @@ def test_a_failed_compaction_is_repaired_before_the_next_use(index, monkeypatch)
         patch.setattr(VectorBackend, "add", fail)
         with pytest.raises(MemoryError):
             index.compact()
-    assert index.mirror.broken
+    assert index.store.mirror.broken
     assert len(index.search("the cat sleeps", k=100)) == len(TEXTS)
-    assert not index.mirror.broken and index.backend.size == len(TEXTS)
+    assert not index.store.mirror.broken and index.store.backend.size == len(TEXTS)
 
 
 def test_corrupted_database(index, tmp_path):
@@ -199,7 +199,7 @@ def test_sigkill_during_adds_leaves_a_consistent_index(index, tmp_path):
     documents = len(reopened)
     assert documents >= len(TEXTS) + 2 * (completed + 1)  # every completed add is there
     assert (documents - len(TEXTS)) % 2 == 0  # and no half of one
-    assert reopened.backend.size == reopened.store.count("chunks") == documents
+    assert reopened.store.backend.size == reopened.store.count_chunks() == documents
     hits = reopened.search("document number about cats", k=documents)
     assert len(hits) == documents and all(reopened.get(h.id) is not None for h in hits)
     reopened.close()
@@ -219,7 +219,7 @@ def test_a_failed_faiss_write_after_commit_keeps_the_change(index, tmp_path, mon
     assert "new" in {h.id for h in index.search("a brand new text", k=100)}
     index.close()
     reopened = DocumentIndex.open(tmp_path / "index", toy_encoder())
-    assert reopened.backend.size == reopened.store.count("chunks") == len(TEXTS)
+    assert reopened.store.backend.size == reopened.store.count_chunks() == len(TEXTS)
     ids = {h.id for h in reopened.search("a brand new text", k=100)}
     assert "new" in ids and "d1" not in ids
     reopened.close()
@@ -243,7 +243,7 @@ def test_an_interrupt_inside_a_write_transaction_releases_the_database(index, mo
     with pytest.raises(KeyboardInterrupt):
         index.delete([IDS[0]])
     monkeypatch.undo()
-    assert not index.store.db.in_transaction  # rolled back: other handles and processes can write
+    assert not index.store.database.db.in_transaction  # rolled back: other handles and processes can write
     assert index.delete([IDS[0]]) == 1 and index.get(IDS[0]) is None
     with index._lock.writing():  # the handle's own write lock was released too
         pass
@@ -281,11 +281,11 @@ def test_a_file_saved_by_a_lost_transaction_is_not_taken_for_a_later_write(encod
 def _faiss_ids(index):
     import faiss
 
-    return set(faiss.vector_to_array(index.backend.index.id_map).tolist()) - index.backend.tombstones
+    return set(faiss.vector_to_array(index.store.backend.index.id_map).tolist()) - index.store.backend.tombstones
 
 
 def _chunk_ids(index):
-    return {row[0] for row in index.store.db.execute("SELECT vector_id FROM chunks")}
+    return {row[0] for row in index.store.database.db.execute("SELECT vector_id FROM chunks")}
 
 
 def test_a_faiss_file_put_back_from_an_older_copy_is_rebuilt(index, tmp_path, caplog):

@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sentsim.search import DocumentIndex
-
+from .conftest import BOTH_STORES
 from .corpus import META, TEXTS
 
 
+@BOTH_STORES
 def test_filters_return_k_matching_hits(index):
     hits = index.search("the cat sleeps", k=4, filter={"topic": "rain"})
     assert len(hits) == 4 and {h.metadata["topic"] for h in hits} == {"rain"}
@@ -45,7 +45,8 @@ def test_filters_return_k_matching_hits(index):
         ({"lang": "en", "tags": {"ne": "cat"}}, {"d4"}),
     ],
 )
-def test_filter_semantics_for_lists_nulls_and_types(encoder, tmp_path, spec, expected):
+@BOTH_STORES
+def test_filter_semantics_for_lists_nulls_and_types(make_index, encoder, tmp_path, spec, expected):
     metadata = [
         {"tags": ["cat", "pet"], "year": 2021, "lang": "en"},
         {"tags": ["dog"], "year": "2021", "lang": None},
@@ -53,20 +54,22 @@ def test_filter_semantics_for_lists_nulls_and_types(encoder, tmp_path, spec, exp
         {"lang": "de", "year": 2023.5},
         {"tags": [], "lang": "en"},
     ]
-    with DocumentIndex.create(tmp_path / "index", encoder, backend="flat") as index:
+    with make_index(tmp_path / "index", encoder, backend="flat") as index:
         index.add(TEXTS[:5], ids=[f"d{i}" for i in range(5)], metadata=metadata)
         assert {hit.id for hit in index.search("cats", k=10, filter=spec)} == expected
 
 
 def test_a_long_in_list_is_bound_as_one_parameter(index):
-    index.store.db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)  # SQLite's limit is 32,766 in many builds
+    database = index.store.database.db
+    database.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)  # SQLite's limit is 32,766 in many builds
     hits = index.search("the cat sleeps", k=100, filter={"n": {"in": list(range(2, 5000))}})
     assert {h.metadata["n"] for h in hits} == set(range(2, len(TEXTS)))
 
 
-def test_filters_on_keys_with_accents_escapes_and_json_path_syntax(encoder, tmp_path):
+@BOTH_STORES
+def test_filters_on_keys_with_accents_escapes_and_json_path_syntax(make_index, encoder, tmp_path):
     keys = ["café", "emoji😀", "back\\slash", "new\nline", "a.b", "$x", "[0]"]
-    index = DocumentIndex.create(tmp_path / "keys", encoder, backend="flat")
+    index = make_index(tmp_path / "keys", encoder, backend="flat")
     index.add(["one", "two"], ids=["d1", "d2"], metadata=[{key: "yes" for key in keys}, {key: "no" for key in keys}])
     for key in keys:
         assert [h.id for h in index.search("one", k=5, filter={key: "yes"})] == ["d1"], key
@@ -80,6 +83,7 @@ def test_filters_on_keys_with_accents_escapes_and_json_path_syntax(encoder, tmp_
     index.close()
 
 
+@BOTH_STORES
 def test_bad_filters(index):
     with pytest.raises(ValueError, match="'gte' needs a number"):
         index.search("x", filter={"n": {"gte": "ten"}})
@@ -107,14 +111,16 @@ def test_integers_beyond_64_bits_are_refused_in_any_condition(index, spec, value
         index.search("x", filter=spec)
 
 
+@BOTH_STORES
 def test_the_64_bit_bounds_themselves_are_filters(index):
     assert {h.id for h in index.search("x", k=100, filter={"n": {"lte": 2**63 - 1, "gte": -(2**63)}})} == {
         f"d{i}" for i in range(len(TEXTS))
     }
 
 
-def test_a_key_no_document_has_is_a_missing_key(encoder, tmp_path):
-    index = DocumentIndex.create(tmp_path / "keys", encoder, backend="flat")
+@BOTH_STORES
+def test_a_key_no_document_has_is_a_missing_key(make_index, encoder, tmp_path):
+    index = make_index(tmp_path / "keys", encoder, backend="flat")
     assert index.search("cats", filter={"colour": "red"}) == []  # empty index
     index.add(TEXTS[:3], ids=["a", "b", "c"], metadata=[{"colour": "red"}, {}, {}])
     assert {h.id for h in index.search("cats", filter={"colour": "red"})} == {"a"}
@@ -126,8 +132,9 @@ def test_a_key_no_document_has_is_a_missing_key(encoder, tmp_path):
     index.close()
 
 
-def test_a_bad_filter_is_refused_on_an_empty_index_too(encoder, tmp_path):
-    index = DocumentIndex.create(tmp_path / "empty", encoder, backend="flat")
+@BOTH_STORES
+def test_a_bad_filter_is_refused_on_an_empty_index_too(make_index, encoder, tmp_path):
+    index = make_index(tmp_path / "empty", encoder, backend="flat")
     with pytest.raises(ValueError, match="'gte' needs a number"):
         index.search("the cat", filter={"year": {"gte": "2020"}})
     index.close()

@@ -6,9 +6,11 @@ import pytest
 from sentsim.search import DocumentIndex, IndexCorruptedError
 
 from ..toy_task import toy_encoder
+from .conftest import BOTH_STORES
 from .corpus import IDS, META, TEXTS
 
 
+@BOTH_STORES
 def test_k_larger_than_corpus_and_no_minus_one(index):
     hits = index.search("the cat sleeps", k=100)
     assert len(hits) == len(TEXTS) and len({h.id for h in hits}) == len(TEXTS)
@@ -48,9 +50,10 @@ def test_deleted_documents_are_never_returned(encoder, tmp_path, backend):
     reopened = DocumentIndex.open(tmp_path / backend, encoder)
     assert not {"d0", "d1"} & {h.id for h in reopened.search("the cat sleeps", k=100)}
     reopened.compact()
-    assert reopened.backend.tombstones == set() and reopened.backend.size == len(TEXTS) - 2
+    assert reopened.store.backend.tombstones == set() and reopened.store.backend.size == len(TEXTS) - 2
 
 
+@BOTH_STORES
 def test_upsert_replaces_and_cache_avoids_re_encoding(index, encoder, monkeypatch):
     calls = []
     original = encoder.encode
@@ -66,6 +69,7 @@ def test_upsert_replaces_and_cache_avoids_re_encoding(index, encoder, monkeypatc
         index.add(["x"], ids=["d1"])
 
 
+@BOTH_STORES
 def test_a_closed_index_says_so(index):
     index.close()
     index.close()  # twice is harmless
@@ -74,6 +78,7 @@ def test_a_closed_index_says_so(index):
             operation()
 
 
+@BOTH_STORES
 def test_bad_input(index):
     with pytest.raises(ValueError, match=r"queries\[0\] is empty"):
         index.search("  ")
@@ -131,12 +136,13 @@ def test_boundary_checks(index, tmp_path):
         DocumentIndex.open(tmp_path / "a-file", toy_encoder())
 
 
-def test_every_entry_point_names_a_wrong_argument(index, encoder, tmp_path):
+@BOTH_STORES
+def test_every_entry_point_names_a_wrong_argument(make_index, index, encoder, tmp_path):
     folder = tmp_path / "index"
     for call, message in (
-        (lambda: DocumentIndex.create(tmp_path / "new", None), "encoder must be a SentenceEncoder, or a model name"),
-        (lambda: DocumentIndex.create(None, encoder), "folder must be a str or path, got NoneType"),
-        (lambda: DocumentIndex.create(tmp_path / "new", encoder, model_name=5), "model_name must be a str"),
+        (lambda: make_index(tmp_path / "new", None), "encoder must be a SentenceEncoder, or a model name"),
+        (lambda: make_index(None, encoder), "folder must be a str or path, got NoneType"),
+        (lambda: make_index(tmp_path / "new", encoder, model_name=5), "model_name must be a str"),
         (lambda: DocumentIndex.open(5), "folder must be a str or path, got int"),
         (lambda: DocumentIndex.open(folder, 5), "encoder must be a SentenceEncoder, or a model name"),
         (lambda: DocumentIndex.open(folder, encoder, repair="yes"), "repair must be True or False"),
@@ -149,10 +155,11 @@ def test_every_entry_point_names_a_wrong_argument(index, encoder, tmp_path):
         with pytest.raises((TypeError, ValueError), match=message):
             call()
     assert not (tmp_path / "new").exists() and len(index) == len(TEXTS)
-    with DocumentIndex.create(tmp_path / "named", encoder, model_name=tmp_path) as named:  # a path is a name
+    with make_index(tmp_path / "named", encoder, model_name=tmp_path) as named:  # a path is a name
         assert named.manifest["model"]["name"] == str(tmp_path.resolve())
 
 
+@BOTH_STORES
 def test_ids_are_str_or_int_in_every_call(index):
     assert index.add(["a numbered text"], ids=[7]) == ["7"]  # stored as its digits: one id with "7"
     assert index.get(7) == index.get("7") == index.get(np.int64(7)) == ("a numbered text", {})
@@ -172,9 +179,24 @@ def test_ids_are_str_or_int_in_every_call(index):
 
 
 def test_operations_that_change_nothing_do_not_move_the_generation(index):
-    generation = index.store.generation
+    generation = index.store.database.generation
     index.delete(["no-such-id"])
     index.upsert([TEXTS[0]], ids=[IDS[0]], metadata=[META[0]])  # the same text and metadata
-    assert index.store.generation == generation
+    assert index.store.database.generation == generation
     index.upsert([TEXTS[0]], ids=[IDS[0]], metadata=[{"new": 1}])
-    assert index.store.generation == generation + 1 and index.get(IDS[0])[1] == {"new": 1}
+    assert index.store.database.generation == generation + 1 and index.get(IDS[0])[1] == {"new": 1}
+
+
+@BOTH_STORES
+def test_a_write_whose_encoding_fails_changes_nothing(index, encoder, monkeypatch):
+    before = index.search("the cat sleeps", k=100)
+
+    def failing(texts, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(encoder, "encode", failing)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        index.upsert(["a brand new text", "another new text"], ids=["d0", "new"])
+    monkeypatch.undo()
+    assert index.get("d0") == (TEXTS[0], META[0]) and index.get("new") is None
+    assert index.search("the cat sleeps", k=100) == before and len(index) == len(TEXTS)

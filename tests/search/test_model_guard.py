@@ -7,10 +7,12 @@ import torch
 from sentsim.search import DocumentIndex, IndexCorruptedError, ModelMismatchError
 
 from ..toy_task import toy_encoder
+from .conftest import BOTH_STORES
 from .corpus import IDS, TEXTS
 
 
-def test_save_open_round_trip_and_model_mismatch(index, tmp_path):
+@BOTH_STORES
+def test_save_open_round_trip_and_model_mismatch(make_index, index, tmp_path):
     before = [h.id for h in index.search("the market fell", k=5)]
     index.close()
     reopened = DocumentIndex.open(tmp_path / "index", toy_encoder())
@@ -18,11 +20,11 @@ def test_save_open_round_trip_and_model_mismatch(index, tmp_path):
     with pytest.raises(ModelMismatchError, match="differs in weights_sha256"):
         DocumentIndex.open(tmp_path / "index", toy_encoder(seed=5))
     with pytest.raises(FileExistsError, match="already holds an index"):
-        DocumentIndex.create(tmp_path / "index", toy_encoder())
+        make_index(tmp_path / "index", toy_encoder())
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "notes.txt").write_text("mine")  # a later build --overwrite would delete it
     with pytest.raises(FileExistsError, match="holds files that are not an index"):
-        DocumentIndex.create(tmp_path / "notes", toy_encoder())
+        make_index(tmp_path / "notes", toy_encoder())
     assert os.listdir(tmp_path / "notes") == ["notes.txt"]
 
 
