@@ -32,6 +32,7 @@ from sentsim.validation import (
     check_int,
     check_path,
     document_id,
+    nonfinite_row,
     single_text,
     validate_ids,
     validate_texts,
@@ -184,13 +185,27 @@ class DocumentIndex:
         *,
         batch_size: int = 64,
         show_progress: bool | None = None,
+        embeddings: np.ndarray | None = None,
     ) -> list[str]:
         """Add new documents (an existing id is an error: use :meth:`upsert`). Returns their ids.
 
         Ids are str or int; an int is stored as its digits (``7`` and ``"7"`` are one id, and hits
         name it ``"7"``). Without ids, each document gets a new UUID.
+
+        ``embeddings``: the documents' embeddings ``(n, dim)``, computed already (e.g. on a Ray
+        cluster: :mod:`sentsim.distributed`) by this index's model with its document prompt
+        (``index.prompts["document"]``) and normalization; nothing is encoded. Only for an index
+        that keeps each document whole (no ``chunk_size``).
         """
-        return self._write(texts, ids, metadata, replace=False, batch_size=batch_size, show_progress=show_progress)
+        return self._write(
+            texts,
+            ids,
+            metadata,
+            replace=False,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            embeddings=embeddings,
+        )
 
     def upsert(
         self,
@@ -200,11 +215,20 @@ class DocumentIndex:
         *,
         batch_size: int = 64,
         show_progress: bool | None = None,
+        embeddings: np.ndarray | None = None,
     ) -> list[str]:
-        """Add or replace documents by id; unchanged texts are not encoded again."""
+        """Add or replace documents by id; unchanged texts are not encoded again (``embeddings``: as :meth:`add`)."""
         if ids is None:
             raise ValueError("upsert needs ids")
-        return self._write(texts, ids, metadata, replace=True, batch_size=batch_size, show_progress=show_progress)
+        return self._write(
+            texts,
+            ids,
+            metadata,
+            replace=True,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            embeddings=embeddings,
+        )
 
     def delete(self, ids: Sequence[str | int]) -> int:
         """Delete documents by id (str or int); returns how many existed. Deleted documents are never returned."""
@@ -220,10 +244,22 @@ class DocumentIndex:
         with self._lock.writing():
             self.store.compact()
 
-    def _write(self, texts, ids, metadata, *, replace: bool, batch_size: int, show_progress: bool | None) -> list[str]:
+    def _write(
+        self,
+        texts,
+        ids,
+        metadata,
+        *,
+        replace: bool,
+        batch_size: int,
+        show_progress: bool | None,
+        embeddings: np.ndarray | None = None,
+    ) -> list[str]:
         texts, ids, metadata = validate_documents(texts, ids, metadata)
         batch_size = check_int("batch_size", batch_size, minimum=1)  # here: cached texts are not encoded
         show_progress = check_flag("show_progress", show_progress, optional=True)
+        if embeddings is not None:
+            embeddings = self._check_embeddings(embeddings, len(texts))
         if not texts:
             return []
         if not replace:  # early, before encoding; checked again by the store's write
@@ -237,6 +273,10 @@ class DocumentIndex:
             self.manifest["chunk_overlap"],
         )
         self.store.check_documents(plan)  # before encoding
+        if embeddings is not None:  # one chunk a document (checked): its given embedding
+            with self._lock.writing():
+                self.store.write(plan, {d.hashes[0]: v for d, v in zip(plan, embeddings, strict=True)}, replace=replace)
+            return ids
         vectors = self.store.cached_vectors([h for document in plan for h in document.hashes])
         chunk_texts = {h: text for document in plan for h, text in document.chunk_texts().items()}
         missing = [h for h in chunk_texts if h not in vectors]
@@ -321,6 +361,25 @@ class DocumentIndex:
         return self.store.document(document_id(doc_id))
 
     # --------------------------------------------------------------- internals
+    def _check_embeddings(self, embeddings: object, count: int) -> np.ndarray:
+        """``embeddings`` as float32 ``(count, dim)``, for an index that keeps documents whole."""
+        if self.manifest["chunk_size"] is not None:
+            raise ValueError(
+                f"this index splits documents into chunks of {self.manifest['chunk_size']} tokens, so it encodes "
+                "each chunk itself; embeddings given with the documents fit an index without chunk_size"
+            )
+        try:
+            array = np.asarray(embeddings, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise TypeError(f"embeddings must be an array of numbers, got {type(embeddings).__name__}") from None
+        dim = self.manifest["model"]["dim"]
+        if array.shape != (count, dim):
+            raise ValueError(f"embeddings must have shape ({count}, {dim}): one row per document, got {array.shape}")
+        bad = nonfinite_row(array)
+        if bad is not None:
+            raise ValueError(f"embeddings[{bad}] holds NaN or infinity")
+        return array
+
     def _chunking_tokenizer(self) -> Tokenizer:
         """The encoder's tokenizer without truncation, copied once (not on every add)."""
         source = self.encoder.tower.tokenizer.tokenizer

@@ -200,3 +200,28 @@ def test_a_write_whose_encoding_fails_changes_nothing(index, encoder, monkeypatc
     monkeypatch.undo()
     assert index.get("d0") == (TEXTS[0], META[0]) and index.get("new") is None
     assert index.search("the cat sleeps", k=100) == before and len(index) == len(TEXTS)
+
+
+@BOTH_STORES
+def test_given_embeddings_are_stored_and_searched_as_encoded_ones(make_index, encoder, tmp_path, monkeypatch):
+    reference = make_index(tmp_path / "encoded", encoder, backend="flat")
+    reference.add(TEXTS, ids=IDS, metadata=META)
+    vectors = encoder.encode(TEXTS, prompt=reference.prompts["document"])
+    given = make_index(tmp_path / "given", encoder, backend="flat")
+    monkeypatch.setattr(encoder, "encode", lambda *a, **k: pytest.fail("documents with embeddings are encoded"))
+    given.add(TEXTS, ids=IDS, metadata=META, embeddings=vectors)
+    monkeypatch.undo()
+    query = TEXTS[3][:20]
+    assert [(h.id, round(h.score, 5)) for h in given.search(query, k=5)] == [
+        (h.id, round(h.score, 5)) for h in reference.search(query, k=5)
+    ]
+    given.upsert([TEXTS[0]], ids=[IDS[0]], metadata=[{"new": 1}], embeddings=vectors[:1])
+    assert given.get(IDS[0])[1] == {"new": 1} and len(given) == len(TEXTS)
+    with pytest.raises(ValueError, match=r"embeddings must have shape \(2, \d+\): one row per document, got \(1, "):
+        given.add(["x", "y"], ids=["n1", "n2"], embeddings=vectors[:1])
+    with pytest.raises(ValueError, match=r"embeddings\[0\] holds NaN"):
+        given.add(["x"], ids=["n1"], embeddings=np.full((1, vectors.shape[1]), np.nan))
+    chunked = make_index(tmp_path / "chunked", encoder, backend="flat", chunk_size=8, chunk_overlap=2)
+    with pytest.raises(ValueError, match="splits documents into chunks of 8 tokens"):
+        chunked.add(TEXTS[:1], ids=IDS[:1], embeddings=vectors[:1])
+    assert len(given) == len(TEXTS) and len(chunked) == 0
