@@ -10,7 +10,9 @@ from sentsim.cli.common import add_model_options, load_encoder, model_name, prog
 from sentsim.data.documents import read_documents
 from sentsim.search import DocumentIndex
 from sentsim.search.manifest import MANIFEST
+from sentsim.search.precomputed import embeddings_for
 from sentsim.storage.atomic import atomic_folder, holds_other_files
+from sentsim.validation import validate_ids
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace an existing index (atomically, once the new one is built)"
     )
     _document_fields(build)
+    _embeddings_option(build)
     add_model_options(build)
     build.set_defaults(run=run_build)
 
@@ -72,6 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="documents to add: .txt (one a line), .jsonl, .json, .csv, .tsv, .parquet, or - for stdin",
     )
     _document_fields(add)
+    _embeddings_option(add)
     add.add_argument("--no-progress", action="store_true", help="no progress bar")
     _index_model_options(add)
     add.set_defaults(run=run_add)
@@ -139,6 +143,29 @@ def _document_fields(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id-field", help="column of document ids (default: 'id' where present, else ids are made up)")
 
 
+def _embeddings_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--embeddings",
+        metavar="DIR",
+        help="the documents' embeddings from `sentsim encode --engine ray --prompt-name document` (matched by "
+        "id; same model, prompt and normalization; for an index without --chunk-size): nothing is encoded",
+    )
+
+
+def _write_documents(index: DocumentIndex, documents, args: argparse.Namespace, *, replace: bool) -> None:
+    """Add (or, with ids and ``replace``, upsert) the documents, with their --embeddings where given."""
+    options = {"metadata": documents.metadata, "show_progress": progress(args)}
+    if args.embeddings is not None:
+        if documents.ids is None:
+            raise ValueError(f"--embeddings are matched to documents by id; {args.docs} has no id field")
+        ids = validate_ids(documents.ids)
+        options["embeddings"] = embeddings_for(index, ids, args.embeddings)
+    if documents.ids is not None and replace:
+        index.upsert(documents.texts, ids=documents.ids, **options)
+    else:
+        index.add(documents.texts, ids=documents.ids, **options)
+
+
 def run_build(args: argparse.Namespace) -> int:
     documents = _read_documents(args)
     encoder = load_encoder(args)
@@ -161,13 +188,16 @@ def run_build(args: argparse.Namespace) -> int:
             chunk_overlap=args.chunk_overlap,
             model_name=model_name(args),
         )
-        index.add(
-            documents.texts,
-            ids=documents.ids,
-            metadata=documents.metadata,
-            batch_size=args.batch_size,
-            show_progress=progress(args),
-        )
+        if args.embeddings is None:
+            index.add(
+                documents.texts,
+                ids=documents.ids,
+                metadata=documents.metadata,
+                batch_size=args.batch_size,
+                show_progress=progress(args),
+            )
+        else:
+            _write_documents(index, documents, args, replace=False)
         index.close()
         for leftover in ("documents.sqlite-wal", "documents.sqlite-shm"):
             (staging / leftover).unlink(missing_ok=True)
@@ -181,10 +211,7 @@ def run_add(args: argparse.Namespace) -> int:
     with DocumentIndex.open(
         args.folder, args.model, device=args.device, trust_remote_code=args.trust_remote_code
     ) as index:
-        if documents.ids is None:
-            index.add(documents.texts, metadata=documents.metadata, show_progress=progress(args))
-        else:
-            index.upsert(documents.texts, ids=documents.ids, metadata=documents.metadata, show_progress=progress(args))
+        _write_documents(index, documents, args, replace=True)
         print(json.dumps({"index": args.folder, "documents": len(index)}))
     return 0
 
