@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from pathlib import Path
 
 from sentsim.cli.common import add_model_options, load_encoder, model_name, progress
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_engine_options(args: argparse.Namespace) -> None:
     """Options of the other engine are refused rather than ignored."""
     if args.engine == "local":
-        given = [name for name in RAY_OPTIONS if getattr(args, name) not in (None, False)]
+        given = [name for name in RAY_OPTIONS if getattr(args, name) is not None and getattr(args, name) is not False]
         if given:
             raise ValueError(f"--{given[0].replace('_', '-')} applies to --engine ray")
         return
@@ -144,7 +145,8 @@ def run_ray(args: argparse.Namespace) -> int:
     from sentsim.distributed.shards import check_output_folder
 
     check_output_folder(Path(args.output), overwrite=args.overwrite)  # before minutes of work
-    context = require_ray().data.DataContext.get_current()
+    ray = require_ray()
+    context = ray.data.DataContext.get_current()
     bars_were_on = context.enable_progress_bars
     context.enable_progress_bars = not args.no_progress
     try:
@@ -166,7 +168,16 @@ def run_ray(args: argparse.Namespace) -> int:
                 max_seq_length=args.max_seq_length,
                 trust_remote_code=args.trust_remote_code,
             )
+    except ray.exceptions.RayError as error:  # a worker's traceback, already logged by Ray: its last word here
+        raise RuntimeError(f"a Ray worker failed: {_worker_error(error)}") from None
     finally:
         context.enable_progress_bars = bars_were_on
     print(f"{args.output}\t{info['count']}x{info['dim']}")
     return 0
+
+
+def _worker_error(error: Exception) -> str:
+    """The first ``SomeError: message`` line of a Ray worker's error (the one its code raised), else all of it."""
+    text = str(error)
+    found = re.search(r"^\s*(\w+(?:Error|Exception): .+)$", text, flags=re.MULTILINE)
+    return found[1] if found else " ".join(line.strip() for line in text.splitlines() if line.strip())

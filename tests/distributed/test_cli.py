@@ -103,3 +103,12 @@ def test_the_command_starts_its_own_local_ray_runtime(toy_dir, tmp_path):
     _, ids, vectors = read_embeddings(tmp_path / "out")
     expected = SentenceEncoder.from_pretrained(toy_dir).encode(toy_texts(300))
     np.testing.assert_allclose(vectors, expected[[int(doc_id[1:]) for doc_id in ids]], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_null_text_fails_the_command_naming_the_id(ray_session, toy_dir, tmp_path, capsys):
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "the cat"}\n{"id": 2, "text": null}\n')
+    argv = ["encode", "--engine", "ray", "--model", str(toy_dir), "--input", str(tmp_path / "in.jsonl")]
+    assert main([*argv, "--output", str(tmp_path / "out"), "--cpus-per-worker", "0.5"]) == 1
+    assert "a Ray worker failed: ValueError: column 'text' is null at id 2" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.jsonl"]  # nothing half-written

@@ -17,8 +17,6 @@ from sentsim.distributed import encode_dataset
 from ..toy_task import toy_encoder
 from .conftest import toy_texts
 
-psutil = pytest.importorskip("psutil")
-
 
 def collect(encoded) -> tuple[list, np.ndarray, pa.DataType]:
     """Ids, embeddings and the embedding type of every row of ``encoded``."""
@@ -32,7 +30,8 @@ def test_two_actors_equal_encode_and_keep_the_ids(ray_session, toy_dir):
     encoder = SentenceEncoder.from_pretrained(toy_dir)
     texts = toy_texts(3000)
     ids = [f"doc-{i}" for i in range(len(texts))]
-    ds = ray_session.data.from_items([{"id": i, "text": t, "other": 1} for i, t in zip(ids, texts, strict=True)])
+    rows = [{"id": i, "text": t, "other": 1} for i, t in zip(ids, texts, strict=True)]
+    ds = ray_session.data.from_items(rows, override_num_blocks=3)  # blocks of 1000 rows, split into tasks of 250
     encoded = encode_dataset(ds, encoder, prompt_name="query", workers=2, cpus_per_worker=0.5, rows_per_task=250)
     got_ids, vectors, kind = collect(encoded)
     assert kind == pa.list_(pa.float32(), 32)  # a fixed-size list, not Ray's tensor extension type
@@ -43,17 +42,17 @@ def test_two_actors_equal_encode_and_keep_the_ids(ray_session, toy_dir):
     assert encoder.name_or_path == str(toy_dir.resolve())  # shipping saved it elsewhere, and left this as it was
 
 
-@pytest.mark.slow
 def test_a_killed_actor_is_restarted_and_its_rows_come_once(ray_session, toy_dir):
     """SIGKILL (as the OOM killer sends) to an actor while it encodes: Ray restarts it and runs its
     tasks again; the output has every row once. The model by folder (each actor checks the
     fingerprint of what it loaded), int ids."""
     texts = toy_texts(4000, seed=1)
-    ds = ray_session.data.from_items([{"id": i, "text": t} for i, t in enumerate(texts)])
+    ds = ray_session.data.from_items([{"id": i, "text": t} for i, t in enumerate(texts)], override_num_blocks=2)
     encoded = encode_dataset(ds, toy_dir, workers=2, cpus_per_worker=0.5, rows_per_task=100)
+    psutil = pytest.importorskip("psutil")  # Ray's own dependency
     killed = []
     stop = threading.Event()
-    killer = threading.Thread(target=kill_a_busy_actor, args=(killed, stop), daemon=True)
+    killer = threading.Thread(target=kill_a_busy_actor, args=(psutil, killed, stop), daemon=True)
     killer.start()
     try:
         got_ids, vectors, _ = collect(encoded)
@@ -66,7 +65,7 @@ def test_a_killed_actor_is_restarted_and_its_rows_come_once(ray_session, toy_dir
     np.testing.assert_allclose(vectors, expected[got_ids], atol=1e-5)
 
 
-def kill_a_busy_actor(killed: list[int], stop: threading.Event) -> None:
+def kill_a_busy_actor(psutil, killed: list[int], stop: threading.Event) -> None:
     """SIGKILL the first encoding actor of this test's Ray runtime (a process of ours titled
     ``ray::MapWorker(MapBatches(Embedder)).submit`` while it runs a task) and record its pid."""
     while not stop.is_set():
