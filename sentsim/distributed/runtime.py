@@ -60,20 +60,25 @@ def ray_runtime(address: str | None = None, *, log_to_driver: bool = False) -> I
 
 def _check_address(address: str) -> None:
     """A ValueError for an address of the wrong shape; a ConnectionError naming ``address`` unless
-    something answers there within ``CONNECT_TIMEOUT_SECONDS`` (``"auto"`` is Ray's to find)."""
+    something answers there within ``CONNECT_TIMEOUT_SECONDS``. For ``"auto"``, the address in
+    ``RAY_ADDRESS`` is checked, where set; else finding the cluster is Ray's (it fails at once)."""
     if not isinstance(address, str):
         raise TypeError(f"address must be a str, got {type(address).__name__}")
+    named = address
     if address == "auto":
-        return
+        address = os.environ.get("RAY_ADDRESS", "")
+        if address in ("", "auto", "local"):
+            return
+        named = f"{address} (RAY_ADDRESS)"
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"Ray address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+        raise ValueError(f"Ray address {named!r}: expected auto, HOST:PORT or ray://HOST:PORT")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_SECONDS).close()
     except OSError as error:
         reason = "no answer" if isinstance(error, TimeoutError) else error.strerror or str(error)
         raise ConnectionError(
-            f"no Ray cluster answers at {address} ({reason} within {CONNECT_TIMEOUT_SECONDS:g} s); "
+            f"no Ray cluster answers at {named} ({reason} within {CONNECT_TIMEOUT_SECONDS:g} s); "
             "check the address, or start a cluster there with `ray start --head`"
         ) from None
 

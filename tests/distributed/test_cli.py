@@ -61,16 +61,21 @@ def test_a_parquet_input_without_the_text_column(ray_session, toy_dir, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
-def test_a_dead_ray_address_fails_fast_and_names_it(tmp_path, capsys):
+def test_a_dead_ray_address_fails_fast_and_names_it(tmp_path, capsys, monkeypatch):
     with socket.socket() as unused:  # a port where nothing listens
         unused.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{unused.getsockname()[1]}"
     (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "a"}\n')
-    argv = ["encode", "--engine", "ray", "--ray-address", address, "--input", str(tmp_path / "in.jsonl")]
+    argv = ["encode", "--engine", "ray", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out")]
     started = time.monotonic()
-    assert main([*argv, "--output", str(tmp_path / "out")]) == 2
-    assert time.monotonic() - started < 10
-    assert f"no Ray cluster answers at {address}" in capsys.readouterr().err
+    assert main([*argv, "--ray-address", address]) == 2
+    assert time.monotonic() - started < 10  # ray.init alone waits minutes there
+    assert f"no Ray cluster answers at {address} (Connection refused" in capsys.readouterr().err
+    monkeypatch.setenv("RAY_ADDRESS", address)  # as ray job submit sets it; auto goes there
+    assert main([*argv, "--ray-address", "auto"]) == 2
+    assert f"no Ray cluster answers at {address} (RAY_ADDRESS)" in capsys.readouterr().err
+    assert main([*argv, "--ray-address", "localhost"]) == 2
+    assert "expected auto, HOST:PORT or ray://HOST:PORT" in capsys.readouterr().err
 
 
 def test_existing_output_and_options_of_the_other_engine(tmp_path, capsys):
