@@ -117,3 +117,35 @@ def test_a_null_text_fails_the_command_naming_the_id(ray_session, toy_dir, tmp_p
     assert main([*argv, "--output", str(tmp_path / "out"), "--cpus-per-worker", "0.5"]) == 1
     assert "a Ray worker failed: ValueError: column 'text' is null at id 2" in capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in.jsonl"]  # nothing half-written
+
+
+def test_an_index_built_from_ray_embeddings_equals_one_that_encodes(ray_session, toy_dir, tmp_path, capsys):
+    from sentsim.search import DocumentIndex
+
+    texts = toy_texts(300, seed=5)
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"id": f"d{i}", "text": t, "n": i}) + "\n" for i, t in enumerate(texts)))
+    embedded, prompted = tmp_path / "embedded", tmp_path / "prompted"
+    encode = ["encode", "--engine", "ray", "--model", str(toy_dir), "--input", str(docs), "--no-progress"]
+    assert main([*encode, "--output", str(embedded), "--workers", "1"]) == 0
+    assert main([*encode, "--output", str(prompted), "--workers", "1", "--prompt-name", "query"]) == 0
+    build = ["index", "build", "--model", str(toy_dir), "--backend", "flat", "--no-progress"]
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(docs.read_text().splitlines(keepends=True)[:200]))
+    assert main([*build, "--docs", str(docs), "--output", str(tmp_path / "encoded")]) == 0
+    assert main([*build, "--docs", str(first), "--output", str(tmp_path / "given"), "--embeddings", str(embedded)]) == 2
+    assert "embeddings without a document, e.g. ids ['d200'" in capsys.readouterr().err  # 100 more than documents
+    assert main([*build, "--docs", str(docs), "--output", str(tmp_path / "given"), "--embeddings", str(prompted)]) == 2
+    assert "was encoded with the prompt 'it rains '; the index encodes documents with ''" in capsys.readouterr().err
+    assert not (tmp_path / "given").exists()
+    assert main([*build, "--docs", str(docs), "--output", str(tmp_path / "given"), "--embeddings", str(embedded)]) == 0
+    with (
+        DocumentIndex.open(tmp_path / "encoded") as encoded,
+        DocumentIndex.open(tmp_path / "given") as given,
+    ):
+        assert len(given) == 300 and given.get("d7") == (texts[7], {"n": 7})
+        for query in texts[:5]:
+            expected = [(hit.id, round(hit.score, 5)) for hit in encoded.search(query, k=10)]
+            assert [(hit.id, round(hit.score, 5)) for hit in given.search(query, k=10)] == expected
+    add = ["index", "add", str(tmp_path / "given"), "--docs", str(first), "--embeddings", str(embedded)]
+    assert main(add) == 2 and "embeddings without a document" in capsys.readouterr().err
