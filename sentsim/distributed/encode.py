@@ -1,9 +1,9 @@
 """Encode a Ray Data ``Dataset`` on a pool of Ray actors, each loading the model once.
 
 The driver loads the model first (on CPU), to check the prompt and to fingerprint the weights;
-then each actor loads it again on its own node and device: a model name or folder by that
-name (the actor checks it got the driver's weights), an in-memory :class:`SentenceEncoder` from
-its saved files, which travel through Ray's object store. Rows are cut into tasks of
+then each actor loads it on its own node and device (a model name or folder by that name, an
+in-memory :class:`SentenceEncoder` from its saved files, sent through Ray's object store) and
+checks that it got the driver's weights. Rows are cut into tasks of
 ``rows_per_task`` rows; a task whose actor dies (a killed process, a lost node) runs again on
 a restarted actor (Ray Data's actor pools restart actors and retry their tasks), and Ray keeps
 each task's output once, so no row is lost or doubled.
@@ -219,7 +219,7 @@ def _plan(
         threads=None if gpus_per_worker > 0 else max(1, math.ceil(cpus_per_worker)),
         max_seq_length=max_seq_length,
         trust_remote_code=trust_remote_code,
-        fingerprint=None if isinstance(model, SentenceEncoder) else info["model"],
+        fingerprint=info["model"],
     )
     logger.info(
         "encoding with %s on %d Ray worker(s) of %g CPU and %g GPU, %d rows a task",

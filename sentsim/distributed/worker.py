@@ -31,7 +31,7 @@ class WorkerSettings:
     threads: int | None  # torch threads on a CPU worker
     max_seq_length: int | None
     trust_remote_code: bool
-    fingerprint: dict | None  # of the driver's model, checked where an actor loads it by name
+    fingerprint: dict  # of the driver's model: each actor checks it loaded the same
 
 
 class Embedder:
@@ -77,17 +77,20 @@ def _load(model: object, settings: WorkerSettings) -> SentenceEncoder:
                 path = Path(folder, name)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
-            return SentenceEncoder.from_pretrained(folder, device=settings.device)
-    encoder = SentenceEncoder.from_pretrained(
-        model,
-        device=settings.device,
-        max_seq_length=settings.max_seq_length,
-        trust_remote_code=settings.trust_remote_code,
-    )
+            encoder = SentenceEncoder.from_pretrained(folder, device=settings.device)
+        source = "the model sent from the driver"
+    else:
+        encoder = SentenceEncoder.from_pretrained(
+            model,
+            device=settings.device,
+            max_seq_length=settings.max_seq_length,
+            trust_remote_code=settings.trust_remote_code,
+        )
+        source = str(model)
     differ = fingerprint_mismatch(settings.fingerprint, model_fingerprint(encoder))
     if differ:
         raise ValueError(
-            f"{model} loads another model on this Ray node than on the driver ({', '.join(differ)} differ); "
+            f"{source} loads another model on this Ray node than on the driver ({', '.join(differ)} differ); "
             "give every node the same files or Hub revision, or pass the loaded SentenceEncoder"
         )
     return encoder
