@@ -8,7 +8,7 @@ exported to ONNX and ONNX Runtime quantizes the weights per output channel and t
 per tensor at run time (7-bit, which AVX2 and VNNI multiply without overflow). The feed-forward
 down-projections (more input than output features: the GELU outputs, whose outliers no
 scaling tames) stay fp32. On all-MiniLM-L6-v2 this keeps every STS-B test text's cosine to fp32
-above 0.99 (``benchmarks/bench_encode.py --device cpu``); quantizing them too drops it to 0.96.
+above 0.99 (``benchmarks/bench_encode.py --device cpu``); quantizing them too drops it below.
 """
 
 from __future__ import annotations
