@@ -10,7 +10,9 @@ embeddings are (largest |diff| and smallest cosine to the reference over every t
 extra sentsim rows: the padded bf16 path, the fp32 path, and (``--compile``) torch.compile; on
 CPU, ``dtype="bf16"`` where the CPU computes bf16, ``runtime="onnx"`` and ``dtype="int8"`` when
 onnxruntime (and onnx) are installed.
-Then STS-B test Spearman of each sentsim setting (fp32 reference: 82.03).
+On CPU, the first call in a fresh process: import, model load, and the first ``encode`` of one batch
+against a later one (int8: also with an empty cache, when the quantized model is built). Then STS-B
+test Spearman of each sentsim setting (fp32 reference: 82.03).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import argparse
 import csv
 import importlib.util
 import json
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +104,20 @@ def main() -> None:
                     f" {row['min_cosine']:>9.6f}",
                     flush=True,
                 )
+        if device == "cpu":
+            for setting, kwargs in settings.items():
+                first = _first_call(path, kwargs, sets["short"][: args.batch_size])
+                first |= {"device": device, "setting": setting}
+                quality.append(first)
+                print(
+                    f"{device:<6} first call in a fresh process, {setting}: import {first['import_s']:.1f} s, "
+                    f"model load {first['load_s']:.1f} s, first encode of {args.batch_size} texts "
+                    f"{first['first_s']:.2f} s vs {first['later_s']:.2f} s later (overhead {first['overhead_s']:.2f} s"
+                    + (
+                        f"; with an empty int8 cache {first['cold_first_s']:.2f} s)" if "cold_first_s" in first else ")"
+                    ),
+                    flush=True,
+                )
         for setting, kwargs in settings.items():
             score = _stsb_spearman(ours, args.data_dir, kwargs)
             quality.append({"device": device, "setting": setting, "stsb_test_spearman": score})
@@ -131,6 +150,43 @@ def _settings(device: str, batch_size: int, compile: bool) -> dict[str, dict]:
     if compile:
         settings["bf16 packed compiled"] = {**common, "runtime": "compile"}
     return settings
+
+
+FIRST_CALL = """
+import json, sys, time
+started = time.perf_counter()
+from sentsim import SentenceEncoder
+imported = time.perf_counter()
+path, kwargs, texts = json.loads(sys.argv[1])
+encoder = SentenceEncoder.from_pretrained(path, device="cpu")
+loaded = time.perf_counter()
+encoder.encode(texts, **kwargs)
+first = time.perf_counter()
+encoder.encode(texts, **kwargs)
+print(json.dumps({"import_s": imported - started, "load_s": loaded - imported, "first_s": first - loaded,
+                  "later_s": time.perf_counter() - first}))
+"""
+
+
+def _first_call(path: str, kwargs: dict, texts: list[str]) -> dict:
+    """Import, model load, and the first ``encode`` in a fresh process against a later call (int8:
+    also with an empty cache, when the quantized model is built)."""
+
+    def run(environment: dict) -> dict:
+        argument = json.dumps([path, kwargs, texts])
+        done = subprocess.run(
+            [sys.executable, "-c", FIRST_CALL, argument], env=environment, capture_output=True, text=True, check=True
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    warm = run(dict(os.environ))  # int8: builds the cached model if it is missing, so the next run finds it
+    timing = run(dict(os.environ))
+    timing["overhead_s"] = timing["first_s"] - timing["later_s"]
+    if kwargs.get("dtype") == "int8":
+        with tempfile.TemporaryDirectory() as cache:
+            timing["cold_first_s"] = run({**os.environ, "SENTSIM_CACHE": cache})["first_s"]
+    del warm
+    return timing
 
 
 def _cycled(texts: list[str], count: int) -> list[str]:

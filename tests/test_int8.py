@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import sentsim.encode.onnx_cache as onnx_cache
 import sentsim.encode.quantization as quantization
 from sentsim import SentenceEncoder
 
@@ -25,7 +26,7 @@ def test_int8_is_close_to_fp32_and_cached_by_weights(tiny_transformer, sentsim_c
     assert np.sum(int8 * reference, axis=1).min() > 0.99
     assert not np.array_equal(int8, reference)  # integer kernels ran
     cached = list((sentsim_cache / "int8").glob("*.onnx"))
-    digest = quantization.weights_digest(tiny_transformer.model)
+    digest = onnx_cache.weights_digest(tiny_transformer.model, "int8")
     assert (sentsim_cache / "int8" / f"{digest}.onnx") in cached
 
     built = []
@@ -40,7 +41,7 @@ def test_int8_is_close_to_fp32_and_cached_by_weights(tiny_transformer, sentsim_c
     try:
         changed = encoder.encode(TEXTS, normalize=True, dtype="int8")
         assert built == [1]
-        assert quantization.weights_digest(tiny_transformer.model) != digest
+        assert onnx_cache.weights_digest(tiny_transformer.model, "int8") != digest
         np.testing.assert_allclose(np.sum(changed * encoder.encode(TEXTS, normalize=True), axis=1), 1.0, atol=0.01)
     finally:
         with torch.no_grad():

@@ -19,15 +19,19 @@ def test_onnx_runtime_equals_torch(tiny_transformer):
     np.testing.assert_allclose(encoder.encode(TEXTS, runtime="onnx"), encoder.encode(TEXTS), atol=1e-5)
 
 
-def test_onnx_runtime_is_exported_again_after_the_weights_change(tiny_transformer, monkeypatch):
+def test_onnx_runtime_is_exported_again_after_the_weights_change(tiny_transformer, monkeypatch, tmp_path):
     import sentsim.encode.onnx as onnx
 
+    monkeypatch.setenv("SENTSIM_CACHE", str(tmp_path))  # an empty cache
     exports = []
     export = onnx.export_onnx
     monkeypatch.setattr(onnx, "export_onnx", lambda model: exports.append(1) or export(model))
     encoder = SentenceEncoder(tiny_transformer).eval()
     before = encoder.encode(TEXTS, runtime="onnx")
     assert encoder.encode(TEXTS, runtime="onnx") is not None and len(exports) == 1  # the export is reused
+    fresh = SentenceEncoder(tiny_transformer).eval()  # as in another process: the export cached on disk
+    np.testing.assert_allclose(fresh.encode(TEXTS, runtime="onnx"), before, atol=1e-6)
+    assert len(exports) == 1 and len(list((tmp_path / "fp32").glob("*.onnx"))) == 1
     with torch.no_grad():
         for parameter in encoder.tower.parameters():
             parameter.mul_(1.5)  # what an optimizer step does: an in-place update

@@ -1,9 +1,10 @@
 """A transformer tower's forward through ONNX Runtime, for CPU inference (``pip install onnxruntime``).
 
-ONNX Runtime fuses attention, layer norm and GELU into single CPU kernels, which makes small
-encoders several times faster than eager torch on a few cores, with the same embeddings to
-about 1e-6. The model is exported in memory from the tower's current weights (seconds, once);
-a change to the weights (training) makes :meth:`OnnxForward.is_current` false.
+ONNX Runtime fuses attention, layer norm and GELU into single CPU kernels; whether that beats
+eager torch depends on the CPU (``benchmarks/bench_encode.py --device cpu``); the embeddings agree
+to about 1e-6. The model is exported from the tower's current weights (seconds, once per weights:
+cached on disk by :mod:`sentsim.encode.onnx_cache`); a change to the weights (training) makes
+:meth:`OnnxForward.is_current` false.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from sentsim.encode.calibration import CALIBRATION_TEXTS
-from sentsim.encode.quantization import int8_onnx
+from sentsim.encode.onnx_cache import cached_onnx
+from sentsim.encode.quantization import quantized_onnx
 from sentsim.towers.transformer import TransformerTower
 
 logger = logging.getLogger(__name__)
@@ -79,8 +81,11 @@ class OnnxForward:
 
 
 def onnx_model(tower: TransformerTower, *, int8: bool = False) -> bytes:
-    """The tower as ONNX bytes: fp32, or int8 (:mod:`sentsim.encode.quantization`, cached)."""
-    return int8_onnx(tower, export_onnx) if int8 else export_onnx(tower.model)
+    """The tower as ONNX bytes, fp32 or int8 (:mod:`sentsim.encode.quantization`), from the disk cache
+    where a process built it before for the same weights."""
+    if int8:
+        return cached_onnx(tower.model, "int8", lambda: quantized_onnx(tower, export_onnx))
+    return cached_onnx(tower.model, "fp32", lambda: export_onnx(tower.model))
 
 
 def weights_version(module: nn.Module) -> tuple[int, ...]:

@@ -1,5 +1,5 @@
 """int8 inference on CPU: a transformer tower as an ONNX model whose linear layers run on ONNX
-Runtime's integer kernels, cached on disk by the weights' digest.
+Runtime's integer kernels (cached on disk by :mod:`sentsim.encode.onnx_cache`).
 
 Recipe (``dtype="int8"``): each linear layer's input channels are rescaled SmoothQuant-style
 (``s = max|x|^0.5 / max|w|^0.5``, measured on :data:`CALIBRATION_TEXTS`; ``x / s`` and ``w * s``
@@ -14,9 +14,7 @@ above 0.99 (``benchmarks/bench_encode.py --device cpu``); quantizing them too dr
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -25,47 +23,17 @@ import torch
 from torch import Tensor, nn
 
 from sentsim.encode.calibration import CALIBRATION_TEXTS
-from sentsim.storage.atomic import atomic_file
 
 logger = logging.getLogger(__name__)
 
-RECIPE = "smooth0.5-int8-v1"  # part of the cache key: a changed recipe never reuses an old file
 SMOOTHING = 0.5
 
 
-def int8_onnx(tower, export) -> bytes:
-    """The int8 ONNX model of ``tower`` (``export(model) -> bytes`` exports a transformer), from the
-    cache where an earlier call built it for the same weights."""
-    path = cache_folder() / "int8" / f"{weights_digest(tower.model)}.onnx"
-    if path.exists():
-        return path.read_bytes()
-    logger.info("quantizing the model to int8 (once for these weights; cached in %s)", path.parent)
+def quantized_onnx(tower, export) -> bytes:
+    """The int8 ONNX model of ``tower`` (``export(model) -> bytes`` exports a transformer)."""
+    logger.info("quantizing the model to int8")
     smoothed = _smoothed_copy(tower.model, tower.tokenizer(list(CALIBRATION_TEXTS)))
-    model = _quantized(export(smoothed))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as temporary:
-        Path(temporary).write_bytes(model)
-    return model
-
-
-def cache_folder() -> Path:
-    """Where sentsim caches derived models: ``$SENTSIM_CACHE``, else ``$XDG_CACHE_HOME/sentsim``
-    (``~/.cache/sentsim``)."""
-    if os.environ.get("SENTSIM_CACHE"):
-        return Path(os.environ["SENTSIM_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sentsim"
-
-
-def weights_digest(model: nn.Module) -> str:
-    """A SHA-256 of the recipe, ONNX Runtime's version and every parameter and buffer (names, shapes, values)."""
-    import onnxruntime
-
-    digest = hashlib.sha256(f"{RECIPE} onnxruntime {onnxruntime.__version__}".encode())
-    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name} {value.dtype} {tuple(value.shape)}".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
-    return digest.hexdigest()
+    return _quantized(export(smoothed))
 
 
 class _Rescaled(nn.Module):
