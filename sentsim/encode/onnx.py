@@ -42,14 +42,12 @@ class OnnxForward:
         except ImportError:
             what = "dtype='int8'" if int8 else "runtime='onnx'"
             raise ImportError(f"{what} needs ONNX Runtime: pip install onnxruntime onnx") from None
-        self.tower, self.version, self.int8 = tower, weights_version(tower), int8
+        self.tower, self.version = tower, weights_version(tower)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         model = model if model is not None else onnx_model(tower, int8=int8)
         self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        if int8:
-            self._check_int8()
 
     def is_current(self) -> bool:
         """Whether the tower's weights are still those that were exported."""
@@ -59,12 +57,6 @@ class OnnxForward:
         feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
         (hidden,) = self.session.run(["last_hidden_state"], feeds)
         return torch.from_numpy(np.ascontiguousarray(hidden))  # (B, L, D)
-
-    def _check_int8(self) -> None:
-        """Log the int8 model's lowest cosine to fp32 on the calibration texts (mean-pooled); a warning below 0.99."""
-        lowest = self.closeness()["min_cosine"]
-        log = logger.warning if lowest < 0.99 else logger.info
-        log("int8 model: lowest cosine to fp32 on the calibration texts %.4f (0.99 or more expected)", lowest)
 
     def closeness(self) -> dict[str, float]:
         """How this model's outputs on the calibration texts compare to the torch tower's in fp32:
@@ -84,8 +76,18 @@ def onnx_model(tower: TransformerTower, *, int8: bool = False) -> bytes:
     """The tower as ONNX bytes, fp32 or int8 (:mod:`sentsim.encode.quantization`), from the disk cache
     where a process built it before for the same weights."""
     if int8:
-        return cached_onnx(tower.model, "int8", lambda: quantized_onnx(tower, export_onnx))
+        return cached_onnx(tower.model, "int8", lambda: _checked_int8(tower))
     return cached_onnx(tower.model, "fp32", lambda: export_onnx(tower.model))
+
+
+def _checked_int8(tower: TransformerTower) -> bytes:
+    """A new int8 model of ``tower``, its lowest cosine to fp32 on the calibration texts (mean-pooled)
+    logged once, when it is built: a warning below 0.99."""
+    model = quantized_onnx(tower, export_onnx)
+    lowest = OnnxForward(tower, model=model).closeness()["min_cosine"]
+    log = logger.warning if lowest < 0.99 else logger.info
+    log("int8 model: lowest cosine to fp32 on the calibration texts %.4f (0.99 or more expected)", lowest)
+    return model
 
 
 def weights_version(module: nn.Module) -> tuple[int, ...]:
