@@ -180,10 +180,12 @@ class SentenceEncoder(nn.Module):
         ``tower_forward`` (a compiled or ONNX Runtime one)."""
         if isinstance(batch, PackedBatch):
             layout = batch.layout
-            tokens = (tower_forward or self.tower.forward_packed)(batch.input_ids, layout)  # (T, D)
+            forward = self.tower.forward_packed if tower_forward is None else tower_forward
+            tokens = forward(batch.input_ids, layout)  # (T, D)
             pooled = pool_packed(tokens, layout.cu_seqlens, layout.sequence_ids, self.pooling)  # (B, D)
             return self._project(pooled, normalize)
-        tokens = (tower_forward or self.tower)(batch.input_ids, batch.attention_mask)  # (B, L, D)
+        forward = self.tower if tower_forward is None else tower_forward  # a compiled module has no truth value
+        tokens = forward(batch.input_ids, batch.attention_mask)  # (B, L, D)
         return self._head(tokens, batch.attention_mask, normalize)
 
     def _head(self, tokens: Tensor, attention_mask: Tensor, normalize: bool) -> Tensor:
