@@ -31,9 +31,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA_DIR, best_time, long_texts, machine, stsb_sentences  # noqa: E402
+from common import (  # noqa: E402
+    DEFAULT_DATA_DIR,
+    best_time,
+    fp32_gemm_gflops,
+    long_texts,
+    machine,
+    model_flops_per_token,
+    stsb_sentences,
+)
 
 from sentsim import SentenceEncoder  # noqa: E402
+from sentsim.encode.export import export_onnx_folder  # noqa: E402
 from sentsim.encode.precision import Precision, cpu_computes  # noqa: E402
 from sentsim.evaluation.correlation import spearman  # noqa: E402
 from sentsim.storage.hub import resolve_model_path  # noqa: E402
@@ -54,6 +63,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also time sentsim with runtime='compile' on CUDA")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="NAME=PYTHON",
+        help="also time a CPU peer in its own venv: fastembed=PATH/bin/python or st-onnx=PATH/bin/python "
+        "(sentence-transformers' ONNX backend), both on a folder written by sentsim export onnx",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args()
 
@@ -67,17 +84,27 @@ def main() -> None:
     }
     path = str(resolve_model_path(args.model))
     st_batches = dict(zip(sets, args.st_batch_size or (args.batch_size, args.batch_size), strict=True))
+    peers = dict(peer.split("=", 1) for peer in args.peer)
     print(f"# encode, {args.model}, batch {args.batch_size} (ST {st_batches}), best of {args.repeats}; {machine()}")
+    if "cpu" in devices:
+        peak = fp32_gemm_gflops()
+        print(
+            f"# CPU fp32 peak, measured on a 2048^3 matmul: {peak:.0f} GFLOP/s; GFLOP/s below = model FLOPs of the "
+            "real (unpadded) tokens per second, % = of that peak"
+        )
     print(
         f"{'device':<6} {'texts':<6} {'n':>7} {'sentsim setting':<18} {'ST texts/s':>11} {'sentsim':>9} {'ratio':>6}"
-        f" {'max |diff|':>10} {'min cos':>9}"
+        f" {'max |diff|':>10} {'min cos':>9} {'GFLOP/s':>8} {'%peak':>6}"
     )
     results, quality = [], []
     for device in devices:
         ours = SentenceEncoder.from_pretrained(path, device=device)
         theirs = SentenceTransformer(path, device=device).float()  # fp32 reference
         settings = _settings(device, args.batch_size, args.compile)
+        flops_per_token = model_flops_per_token(ours.tower.model.config)
+        onnx_folder = _export_for_peers(ours, peers) if device == "cpu" and peers else None
         for name, texts in sets.items():
+            gflop = flops_per_token * _tokens(ours, texts) / 1e9
             warm, st_batch = texts[: 4 * args.batch_size], st_batches[name]
             theirs.encode(warm, batch_size=st_batch)
             theirs_s = best_time(lambda: theirs.encode(texts, batch_size=st_batch), args.repeats)  # noqa: B023
@@ -96,14 +123,25 @@ def main() -> None:
                     "sentsim_texts_per_s": len(texts) / ours_s,
                     "ratio": theirs_s / ours_s,
                     **_closeness(ours.encode(texts, **kwargs), reference),
+                    "gflops": gflop / ours_s,
                 }
                 results.append(row)
-                print(
-                    f"{device:<6} {name:<6} {len(texts):>7} {setting:<18} {row['st_texts_per_s']:>11.0f}"
-                    f" {row['sentsim_texts_per_s']:>9.0f} {row['ratio']:>6.2f} {row['max_abs_diff']:>10.1e}"
-                    f" {row['min_cosine']:>9.6f}",
-                    flush=True,
-                )
+                _print_row(row, peak if device == "cpu" else None)
+            for peer, python in peers.items() if onnx_folder else ():
+                embeddings, peer_s = _run_peer(peer, python, onnx_folder, texts, args.batch_size, args.repeats)
+                row = {
+                    "device": device,
+                    "texts": name,
+                    "n": len(texts),
+                    "setting": f"peer: {peer}",
+                    "st_texts_per_s": len(texts) / theirs_s,
+                    "sentsim_texts_per_s": len(texts) / peer_s,
+                    "ratio": theirs_s / peer_s,
+                    **_closeness(embeddings, reference),
+                    "gflops": gflop / peer_s,
+                }
+                results.append(row)
+                _print_row(row, peak)
         if device == "cpu":
             for setting, kwargs in settings.items():
                 first = _first_call(path, kwargs, sets["short"][: args.batch_size])
@@ -126,6 +164,49 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"machine": machine(), "results": results, "quality": quality}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def _print_row(row: dict, peak: float | None) -> None:
+    share = f"{100 * row['gflops'] / peak:>5.0f}%" if peak else f"{'':>6}"
+    print(
+        f"{row['device']:<6} {row['texts']:<6} {row['n']:>7} {row['setting']:<18} {row['st_texts_per_s']:>11.0f}"
+        f" {row['sentsim_texts_per_s']:>9.0f} {row['ratio']:>6.2f} {row['max_abs_diff']:>10.1e}"
+        f" {row['min_cosine']:>9.6f} {row['gflops']:>8.0f} {share}",
+        flush=True,
+    )
+
+
+def _tokens(encoder: SentenceEncoder, texts: list[str]) -> int:
+    """Real tokens (special ones included, padding not) the model reads for ``texts``."""
+    return int(sum(encoder.tokenize(texts[i : i + 256])["attention_mask"].sum() for i in range(0, len(texts), 256)))
+
+
+def _export_for_peers(encoder: SentenceEncoder, peers: dict[str, str]) -> Path:
+    """An ONNX model folder written by ``sentsim export onnx``, which every peer loads."""
+    unknown = set(peers) - {"fastembed", "st-onnx"}
+    if unknown:
+        raise SystemExit(f"--peer: unknown peer(s) {sorted(unknown)}; expected fastembed or st-onnx")
+    folder = Path(tempfile.mkdtemp(prefix="sentsim-peers-")) / "model"
+    export_onnx_folder(encoder, folder)
+    return folder
+
+
+def _run_peer(
+    peer: str, python: str, folder: Path, texts: list[str], batch_size: int, repeats: int
+) -> tuple[np.ndarray, float]:
+    """Embeddings and best time of ``peer`` run by ``python`` (its own venv) through peer_encode.py."""
+    with tempfile.TemporaryDirectory() as scratch:
+        job, out = Path(scratch) / "job.json", Path(scratch) / "out.npz"
+        job.write_text(
+            json.dumps(
+                {"texts": texts, "batch_size": batch_size, "repeats": repeats, "threads": torch.get_num_threads()}
+            )
+        )
+        script = Path(__file__).resolve().parent / "peer_encode.py"
+        environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
+        subprocess.run([python, str(script), peer, str(folder), str(job), str(out)], env=environment, check=True)
+        with np.load(out) as result:
+            return result["embeddings"], float(result["seconds"])
 
 
 def _settings(device: str, batch_size: int, compile: bool) -> dict[str, dict]:

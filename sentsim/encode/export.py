@@ -1,6 +1,6 @@
 """A model folder with an ONNX copy of its transformer (``onnx/model.onnx``), for ONNX-only runtimes.
 
-sentence-transformers' ONNX backend (``backend="onnx"``), fastembed (a custom model with
+sentence-transformers' ONNX backend (``backend="onnx"``), fastembed (its entry for the model, with
 ``specific_model_path``) and infinity-emb's optimum engine read the folder: the Hugging Face files
 at its root, the sentence-transformers modules (pooling, dense, normalize) beside them, and the
 transformer as ONNX (``input_ids``, ``attention_mask`` -> ``last_hidden_state``), also hard-linked
