@@ -4,7 +4,7 @@ A vector of d dimensions becomes d bits (1 where a value is positive) packed int
 32x less memory than float32. Hamming distance over sign bits orders candidates by angle
 roughly; an index of this precision always rescores them exactly with the float vectors of its
 store (:mod:`sentsim.search.rescore`). The index is ``IndexBinaryFlat`` inside an
-``IndexBinaryIDMap2``: exact Hamming scans, deletes for real (no tombstones). It has the
+``IndexBinaryIDMap``: exact Hamming scans, deletes for real (no tombstones). It has the
 interface of :class:`~sentsim.search.backends.VectorBackend` that the FAISS store uses.
 """
 
@@ -29,15 +29,15 @@ class BinaryBackend:
     can_remove = True
     retrain_due = False
 
-    def __init__(
-        self, factory: str, dim: int, metric: str, index=None, tombstones: set[int] | None = None
-    ) -> None:
+    def __init__(self, factory: str, dim: int, metric: str, index=None, tombstones: set[int] | None = None) -> None:
         if factory != BINARY_FACTORY:
             raise ValueError(f"the binary backend builds {BINARY_FACTORY!r} indexes, not {factory!r}")
         if dim % 8:
-            raise ValueError(f"a binary index packs 8 dimensions a byte: its dimension must be a multiple of 8, got {dim}")
+            raise ValueError(
+                f"a binary index packs 8 dimensions a byte: its dimension must be a multiple of 8, got {dim}"
+            )
         self.factory, self.dim, self.metric = factory, dim, metric
-        self.index = index if index is not None else faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(dim))
+        self.index = index if index is not None else faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(dim))
         self.tombstones = tombstones or set()  # always empty: the flat binary index deletes for real
 
     @property
@@ -116,7 +116,7 @@ class BinaryBackend:
             raise IndexCorruptedError(
                 f"{path} is not a readable FAISS binary index ({str(error).splitlines()[-1]})"
             ) from None
-        if not isinstance(index, faiss.IndexBinaryIDMap2):
+        if not isinstance(index, faiss.IndexBinaryIDMap):
             raise IndexCorruptedError(f"{path} holds a {type(index).__name__}, not the id-mapped index sentsim writes")
         if index.d != dim:
             raise IndexCorruptedError(f"{path} holds {index.d}-bit codes, the manifest says {dim}")
@@ -133,7 +133,7 @@ def binary_selectors() -> bool:
     """Whether this FAISS build takes an ID selector in a flat binary search (recent builds do; older
     ones refuse search parameters, and the FAISS store then searches filtered queries exactly over
     the matches)."""
-    index = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(8))
+    index = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(8))
     index.add_with_ids(np.zeros((2, 1), np.uint8), np.array([1, 2], dtype=np.int64))
     selector = faiss.IDSelectorBatch(np.array([2], dtype=np.int64))
     try:

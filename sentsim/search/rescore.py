@@ -77,4 +77,3 @@ def _pair_scores(queries: np.ndarray, gathered: np.ndarray, metric: str) -> np.n
     if metric == "euclidean":
         return -np.linalg.norm(gathered - queries[:, None, :], axis=2)
     return np.einsum("nd,ncd->nc", queries, gathered)
-
