@@ -231,3 +231,42 @@ def test_binary_search_knobs_and_manifest_checks(encoder, tmp_path):
         (tmp_path / "b" / "manifest.json").write_text(json.dumps(broken))
         with pytest.raises(IndexCorruptedError, match=message):
             DocumentIndex.open(tmp_path / "b", encoder)
+
+
+def test_cli_builds_quantized_indexes_and_evaluates_through_them(encoder, tmp_path, capsys):
+    from sentsim.cli import main
+    from sentsim.data import RetrievalData
+    from sentsim.evaluation import evaluate_retrieval
+
+    model, docs = tmp_path / "model", tmp_path / "docs.txt"
+    encoder.save_pretrained(model)
+    docs.write_text("\n".join(TEXTS) + "\n")
+    build = ["index", "build", "--model", str(model), "--docs", str(docs), "--no-progress"]
+    assert main(build + ["--output", str(tmp_path / "b"), "--precision", "binary", "--truncate-dim", "16"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["factory"], summary["precision"], summary["chunks"]) == ("BFlat", "binary", len(TEXTS))
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["truncate_dim"] == 16
+    assert main(build + ["--output", str(tmp_path / "x"), "--precision", "binary", "--truncate-dim", "20"]) == 2
+    assert "must be a multiple of 8, got 20" in capsys.readouterr().err
+
+    corpus = {f"d{i}": text for i, text in enumerate(TEXTS)}
+    queries = {f"q{i}": text for i, text in enumerate(TEXTS[::4])}
+    relevant = {f"q{i}": {f"d{4 * i + j}" for j in range(1, 4)} for i in range(len(queries))}
+    ignore = {f"q{i}": {f"d{4 * i}"} for i in range(len(queries))}  # the query's own text
+    data = RetrievalData(queries, corpus, relevant, ignore)
+    exact = evaluate_retrieval(encoder, data, device="cpu")
+    through_float = evaluate_retrieval(encoder, data, index={})
+    assert {key: through_float[key] for key in exact} == exact and through_float["index"] == {}
+    for options in ({"precision": "int8"}, {"precision": "binary", "rescore_factor": 16}, {"truncate_dim": 8}):
+        measured = evaluate_retrieval(encoder, data, index=options | {"rescore_factor": 16})
+        assert measured["ndcg@10"] == pytest.approx(exact["ndcg@10"])  # 16 cands a hit: all 16 documents rescored
+    with pytest.raises(ValueError, match=r"index options \['metric'\] are not among backend, precision"):
+        evaluate_retrieval(encoder, data, index={"metric": "dot"})
+    sts = tmp_path / "sts.csv"
+    sts.write_text("".join(f"{a},{b},5\n" for a, b in zip(TEXTS[::2], TEXTS[1::2], strict=True)))
+    run = ["eval", "retrieval", "--model", str(model), "--sts", str(sts), "--no-progress", "--json"]
+    assert main(run + ["--precision", "int8", "--rescore-factor", "8"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["index"] == {"precision": "int8", "rescore_factor": 8}
+    assert main(run) == 0
+    assert json.loads(capsys.readouterr().out)["ndcg@10"] == pytest.approx(measured["ndcg@10"])
