@@ -351,11 +351,12 @@ def _parameters(index: faiss.Index, selector, nprobe: int | None, ef_search: int
 
 def _clipped_share(index: faiss.Index, vectors: np.ndarray) -> float:
     """The share of the values of prepared ``vectors`` outside the per-dimension ranges a trained
-    8-bit scalar quantizer inside ``index`` holds (0 for any other index)."""
+    8-bit scalar quantizer of whole vectors (flat or HNSW storage) inside ``index`` holds, else 0
+    (IVF quantizes residuals, with ranges trained on its first batch, which is at least nlist vectors)."""
     core = _core(index)
     if isinstance(core, faiss.IndexHNSW):
         core = faiss.downcast_index(core.storage)
-    if not isinstance(core, (faiss.IndexScalarQuantizer, faiss.IndexIVFScalarQuantizer)):
+    if not isinstance(core, faiss.IndexScalarQuantizer):
         return 0.0
     trained = faiss.vector_to_array(core.sq.trained)
     dim = vectors.shape[1]

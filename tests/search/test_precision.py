@@ -270,3 +270,20 @@ def test_cli_builds_quantized_indexes_and_evaluates_through_them(encoder, tmp_pa
     assert measured["index"] == {"precision": "int8", "rescore_factor": 8}
     assert main(run) == 0
     assert json.loads(capsys.readouterr().out)["ndcg@10"] == pytest.approx(measured["ndcg@10"])
+
+
+@pytest.mark.parametrize(("backend", "factory"), [("hnsw", "HNSW32_SQ8"), ("ivf", "IVF38,SQ8")])
+def test_int8_codes_in_approximate_indexes(backend, factory, encoder, tmp_path):
+    vectors, queries = embedding_like(1500, 32, seed=9), embedding_like(20, 32, seed=10)
+    index = build(
+        tmp_path / backend, encoder, vectors, [{"n": i} for i in range(1500)], backend=backend, precision="int8"
+    )
+    assert index.store.backend.factory == factory and not index.store.backend.retrain_due
+    truth, _ = exact(queries, vectors, 10)
+    assert recall(index.search_vectors(queries, 10), truth) >= 0.9
+    index.delete([str(i) for i in range(0, 1500, 2)])  # tombstones, filters through the selector
+    truth, scores = exact(queries, vectors, 5, allowed=np.arange(1, 40, 2))
+    hits = index.search_vectors(queries, 5, filter={"n": {"lt": 40}})
+    assert [[h.id for h in row] for row in hits] == truth  # 20 matches, 20 candidates: all rescored exactly
+    np.testing.assert_allclose([[h.score for h in row] for row in hits], scores, atol=1e-5)
+    index.close()
