@@ -3,18 +3,28 @@
     python benchmarks/bench_index.py                      # 100k random vectors + real STS-B/CLINC150 embeddings
     python benchmarks/bench_index.py --sizes 100000 1000000   # add 1M (a machine with RAM and time to spare)
     python benchmarks/bench_index.py --sizes --backends flat --nprobe-sweep   # how IVF's nprobe trades recall for speed
+    python benchmarks/bench_index.py --precision-only     # int8 / binary / truncate_dim indexes on the real embeddings
 
 For each backend: build time, memory per vector (serialized index), batch-search QPS (1,000
 queries, k=10) and recall@10 against exact search, for raw FAISS and for sentsim's backend, and
 sentsim's overhead on batch search. On the real embeddings, also the whole DocumentIndex path
 (hits with text and metadata from SQLite). ``--nprobe-sweep`` adds recall@10 and QPS of IVF on
 the real embeddings for nprobe from 1 to nlist/4: the evidence behind the IVF default.
+
+Precisions (always on the real embeddings; alone with ``--precision-only``): a flat DocumentIndex
+of each precision / truncate_dim, rescored from SQLite, beside raw FAISS on the same codes
+without rescoring (IndexFlatIP, IndexScalarQuantizer 8-bit, IndexBinaryFlat): index bytes
+(serialized, and the process memory its loading takes), batch-search QPS, recall@10 against
+exact float search, and nDCG@10 of STS-B paraphrase retrieval (the evaluator's index path,
+:func:`sentsim.evaluation.retrieval.index_rankings`, over the same embeddings).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,11 +37,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA_DIR, machine, stsb_sentences  # noqa: E402
 
 from sentsim import SentenceEncoder  # noqa: E402
-from sentsim.data import load_clinc150  # noqa: E402
+from sentsim.data import load_clinc150, load_stsb, sts_paraphrase_retrieval  # noqa: E402
+from sentsim.evaluation.ranking import retrieval_metrics  # noqa: E402
+from sentsim.evaluation.retrieval import index_rankings  # noqa: E402
 from sentsim.search import DocumentIndex  # noqa: E402
 from sentsim.search.backends import VectorBackend, resolve_factory  # noqa: E402
 
 K, QUERIES = 10, 1000
+# (precision, truncate_dim, rescore_factor) of the precision table; the first is the float baseline.
+LAYOUTS = [
+    ("float32", None, 4),
+    ("int8", None, 4),
+    ("binary", None, 4),
+    ("binary", None, 10),
+    ("float32", 256, 4),
+    ("float32", 128, 4),
+    ("int8", 256, 4),
+    ("binary", 256, 10),
+]
 
 
 def main() -> None:
@@ -46,14 +69,23 @@ def main() -> None:
     parser.add_argument(
         "--nprobe-sweep", action="store_true", help="IVF recall and QPS by nprobe on the real embeddings"
     )
+    parser.add_argument(
+        "--precision-only", action="store_true", help="only the precision table (real embeddings; no --sizes)"
+    )
+    parser.add_argument(
+        "--embeddings", type=Path, help="an .npz of the real embeddings: read if it exists, else written (reruns)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.precision_only:
+        args.sizes = []
     print(
         f"# index benchmark, k={K}, {QUERIES} queries a batch; {machine()}; faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads"
     )
-    print(
-        f"{'data':<16} {'backend':<18} {'build s':>8} {'B/vector':>9} {'QPS':>9} {'recall@10':>9}   {'raw build s':>11} {'raw QPS':>9} {'raw recall':>10} {'overhead':>8}"
-    )
+    if not args.precision_only:
+        print(
+            f"{'data':<16} {'backend':<18} {'build s':>8} {'B/vector':>9} {'QPS':>9} {'recall@10':>9}   {'raw build s':>11} {'raw QPS':>9} {'raw recall':>10} {'overhead':>8}"
+        )
     rows = []
     rng = np.random.default_rng(0)
     for n in args.sizes:
@@ -76,12 +108,23 @@ def _real(args: argparse.Namespace) -> list[dict]:
     )[: args.real_limit]
     held_out = load_clinc150("test", data_dir=args.data_dir).texts[:QUERIES]
     start = time.perf_counter()
-    corpus = encoder.encode(sentences, batch_size=128, show_progress=False)
-    queries = encoder.encode(held_out, batch_size=128, show_progress=False)
+    if args.embeddings is not None and args.embeddings.exists():
+        saved = np.load(args.embeddings)
+        corpus, queries = saved["corpus"], saved["queries"]
+        if len(corpus) != len(sentences):
+            raise SystemExit(f"{args.embeddings} holds {len(corpus)} embeddings for {len(sentences)} sentences")
+    else:
+        corpus = encoder.encode(sentences, batch_size=128, show_progress=False)
+        queries = encoder.encode(held_out, batch_size=128, show_progress=False)
+        if args.embeddings is not None:
+            np.savez(args.embeddings, corpus=corpus, queries=queries)
     print(
         f"# real: {len(sentences)} distinct STS-B + CLINC150 train sentences, {len(held_out)} CLINC150 test queries, encoded in {time.perf_counter() - start:.0f} s"
     )
+    if args.precision_only:
+        return _precisions(encoder, sentences, corpus, queries, args.data_dir)
     rows = _compare(f"real {len(sentences) // 1000}k", corpus, queries, args.backends)
+    rows += _precisions(encoder, sentences, corpus, queries, args.data_dir)
     if args.nprobe_sweep:
         rows += _nprobe_sweep(f"real {len(sentences) // 1000}k", corpus, queries)
     return rows + [_document_index(encoder, sentences, corpus, queries)]
@@ -188,6 +231,115 @@ def _document_index(encoder, sentences: list[str], corpus: np.ndarray, queries: 
         "raw_qps": raw_qps,
         "overhead": raw_qps / qps - 1,
     }
+
+
+def _precisions(encoder, sentences: list[str], corpus: np.ndarray, queries: np.ndarray, data_dir: Path) -> list[dict]:
+    """Each layout of :data:`LAYOUTS` as a flat DocumentIndex (rescored) beside raw FAISS on its codes."""
+    n, dim = corpus.shape
+    exact = faiss.IndexFlatIP(dim)
+    exact.add(_normalized(corpus))
+    _, truth = exact.search(_normalized(queries), K)
+    stsb = {split: load_stsb(split, data_dir=data_dir) for split in ("train", "dev", "test")}
+    retrieval = sts_paraphrase_retrieval(stsb["test"], [stsb["train"], stsb["dev"]])
+    row_of = {text: row for row, text in enumerate(sentences)}
+    texts = list(retrieval.queries.values()) + list(retrieval.corpus.values())
+    missing = [text for text in dict.fromkeys(texts) if text not in row_of]
+    extra = encoder.encode(missing, batch_size=128, show_progress=False) if missing else np.zeros((0, dim))
+    vector_of = {text: vector for text, vector in zip(missing, extra, strict=True)}
+
+    def embedded(some: list[str]) -> np.ndarray:
+        return np.stack([corpus[row_of[t]] if t in row_of else vector_of[t] for t in some])
+
+    sts_queries, sts_corpus = embedded(list(retrieval.queries.values())), embedded(list(retrieval.corpus.values()))
+    print(
+        f"# precisions: flat DocumentIndex (hits with text and metadata, rescored from SQLite) vs raw FAISS on the "
+        f"same codes (no rescoring), {n} real vectors; nDCG@10: STS-B paraphrase retrieval ({len(retrieval.queries)} "
+        f"queries, {len(retrieval.corpus)} docs)"
+    )
+    print(
+        f"{'precision':<10} {'trunc':>5} {'rescore':>7} {'B/vector':>9} {'of float':>8} {'load MB':>8} {'QPS':>8} "
+        f"{'recall@10':>9} {'nDCG@10':>8}   {'raw QPS':>8} {'raw recall':>10}"
+    )
+    rows, float_bytes = [], None
+    for precision, truncate_dim, factor in LAYOUTS:
+        options = {"precision": precision, "truncate_dim": truncate_dim, "rescore_factor": factor, "backend": "flat"}
+        with tempfile.TemporaryDirectory() as folder:
+            index = DocumentIndex.create(Path(folder) / "index", encoder, **options)
+            index.add(sentences, ids=[str(i) for i in range(n)], embeddings=corpus)
+            index_file = Path(folder) / "index" / "index.faiss"
+            size = index_file.stat().st_size
+            loaded_mb = _load_memory(index_file, precision)
+            raw, codes = _raw_codes(precision, truncate_dim, corpus)
+            (qps, hits), (raw_qps, raw_ids) = _qps_side_by_side(
+                lambda index=index: index.search_vectors(queries, K),
+                lambda raw=raw, codes=codes: raw.search(codes(queries), K)[1],
+            )
+            index.close()
+        found = [[int(hit.id) for hit in row] for row in hits]
+        float_bytes = float_bytes or size
+        ndcg = retrieval_metrics(
+            index_rankings(encoder, retrieval, sts_queries, sts_corpus, 100, metric="cosine", options=options),
+            list(retrieval.relevant.values()),
+        )["ndcg@10"]
+        row = {
+            "data": f"real {n // 1000}k",
+            "backend": "precision",
+            "precision": precision,
+            "truncate_dim": truncate_dim,
+            "rescore_factor": factor,
+            "bytes_per_vector": size / n,
+            "share_of_float": size / float_bytes,
+            "load_mb": loaded_mb,
+            "qps": qps,
+            "recall@10": _recall(truth, found),
+            "ndcg@10": ndcg,
+            "raw_qps": raw_qps,
+            "raw_recall@10": _recall(truth, raw_ids),
+        }
+        rows.append(row)
+        load = f"{loaded_mb:>8.1f}" if loaded_mb is not None else f"{'-':>8}"
+        print(
+            f"{precision:<10} {truncate_dim or '-':>5} {factor if precision != 'float32' or truncate_dim else '-':>7} "
+            f"{row['bytes_per_vector']:>9.1f} {row['share_of_float']:>8.1%} {load} {qps:>8.0f} {row['recall@10']:>9.4f} "
+            f"{ndcg:>8.2f}   {raw_qps:>8.0f} {row['raw_recall@10']:>10.4f}"
+        )
+    return rows
+
+
+def _raw_codes(precision: str, truncate_dim: int | None, corpus: np.ndarray):
+    """Raw FAISS on the codes of a layout (no ids, no rescoring), and how it turns queries into its input."""
+    dim = truncate_dim or corpus.shape[1]
+
+    def head(x: np.ndarray) -> np.ndarray:
+        return _normalized(x[:, :dim])
+
+    if precision == "binary":
+        raw = faiss.IndexBinaryFlat(dim)
+        raw.add(np.packbits(head(corpus) > 0, axis=1))
+        return raw, lambda x: np.packbits(head(x) > 0, axis=1)
+    if precision == "int8":
+        raw = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        raw.train(head(corpus))
+    else:
+        raw = faiss.IndexFlatIP(dim)
+    raw.add(head(corpus))
+    return raw, head
+
+
+def _load_memory(path: Path, precision: str) -> float | None:
+    """MB a fresh process grows by reading the saved index (codes, ids and FAISS's id maps), or None off Linux."""
+    reader = "read_index_binary" if precision == "binary" else "read_index"
+    script = (
+        "import sys, faiss\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1])\n"
+        f"before = rss(); index = faiss.{reader}(sys.argv[1]); print(rss() - before)"
+    )
+    try:
+        pages = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+        return int(pages.stdout) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, subprocess.CalledProcessError):
+        return None
 
 
 def _same_parameters(raw: faiss.Index, ours: VectorBackend) -> None:

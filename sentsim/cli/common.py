@@ -41,6 +41,29 @@ def add_model_options(parser: argparse.ArgumentParser, *, batch_size: bool = Tru
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def add_precision_options(parser: argparse.ArgumentParser) -> None:
+    """--precision, --rescore-factor and --truncate-dim (index build, eval retrieval)."""
+    parser.add_argument(
+        "--precision",
+        default=None,
+        choices=["float32", "int8", "binary"],
+        help="how the FAISS index holds vectors: float32 (default), int8 (4x smaller) or binary (32x smaller); "
+        "candidates are rescored exactly with the stored float vectors",
+    )
+    parser.add_argument(
+        "--rescore-factor", type=int, default=None, help="candidates rescored per hit (default 4; int8, binary)"
+    )
+    parser.add_argument(
+        "--truncate-dim", type=int, default=None, help="the index holds the first N dimensions (Matryoshka models)"
+    )
+
+
+def precision_options(args: argparse.Namespace) -> dict:
+    """The DocumentIndex.create options of --precision, --rescore-factor and --truncate-dim given."""
+    given = {"precision": args.precision, "rescore_factor": args.rescore_factor, "truncate_dim": args.truncate_dim}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object (keys in the README)")
     parser.add_argument("--output", type=_results_path, help="also write the results to a .json or .csv file")

@@ -8,10 +8,12 @@ from sentsim.cli.common import (
     add_fine_tune_options,
     add_model_options,
     add_output_options,
+    add_precision_options,
     check_split_used,
     emit,
     few_shot_classifier,
     load_encoder,
+    precision_options,
     progress,
     read_scored_pairs,
     read_texts_with_labels,
@@ -74,6 +76,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     retrieval.add_argument("--min-score", type=float, default=4.0)
     retrieval.add_argument("--metric", default="cosine", choices=["cosine", "dot", "euclidean", "manhattan"])
+    retrieval.add_argument(
+        "--index",
+        action="store_true",
+        help="search through a DocumentIndex built from the corpus (implied by --backend, --precision, "
+        "--rescore-factor and --truncate-dim) instead of exact search",
+    )
+    retrieval.add_argument("--backend", default=None, help="--index: the index's backend (default auto)")
+    add_precision_options(retrieval)
 
     triplets = _task(
         tasks, "triplets", run_triplets, "Triplets: accuracy of sim(anchor, positive) > sim(anchor, negative)."
@@ -181,6 +191,7 @@ def run_retrieval(args: argparse.Namespace) -> int:
     else:
         corpus = [read_scored_pairs(source, args, args.split) for source in args.corpus]
         data = sts_paraphrase_retrieval(read_scored_pairs(args.sts, args, args.split), corpus, min_score=args.min_score)
+    index = precision_options(args) | ({"backend": args.backend} if args.backend is not None else {})
     results = evaluate_retrieval(
         load_encoder(args),
         data,
@@ -188,6 +199,7 @@ def run_retrieval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         show_progress=progress(args),
+        index=index if index or args.index else None,
     )
     emit(
         results,

@@ -6,7 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-from sentsim.cli.common import add_model_options, load_encoder, model_name, progress, tsv_field
+from sentsim.cli.common import (
+    add_model_options,
+    add_precision_options,
+    load_encoder,
+    model_name,
+    precision_options,
+    progress,
+    tsv_field,
+)
 from sentsim.data.documents import read_documents
 from sentsim.search import DocumentIndex
 from sentsim.search.manifest import MANIFEST
@@ -50,6 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="faiss: auto, flat, ivf, hnsw, ivfpq or a FAISS factory string; milvus: auto or flat (exact), hnsw, ivf",
     )
     build.add_argument("--metric", default="cosine", choices=["cosine", "dot", "euclidean"])
+    add_precision_options(build)
     build.add_argument("--chunk-size", type=int, default=None, help="split documents into chunks of this many tokens")
     build.add_argument(
         "--chunk-overlap",
@@ -187,6 +196,7 @@ def run_build(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size,
             chunk_overlap=args.chunk_overlap,
             model_name=model_name(args),
+            **precision_options(args),
         )
         if args.embeddings is None:
             index.add(
@@ -231,10 +241,18 @@ def run_compact(args: argparse.Namespace) -> int:
 
 
 def _summary(folder: str | Path, index: DocumentIndex) -> str:
-    """The JSON line of a built or compacted index: documents, chunks (vectors) and the vector index
-    (a FAISS factory string, or a Milvus index type)."""
+    """The JSON line of a built or compacted index: documents, chunks (vectors), the vector index
+    (a FAISS factory string, or a Milvus index type) and its precision."""
     chunks, factory = index.store.count_chunks(), index.store.index_type
-    return json.dumps({"index": str(folder), "documents": len(index), "chunks": chunks, "factory": factory})
+    return json.dumps(
+        {
+            "index": str(folder),
+            "documents": len(index),
+            "chunks": chunks,
+            "factory": factory,
+            "precision": index.manifest["precision"],
+        }
+    )
 
 
 def run_search(args: argparse.Namespace) -> int:

@@ -43,27 +43,41 @@ IVF_MIN_NPROBE, IVF_NPROBE_DIVISOR = 16, 16
 # What follows FAISS's own bytes in a saved index: the database state it reflects (FAISS reads
 # what it wrote and ignores the rest, so other tools still read the file).
 STAMP_MARK, STAMP_TAIL = b"\nsentsim-state:", 128
+# int8 (SQ8) ranges are trained on the first vectors added; when more than this share of an added
+# batch's values falls outside them, the index is retrained on every vector at the next save.
+SQ_RETRAIN_SHARE = 0.01
 
 
-def resolve_factory(backend: str, dim: int, n: int) -> str:
-    """The FAISS factory string for ``backend`` at ``n`` vectors (a factory string passes through)."""
+def resolve_factory(backend: str, dim: int, n: int, precision: str = "float32") -> str:
+    """The FAISS factory string for ``backend`` at ``n`` vectors (a factory string passes through).
+
+    ``precision="int8"`` stores scalar-quantized codes (``SQ8``) in the flat, HNSW or IVF index
+    (``auto`` past 2M vectors: IVF with SQ8 codes); ``"binary"``: ``BFlat``, a binary index
+    (:mod:`sentsim.search.binary`). Which backends a precision takes is checked at create.
+    """
     if backend not in BACKENDS:
         return backend
+    if precision == "binary":
+        return "BFlat"
     if backend == "auto":
         backend = "flat" if n < 200_000 else "hnsw" if n < 2_000_000 else "ivfpq"
+        backend = "ivf" if backend == "ivfpq" and precision == "int8" else backend
     lists = max(1, min(int(4 * math.sqrt(n)), n // 39 or 1, 65536))
+    codes = "SQ8" if precision == "int8" else "Flat"
     if backend == "flat":
-        return "Flat"
+        return codes
     if backend == "hnsw":
-        return f"HNSW{HNSW_M}"
+        return f"HNSW{HNSW_M}" + ("_SQ8" if precision == "int8" else "")
     if backend == "ivf":
-        return f"IVF{lists},Flat"
+        return f"IVF{lists},{codes}"
     subquantizers = max(m for m in range(1, dim + 1) if dim % m == 0 and m <= max(1, dim // 4) and m <= 96)
     return f"IVF{lists},PQ{subquantizers}"
 
 
 class VectorBackend:
     """A FAISS index with int64 ids, the metric's normalization, tombstones and atomic save."""
+
+    takes_selector = True  # searches can be restricted to ids (filters, tombstones)
 
     def __init__(
         self, factory: str, dim: int, metric: str, index: faiss.Index | None = None, tombstones: set[int] | None = None
@@ -80,6 +94,7 @@ class VectorBackend:
                 f"(backends: {', '.join(BACKENDS)}, or a factory string such as 'IVF1024,SQ8')"
             ) from None
         self.tombstones = tombstones or set()
+        self.retrain_due = False  # int8 ranges that clip the vectors added since: rebuild at save
         self._gpu_index = None
         self._configure()
 
@@ -104,6 +119,9 @@ class VectorBackend:
         vectors = self.prepare(vectors)
         if not self.index.is_trained:
             self._train(vectors)
+        elif not self.retrain_due and _clipped_share(self.inner, vectors) > SQ_RETRAIN_SHARE:
+            logger.info("new vectors fall outside the int8 ranges trained so far: retraining at the next save")
+            self.retrain_due = True
         self.index.add_with_ids(vectors, ids.astype(np.int64))
         self._gpu_index = None
 
@@ -117,7 +135,8 @@ class VectorBackend:
         self._gpu_index = None
 
     def needs_compaction(self) -> bool:
-        return len(self.tombstones) > max(1000, self.index.ntotal // 4)
+        """Whether the index is due a rebuild: too many tombstones, or int8 ranges to retrain."""
+        return self.retrain_due or len(self.tombstones) > max(1000, self.index.ntotal // 4)
 
     def search(
         self,
@@ -165,20 +184,6 @@ class VectorBackend:
     def live(self, ids: np.ndarray) -> np.ndarray:
         """``ids`` without tombstones."""
         return np.setdiff1d(ids, np.fromiter(self.tombstones, dtype=np.int64)) if self.tombstones else ids
-
-    def search_exact(
-        self, queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k ``(similarities, ids)`` of ``queries`` among ``vectors`` (whose ids are ``ids``), on CPU.
-
-        The fallback for what an approximate index missed; scores are on the same scale as
-        :meth:`search` and missing slots are -inf / -1.
-        """
-        scores, rows = exact_search(
-            self.prepare(queries), self.prepare(vectors), k, metric=self._exact_metric, device="cpu"
-        )
-        found = np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
-        return _pad(scores, k, -np.inf), _pad(found, k, -1)
 
     def prepare(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
@@ -342,6 +347,23 @@ def _parameters(index: faiss.Index, selector, nprobe: int | None, ef_search: int
     if ivf is not None:
         return faiss.SearchParametersIVF(sel=selector, nprobe=int(min(nprobe or ivf.nprobe, ivf.nlist)))
     return faiss.SearchParameters(sel=selector)
+
+
+def _clipped_share(index: faiss.Index, vectors: np.ndarray) -> float:
+    """The share of the values of prepared ``vectors`` outside the per-dimension ranges a trained
+    8-bit scalar quantizer of whole vectors (flat or HNSW storage) inside ``index`` holds, else 0
+    (IVF quantizes residuals, with ranges trained on its first batch, which is at least nlist vectors)."""
+    core = _core(index)
+    if isinstance(core, faiss.IndexHNSW):
+        core = faiss.downcast_index(core.storage)
+    if not isinstance(core, faiss.IndexScalarQuantizer):
+        return 0.0
+    trained = faiss.vector_to_array(core.sq.trained)
+    dim = vectors.shape[1]
+    if len(trained) != 2 * dim or len(vectors) == 0:  # a uniform quantizer has one range
+        return 0.0
+    low, width = trained[:dim], trained[dim:]
+    return float(np.mean((vectors < low) | (vectors > low + width)))
 
 
 def _pad(values: np.ndarray, k: int, fill: float) -> np.ndarray:

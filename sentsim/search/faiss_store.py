@@ -204,11 +204,7 @@ class FaissStore(IndexStore):
         if fetch == 0:
             return [[] for _ in vectors]
         while True:
-            scores, ids = self.backend.search(vectors, fetch, allowed, nprobe=nprobe, ef_search=ef_search)
-            short = (ids >= 0).sum(axis=1) < fetch
-            if short.any():  # an approximate index missed some: exact search over what is allowed
-                exact_scores, exact_ids = self.mirror.exact(vectors[short], fetch, allowed)
-                scores[short], ids[short] = exact_scores, exact_ids
+            scores, ids = self.mirror.search(vectors, fetch, allowed, available, nprobe=nprobe, ef_search=ef_search)
             hits = assemble_hits(self.database.matches(np.unique(ids[ids >= 0])), scores, ids, k, by)
             if by == "chunk" or fetch >= available or all(len(h) >= k for h in hits):
                 return hits

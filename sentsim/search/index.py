@@ -69,6 +69,9 @@ class DocumentIndex:
         store: str = "faiss",
         backend: str = "auto",
         metric: str = "cosine",
+        precision: str = "float32",
+        rescore_factor: int = 4,
+        truncate_dim: int | None = None,
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
         model_name: str | None = None,
@@ -88,6 +91,15 @@ class DocumentIndex:
                 ``"IVF1024,SQ8"``). Milvus store: ``auto`` or ``flat`` (exact, Milvus FLAT), ``hnsw``
                 or ``ivf`` (IVF_FLAT).
             metric: ``cosine`` (default), ``dot`` or ``euclidean``; scores are similarities.
+            precision: how the FAISS store's in-memory index holds vectors: ``float32`` (default),
+                ``int8`` (scalar quantization, 4x smaller; backend ``auto``, ``flat``, ``hnsw`` or
+                ``ivf``) or ``binary`` (sign bits searched by Hamming distance, 32x smaller; backend
+                ``auto`` or ``flat``; the dimension a multiple of 8). See :mod:`sentsim.search.precision`.
+            rescore_factor: an index that quantizes or truncates takes ``k x rescore_factor``
+                candidates and rescores them exactly with the float vectors SQLite holds (default 4).
+            truncate_dim: the index holds the first ``truncate_dim`` dimensions of each vector
+                (Matryoshka models), re-normalized where the metric or the model normalizes;
+                rescoring uses the whole vector.
             chunk_size: split documents into windows of this many tokens (None: one chunk a document);
                 at most what the model reads (``max_seq_length`` less its special tokens).
             chunk_overlap: tokens shared by consecutive chunks (default: 32, at most a quarter of
@@ -122,6 +134,9 @@ class DocumentIndex:
             metric=metric,
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
+            precision=precision,
+            rescore_factor=rescore_factor,
+            truncate_dim=truncate_dim,
         )
         folder.mkdir(parents=True, exist_ok=True)
         opened = kind.create(folder, manifest, token=milvus_token)

@@ -1,7 +1,8 @@
 """An index folder's ``manifest.json``: read and checked before anything else of the folder is trusted.
 
-It records the model (fingerprint and prompts), the metric, the backend asked for, the chunking
-settings and the store: ``{"kind": "faiss"}`` (SQLite and FAISS files in the folder, whose
+It records the model (fingerprint and prompts), the metric, the backend asked for, how the
+index holds vectors (``precision``, ``rescore_factor``, ``truncate_dim``: see
+:mod:`sentsim.search.precision`), the chunking settings and the store: ``{"kind": "faiss"}`` (SQLite and FAISS files in the folder, whose
 state the FAISS fields ``factory``, ``generation``, ``state``, ``tombstones`` and
 ``next_vector_id`` describe) or ``{"kind": "milvus", "uri": ..., "collection": ..., "index_id":
 ...}`` (a Milvus collection; never a token).
@@ -16,6 +17,7 @@ from sentsim._version import __version__
 from sentsim.fingerprint import model_fingerprint
 from sentsim.prompts import encoder_search_prompts
 from sentsim.search.chunking import chunk_options
+from sentsim.search.precision import RESCORE_FACTOR, check_layout, layout_problem
 from sentsim.search.store import IndexCorruptedError
 from sentsim.search.stores import STORE_KINDS, store_class
 from sentsim.similarity import Metric
@@ -36,6 +38,9 @@ def new_manifest(
     metric: str,
     chunk_size: int | None,
     chunk_overlap: int | None,
+    precision: str = "float32",
+    rescore_factor: int = RESCORE_FACTOR,
+    truncate_dim: int | None = None,
 ) -> dict:
     """The manifest of a new, empty index for ``encoder`` (recorded as ``name``) in ``store`` (its
     manifest entry), its options checked."""
@@ -44,13 +49,17 @@ def new_manifest(
         raise ValueError("sentsim indexes support cosine, dot and euclidean; not manhattan")
     prompts = encoder_search_prompts(encoder)  # kept in the manifest: later writes and searches use them
     chunk_size, chunk_overlap = chunk_options(chunk_size, chunk_overlap, encoder, prompts["document"])
-    store_class(store["kind"]).check_backend(backend, encoder.dim, metric)
+    layout = check_layout(
+        precision, rescore_factor, truncate_dim, dim=encoder.dim, backend=backend, store=store["kind"]
+    )
+    store_class(store["kind"]).check_backend(backend, layout.index_dim(encoder.dim), metric)
     return {
         "sentsim_version": __version__,
         "format": MANIFEST_FORMAT,
         "model": model_fingerprint(encoder, name),
         "metric": metric,
         "backend": backend,
+        **layout.to_dict(),
         "chunk_size": chunk_size,
         "chunk_overlap": chunk_overlap,
         "prompts": prompts,
@@ -90,6 +99,9 @@ def _check_manifest(manifest: object, path: Path) -> None:
         raise IndexCorruptedError(f"{path}: unknown metric {manifest['metric']!r}")
     if not is_integer(manifest["model"].get("dim")):
         raise IndexCorruptedError(f"{path}: model 'dim' is missing or not an int")
+    problem = layout_problem(manifest)
+    if problem is not None:
+        raise IndexCorruptedError(f"{path}: {problem}")
     prompts = manifest.get("prompts")
     if not isinstance(prompts, dict) or any(not isinstance(prompts.get(side), str) for side in ("query", "document")):
         raise IndexCorruptedError(f"{path}: 'prompts' must hold a 'query' and a 'document' text, got {prompts!r}")

@@ -17,6 +17,10 @@ might disagree, the mirror is reloaded or rebuilt from the store, never the othe
 
 A lock file (``index.lock``), taken before SQLite's write lock, makes each write and its save
 one step for every handle and process on the folder; reading the saved file takes it too.
+
+An index of another precision than float32, or with ``truncate_dim``, holds what
+:class:`~sentsim.search.precision.VectorLayout` makes of each vector, and :meth:`FaissMirror.search`
+rescores its candidates with the stored float vectors.
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from sentsim.search.backends import VectorBackend, resolve_factory, saved_stamp
+from sentsim.search.binary import BinaryBackend, backend_class
 from sentsim.search.locking import LOCK_FILE, file_lock
 from sentsim.search.manifest import MANIFEST
+from sentsim.search.precision import VectorLayout
+from sentsim.search.rescore import exact_top_k, rescore
 from sentsim.search.store import DocumentStore, IndexCorruptedError
 from sentsim.storage.atomic import write_text_atomic
 
@@ -52,7 +59,10 @@ class FaissMirror:
 
     def __init__(self, folder: Path, store: DocumentStore, manifest: dict) -> None:
         self.folder, self.store, self.manifest = folder, store, manifest
-        self.backend: VectorBackend | None = None
+        self.backend: VectorBackend | BinaryBackend | None = None
+        self.layout = VectorLayout.from_manifest(manifest)
+        # truncated vectors are re-normalized for cosine, or where the model's embeddings are unit length
+        self._normalize = manifest["metric"] == "cosine" or bool(manifest["model"].get("normalize"))
         self.generation = int(manifest["generation"])  # the store generation the backend reflects
         self.broken = False  # a failed write could not be undone in memory: rebuild before use
         self._touched = False  # the current write changed the backend
@@ -107,10 +117,10 @@ class FaissMirror:
                     )
                     return False
                 try:
-                    backend = VectorBackend.load(
+                    backend = backend_class(self.layout.precision).load(
                         path,
                         manifest["factory"],
-                        self.manifest["model"]["dim"],
+                        self.layout.index_dim(self.manifest["model"]["dim"]),
                         self.manifest["metric"],
                         set(manifest["tombstones"]),
                     )
@@ -134,7 +144,7 @@ class FaissMirror:
         )
         return True
 
-    def ensure(self, vectors: int) -> VectorBackend:
+    def ensure(self, vectors: int) -> VectorBackend | BinaryBackend:
         """The backend, created for an index that will hold ``vectors`` vectors if there is none yet."""
         if self.backend is None:
             self.backend = self._new_backend(vectors)
@@ -144,7 +154,7 @@ class FaissMirror:
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Add vectors (inside a write), creating the backend for the size it will have."""
         self._touched = True
-        self.ensure(len(vectors) + self.size).add(vectors, ids)
+        self.ensure(len(vectors) + self.size).add(self._indexed(vectors), ids)
 
     def remove(self, ids: list[int]) -> None:
         """Remove vectors (inside a write)."""
@@ -165,7 +175,7 @@ class FaissMirror:
             backend = None
             if len(vector_ids):
                 backend = self._new_backend(len(vector_ids))
-                backend.add(vectors, vector_ids)
+                backend.add(self._indexed(vectors), vector_ids)
         except BaseException:
             self.backend, self.broken = None, True
             raise
@@ -219,7 +229,11 @@ class FaissMirror:
                 return
             state = self.store.state
         if self.backend is not None and self.backend.needs_compaction():
-            logger.info("compacting: %d tombstones", len(self.backend.tombstones))
+            logger.info(
+                "rebuilding the FAISS index: %d tombstones%s",
+                len(self.backend.tombstones),
+                ", int8 ranges to retrain" if self.backend.retrain_due else "",
+            )
             self.rebuild()
         if self.backend is not None:
             self.backend.save(self.folder / FAISS_FILE, state)
@@ -230,12 +244,41 @@ class FaissMirror:
         self.manifest["tombstones"] = sorted(self.backend.tombstones) if self.backend is not None else []
         write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
 
-    def _new_backend(self, vectors: int) -> VectorBackend:
-        dim = self.manifest["model"]["dim"]
-        return VectorBackend(resolve_factory(self.manifest["backend"], dim, vectors), dim, self.manifest["metric"])
+    def _new_backend(self, vectors: int) -> VectorBackend | BinaryBackend:
+        dim, precision = self.layout.index_dim(self.manifest["model"]["dim"]), self.layout.precision
+        factory = resolve_factory(self.manifest["backend"], dim, vectors, precision)
+        return backend_class(precision)(factory, dim, self.manifest["metric"])
+
+    def _indexed(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors as the index holds them (truncated where the layout says so)."""
+        return self.layout.index_vectors(vectors, normalize=self._normalize)
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None,
+        available: int,
+        *,
+        nprobe: int | None,
+        ef_search: int | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k ``(scores, ids)`` among the ``available`` live vectors (those in ``allowed`` only, when
+        given): FAISS's, completed by exact search where an approximate index missed some. An index
+        that quantizes or truncates takes ``k x rescore_factor`` candidates and rescores them."""
+        if allowed is not None and not self.backend.takes_selector:  # an older FAISS's binary index
+            return self.exact(queries, k, allowed)
+        fetch = min(k * self.layout.rescore_factor, available) if self.layout.rescored else k
+        scores, ids = self.backend.search(self._indexed(queries), fetch, allowed, nprobe=nprobe, ef_search=ef_search)
+        short = (ids >= 0).sum(axis=1) < min(fetch, available)
+        if self.layout.rescored:
+            scores, ids = rescore(queries, ids, self.store.vectors_by_id, self.manifest["metric"], k)
+        if short.any():
+            scores[short], ids[short] = self.exact(queries[short], k, allowed)
+        return scores, ids
 
     def exact(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k over the live vectors (those in ``allowed`` only, when given)."""
+        """Exact top-k over the live vectors (those in ``allowed`` only, when given), full float vectors."""
         if allowed is None:  # every live vector, read in one pass
             vector_ids, vectors = self.store.all_vectors()
             live = np.isin(vector_ids, self.backend.live(vector_ids))
@@ -243,4 +286,4 @@ class FaissMirror:
         else:
             vector_ids = self.backend.live(allowed)
             vectors = self.store.vectors_of(vector_ids)
-        return self.backend.search_exact(queries, vectors, vector_ids, k)
+        return exact_top_k(queries, vectors, vector_ids, self.manifest["metric"], k)

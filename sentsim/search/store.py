@@ -214,6 +214,18 @@ class DocumentStore:
             [np.frombuffer(r[1], dtype=np.float32) for r in rows]
         )
 
+    def vectors_by_id(self, vector_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, vectors)`` of those of ``vector_ids`` that are live chunks, by ascending id, in one query."""
+        rows = self.db.execute(
+            "SELECT c.vector_id, v.vector FROM json_each(?) j JOIN chunks c ON c.vector_id = j.value "
+            "JOIN vectors v ON v.hash = c.hash ORDER BY c.vector_id",
+            (json.dumps([int(i) for i in vector_ids]),),
+        ).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        ids = np.array([row[0] for row in rows], dtype=np.int64)
+        return ids, np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(len(rows), -1)
+
     def vectors_of(self, vector_ids: np.ndarray) -> np.ndarray:
         chunks = self.chunks(vector_ids)
         cache = self.cached_vectors([chunks[int(i)].hash for i in vector_ids])

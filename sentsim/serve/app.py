@@ -135,6 +135,8 @@ def create_app(service: Service) -> FastAPI:
             "dim": manifest["model"]["dim"],
             "metric": manifest["metric"],
             "backend": index.store.index_type,
+            "precision": manifest["precision"],
+            "truncate_dim": manifest["truncate_dim"],
         }
 
     @app.post("/v1/indexes/{name}/search")

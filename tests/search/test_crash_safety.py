@@ -185,7 +185,10 @@ for i in range(100000):
 """
 
 
-def test_sigkill_during_adds_leaves_a_consistent_index(index, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "int8", "binary"])
+def test_sigkill_during_adds_leaves_a_consistent_index(precision, encoder, tmp_path):
+    index = DocumentIndex.create(tmp_path / "index", encoder, backend="flat", precision=precision)
+    index.add(TEXTS, ids=IDS, metadata=META)
     index.close()
     script = WRITER.format(tests=os.path.dirname(os.path.dirname(__file__)), folder=str(tmp_path / "index"))
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -200,6 +203,7 @@ def test_sigkill_during_adds_leaves_a_consistent_index(index, tmp_path):
     assert documents >= len(TEXTS) + 2 * (completed + 1)  # every completed add is there
     assert (documents - len(TEXTS)) % 2 == 0  # and no half of one
     assert reopened.store.backend.size == reopened.store.count_chunks() == documents
+    assert reopened.manifest["precision"] == precision
     hits = reopened.search("document number about cats", k=documents)
     assert len(hits) == documents and all(reopened.get(h.id) is not None for h in hits)
     reopened.close()

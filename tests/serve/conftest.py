@@ -82,7 +82,13 @@ def server(tmp_path_factory) -> Server:
         DOCUMENTS, ids=[f"d{i}" for i in range(len(DOCUMENTS))], metadata=[{"n": i} for i in range(len(DOCUMENTS))]
     )
     index.close()
+    binary = DocumentIndex.create(folder / "binary", encoder, precision="binary", truncate_dim=16)
+    binary.add(
+        DOCUMENTS, ids=[f"d{i}" for i in range(len(DOCUMENTS))], metadata=[{"n": i} for i in range(len(DOCUMENTS))]
+    )
+    binary.close()
     arguments = ["--model", str(folder / "model"), "--index", f"docs={folder / 'index'}", "--device", "cpu"]
+    arguments += ["--index", f"binary={folder / 'binary'}"]
     arguments += ["--api-key", KEY, "--max-inputs", "100", "--max-body-mb", "1", "--max-batch-tokens", "512"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     process, url = start(arguments, env=env)

@@ -31,10 +31,29 @@ def test_search_equals_the_library(server):
     np.testing.assert_allclose([hit["score"] for hit in hits], [hit.score for hit in expected], atol=1e-5)
 
 
+def test_a_quantized_index_reports_its_precision_and_searches_like_the_library(server):
+    from sentsim.search import DocumentIndex
+
+    with server.client() as http:
+        info = http.get("/v1/indexes/binary").json()
+        answer = http.post(
+            "/v1/indexes/binary/search", json={"query": DOCUMENTS[5], "k": 4, "filter": {"n": {"gte": 2}}}
+        )
+    assert (info["precision"], info["truncate_dim"], info["backend"]) == ("binary", 16, "BFlat")
+    reference = DocumentIndex.open(server.model.parent / "binary", server.encoder())
+    try:
+        expected = reference.search(DOCUMENTS[5], k=4, filter={"n": {"gte": 2}})
+    finally:
+        reference.close()
+    hits = answer.json()["results"][0]["hits"]
+    assert [hit["id"] for hit in hits] == [hit.id for hit in expected] and hits[0]["id"] == "d5"
+    np.testing.assert_allclose([hit["score"] for hit in hits], [hit.score for hit in expected], atol=1e-5)
+
+
 def test_bad_index_requests(server):
     with server.client() as http:
         unknown = http.post("/v1/indexes/nope/search", json={"query": "x"})
-        assert unknown.status_code == 404 and "this server has: docs" in unknown.json()["error"]["message"]
+        assert unknown.status_code == 404 and "this server has: binary, docs" in unknown.json()["error"]["message"]
         for body, fragment in [
             ({"query": "x", "filter": {"n": {"near": 3}}}, "near"),
             ({"query": "x", "filter": [1]}, "'filter' must be a JSON object"),
