@@ -8,6 +8,7 @@ from sentsim.cli.common import (
     add_fine_tune_options,
     add_model_options,
     add_output_options,
+    add_weight_option,
     check_split_used,
     emit,
     few_shot_classifier,
@@ -16,9 +17,19 @@ from sentsim.cli.common import (
     read_scored_pairs,
     read_texts_with_labels,
     refuse_named,
+    weights,
 )
 from sentsim.data import read_beir, read_pairs, read_triplets, sts_pair_classification, sts_paraphrase_retrieval
-from sentsim.evaluation import evaluate_classifier, evaluate_pairs, evaluate_retrieval, evaluate_sts, evaluate_triplets
+from sentsim.evaluation import (
+    IndexSearch,
+    evaluate_classifier,
+    evaluate_pairs,
+    evaluate_retrieval,
+    evaluate_sts,
+    evaluate_triplets,
+)
+from sentsim.search.hybrid import MODES
+from sentsim.search.keywords import TOKENIZERS
 
 DATA_HELP = (
     "a data file (csv, tsv, json, jsonl, parquet), a saved dataset folder, a Hub dataset, or a named set (stsb:test)"
@@ -63,7 +74,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     pairs.add_argument("--negative-max", type=float, default=1.0)
 
     retrieval = _task(
-        tasks, "retrieval", run_retrieval, "Retrieval: MRR@10, nDCG@10, Recall@1/5/10/100, MAP@100 with exact search."
+        tasks,
+        "retrieval",
+        run_retrieval,
+        "Retrieval: MRR@10, nDCG@10, Recall@1/5/10/100, MAP@100 with exact search, or through an index (--mode).",
     )
     retrieval.add_argument("--data", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)")
     retrieval.add_argument(
@@ -74,6 +88,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     retrieval.add_argument("--min-score", type=float, default=4.0)
     retrieval.add_argument("--metric", default="cosine", choices=["cosine", "dot", "euclidean", "manhattan"])
+    retrieval.add_argument(
+        "--mode",
+        choices=list(MODES),
+        help="search through a DocumentIndex of the corpus in this mode (dense, keyword, hybrid) instead of "
+        "exact search",
+    )
+    retrieval.add_argument("--backend", default="flat", help="with --mode: the index's FAISS backend (default flat)")
+    retrieval.add_argument(
+        "--keyword-tokenizer", choices=list(TOKENIZERS), help="with --mode: the keyword index's tokenizer"
+    )
+    add_weight_option(retrieval)
 
     triplets = _task(
         tasks, "triplets", run_triplets, "Triplets: accuracy of sim(anchor, positive) > sim(anchor, negative)."
@@ -188,14 +213,37 @@ def run_retrieval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         show_progress=progress(args),
+        index=_index_search(args),
     )
     emit(
         results,
         args,
-        f"queries={results['queries']}  corpus={results['corpus']}  mrr@10={results['mrr@10']:.2f}  "
-        f"ndcg@10={results['ndcg@10']:.2f}  recall@10={results['recall@10']:.2f}",
+        f"queries={results['queries']}  corpus={results['corpus']}  search={results['search']}  "
+        f"mrr@10={results['mrr@10']:.2f}  ndcg@10={results['ndcg@10']:.2f}  recall@10={results['recall@10']:.2f}",
     )
     return 0
+
+
+def _index_search(args: argparse.Namespace) -> IndexSearch | None:
+    """The index options of ``eval retrieval`` (None: exact search); index options without --mode are refused."""
+    if args.mode is None:
+        given = [
+            flag
+            for flag, value in (
+                ("--backend", args.backend != "flat"),
+                ("--keyword-tokenizer", args.keyword_tokenizer),
+                ("--weight", args.weight),
+            )
+            if value
+        ]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} applies to a search through an index: add --mode dense|keyword|hybrid"
+            )
+        return None
+    return IndexSearch(
+        mode=args.mode, backend=args.backend, keyword_tokenizer=args.keyword_tokenizer, weights=weights(args.weight)
+    )
 
 
 def run_triplets(args: argparse.Namespace) -> int:

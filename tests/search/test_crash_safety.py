@@ -62,7 +62,9 @@ def test_corrupted_files_give_clear_errors(index, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     for broken, message in (
         ([], "not a sentsim index manifest"),
-        ({"format": 1}, "'model' is missing or has the wrong type"),
+        ({"format": manifest["format"]}, "'model' is missing or has the wrong type"),
+        (manifest | {"keywords": None}, "'keywords' must name a tokenizer"),
+        (manifest | {"keywords": {"tokenizer": "icu"}}, "'keywords' must name a tokenizer"),
         (manifest | {"chunk_size": "128"}, "'chunk_size' is missing or has the wrong type"),
         (manifest | {"model": {"name": "x"}}, "model 'dim' is missing"),
         (manifest | {"tombstones": 3}, "'tombstones' must be a list"),

@@ -1,0 +1,77 @@
+"""Retrieval through a :class:`~sentsim.search.DocumentIndex`: the corpus indexed, each query searched.
+
+Where exact search measures the model, this measures what users of an index get: its search
+mode (dense, keyword, hybrid) and its index options, scored by the same metrics.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sentsim.data.retrieval import RetrievalData
+from sentsim.search import DocumentIndex
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexSearch:
+    """How the evaluated index is built and searched.
+
+    Args:
+        mode: ``dense``, ``keyword`` or ``hybrid`` (see :meth:`DocumentIndex.search`).
+        backend: the FAISS backend (default ``flat``, exact).
+        keyword_tokenizer: the keyword index's tokenizer (default ``unicode61``).
+        weights: the arms' weights of a hybrid search (default 1 each).
+    """
+
+    mode: str = "dense"
+    backend: str = "flat"
+    keyword_tokenizer: str | None = None
+    weights: dict[str, float] | None = field(default=None)
+
+    def create_options(self) -> dict:
+        """The options of :meth:`DocumentIndex.create` (beside the model and the metric)."""
+        return {"backend": self.backend, "keyword_tokenizer": self.keyword_tokenizer}
+
+    def search_options(self) -> dict:
+        """The options of :meth:`DocumentIndex.search` (beside the queries and k)."""
+        return {"mode": self.mode, "weights": self.weights}
+
+
+def build_index(
+    folder: Path, encoder, corpus: dict[str, str], config: IndexSearch, *, metric: str, batch_size: int, show_progress
+) -> DocumentIndex:
+    """A new index in ``folder`` holding ``corpus`` (document id -> text), built as ``config`` says."""
+    index = DocumentIndex.create(folder, encoder, metric=metric, **config.create_options())
+    try:
+        index.add(list(corpus.values()), ids=list(corpus), batch_size=batch_size, show_progress=show_progress)
+    except BaseException:
+        index.close()
+        raise
+    return index
+
+
+def index_rankings(
+    encoder,
+    data: RetrievalData,
+    query_ids: list[str],
+    depth: int,
+    config: IndexSearch,
+    *,
+    metric: str,
+    batch_size: int,
+    show_progress: bool | None,
+) -> list[list[str]]:
+    """The top ``depth`` document ids of each query (its ignored documents left out), searched in an
+    index of the corpus built in a temporary folder (removed afterwards)."""
+    skip = max((len(data.ignore.get(q, ())) for q in query_ids), default=0)
+    with tempfile.TemporaryDirectory(prefix="sentsim-eval-") as folder:
+        options = {"metric": metric, "batch_size": batch_size, "show_progress": show_progress}
+        with build_index(Path(folder) / "index", encoder, data.corpus, config, **options) as index:
+            results = index.search([data.queries[q] for q in query_ids], k=depth + skip, **config.search_options())
+    rankings = []
+    for qid, hits in zip(query_ids, results, strict=True):
+        ignored = data.ignore.get(qid, set())
+        rankings.append([hit.id for hit in hits if hit.id not in ignored][:depth])
+    return rankings
