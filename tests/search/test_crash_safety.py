@@ -204,6 +204,12 @@ def test_sigkill_during_adds_leaves_a_consistent_index(index, tmp_path):
     assert reopened.store.backend.size == reopened.store.count_chunks() == documents
     hits = reopened.search("document number about cats", k=documents)
     assert len(hits) == documents and all(reopened.get(h.id) is not None for h in hits)
+    database = reopened.store.database.db  # the keyword index holds the same chunks, intact
+    database.execute("INSERT INTO keywords (keywords, rank) VALUES ('integrity-check', 1)")
+    keyword_rows = {row[0] for row in database.execute("SELECT rowid FROM keywords")}
+    assert keyword_rows == {row[0] for row in database.execute("SELECT vector_id FROM chunks")}
+    written = {h.id for h in reopened.search("document number", k=documents, mode="keyword")}
+    assert written == {h.id for h in hits if h.id.startswith("k")} and len(written) == (documents - len(TEXTS)) // 2
     reopened.close()
 
 

@@ -9,7 +9,7 @@ from sentsim.search import DocumentIndex, Hit
 from sentsim.search.hybrid import RRF_K, fuse
 from sentsim.search.keywords import TOKENIZERS, keyword_query
 
-from .corpus import IDS, META, TEXTS
+from .corpus import TEXTS
 
 HOSTILE = ['"', '""', "-", "- -x", "NEAR(", "NEAR(a b)", "*", "a*", "AND", "OR", "NOT", "a AND", "(", ")", "^", ":",
            "col:a", "'", "\\", "+", "\x00", "a\x00b", '"unclosed', "{a b}", "a -b", "éé", "🙂", "end ;--"]  # fmt: skip
@@ -81,10 +81,13 @@ def naive_rrf(dense, keyword, k, weights, key=lambda h: (h.id, h.start, h.end)):
 
 def test_fusion_equals_a_naive_reciprocal_rank_fusion():
     rng = np.random.default_rng(0)
-    for trial in range(50):
+    for _ in range(50):
         ids = [f"d{i}" for i in rng.permutation(40)]
         dense = [Hit(i, float(s), i) for i, s in zip(ids[:25], sorted(rng.random(25), reverse=True), strict=True)]
-        keyword = [Hit(i, float(s), i) for i, s in zip(rng.permutation(ids)[:20], sorted(rng.random(20) * 9)[::-1])]
+        keyword = [
+            Hit(i, float(s), i)
+            for i, s in zip(rng.permutation(ids)[:20], sorted(rng.random(20) * 9)[::-1], strict=True)
+        ]
         weights = {"dense": float(rng.choice([1.0, 0.3])), "keyword": float(rng.choice([1.0, 0.5, 0.0]))}
         fused = fuse(dense, keyword, 10, weights=weights, by="chunk")
         expected = naive_rrf(dense, keyword, 10, weights)

@@ -157,6 +157,7 @@ def test_what_milvus_cannot_do_is_refused_clearly(encoder, tmp_path, milvus_data
         ({"milvus_uri": 5}, TypeError, "milvus_uri must be a str"),
         ({"collection": "has-dash"}, ValueError, "collection must be a Milvus collection name"),
         ({"milvus_token": 5}, TypeError, "milvus_token must be a str or None"),
+        ({"keyword_tokenizer": "porter"}, ValueError, "keyword_tokenizer applies to a store with a keyword index"),
     ):
         with pytest.raises(error, match=message):
             DocumentIndex.create(tmp_path / "bad", encoder, **{**milvus(milvus_database), **options})
@@ -167,6 +168,9 @@ def test_what_milvus_cannot_do_is_refused_clearly(encoder, tmp_path, milvus_data
         index.add(TEXTS, ids=IDS, metadata=META)
         with pytest.raises(ValueError, match="k must be at most 16384 with the Milvus store"):
             index.search("the cat", k=20_000)
+        for mode in ("keyword", "hybrid"):
+            with pytest.raises(ValueError, match=f"mode='{mode}' needs a keyword index, which the milvus store does"):
+                index.search("the cat", mode=mode)
         with pytest.raises(ValueError, match="nprobe applies to IVF indexes; this index is 'FLAT'"):
             index.search("the cat", nprobe=4)
         with pytest.raises(ValueError, match="ef_search applies to HNSW indexes"):
