@@ -52,6 +52,20 @@ def build_index(
     return index
 
 
+def search_rankings(
+    index: DocumentIndex, data: RetrievalData, query_ids: list[str], depth: int, search_options: dict
+) -> list[list[str]]:
+    """The top ``depth`` document ids of each query in ``index`` (an index of ``data.corpus``, ids as
+    its keys), searched with ``search_options``; each query's ignored documents are left out."""
+    skip = max((len(data.ignore.get(q, ())) for q in query_ids), default=0)
+    results = index.search([data.queries[q] for q in query_ids], k=depth + skip, **search_options)
+    rankings = []
+    for qid, hits in zip(query_ids, results, strict=True):
+        ignored = data.ignore.get(qid, set())
+        rankings.append([hit.id for hit in hits if hit.id not in ignored][:depth])
+    return rankings
+
+
 def index_rankings(
     encoder,
     data: RetrievalData,
@@ -63,15 +77,9 @@ def index_rankings(
     batch_size: int,
     show_progress: bool | None,
 ) -> list[list[str]]:
-    """The top ``depth`` document ids of each query (its ignored documents left out), searched in an
-    index of the corpus built in a temporary folder (removed afterwards)."""
-    skip = max((len(data.ignore.get(q, ())) for q in query_ids), default=0)
+    """:func:`search_rankings` in an index of the corpus built as ``config`` says, in a temporary folder
+    (removed afterwards)."""
     with tempfile.TemporaryDirectory(prefix="sentsim-eval-") as folder:
         options = {"metric": metric, "batch_size": batch_size, "show_progress": show_progress}
         with build_index(Path(folder) / "index", encoder, data.corpus, config, **options) as index:
-            results = index.search([data.queries[q] for q in query_ids], k=depth + skip, **config.search_options())
-    rankings = []
-    for qid, hits in zip(query_ids, results, strict=True):
-        ignored = data.ignore.get(qid, set())
-        rankings.append([hit.id for hit in hits if hit.id not in ignored][:depth])
-    return rankings
+            return search_rankings(index, data, query_ids, depth, config.search_options())
