@@ -270,3 +270,14 @@ def test_retrieval_through_an_index_scores_as_exact_search_and_keywords(encoder)
         assert evaluate_retrieval(encoder, same, index=IndexSearch(mode=mode))["mrr@10"] == 100.0
     with pytest.raises(TypeError, match="index must be"):
         evaluate_retrieval(encoder, data, index="hybrid")
+
+
+def test_same_label_retrieval():
+    from sentsim.data import LabelledTexts, same_label_retrieval
+
+    corpus = LabelledTexts(["c", "d", "e"], ["y", "x", "y"])
+    data = same_label_retrieval(LabelledTexts(["a", "b"], ["x", "y"]), corpus)
+    assert data.queries == {"q0": "a", "q1": "b"} and data.corpus == {"d0": "c", "d1": "d", "d2": "e"}
+    assert data.relevant == {"q0": {"d1"}, "q1": {"d0", "d2"}} and data.ignore == {}
+    with pytest.raises(ValueError, match=r"label\(s\) \['z'\] of the queries have no document"):
+        same_label_retrieval(LabelledTexts(["a"], ["z"]), corpus)

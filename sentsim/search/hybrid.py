@@ -1,6 +1,7 @@
 """Search modes: dense (vectors), keyword (BM25) and hybrid, one ranking from both by reciprocal rank fusion.
 
-Hybrid search asks each arm for ``DEPTH`` times k hits (the same filter and ``by`` in both). A hit ranked r-th by an arm gets ``weight / (60 + r)`` from it (the constant of Cormack et al.,
+Hybrid search asks each arm for ``DEPTH`` times k hits (the same filter and ``by`` in both). A
+hit ranked r-th by an arm gets ``weight / (60 + r)`` from it (the constant of Cormack et al.,
 2009, which LanceDB and Elasticsearch use too), and the fused ranking orders hits by the sum
 over both arms. The scales of the two arms' scores (a cosine similarity, a BM25 score) never
 meet, so neither needs normalizing; the fused score ranks but means nothing on its own, so each

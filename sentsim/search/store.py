@@ -258,7 +258,7 @@ class DocumentStore:
         """``(scores, vector_ids)`` of the ``limit`` chunks that best match the FTS5 ``query`` (built by
         :func:`~sentsim.search.keywords.keyword_query`), best first; scores are BM25 (higher is better)."""
         if not query:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+            return np.zeros(0, np.float64), np.zeros(0, np.int64)
         joins, condition, parameters = "", "", []
         if conditions:  # every keyword row has its chunk: the joins only reach the metadata
             joins = " JOIN chunks c ON c.vector_id = keywords.rowid JOIN documents ON documents.doc_id = c.doc_id"
@@ -269,7 +269,7 @@ class DocumentStore:
             f"WHERE keywords MATCH ?{condition} ORDER BY score DESC, keywords.rowid LIMIT ?",
             [query, *parameters, limit],
         ).fetchall()
-        return np.array([r[1] for r in rows], np.float32), np.array([r[0] for r in rows], np.int64)
+        return np.array([r[1] for r in rows], np.float64), np.array([r[0] for r in rows], np.int64)
 
     def vector_ids_matching(self, conditions: list[Condition]) -> np.ndarray:
         condition, parameters = filter_sql(conditions)

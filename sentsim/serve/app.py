@@ -137,6 +137,7 @@ def create_app(service: Service) -> FastAPI:
             "dim": manifest["model"]["dim"],
             "metric": manifest["metric"],
             "backend": index.store.index_type,
+            "keyword_tokenizer": (manifest["keywords"] or {}).get("tokenizer"),  # None: dense search only
         }
 
     @app.post("/v1/indexes/{name}/search")

@@ -338,6 +338,9 @@ def test_the_server_serves_a_milvus_index(tmp_path):
         body = {"query": "the cat sleeps", "k": 3, "filter": {"even": True}}
         hits = http.post("/v1/indexes/docs/search", json=body).json()["results"][0]["hits"]
         assert [(hit["id"], hit["text"]) for hit in hits] == [(hit.id, hit.text) for hit in expected]
+        assert info["keyword_tokenizer"] is None
+        refused = http.post("/v1/indexes/docs/search", json=body | {"mode": "hybrid"})
+        assert refused.status_code == 400 and "the milvus store does not keep" in refused.json()["error"]["message"]
         documents = {"documents": [{"id": "new", "text": "a kitten naps", "metadata": {"even": True}}]}
         assert http.post("/v1/indexes/docs/documents", json=documents).status_code == 200
         assert http.get("/v1/indexes/docs").json()["documents"] == len(TEXTS) + 1

@@ -104,3 +104,4 @@ def test_writes_while_others_search(server):
             thread.join()
     assert failures == []
     assert info["documents"] == len(DOCUMENTS) + 5 * 3 and info["backend"] is not None
+    assert info["keyword_tokenizer"] == "unicode61"
