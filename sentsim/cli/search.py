@@ -114,7 +114,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     compact.set_defaults(run=run_compact)
 
     search = subparsers.add_parser(
-        "search", help="search an index", description="Print the best hits for a query: score, id, text."
+        "search",
+        help="search an index",
+        description="Print the best hits for a query: score, id, text (--mode hybrid: and the rank in each arm).",
     )
     search.add_argument("folder")
     search.add_argument("query", nargs="+", help="one or more queries")
