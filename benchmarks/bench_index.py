@@ -38,8 +38,8 @@ from common import DEFAULT_DATA_DIR, machine, stsb_sentences  # noqa: E402
 
 from sentsim import SentenceEncoder  # noqa: E402
 from sentsim.data import load_clinc150, load_stsb, sts_paraphrase_retrieval  # noqa: E402
+from sentsim.evaluation.indexed import search_rankings  # noqa: E402
 from sentsim.evaluation.ranking import retrieval_metrics  # noqa: E402
-from sentsim.evaluation.retrieval import index_rankings  # noqa: E402
 from sentsim.search import DocumentIndex  # noqa: E402
 from sentsim.search.backends import VectorBackend, resolve_factory  # noqa: E402
 
@@ -250,7 +250,7 @@ def _precisions(encoder, sentences: list[str], corpus: np.ndarray, queries: np.n
     def embedded(some: list[str]) -> np.ndarray:
         return np.stack([corpus[row_of[t]] if t in row_of else vector_of[t] for t in some])
 
-    sts_queries, sts_corpus = embedded(list(retrieval.queries.values())), embedded(list(retrieval.corpus.values()))
+    sts_corpus = embedded(list(retrieval.corpus.values()))
     print(
         f"# precisions: flat DocumentIndex (hits with text and metadata, rescored from SQLite) vs raw FAISS on the "
         f"same codes (no rescoring), {n} real vectors; nDCG@10: STS-B paraphrase retrieval ({len(retrieval.queries)} "
@@ -277,10 +277,7 @@ def _precisions(encoder, sentences: list[str], corpus: np.ndarray, queries: np.n
             index.close()
         found = [[int(hit.id) for hit in row] for row in hits]
         float_bytes = float_bytes or size
-        ndcg = retrieval_metrics(
-            index_rankings(encoder, retrieval, sts_queries, sts_corpus, 100, metric="cosine", options=options),
-            list(retrieval.relevant.values()),
-        )["ndcg@10"]
+        ndcg = _ndcg_through_index(encoder, retrieval, sts_corpus, options)
         row = {
             "data": f"real {n // 1000}k",
             "backend": "precision",
@@ -304,6 +301,15 @@ def _precisions(encoder, sentences: list[str], corpus: np.ndarray, queries: np.n
             f"{ndcg:>8.2f}   {raw_qps:>8.0f} {row['raw_recall@10']:>10.4f}"
         )
     return rows
+
+
+def _ndcg_through_index(encoder, retrieval, corpus: np.ndarray, options: dict) -> float:
+    """nDCG@10 of ``retrieval`` searched through a DocumentIndex of its corpus (embeddings ``corpus``) built with ``options``."""
+    with tempfile.TemporaryDirectory() as folder:
+        with DocumentIndex.create(Path(folder) / "index", encoder, **options) as index:
+            index.add(list(retrieval.corpus.values()), ids=list(retrieval.corpus), embeddings=corpus)
+            rankings = search_rankings(index, retrieval, list(retrieval.queries), 100, {})
+    return retrieval_metrics(rankings, [retrieval.relevant[q] for q in retrieval.queries])["ndcg@10"]
 
 
 def _raw_codes(precision: str, truncate_dim: int | None, corpus: np.ndarray):

@@ -32,6 +32,7 @@ PARTS = {
         [],
     ),
     "quality": ("bench_quality.py", ["--seeds", "2"], []),
+    "hybrid": ("bench_hybrid.py", ["--max-queries", "500"], []),
     "train": ("bench_train.py", ["--epochs", "1", "--limit", "400"], []),
     "few_shot": ("bench_few_shot.py", ["--rounds", "2", "--batch-size", "64"], []),
     "distill": (
@@ -248,10 +249,35 @@ def _index(data: dict, folder: Path) -> list[str]:
     return rows + ["", "![index](index.png)"]
 
 
+def _hybrid(data: dict, folder: Path) -> list[str]:
+    rows = [
+        "## Hybrid search: nDCG@10 / MRR@10 / Recall@10 through a DocumentIndex (flat), peers in the same run",
+        "",
+        "| task | split | search | nDCG@10 | MRR@10 | Recall@10 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, splits in data["tasks"].items():
+        for split in ("val", "test"):
+            report = splits[split]
+            for label, metrics in report["rows"].items():
+                rows.append(
+                    f"| {task} | {split} ({report['queries']} queries) | {label} | {metrics['ndcg@10']:.2f} "
+                    f"| {metrics['mrr@10']:.2f} | {metrics['recall@10']:.2f} |"
+                )
+        speed = splits["test"]["qps"]
+        rows.append(
+            f"| {task} | test | search QPS, k=10 (one query a call) | "
+            + " / ".join(f"{m} {q:.0f}" for m, q in speed.items())
+            + " | | |"
+        )
+    return rows
+
+
 RENDERERS = {
     "encode": _encode,
     "encode_scale": _encode_scale,
     "quality": _quality,
+    "hybrid": _hybrid,
     "train": _train,
     "few_shot": _few_shot,
     "distill": _distill,

@@ -179,6 +179,14 @@ def test_eval_retrieval_from_sts(model_dir, tmp_path, capsys):
     # One query, two other documents: the relevant one is at rank 1 or 2.
     assert result["queries"] == 1 and result["corpus"] == 3 and result["mrr@10"] in (50.0, 100.0)
     assert result["recall@10"] == 100.0
+    for mode in ("dense", "keyword", "hybrid"):
+        main(["eval", "retrieval", "--model", str(model_dir), "--sts", data, "--json", "--mode", mode])
+        through_index = json.loads(capsys.readouterr().out)
+        assert through_index["search"] == mode and through_index["recall@10"] == 100.0
+        if mode == "dense":  # an exact (flat) index ranks as exact search does
+            assert through_index["mrr@10"] == result["mrr@10"]
+    assert main(["eval", "retrieval", "--model", str(model_dir), "--sts", data, "--weight", "keyword=1"]) == 2
+    assert "--weight applies to a search through an index: add --mode" in capsys.readouterr().err
 
 
 def test_eval_triplets(model_dir, tmp_path, capsys):

@@ -252,3 +252,32 @@ def test_evaluators_and_train_name_the_data_they_expect(tiny_encoder):
         evaluate_retrieval(tiny_encoder, {"queries": {}})
     with pytest.raises(TypeError, match="data must be TrainingData .*load_training_data.*got Dataset"):
         train(tiny_encoder, rows, CoSENTLoss())
+
+
+def test_retrieval_through_an_index_scores_as_exact_search_and_keywords(encoder):
+    from sentsim.evaluation import IndexSearch
+
+    corpus = {f"d{i}": text for i, text in enumerate(TEXTS)}
+    queries = {f"q{i}": text for i, text in enumerate(TEXTS)}
+    relevant = {f"q{i}": {f"d{(i + 1) % len(TEXTS)}"} for i in range(len(TEXTS))}
+    data = RetrievalData(queries, corpus, relevant, ignore={f"q{i}": {f"d{i}"} for i in range(len(TEXTS))})
+    exact = evaluate_retrieval(encoder, data, recall_at=(1, 3))
+    dense = evaluate_retrieval(encoder, data, recall_at=(1, 3), index=IndexSearch(mode="dense"))
+    assert exact.pop("search") == "exact" and dense.pop("search") == "dense"
+    assert dense == pytest.approx(exact)  # the query's own text left out in both
+    same = RetrievalData(queries, corpus, {q: {f"d{q[1:]}"} for q in queries})
+    for mode in ("keyword", "hybrid"):
+        assert evaluate_retrieval(encoder, same, index=IndexSearch(mode=mode))["mrr@10"] == 100.0
+    with pytest.raises(TypeError, match="index must be"):
+        evaluate_retrieval(encoder, data, index="hybrid")
+
+
+def test_same_label_retrieval():
+    from sentsim.data import LabelledTexts, same_label_retrieval
+
+    corpus = LabelledTexts(["c", "d", "e"], ["y", "x", "y"])
+    data = same_label_retrieval(LabelledTexts(["a", "b"], ["x", "y"]), corpus)
+    assert data.queries == {"q0": "a", "q1": "b"} and data.corpus == {"d0": "c", "d1": "d", "d2": "e"}
+    assert data.relevant == {"q0": {"d1"}, "q1": {"d0", "d2"}} and data.ignore == {}
+    with pytest.raises(ValueError, match=r"label\(s\) \['z'\] of the queries have no document"):
+        same_label_retrieval(LabelledTexts(["a"], ["z"]), corpus)

@@ -210,3 +210,27 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
         if args.save_model:
             classifier.encoder.save_pretrained(args.save_model)  # a model folder is replaced; others refused
     return classifier
+
+
+def add_weight_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weight",
+        action="append",
+        default=[],
+        metavar="ARM=W",
+        help="--mode hybrid: the weight of an arm in the fusion, e.g. --weight keyword=0.5 (default 1 each)",
+    )
+
+
+def weights(items: list[str]) -> dict[str, float] | None:
+    """The ``--weight ARM=W`` options as ``{arm: weight}`` (None where none is given); the library checks them."""
+    chosen = {}
+    for item in items:
+        arm, separator, value = item.partition("=")
+        try:
+            if not separator:
+                raise ValueError
+            chosen[arm] = float(value)
+        except ValueError:
+            raise ValueError(f"--weight needs ARM=NUMBER (dense=1 or keyword=0.5), got {item!r}") from None
+    return chosen or None

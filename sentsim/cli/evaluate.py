@@ -9,6 +9,7 @@ from sentsim.cli.common import (
     add_model_options,
     add_output_options,
     add_precision_options,
+    add_weight_option,
     check_split_used,
     emit,
     few_shot_classifier,
@@ -18,9 +19,19 @@ from sentsim.cli.common import (
     read_scored_pairs,
     read_texts_with_labels,
     refuse_named,
+    weights,
 )
 from sentsim.data import read_beir, read_pairs, read_triplets, sts_pair_classification, sts_paraphrase_retrieval
-from sentsim.evaluation import evaluate_classifier, evaluate_pairs, evaluate_retrieval, evaluate_sts, evaluate_triplets
+from sentsim.evaluation import (
+    IndexSearch,
+    evaluate_classifier,
+    evaluate_pairs,
+    evaluate_retrieval,
+    evaluate_sts,
+    evaluate_triplets,
+)
+from sentsim.search.hybrid import MODES
+from sentsim.search.keywords import TOKENIZERS
 
 DATA_HELP = (
     "a data file (csv, tsv, json, jsonl, parquet), a saved dataset folder, a Hub dataset, or a named set (stsb:test)"
@@ -65,7 +76,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     pairs.add_argument("--negative-max", type=float, default=1.0)
 
     retrieval = _task(
-        tasks, "retrieval", run_retrieval, "Retrieval: MRR@10, nDCG@10, Recall@1/5/10/100, MAP@100 with exact search."
+        tasks,
+        "retrieval",
+        run_retrieval,
+        "Retrieval: MRR@10, nDCG@10, Recall@1/5/10/100, MAP@100 with exact search, or through an index (--mode).",
     )
     retrieval.add_argument("--data", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)")
     retrieval.add_argument(
@@ -77,12 +91,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     retrieval.add_argument("--min-score", type=float, default=4.0)
     retrieval.add_argument("--metric", default="cosine", choices=["cosine", "dot", "euclidean", "manhattan"])
     retrieval.add_argument(
-        "--index",
-        action="store_true",
-        help="search through a DocumentIndex built from the corpus (implied by --backend, --precision, "
-        "--rescore-factor and --truncate-dim) instead of exact search",
+        "--mode",
+        choices=list(MODES),
+        help="search through a DocumentIndex of the corpus in this mode (dense, keyword, hybrid) instead of "
+        "exact search; the index options below imply it (as dense)",
     )
-    retrieval.add_argument("--backend", default=None, help="--index: the index's backend (default auto)")
+    retrieval.add_argument("--backend", default=None, help="the index's FAISS backend (default flat: exact)")
+    retrieval.add_argument("--keyword-tokenizer", choices=list(TOKENIZERS), help="the keyword index's tokenizer")
+    add_weight_option(retrieval)
     add_precision_options(retrieval)
 
     triplets = _task(
@@ -191,7 +207,6 @@ def run_retrieval(args: argparse.Namespace) -> int:
     else:
         corpus = [read_scored_pairs(source, args, args.split) for source in args.corpus]
         data = sts_paraphrase_retrieval(read_scored_pairs(args.sts, args, args.split), corpus, min_score=args.min_score)
-    index = precision_options(args) | ({"backend": args.backend} if args.backend is not None else {})
     results = evaluate_retrieval(
         load_encoder(args),
         data,
@@ -199,15 +214,24 @@ def run_retrieval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         show_progress=progress(args),
-        index=index if index or args.index else None,
+        index=_index_search(args),
     )
     emit(
         results,
         args,
-        f"queries={results['queries']}  corpus={results['corpus']}  mrr@10={results['mrr@10']:.2f}  "
-        f"ndcg@10={results['ndcg@10']:.2f}  recall@10={results['recall@10']:.2f}",
+        f"queries={results['queries']}  corpus={results['corpus']}  search={results['search']}  "
+        f"mrr@10={results['mrr@10']:.2f}  ndcg@10={results['ndcg@10']:.2f}  recall@10={results['recall@10']:.2f}",
     )
     return 0
+
+
+def _index_search(args: argparse.Namespace) -> IndexSearch | None:
+    """How ``eval retrieval`` searches: exact (None) unless --mode or an index option asks for a DocumentIndex."""
+    options = {"backend": args.backend, "keyword_tokenizer": args.keyword_tokenizer} | precision_options(args)
+    options = {name: value for name, value in options.items() if value is not None}
+    if args.mode is None and not options and not args.weight:
+        return None
+    return IndexSearch(mode=args.mode or "dense", weights=weights(args.weight), **options)
 
 
 def run_triplets(args: argparse.Namespace) -> int:

@@ -9,14 +9,18 @@ from pathlib import Path
 from sentsim.cli.common import (
     add_model_options,
     add_precision_options,
+    add_weight_option,
     load_encoder,
     model_name,
     precision_options,
     progress,
     tsv_field,
+    weights,
 )
 from sentsim.data.documents import read_documents
 from sentsim.search import DocumentIndex
+from sentsim.search.hybrid import MODES
+from sentsim.search.keywords import TOKENIZERS
 from sentsim.search.manifest import MANIFEST
 from sentsim.search.precomputed import embeddings_for
 from sentsim.storage.atomic import atomic_folder, holds_other_files
@@ -67,6 +71,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="tokens shared by consecutive chunks (default 32, at most a quarter of --chunk-size)",
     )
     build.add_argument(
+        "--keyword-tokenizer",
+        choices=list(TOKENIZERS),
+        help="--store faiss: how the keyword index (search --mode keyword/hybrid) splits words: unicode61 "
+        "(default; case and accents folded), porter (English stems too) or trigram (substrings: CJK, codes)",
+    )
+    build.add_argument(
         "--overwrite", action="store_true", help="replace an existing index (atomically, once the new one is built)"
     )
     _document_fields(build)
@@ -107,11 +117,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     compact.set_defaults(run=run_compact)
 
     search = subparsers.add_parser(
-        "search", help="search an index", description="Print the best hits for a query: score, id, text."
+        "search",
+        help="search an index",
+        description="Print the best hits for a query: score, id, text (--mode hybrid: and the rank in each arm).",
     )
     search.add_argument("folder")
     search.add_argument("query", nargs="+", help="one or more queries")
     search.add_argument("-k", type=int, default=5, help="hits per query (default 5)")
+    search.add_argument(
+        "--mode",
+        default="dense",
+        choices=list(MODES),
+        help="dense (embeddings; default), keyword (BM25 over the words) or hybrid (both, fused by reciprocal rank)",
+    )
+    add_weight_option(search)
     search.add_argument(
         "--filter",
         action="append",
@@ -197,6 +216,7 @@ def run_build(args: argparse.Namespace) -> int:
             chunk_overlap=args.chunk_overlap,
             model_name=model_name(args),
             **precision_options(args),
+            keyword_tokenizer=args.keyword_tokenizer,
         )
         if args.embeddings is None:
             index.add(
@@ -272,6 +292,8 @@ def run_search(args: argparse.Namespace) -> int:
         results = index.search(
             args.query,
             k=args.k,
+            mode=args.mode,
+            weights=weights(args.weight),
             filter=spec or None,
             by="document" if args.by_document else "chunk",
             nprobe=args.nprobe,
@@ -283,8 +305,15 @@ def run_search(args: argparse.Namespace) -> int:
             continue
         print(f"# {query}")
         for hit in hits:
-            print(f"{hit.score:.4f}\t{tsv_field(hit.id)}\t{tsv_field(hit.text)}")
+            print(f"{hit.score:.4f}\t{tsv_field(hit.id)}\t{tsv_field(hit.text)}{_ranks(hit, args.mode)}")
     return 0
+
+
+def _ranks(hit, mode: str) -> str:
+    """A hybrid hit's rank in each arm (``-`` where that arm did not return it), as two more columns."""
+    if mode != "hybrid":
+        return ""
+    return "".join(f"\t{arm}:{getattr(hit, f'{arm}_rank') or '-'}" for arm in ("dense", "keyword"))
 
 
 def _where(text: str | None) -> dict:

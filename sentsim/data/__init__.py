@@ -1,7 +1,7 @@
 """Data readers: local files or Hugging Face datasets, validated with errors naming column and row."""
 
 from sentsim.data.classification import LabelledTexts, read_labelled_texts
-from sentsim.data.derived import sts_pair_classification, sts_paraphrase_retrieval
+from sentsim.data.derived import same_label_retrieval, sts_pair_classification, sts_paraphrase_retrieval
 from sentsim.data.named import load_clinc150, load_stsb
 from sentsim.data.pairs import LabelledPairs, read_pairs
 from sentsim.data.retrieval import RetrievalData, read_beir
@@ -23,6 +23,7 @@ __all__ = [
     "read_sts",
     "read_texts",
     "read_triplets",
+    "same_label_retrieval",
     "sts_pair_classification",
     "sts_paraphrase_retrieval",
 ]

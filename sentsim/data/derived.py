@@ -1,9 +1,11 @@
-"""Tasks derived from scored pairs: pair classification and paraphrase retrieval."""
+"""Tasks derived from scored pairs (pair classification, paraphrase retrieval) and from labelled texts
+(same-label retrieval)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sentsim.data.classification import LabelledTexts
 from sentsim.data.pairs import LabelledPairs
 from sentsim.data.retrieval import RetrievalData
 from sentsim.data.sts import SentencePairs
@@ -54,3 +56,20 @@ def sts_paraphrase_retrieval(
         relevant=relevant,
         ignore={qid: {doc_ids[text]} for text, qid in query_ids.items()},
     )
+
+
+def same_label_retrieval(queries_from: LabelledTexts, corpus_from: LabelledTexts) -> RetrievalData:
+    """Retrieval by label: each text of ``queries_from`` is a query whose relevant documents are the
+    texts of ``corpus_from`` with its label (e.g. CLINC150: test queries, training texts of the same
+    intent). Documents are ``corpus_from``'s rows (ids ``d<row>``); a query whose label no document
+    has is an error."""
+    corpus = {f"d{row}": text for row, text in enumerate(corpus_from.texts)}
+    by_label: dict[str, set[str]] = {}
+    for row, label in enumerate(corpus_from.labels):
+        by_label.setdefault(label, set()).add(f"d{row}")
+    missing = sorted({label for label in queries_from.labels if label not in by_label})
+    if missing:
+        raise ValueError(f"label(s) {missing[:5]} of the queries have no document in the corpus")
+    queries = {f"q{row}": text for row, text in enumerate(queries_from.texts)}
+    relevant = {f"q{row}": by_label[label] for row, label in enumerate(queries_from.labels)}
+    return RetrievalData(queries=queries, corpus=corpus, relevant=relevant)

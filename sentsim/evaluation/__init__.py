@@ -3,6 +3,7 @@
 from sentsim.evaluation.binary import average_precision, best_threshold, brier_score, expected_calibration_error
 from sentsim.evaluation.classification import classification_metrics, evaluate_classifier
 from sentsim.evaluation.correlation import pearson, spearman
+from sentsim.evaluation.indexed import IndexSearch
 from sentsim.evaluation.pairs import evaluate_pairs
 from sentsim.evaluation.ranking import retrieval_metrics
 from sentsim.evaluation.report import write_results
@@ -11,6 +12,7 @@ from sentsim.evaluation.sts import evaluate_sts
 from sentsim.evaluation.triplets import evaluate_triplets
 
 __all__ = [
+    "IndexSearch",
     "average_precision",
     "best_threshold",
     "brier_score",

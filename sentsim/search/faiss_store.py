@@ -18,6 +18,7 @@ from sentsim.search.backends import BACKENDS, VectorBackend, check_factory, chec
 from sentsim.search.filters import Condition
 from sentsim.search.hits import Hit, assemble_hits
 from sentsim.search.ingest import PlannedDocument, changes, refuse_existing
+from sentsim.search.keywords import keyword_query, tokenizer_spec
 from sentsim.search.mirror import FaissMirror
 from sentsim.search.store import DocumentStore
 from sentsim.search.stores import IndexStore
@@ -36,6 +37,8 @@ class FaissStore(IndexStore):
         database: the opened SQLite store.
     """
 
+    keywords = True
+
     def __init__(self, folder: Path, manifest: dict, database: DocumentStore) -> None:
         self.folder, self.manifest, self.database = folder, manifest, database
         self.mirror = FaissMirror(folder, database, manifest)
@@ -50,7 +53,8 @@ class FaissStore(IndexStore):
     @classmethod
     def create(cls, folder: Path, manifest: dict, *, token: str | None) -> FaissStore:
         cls.settings({"milvus_token": token})
-        return cls(folder, manifest, DocumentStore(folder / DATABASE, create=True))
+        tokenize = tokenizer_spec(manifest["keywords"]["tokenizer"])
+        return cls(folder, manifest, DocumentStore(folder / DATABASE, create=True, tokenize=tokenize))
 
     @classmethod
     def open(cls, folder: Path, manifest: dict, *, repair: bool, token: str | None) -> FaissStore:
@@ -137,10 +141,7 @@ class FaissStore(IndexStore):
                         removed += self.database.delete_document(document.id)
                     self.database.put_document(document.id, document.text, document.metadata)
                     vector_ids = self.database.next_vector_ids(len(document.chunks))
-                    self.database.put_chunks(
-                        (int(v), document.id, c.start, c.end, h)
-                        for v, c, h in zip(vector_ids, document.chunks, document.hashes, strict=True)
-                    )
+                    self.database.put_chunks(document.id, document.text, document.chunks, document.hashes, vector_ids)
                     added_ids.append(vector_ids)
                     added_vectors += [vectors[h] for h in document.hashes]
                 self.mirror.remove(removed)
@@ -163,7 +164,8 @@ class FaissStore(IndexStore):
         return len(present)
 
     def compact(self) -> None:
-        """Rebuild the FAISS index from the live vectors (drops tombstones; sizes IVF lists again).
+        """Rebuild the FAISS index from the live vectors (drops tombstones; sizes IVF lists again), and
+        merge the keyword index where deletes left rows in it.
 
         When that changes the index, the generation moves, so other handles load the new file.
         A failed rebuild or save raises and leaves the generation as it was.
@@ -171,9 +173,11 @@ class FaissStore(IndexStore):
         with self.mirror.exclusive():
             before = self.mirror.backend
             with self.database.transaction() as transaction:  # no other handle commits until the file is saved
+                merged = self.database.optimize_keywords()
                 self.mirror.rebuild()  # a failure leaves the mirror marked broken: rebuilt on next use
                 after = self.mirror.backend
-                if before is not None and (before.tombstones or after is None or after.factory != before.factory):
+                rebuilt = before is not None and (before.tombstones or after is None or after.factory != before.factory)
+                if merged or rebuilt:
                     self.mirror.generation = transaction.bump()
                 self.mirror.save()  # a failure rolls the new generation back
 
@@ -183,6 +187,23 @@ class FaissStore(IndexStore):
             self.backend.check_tuning(nprobe, ef_search)  # values, and that the index has the knob
         else:
             check_tuning_values(nprobe, ef_search)
+
+    def keyword_search(
+        self, queries: list[str], k: int, conditions: list[Condition] | None, *, by: str
+    ) -> list[list[Hit]]:
+        """BM25 over the FTS5 table, the filter in the same SQL query; ``by="document"`` reads deeper
+        until k documents are found (or the matches run out)."""
+        results = []
+        for text in queries:
+            query, fetch = keyword_query(text), k if by == "chunk" else max(4 * k, k + 32)
+            while True:
+                scores, ids = self.database.keyword_matches(query, fetch, conditions)
+                hits = assemble_hits(self.database.matches(ids), scores[None, :], ids[None, :], k, by)[0]
+                if by == "chunk" or len(hits) >= k or len(ids) < fetch:
+                    break
+                fetch *= 4
+            results.append(hits)
+        return results
 
     def search(
         self,

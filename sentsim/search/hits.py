@@ -9,7 +9,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: a document (and the chunk of it that matched)."""
+    """One search result: a document (and the chunk of it that matched).
+
+    ``score`` is the search's own: a similarity (``mode="dense"``), a BM25 score (``"keyword"``) or
+    a reciprocal-rank-fusion score (``"hybrid"``, which cannot be thresholded). Each arm that
+    ran says where it put the hit: ``dense_rank`` / ``keyword_rank`` (1 = best) and the arm's
+    score, None where that arm did not return it (or did not run).
+    """
 
     id: str
     score: float
@@ -17,6 +23,10 @@ class Hit:
     metadata: dict = field(default_factory=dict)
     start: int = 0  # the chunk's character offsets in the document
     end: int = 0
+    dense_rank: int | None = None
+    dense_score: float | None = None
+    keyword_rank: int | None = None
+    keyword_score: float | None = None
 
 
 def assemble_hits(matches: dict, scores: np.ndarray, ids: np.ndarray, k: int, by: str) -> list[list[Hit]]:

@@ -20,10 +20,12 @@ from tokenizers import Tokenizer
 
 from sentsim.search.filters import parse_filter
 from sentsim.search.hits import Hit
+from sentsim.search.hybrid import WEIGHTS, check_mode, search_modes
 from sentsim.search.ingest import plan_documents, refuse_existing, validate_documents
 from sentsim.search.locking import ReadWriteLock
 from sentsim.search.manifest import MANIFEST, new_manifest, read_manifest
 from sentsim.search.model_guard import index_encoder, manifest_encoder
+from sentsim.search.precomputed import query_vectors
 from sentsim.search.stores import IndexStore, store_class
 from sentsim.storage.atomic import holds_other_files, recover_folder, write_text_atomic
 from sentsim.tokenization import untruncated
@@ -48,6 +50,7 @@ class DocumentIndex:
         >>> index = DocumentIndex.create("my-index", encoder, backend="auto", chunk_size=128)
         >>> index.add(["first document ...", "second ..."], ids=["a", "b"], metadata=[{"lang": "en"}, {"lang": "de"}])
         >>> index.search("what is in the first?", k=5, filter={"lang": "en"})
+        >>> index.search("error E-1042 on start", k=5, mode="hybrid")  # keywords and meaning, fused
     """
 
     def __init__(self, folder: Path, encoder, manifest: dict, store: IndexStore) -> None:
@@ -79,6 +82,7 @@ class DocumentIndex:
         milvus_uri: str | None = None,
         collection: str | None = None,
         milvus_token: str | None = None,
+        keyword_tokenizer: str | None = None,
     ) -> DocumentIndex:
         """A new, empty index in ``folder`` (which must not hold one already).
 
@@ -114,6 +118,10 @@ class DocumentIndex:
             collection: Milvus store: the collection to create (it must not exist; default ``sentsim``).
             milvus_token: Milvus store: the server's token (``user:password`` or an API key); default
                 the ``MILVUS_TOKEN`` environment variable. It is never written to the folder.
+            keyword_tokenizer: FAISS store: how the keyword index (for ``mode="keyword"`` and
+                ``"hybrid"`` searches) splits text into words: ``unicode61`` (default; case and
+                diacritics folded), ``porter`` (English stems too) or ``trigram`` (substrings of
+                3+ characters: CJK text, codes). The Milvus store keeps no keyword index.
         """
         folder = check_path("folder", folder)
         trust_remote_code = check_flag("trust_remote_code", trust_remote_code)
@@ -137,6 +145,7 @@ class DocumentIndex:
             precision=precision,
             rescore_factor=rescore_factor,
             truncate_dim=truncate_dim,
+            keyword_tokenizer=keyword_tokenizer,
         )
         folder.mkdir(parents=True, exist_ok=True)
         opened = kind.create(folder, manifest, token=milvus_token)
@@ -313,17 +322,29 @@ class DocumentIndex:
         queries: str | Sequence[str],
         k: int = 10,
         *,
+        mode: str = "dense",
         filter: dict | None = None,
         by: str = "chunk",
+        weights: dict[str, float] | None = None,
         nprobe: int | None = None,
         ef_search: int | None = None,
+        embeddings: np.ndarray | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """The ``k`` best hits for a query (a list of lists for several queries).
 
+        ``mode``: ``dense`` (by embedding similarity), ``keyword`` (BM25 over the words of each
+        chunk, see :mod:`sentsim.search.keywords`: a query with no word matches nothing) or
+        ``hybrid`` (both, fused by reciprocal rank over 10 x k hits of each arm, see
+        :mod:`sentsim.search.hybrid`; ``weights={"dense": 1.0, "keyword": 1.0}`` weighs the arms).
+        Each hit says its rank and score in each arm that ran. Keyword and hybrid need the FAISS
+        store (the Milvus store keeps no keyword index).
+
         ``filter`` restricts the search to documents whose metadata match (see
-        :mod:`sentsim.search.filters`), inside the vector search, so k matches come back whenever
-        k exist. ``by="document"`` returns each document once, with its best chunk. A ``k`` larger
-        than the corpus returns what there is (the Milvus store answers at most 16,384 hits a query).
+        :mod:`sentsim.search.filters`), inside the vector and the keyword search, so k matches
+        come back whenever k exist. ``by="document"`` returns each document once, with its best
+        chunk. A ``k`` larger than the corpus returns what there is (the Milvus store answers at
+        most 16,384 hits a query). ``embeddings``: the queries' embeddings ``(n, dim)``, computed
+        already with ``prompt=index.prompts["query"]`` (nothing is encoded).
 
         Recall against speed, for this call only: ``nprobe`` (IVF / IVF-PQ indexes; FAISS default
         ``max(16, nlist / 16)``) is how many inverted lists each query visits, ``ef_search``
@@ -338,10 +359,21 @@ class DocumentIndex:
         for row, query in enumerate(queries):
             if not query.strip():
                 raise ValueError(f"queries[{row}] is empty")
+        dense = {"nprobe": nprobe, "ef_search": ef_search, "embeddings": embeddings}
+        mode, weights = check_mode(mode, weights, self.store, self.manifest["store"]["kind"], dense)
         self._catch_up()  # another handle's write may have changed the index type (auto)
         self._check_search(k, by, nprobe, ef_search)  # before encoding the queries
-        vectors = self.encoder.encode(queries, prompt=self.prompts["query"], show_progress=False)
-        results = self.search_vectors(vectors, k, filter=filter, by=by, nprobe=nprobe, ef_search=ef_search)
+        conditions = parse_filter(filter) if filter is not None else None
+        vectors = None
+        if mode != "keyword":
+            vectors = (
+                query_vectors(embeddings, self.manifest["model"]["dim"], len(queries))
+                if embeddings is not None
+                else self.encoder.encode(queries, prompt=self.prompts["query"], show_progress=False)
+            )
+        options = {"mode": mode, "by": by, "weights": weights, "nprobe": nprobe, "ef_search": ef_search}
+        with self._lock.reading():
+            results = search_modes(self.store, queries, vectors, int(k), conditions, **options)
         return results[0] if single else results
 
     def search_vectors(
@@ -354,22 +386,15 @@ class DocumentIndex:
         nprobe: int | None = None,
         ef_search: int | None = None,
     ) -> list[list[Hit]]:
-        """:meth:`search` with query embeddings ``(n, dim)`` (encoded with ``prompt=index.prompts["query"]``)."""
-        try:
-            vectors = np.asarray(vectors, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise TypeError(f"vectors must be an array of numbers, got {type(vectors).__name__}") from None
-        if vectors.ndim == 1:
-            vectors = vectors[None, :]
-        if vectors.ndim != 2 or vectors.shape[1] != self.manifest["model"]["dim"]:
-            raise ValueError(f"query vectors must have shape (n, {self.manifest['model']['dim']}), got {vectors.shape}")
-        if not np.isfinite(vectors).all():
-            raise ValueError("query vectors contain NaN or infinity")
+        """:meth:`search` (``mode="dense"``) with query embeddings ``(n, dim)`` (encoded with
+        ``prompt=index.prompts["query"]``)."""
+        vectors = query_vectors(vectors, self.manifest["model"]["dim"])
         self._catch_up()
         self._check_search(k, by, nprobe, ef_search)
         conditions = parse_filter(filter) if filter is not None else None  # checked even where nothing is stored
+        options = {"mode": "dense", "by": by, "weights": WEIGHTS, "nprobe": nprobe, "ef_search": ef_search}
         with self._lock.reading():
-            return self.store.search(vectors, int(k), conditions, by=by, nprobe=nprobe, ef_search=ef_search)
+            return search_modes(self.store, [], vectors, int(k), conditions, **options)
 
     def get(self, doc_id: str | int) -> tuple[str, dict] | None:
         """A document's text and metadata, or None."""

@@ -4,8 +4,10 @@ It records the model (fingerprint and prompts), the metric, the backend asked fo
 index holds vectors (``precision``, ``rescore_factor``, ``truncate_dim``: see
 :mod:`sentsim.search.precision`), the chunking settings and the store: ``{"kind": "faiss"}`` (SQLite and FAISS files in the folder, whose
 state the FAISS fields ``factory``, ``generation``, ``state``, ``tombstones`` and
-``next_vector_id`` describe) or ``{"kind": "milvus", "uri": ..., "collection": ..., "index_id":
-...}`` (a Milvus collection; never a token).
+``next_vector_id`` describe, and whose keyword index ``keywords`` describes:
+``{"tokenizer": "unicode61"}``, see :mod:`sentsim.search.keywords`) or ``{"kind": "milvus",
+"uri": ..., "collection": ..., "index_id": ...}`` (a Milvus collection; never a token; no
+keyword index: ``"keywords": null``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sentsim._version import __version__
 from sentsim.fingerprint import model_fingerprint
 from sentsim.prompts import encoder_search_prompts
 from sentsim.search.chunking import chunk_options
+from sentsim.search.keywords import DEFAULT_TOKENIZER, TOKENIZERS, tokenizer_spec
 from sentsim.search.precision import RESCORE_FACTOR, check_layout, layout_problem
 from sentsim.search.store import IndexCorruptedError
 from sentsim.search.stores import STORE_KINDS, store_class
@@ -25,7 +28,7 @@ from sentsim.storage.formats import check_format
 from sentsim.validation import is_integer
 
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1  # any other is refused
+MANIFEST_FORMAT = 2  # any other is refused (2: the keyword index)
 MILVUS_FIELDS = ("uri", "collection", "index_id")
 
 
@@ -41,6 +44,7 @@ def new_manifest(
     precision: str = "float32",
     rescore_factor: int = RESCORE_FACTOR,
     truncate_dim: int | None = None,
+    keyword_tokenizer: str | None = None,
 ) -> dict:
     """The manifest of a new, empty index for ``encoder`` (recorded as ``name``) in ``store`` (its
     manifest entry), its options checked."""
@@ -52,7 +56,15 @@ def new_manifest(
     layout = check_layout(
         precision, rescore_factor, truncate_dim, dim=encoder.dim, backend=backend, store=store["kind"]
     )
-    store_class(store["kind"]).check_backend(backend, layout.index_dim(encoder.dim), metric)
+    kind = store_class(store["kind"])
+    kind.check_backend(backend, layout.index_dim(encoder.dim), metric)
+    if not kind.keywords and keyword_tokenizer is not None:
+        raise ValueError(f"keyword_tokenizer applies to a store with a keyword index (faiss), not {store['kind']!r}")
+    keywords = None
+    if kind.keywords:
+        tokenizer = keyword_tokenizer if keyword_tokenizer is not None else DEFAULT_TOKENIZER
+        tokenizer_spec(tokenizer)  # a ValueError names the tokenizers
+        keywords = {"tokenizer": tokenizer}
     return {
         "sentsim_version": __version__,
         "format": MANIFEST_FORMAT,
@@ -64,6 +76,7 @@ def new_manifest(
         "chunk_overlap": chunk_overlap,
         "prompts": prompts,
         "store": store,
+        "keywords": keywords,
         **(_faiss_fields() if store["kind"] == "faiss" else {}),
     }
 
@@ -110,6 +123,13 @@ def _check_manifest(manifest: object, path: Path) -> None:
         raise IndexCorruptedError(f"{path}: 'store' must name its kind ({', '.join(STORE_KINDS)}), got {store!r}")
     if store["kind"] == "milvus" and not all(isinstance(store.get(key), str) for key in MILVUS_FIELDS):
         raise IndexCorruptedError(f"{path}: a Milvus 'store' needs {', '.join(MILVUS_FIELDS)} (str), got {store!r}")
+    keywords = manifest.get("keywords", "missing")
+    if (keywords is not None or store["kind"] == "faiss") and (
+        not isinstance(keywords, dict) or keywords.get("tokenizer") not in TOKENIZERS
+    ):
+        raise IndexCorruptedError(
+            f"{path}: 'keywords' must name a tokenizer ({', '.join(TOKENIZERS)}) for the faiss store, got {keywords!r}"
+        )
     if store["kind"] == "faiss" and (
         not isinstance(manifest.get("tombstones"), list)
         or not all(is_integer(manifest.get(name)) for name in ("generation", "next_vector_id"))

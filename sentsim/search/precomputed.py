@@ -1,4 +1,4 @@
-"""Documents' embeddings computed elsewhere (``sentsim encode --engine ray``), matched to an index.
+"""Embeddings computed elsewhere, matched to an index: documents' (``sentsim encode --engine ray``), queries'.
 
 The embeddings folder records the model fingerprint, the prompt and the normalization it was
 made with; an index takes its vectors only where all three are what it would have encoded with.
@@ -48,3 +48,21 @@ def embeddings_for(index, ids: list[str], folder: str | Path) -> np.ndarray:
     if extra:
         raise ValueError(f"{folder} holds {len(extra)} embeddings without a document, e.g. ids {extra[:5]}")
     return vectors[[row[doc_id] for doc_id in ids]]
+
+
+def query_vectors(vectors: object, dim: int, count: int | None = None) -> np.ndarray:
+    """Query embeddings as float32 ``(n, dim)`` (``count`` rows where given; a 1-D vector is one row),
+    or an error naming what is wrong."""
+    try:
+        vectors = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise TypeError(f"query vectors must be an array of numbers, got {type(vectors).__name__}") from None
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    if vectors.ndim != 2 or vectors.shape[1] != dim or (count is not None and len(vectors) != count):
+        raise ValueError(
+            f"query vectors must have shape ({'n' if count is None else count}, {dim}), got {vectors.shape}"
+        )
+    if not np.isfinite(vectors).all():
+        raise ValueError("query vectors contain NaN or infinity")
+    return vectors

@@ -2,6 +2,8 @@
 
 Every change is one transaction, so a process killed at any moment leaves the last completed
 operation. The FAISS index is derived from it and can always be rebuilt from the vectors here.
+The keyword index (an FTS5 table of every chunk's text, rowid = the chunk's vector id) is part
+of the database: written and deleted in the same transaction as its chunk.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS vectors (hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-TABLES = {"documents", "chunks", "vectors", "settings"}
+KEYWORDS = "CREATE VIRTUAL TABLE keywords USING fts5(text, tokenize = '{tokenize}')"
+TABLES = {"documents", "chunks", "vectors", "settings", "keywords"}
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,10 @@ class StoredChunk:
 class DocumentStore:
     """Documents and their chunks' vectors in one SQLite file (WAL mode, one writer)."""
 
-    def __init__(self, path: Path, *, create: bool = False) -> None:
-        """Open the store at ``path``; ``create`` makes a new one. An existing store is checked before
-        anything is written to it: a missing, empty, foreign or corrupted file raises IndexCorruptedError."""
+    def __init__(self, path: Path, *, create: bool = False, tokenize: str | None = None) -> None:
+        """Open the store at ``path``; ``create`` makes a new one, whose keyword index splits words with
+        the FTS5 tokenizer ``tokenize`` (see :mod:`sentsim.search.keywords`). An existing store is checked
+        before anything is written to it: a missing, empty, foreign or corrupted file raises IndexCorruptedError."""
         self.path = path
         self._db: sqlite3.Connection | None = None
         if path.is_symlink():  # writes (schema, WAL mode) would land in whatever database it points to
@@ -69,6 +73,7 @@ class DocumentStore:
             self.db.execute("PRAGMA synchronous=FULL")
             if create:
                 self.db.executescript(SCHEMA)
+                self.db.execute(KEYWORDS.format(tokenize=tokenize))
         except sqlite3.DatabaseError as error:
             self.close()
             raise IndexCorruptedError(f"{path} is not a readable SQLite database: {error}") from None
@@ -146,8 +151,16 @@ class DocumentStore:
             (doc_id, text, json.dumps(metadata, ensure_ascii=False)),
         )
 
-    def put_chunks(self, rows: Iterable[tuple[int, str, int, int, str]]) -> None:
-        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
+    def put_chunks(self, doc_id: str, text: str, chunks: list, hashes: list[str], vector_ids: np.ndarray) -> None:
+        """The chunks (:class:`~sentsim.search.chunking.Chunk`) of the document ``text``, and their keyword rows."""
+        rows = list(zip(vector_ids.tolist(), chunks, hashes, strict=True))
+        self.db.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", ((v, doc_id, c.start, c.end, h) for v, c, h in rows)
+        )
+        self.db.executemany(
+            "INSERT INTO keywords (rowid, text) VALUES (?, ?)",
+            ((v, text[c.start : c.end].replace("\x00", " ")) for v, c, _ in rows),  # FTS5 ends a text at a NUL
+        )
 
     def put_vectors(self, hashes: list[str], vectors: np.ndarray) -> None:
         self.db.executemany(
@@ -158,9 +171,22 @@ class DocumentStore:
     def delete_document(self, doc_id: str) -> list[int]:
         """Remove a document and its chunks; returns their vector ids (the cached vectors stay)."""
         ids = [row[0] for row in self.db.execute("SELECT vector_id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        self.db.execute(
+            "DELETE FROM keywords WHERE rowid IN (SELECT vector_id FROM chunks WHERE doc_id = ?)", (doc_id,)
+        )
+        self.db.execute("INSERT OR REPLACE INTO settings VALUES ('keywords_deleted', '1')")  # for optimize_keywords
         self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         return ids
+
+    def optimize_keywords(self) -> bool:
+        """Merge the keyword index into one segment, dropping what deletes left in it, where a delete
+        has happened since the last time; returns whether it did."""
+        if self.setting("keywords_deleted") is None:
+            return False
+        self.db.execute("INSERT INTO keywords (keywords) VALUES ('optimize')")
+        self.db.execute("DELETE FROM settings WHERE key = 'keywords_deleted'")
+        return True
 
     # ------------------------------------------------------------------- reads
     def document(self, doc_id: str) -> tuple[str, dict] | None:
@@ -237,6 +263,25 @@ class DocumentStore:
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed table names
+
+    def keyword_matches(
+        self, query: str, limit: int, conditions: list[Condition] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, vector_ids)`` of the ``limit`` chunks that best match the FTS5 ``query`` (built by
+        :func:`~sentsim.search.keywords.keyword_query`), best first; scores are BM25 (higher is better)."""
+        if not query:
+            return np.zeros(0, np.float64), np.zeros(0, np.int64)
+        joins, condition, parameters = "", "", []
+        if conditions:  # every keyword row has its chunk: the joins only reach the metadata
+            joins = " JOIN chunks c ON c.vector_id = keywords.rowid JOIN documents ON documents.doc_id = c.doc_id"
+            condition, parameters = filter_sql(conditions)
+            condition = f" AND {condition}"
+        rows = self.db.execute(
+            f"SELECT keywords.rowid, -bm25(keywords) AS score FROM keywords{joins} "
+            f"WHERE keywords MATCH ?{condition} ORDER BY score DESC, keywords.rowid LIMIT ?",
+            [query, *parameters, limit],
+        ).fetchall()
+        return np.array([r[1] for r in rows], np.float64), np.array([r[0] for r in rows], np.int64)
 
     def vector_ids_matching(self, conditions: list[Condition]) -> np.ndarray:
         condition, parameters = filter_sql(conditions)

@@ -30,6 +30,8 @@ STORE_KINDS = ("faiss", "milvus")
 class IndexStore(ABC):
     """Documents, their chunks' vectors and metadata, and the vector search over them."""
 
+    keywords = False  # whether it keeps a keyword index of the chunks (keyword and hybrid search)
+
     @classmethod
     @abstractmethod
     def settings(cls, options: dict) -> dict:
@@ -126,6 +128,13 @@ class IndexStore(ABC):
         """The ``k`` best hits of each query vector ``(n, dim)``, best first, scores as similarities:
         among documents matching every condition (k whenever k match), each document once with
         ``by="document"``."""
+
+    def keyword_search(
+        self, queries: list[str], k: int, conditions: list[Condition] | None, *, by: str
+    ) -> list[list[Hit]]:
+        """As :meth:`search`, ranked by keywords (BM25 scores) for each query text; only for a store
+        that keeps :attr:`keywords`."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no keyword index")
 
 
 def store_class(kind: str) -> type[IndexStore]:

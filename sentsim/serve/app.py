@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -26,6 +27,7 @@ except ImportError:  # the serve extra installs it; plain json works too
     orjson = None
 
 from sentsim.prompts import choose_prompt
+from sentsim.search.hybrid import check_mode
 from sentsim.serve.batcher import Overloaded
 from sentsim.serve.errors import ApiError, bad_request
 from sentsim.serve.requests import embeddings_request, object_body, optional_object, texts_field
@@ -137,6 +139,7 @@ def create_app(service: Service) -> FastAPI:
             "backend": index.store.index_type,
             "precision": manifest["precision"],
             "truncate_dim": manifest["truncate_dim"],
+            "keyword_tokenizer": (manifest["keywords"] or {}).get("tokenizer"),  # None: dense search only
         }
 
     @app.post("/v1/indexes/{name}/search")
@@ -149,11 +152,16 @@ def create_app(service: Service) -> FastAPI:
             body, "queries" if "queries" in body else "query", max_inputs=service.config.max_inputs
         )
         spec = _filter(body)
-        options = {key: body.get(key) for key in ("nprobe", "ef_search")} | {"by": body.get("by", "chunk")}
-        vectors, _ = await _embed(service, request, queries, index.prompts["query"], index.encoder)
-        hits = await _checked(
-            run_in_threadpool(index.search_vectors, vectors, body.get("k", 10), filter=spec, **options)
-        )
+        options = {key: body.get(key) for key in ("nprobe", "ef_search", "weights")} | {"by": body.get("by", "chunk")}
+        mode, vectors = body.get("mode", "dense"), None
+        try:  # before the queries are embedded
+            check_mode(mode, options["weights"], index.store, index.manifest["store"]["kind"], {})
+        except (TypeError, ValueError) as error:
+            raise bad_request(str(error)) from None
+        if mode != "keyword":
+            vectors, _ = await _embed(service, request, queries, index.prompts["query"], index.encoder)
+        search = functools.partial(index.search, queries, body.get("k", 10), mode=mode, filter=spec, **options)
+        hits = await _checked(run_in_threadpool(search, embeddings=vectors))
         results = [
             {"query": query, "hits": [_hit(hit) for hit in row]} for query, row in zip(queries, hits, strict=True)
         ]
@@ -324,6 +332,10 @@ def _hit(hit) -> dict:
         "metadata": hit.metadata,
         "start": hit.start,
         "end": hit.end,
+        "dense_rank": hit.dense_rank,
+        "dense_score": hit.dense_score,
+        "keyword_rank": hit.keyword_rank,
+        "keyword_score": hit.keyword_score,
     }
 
 

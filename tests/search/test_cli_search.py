@@ -213,3 +213,29 @@ def test_cli_compact_drops_tombstones(tmp_path, capsys):
     assert (summary["documents"], summary["chunks"]) == (len(TEXTS) - 3, len(TEXTS) - 3)
     with DocumentIndex.open(folder) as index:
         assert not index.store.backend.tombstones and {h.id for h in index.search("cat", k=50)} == set(IDS[3:])
+
+
+def test_cli_keyword_and_hybrid_search(tmp_path, capsys):
+    from sentsim.cli import main
+
+    model = tmp_path / "model"
+    toy_encoder().save_pretrained(model)
+    docs = tmp_path / "docs.jsonl"
+    rows = [*zip(IDS, TEXTS, META, strict=True), ("code", "part SKU-12345 in stock", {"topic": "part"})]
+    docs.write_text("".join(json.dumps({"id": i, "text": t, **m}) + "\n" for i, t, m in rows))
+    folder = str(tmp_path / "idx")
+    build = ["index", "build", "--model", str(model), "--docs", str(docs), "--no-progress", "--output", folder]
+    assert main([*build, "--keyword-tokenizer", "trigram"]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "idx" / "manifest.json").read_text())["keywords"] == {"tokenizer": "trigram"}
+    assert main(["search", folder, "2345", "--mode", "keyword", "--json"]) == 0  # a substring: trigram
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert [h["id"] for h in hits] == ["code"] and hits[0]["keyword_rank"] == 1 and hits[0]["dense_rank"] is None
+    assert main(["search", folder, "the cat sleeps", "-k", "3", "--mode", "hybrid", "--weight", "keyword=0.5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all(line.count("\t") == 4 for line in lines[1:])  # score, id, text, two ranks
+    assert lines[1].split("\t")[1] == "d0" and lines[1].endswith("\tdense:1\tkeyword:1")
+    assert main(["search", folder, "cat", "--mode", "hybrid", "--weight", "keyword"]) == 2
+    assert "--weight needs ARM=NUMBER (dense=1 or keyword=0.5), got 'keyword'" in capsys.readouterr().err
+    assert main(["search", folder, "cat", "--weight", "keyword=2"]) == 2
+    assert "weights weigh the two arms of mode='hybrid'; this search is mode='dense'" in capsys.readouterr().err

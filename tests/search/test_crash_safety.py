@@ -62,7 +62,9 @@ def test_corrupted_files_give_clear_errors(index, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     for broken, message in (
         ([], "not a sentsim index manifest"),
-        ({"format": 1}, "'model' is missing or has the wrong type"),
+        ({"format": manifest["format"]}, "'model' is missing or has the wrong type"),
+        (manifest | {"keywords": None}, "'keywords' must name a tokenizer"),
+        (manifest | {"keywords": {"tokenizer": "icu"}}, "'keywords' must name a tokenizer"),
         (manifest | {"chunk_size": "128"}, "'chunk_size' is missing or has the wrong type"),
         (manifest | {"model": {"name": "x"}}, "model 'dim' is missing"),
         (manifest | {"tombstones": 3}, "'tombstones' must be a list"),
@@ -206,6 +208,12 @@ def test_sigkill_during_adds_leaves_a_consistent_index(precision, encoder, tmp_p
     assert reopened.manifest["precision"] == precision
     hits = reopened.search("document number about cats", k=documents)
     assert len(hits) == documents and all(reopened.get(h.id) is not None for h in hits)
+    database = reopened.store.database.db  # the keyword index holds the same chunks, intact
+    database.execute("INSERT INTO keywords (keywords, rank) VALUES ('integrity-check', 1)")
+    keyword_rows = {row[0] for row in database.execute("SELECT rowid FROM keywords")}
+    assert keyword_rows == {row[0] for row in database.execute("SELECT vector_id FROM chunks")}
+    written = {h.id for h in reopened.search("document number", k=documents, mode="keyword")}
+    assert written == {h.id for h in hits if h.id.startswith("k")} and len(written) == (documents - len(TEXTS)) // 2
     reopened.close()
 
 

@@ -157,6 +157,7 @@ def test_what_milvus_cannot_do_is_refused_clearly(encoder, tmp_path, milvus_data
         ({"milvus_uri": 5}, TypeError, "milvus_uri must be a str"),
         ({"collection": "has-dash"}, ValueError, "collection must be a Milvus collection name"),
         ({"milvus_token": 5}, TypeError, "milvus_token must be a str or None"),
+        ({"keyword_tokenizer": "porter"}, ValueError, "keyword_tokenizer applies to a store with a keyword index"),
     ):
         with pytest.raises(error, match=message):
             DocumentIndex.create(tmp_path / "bad", encoder, **{**milvus(milvus_database), **options})
@@ -167,6 +168,9 @@ def test_what_milvus_cannot_do_is_refused_clearly(encoder, tmp_path, milvus_data
         index.add(TEXTS, ids=IDS, metadata=META)
         with pytest.raises(ValueError, match="k must be at most 16384 with the Milvus store"):
             index.search("the cat", k=20_000)
+        for mode in ("keyword", "hybrid"):
+            with pytest.raises(ValueError, match=f"mode='{mode}' needs a keyword index, which the milvus store does"):
+                index.search("the cat", mode=mode)
         with pytest.raises(ValueError, match="nprobe applies to IVF indexes; this index is 'FLAT'"):
             index.search("the cat", nprobe=4)
         with pytest.raises(ValueError, match="ef_search applies to HNSW indexes"):
@@ -334,6 +338,9 @@ def test_the_server_serves_a_milvus_index(tmp_path):
         body = {"query": "the cat sleeps", "k": 3, "filter": {"even": True}}
         hits = http.post("/v1/indexes/docs/search", json=body).json()["results"][0]["hits"]
         assert [(hit["id"], hit["text"]) for hit in hits] == [(hit.id, hit.text) for hit in expected]
+        assert info["keyword_tokenizer"] is None
+        refused = http.post("/v1/indexes/docs/search", json=body | {"mode": "hybrid"})
+        assert refused.status_code == 400 and "the milvus store does not keep" in refused.json()["error"]["message"]
         documents = {"documents": [{"id": "new", "text": "a kitten naps", "metadata": {"even": True}}]}
         assert http.post("/v1/indexes/docs/documents", json=documents).status_code == 200
         assert http.get("/v1/indexes/docs").json()["documents"] == len(TEXTS) + 1

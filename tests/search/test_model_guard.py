@@ -175,25 +175,29 @@ def test_the_recorded_model_is_absolute_and_follows_save_pretrained(tmp_path, mo
 
 
 def test_a_manifest_of_another_format_is_refused_before_its_fields(encoder, tmp_path):
-    from sentsim.search.manifest import read_manifest
+    from sentsim.search.manifest import MANIFEST_FORMAT, read_manifest
 
     DocumentIndex.create(tmp_path / "idx", encoder).close()
     path = tmp_path / "idx" / "manifest.json"
     manifest = json.loads(path.read_text())
-    assert manifest["format"] == 1
-    path.write_text(json.dumps(manifest | {"format": 2, "chunk_overlap": None}))  # a field a newer format changed
+    current, newer = MANIFEST_FORMAT, MANIFEST_FORMAT + 1
+    assert manifest["format"] == current
+    path.write_text(json.dumps(manifest | {"format": newer, "chunk_overlap": None}))  # a field a newer format changed
     with pytest.raises(
-        IndexCorruptedError, match=r"manifest.json: index format 2 is newer than this sentsim reads \(1\)"
+        IndexCorruptedError,
+        match=rf"manifest.json: index format {newer} is newer than this sentsim reads \({current}\)",
     ):
         read_manifest(tmp_path / "idx")
-    for written in (0, "1", True):
+    for written in (current - 1, str(current), True):
         path.write_text(json.dumps(manifest | {"format": written}))
         with pytest.raises(
-            IndexCorruptedError, match=f"index format {written!r} is unknown; this sentsim reads format 1"
+            IndexCorruptedError, match=f"index format {written!r} is unknown; this sentsim reads format {current}"
         ):
             read_manifest(tmp_path / "idx")
     path.write_text(json.dumps({k: v for k, v in manifest.items() if k != "format"}))
-    with pytest.raises(IndexCorruptedError, match="manifest.json records no index format; this sentsim reads format 1"):
+    with pytest.raises(
+        IndexCorruptedError, match=f"manifest.json records no index format; this sentsim reads format {current}"
+    ):
         read_manifest(tmp_path / "idx")
 
 

@@ -9,6 +9,7 @@ import torch
 from transformers import BertConfig
 
 from sentsim import SentenceEncoder, TransformerTower
+from sentsim.evaluation import IndexSearch
 from sentsim.search import DocumentIndex
 from sentsim.search.backends import VectorBackend
 from sentsim.search.binary import BinaryBackend
@@ -255,19 +256,19 @@ def test_cli_builds_quantized_indexes_and_evaluates_through_them(encoder, tmp_pa
     ignore = {f"q{i}": {f"d{4 * i}"} for i in range(len(queries))}  # the query's own text
     data = RetrievalData(queries, corpus, relevant, ignore)
     exact = evaluate_retrieval(encoder, data, device="cpu")
-    through_float = evaluate_retrieval(encoder, data, index={})
-    assert {key: through_float[key] for key in exact} == exact and through_float["index"] == {}
-    for options in ({"precision": "int8"}, {"precision": "binary", "rescore_factor": 16}, {"truncate_dim": 8}):
-        measured = evaluate_retrieval(encoder, data, index=options | {"rescore_factor": 16})
+    through_float = evaluate_retrieval(encoder, data, index=IndexSearch())
+    assert {key: through_float[key] for key in exact if key != "search"} == {
+        key: value for key, value in exact.items() if key != "search"
+    }
+    for options in ({"precision": "int8"}, {"precision": "binary"}, {"truncate_dim": 8}):
+        measured = evaluate_retrieval(encoder, data, index=IndexSearch(**options, rescore_factor=16))
         assert measured["ndcg@10"] == pytest.approx(exact["ndcg@10"])  # 16 cands a hit: all 16 documents rescored
-    with pytest.raises(ValueError, match=r"index options \['metric'\] are not among backend, precision"):
-        evaluate_retrieval(encoder, data, index={"metric": "dot"})
     sts = tmp_path / "sts.csv"
     sts.write_text("".join(f"{a},{b},5\n" for a, b in zip(TEXTS[::2], TEXTS[1::2], strict=True)))
     run = ["eval", "retrieval", "--model", str(model), "--sts", str(sts), "--no-progress", "--json"]
     assert main(run + ["--precision", "int8", "--rescore-factor", "8"]) == 0
     measured = json.loads(capsys.readouterr().out)
-    assert measured["index"] == {"precision": "int8", "rescore_factor": 8}
+    assert measured["search"] == "dense"
     assert main(run) == 0
     assert json.loads(capsys.readouterr().out)["ndcg@10"] == pytest.approx(measured["ndcg@10"])
 

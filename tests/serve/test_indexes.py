@@ -50,6 +50,28 @@ def test_a_quantized_index_reports_its_precision_and_searches_like_the_library(s
     np.testing.assert_allclose([hit["score"] for hit in hits], [hit.score for hit in expected], atol=1e-5)
 
 
+def test_keyword_and_hybrid_search_equal_the_library(server):
+    from sentsim.search import DocumentIndex
+
+    body = {"queries": ["the cat sleeps", "piano music"], "k": 4, "filter": {"n": {"lt": 12}}}
+    with server.client() as http:
+        keyword = http.post("/v1/indexes/docs/search", json=body | {"mode": "keyword"}).json()["results"]
+        hybrid = http.post("/v1/indexes/docs/search", json=body | {"mode": "hybrid", "weights": {"keyword": 0.5}})
+    hybrid = hybrid.json()["results"]
+    with DocumentIndex.open(server.model.parent / "index", server.encoder()) as reference:
+        options = {"k": 4, "filter": body["filter"]}
+        expected_keyword = reference.search(body["queries"], mode="keyword", **options)
+        expected_hybrid = reference.search(body["queries"], mode="hybrid", weights={"keyword": 0.5}, **options)
+    for answer, expected in ((keyword, expected_keyword), (hybrid, expected_hybrid)):
+        for result, hits in zip(answer, expected, strict=True):
+            assert [h["id"] for h in result["hits"]] == [h.id for h in hits]
+            assert [(h["dense_rank"], h["keyword_rank"]) for h in result["hits"]] == [
+                (h.dense_rank, h.keyword_rank) for h in hits
+            ]
+            np.testing.assert_allclose([h["score"] for h in result["hits"]], [h.score for h in hits], rtol=1e-5)
+    assert hybrid[0]["hits"][0]["dense_rank"] and hybrid[0]["hits"][0]["keyword_rank"]
+
+
 def test_bad_index_requests(server):
     with server.client() as http:
         unknown = http.post("/v1/indexes/nope/search", json={"query": "x"})
@@ -59,6 +81,10 @@ def test_bad_index_requests(server):
             ({"query": "x", "filter": [1]}, "'filter' must be a JSON object"),
             ({"query": "x", "k": 0}, "k must be an int >= 1"),
             ({"query": "x", "by": "page"}, "by must be 'chunk' or 'document'"),
+            ({"query": "x", "mode": "bm25"}, "unknown mode 'bm25'; expected one of 'dense', 'keyword', 'hybrid'"),
+            ({"query": "x", "mode": "dense", "weights": {"keyword": 1}}, "weights weigh the two arms of mode='hybrid'"),
+            ({"query": "x", "mode": "hybrid", "weights": {"keyword": "a"}}, "weights['keyword'] must be a finite"),
+            ({"query": "x", "mode": "keyword", "nprobe": 4}, "nprobe: the dense arm's, and mode='keyword' has none"),
             ({"query": "x", "queries": ["y"]}, "not both"),
             ({"documents": [{"id": {"a": 1}, "text": "x"}]}, "ids are str or int"),
         ]:
@@ -97,3 +123,4 @@ def test_writes_while_others_search(server):
             thread.join()
     assert failures == []
     assert info["documents"] == len(DOCUMENTS) + 5 * 3 and info["backend"] is not None
+    assert info["keyword_tokenizer"] == "unicode61"
