@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if index_folder is not None:
         from sentsim.search.index import DocumentIndex
 
+        if args.max_seq_length is not None:
+            raise ValueError("--max-seq-length: an index corpus is searched with its model as it was built")
+
         with DocumentIndex.open(
             index_folder, args.model, device=args.device, trust_remote_code=args.trust_remote_code
         ) as index:
