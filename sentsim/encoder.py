@@ -19,12 +19,14 @@ from sentsim.encode.outputs import check_npy_path
 from sentsim.encode.pipeline import EncodePlan, run
 from sentsim.encode.precision import autocast_dtype
 from sentsim.encode.runtimes import Runtime, check_runtime
+from sentsim.lora import Adapter, merge_lora
 from sentsim.pooling import Pooling, pool, pool_packed
 from sentsim.projection import Dense, DenseConfig
 from sentsim.prompts import check_prompts, choose_prompt, with_prompt
 from sentsim.similarity import ArrayLike, Metric, similarity
-from sentsim.storage.hub import resolve_model_path
-from sentsim.storage.model_folder import EncoderParts, load_parts, save_parts
+from sentsim.storage.adapter_folder import is_adapter_folder, load_adapter, read_adapter, save_adapter
+from sentsim.storage.hub import ModelNotFoundError, resolve_model_path
+from sentsim.storage.model_folder import MODEL_MARKERS, EncoderParts, load_parts, save_parts
 from sentsim.tokenization import TokenizedBatch
 from sentsim.towers import Tower
 from sentsim.validation import check_flag, check_int, single_text, validate_texts
@@ -89,6 +91,7 @@ class SentenceEncoder(nn.Module):
         self.default_prompt_name = default_prompt_name
         self.include_prompt = check_flag("include_prompt", include_prompt)
         self.name_or_path: str | None = None  # what from_pretrained loaded (a search index records it)
+        self.adapter: Adapter | None = None  # a LoRA adapter on the tower (sentsim.lora.add_lora)
         self.runners = DeviceRunners()  # what encode runs on each device, kept between calls
 
     @classmethod
@@ -112,6 +115,12 @@ class SentenceEncoder(nn.Module):
         if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
             raise TypeError(f"name_or_path must be a model name or a folder path, got {name_or_path!r}")
         folder = resolve_model_path(name_or_path, revision=revision, cache_dir=cache_dir)
+        if is_adapter_folder(folder):  # a LoRA adapter: its base model, with the adapter applied
+            encoder = load_adapter(cls._adapter_base(folder, trust_remote_code), folder)
+            if max_seq_length is not None:
+                encoder.max_seq_length = max_seq_length
+            encoder.name_or_path = str(Path(folder).resolve())
+            return encoder.to(resolve_device(device)).eval()
         parts = load_parts(folder, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
         encoder = cls(
             parts.tower,
@@ -126,14 +135,34 @@ class SentenceEncoder(nn.Module):
         encoder.name_or_path = str(Path(folder).resolve()) if pinned else str(name_or_path)  # what reloads it
         return encoder.to(resolve_device(device)).eval()
 
-    def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> None:
+    @staticmethod
+    def _adapter_base(folder: Path, trust_remote_code: bool) -> SentenceEncoder:
+        """The base model an adapter folder names, on the CPU."""
+        base = read_adapter(folder)["base"]
+        try:
+            return SentenceEncoder.from_pretrained(base, device="cpu", trust_remote_code=trust_remote_code)
+        except ModelNotFoundError as error:
+            raise ModelNotFoundError(
+                f"{folder} is a LoRA adapter for {base}, which cannot be loaded ({error}); load that model from "
+                "where it is now and apply the adapter: sentsim.storage.adapter_folder.load_adapter(encoder, folder)"
+            ) from None
+
+    def save_pretrained(self, path: str | Path, *, overwrite: bool = False, merge: bool = False) -> None:
         """Save to a folder (safetensors) that sentsim and, for transformer towers, sentence-transformers load.
 
         The write is atomic: on any error an existing folder at ``path`` is left untouched. It
         replaces the whole folder, so a non-empty folder that holds no model is refused unless
-        ``overwrite``.
+        ``overwrite``. A model with a LoRA adapter saves the adapter alone, with its base model's
+        name and fingerprint (``from_pretrained`` loads the base and applies it); ``merge=True``
+        saves it folded into the weights instead, a plain model folder.
         """
-        save_parts(self.parts(), Path(path), overwrite=overwrite)
+        if check_flag("merge", merge) and self.adapter is not None:  # the same embeddings, other weights
+            save_parts(merge_lora(self).parts(), Path(path), overwrite=overwrite)
+            return
+        if self.adapter is not None:
+            save_adapter(self, Path(path), markers=MODEL_MARKERS, overwrite=overwrite)
+        else:
+            save_parts(self.parts(), Path(path), overwrite=overwrite)
         self.name_or_path = str(Path(path).resolve())  # the folder now holds these weights
 
     def parts(self) -> EncoderParts:

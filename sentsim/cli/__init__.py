@@ -11,9 +11,9 @@ import sys
 import threading
 
 from sentsim._version import __version__
-from sentsim.cli import classify, encode, evaluate, export, search, serve, similarity, train
+from sentsim.cli import classify, encode, evaluate, export, mine, search, serve, similarity, train
 
-COMMANDS = (encode, similarity, evaluate, classify, train, search, serve, export)
+COMMANDS = (encode, similarity, evaluate, classify, train, mine, search, serve, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,9 +14,11 @@ from sentsim.cli.common import (
     read_scored_pairs,
     read_texts_with_labels,
 )
+from sentsim.cli.lora_options import add_lora_options, lora_settings
 from sentsim.data.texts import read_texts
 from sentsim.encoder import SentenceEncoder
 from sentsim.evaluation.sts import check_sts_pairs, evaluate_sts
+from sentsim.lora import add_lora
 from sentsim.projection import DenseConfig
 from sentsim.towers import LSTMTower
 from sentsim.training import TrainingConfig, distill, load_training_data, make_loss, train
@@ -70,6 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "build a fresh LSTM tower from this transformer's tokenizer and input embeddings instead of --model",
     )
     _add_training_options(parser, epochs=1, batch_size=16, lr=2e-5)
+    add_lora_options(parser)
     add_model_options(parser, batch_size=False)
     parser.set_defaults(run=run_train)
 
@@ -242,6 +245,7 @@ def run_train(args: argparse.Namespace) -> int:
     if lstm_options and not args.lstm_from:
         raise ValueError(f"{', '.join(lstm_options)} shape an LSTM tower: add --lstm-from MODEL")
     loss = _loss(args.loss, args.loss_options)  # before the data and the model load
+    lora = lora_settings(args)
     check_split_used(args.split, [args.train])
     named = named_set(args.train)
     if named and named[0] == "stsb":
@@ -260,6 +264,8 @@ def run_train(args: argparse.Namespace) -> int:
         if args.lstm_from
         else load_encoder(args)
     )
+    if lora is not None:
+        add_lora(encoder, lora)  # unknown target layers: an error before any step
     if args.prompts and not encoder.include_prompt:
         raise ValueError(
             "--prompts: this model pools without its prompt's tokens (include_prompt=False), so training with "

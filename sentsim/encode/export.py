@@ -27,6 +27,10 @@ def export_onnx_folder(encoder, folder: str | Path, *, int8: bool = False, overw
     Raises a ValueError for a tower that is not a transformer or a model not on the CPU, and a
     RuntimeError, writing nothing, when the export does not match the torch model.
     """
+    if getattr(encoder, "adapter", None) is not None:  # ONNX holds plain weights: the adapter folded in
+        from sentsim.lora import merge_lora
+
+        encoder = merge_lora(encoder)
     if encoder.tower.kind != "transformer":
         raise ValueError(f"ONNX export needs a transformer tower; this one is a {encoder.tower.kind} tower")
     if encoder.device.type != "cpu":

@@ -21,7 +21,7 @@ from tokenizers import Tokenizer
 from sentsim.search.filters import parse_filter
 from sentsim.search.hits import Hit
 from sentsim.search.hybrid import WEIGHTS, check_mode, search_modes
-from sentsim.search.ingest import plan_documents, refuse_existing, validate_documents
+from sentsim.search.ingest import content_hash, plan_documents, refuse_existing, validate_documents
 from sentsim.search.locking import ReadWriteLock
 from sentsim.search.manifest import MANIFEST, new_manifest, read_manifest
 from sentsim.search.model_guard import index_encoder, manifest_encoder
@@ -395,6 +395,13 @@ class DocumentIndex:
         options = {"mode": "dense", "by": by, "weights": WEIGHTS, "nprobe": nprobe, "ef_search": ef_search}
         with self._lock.reading():
             return search_modes(self.store, [], vectors, int(k), conditions, **options)
+
+    def stored_vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The vectors the index holds for chunks (whole documents, without chunking) whose text is
+        one of ``texts``, by text; a text it has never held is absent (the FAISS store keeps the
+        vectors of deleted documents, as a cache for their texts)."""
+        by_hash = {content_hash(text): text for text in validate_texts(texts)}
+        return {by_hash[h]: vector for h, vector in self.store.cached_vectors(list(by_hash)).items()}
 
     def get(self, doc_id: str | int) -> tuple[str, dict] | None:
         """A document's text and metadata, or None."""

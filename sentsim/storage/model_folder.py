@@ -32,6 +32,7 @@ from sentsim._version import __version__
 from sentsim.pooling import Pooling
 from sentsim.projection import Dense, DenseConfig
 from sentsim.prompts import check_prompts
+from sentsim.storage.adapter_folder import ADAPTER_CONFIG
 from sentsim.storage.atomic import atomic_folder, check_replaceable
 from sentsim.storage.formats import check_format
 from sentsim.storage.weights import WeightsError, inside
@@ -43,7 +44,7 @@ SENTSIM_CONFIG = "config_sentsim.json"
 MODEL_FORMAT = 1  # of config_sentsim.json; any other is refused
 SAVED_KEYS = ("tower", "pooling", "normalize", "max_seq_length", "dense", "include_prompt")  # what save writes
 TOWER_KEYS = {"transformer": ("do_lower_case",), "lstm": ("lstm", "prompts", "default_prompt_name")}
-MODEL_MARKERS = (SENTSIM_CONFIG, "modules.json", "config.json")  # a folder holding one of them holds a model
+MODEL_MARKERS = (SENTSIM_CONFIG, "modules.json", "config.json", ADAPTER_CONFIG)  # a folder holding one holds a model
 DENSE_DIR = "2_Dense"
 ST_CONFIG = "config_sentence_transformers.json"
 ST_TYPES = {

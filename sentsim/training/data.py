@@ -4,9 +4,9 @@ Columns, by documented names:
 
 - ``sentence1``, ``sentence2`` with ``score`` (regression; ``score_range=(0, 5)`` rescales to
   [0, 1]) or ``label`` (0/1): pair losses (cosine, cosent, contrastive);
-- ``anchor``, ``positive`` and optional ``negative``: triplet and in-batch negatives losses
-  (an optional ``label`` column holds group ids: rows of one group are never negatives of
-  each other);
+- ``anchor``, ``positive`` and optional ``negative`` (or several: ``negative_1`` ... ``negative_n``,
+  as ``sentsim mine`` writes them): triplet and in-batch negatives losses (an optional ``label``
+  column holds group ids: rows of one group are never negatives of each other);
 - ``text`` with ``embedding`` (an ``(n, dim)`` array of a teacher's embeddings): distillation.
 
 Other names are mapped with ``columns={"question": "anchor", ...}``. A model that expects prompts
@@ -17,6 +17,7 @@ Other names are mapped with ``columns={"question": "anchor", ...}``. A model tha
 from __future__ import annotations
 
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from sentsim.prompts import with_prompt
 from sentsim.validation import nonfinite_row
 
 TEXT_COLUMNS = ("sentence1", "sentence2", "anchor", "positive", "negative", "text")
+NUMBERED_NEGATIVE = re.compile(r"^negative_([1-9][0-9]*)$")  # negative_1 ... negative_n: several per row
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ def load_training_data(
     else:
         header = STS_COLUMNS if isinstance(source, (str, Path)) and is_headerless_sts(source) else None
         table, name = read_table(source, split=split, columns=columns, header=header)
-    known = [column for column in (*TEXT_COLUMNS, "score", "label", "embedding") if column in table]
+    negatives = negative_columns(list(table), name)
+    known = [column for column in (*TEXT_COLUMNS, *negatives, "score", "label", "embedding") if column in table]
     if not any(column in table for column in TEXT_COLUMNS):
         raise ValueError(f"{name}: no text columns; expected {', '.join(TEXT_COLUMNS)} (found {list(table)})")
     validated: dict[str, list | np.ndarray] = {}
@@ -98,19 +101,40 @@ def load_training_data(
     return TrainingData(validated, name)
 
 
+def negative_columns(names: list[str], source: str = "training data") -> list[str]:
+    """The numbered negative columns among ``names`` (``negative_1`` ... ``negative_n``), in order;
+    a gap in the numbers, or a ``negative`` column beside them, is an error."""
+    numbered = sorted((int(match[1]), name) for name in names if (match := NUMBERED_NEGATIVE.match(name)))
+    if numbered and [number for number, _ in numbered] != list(range(1, len(numbered) + 1)):
+        found = ", ".join(name for _, name in numbered)
+        raise ValueError(f"{source}: negative columns must run negative_1 ... negative_n without gaps, found {found}")
+    if numbered and "negative" in names:
+        raise ValueError(
+            f"{source}: has both 'negative' and 'negative_1' ...; give one negative column or numbered ones"
+        )
+    return [name for _, name in numbered]
+
+
 def _column_prompts(prompts: object, columns: dict, source: str) -> dict[str, str]:
-    """``prompts`` as {text column: prompt}; a str applies to every text column."""
+    """``prompts`` as {text column: prompt}; a str applies to every text column (``negative`` names the
+    numbered negative columns too)."""
     texts = [column for column in TEXT_COLUMNS if column in columns]
     if prompts is None:
         return {}
     if isinstance(prompts, str):
-        return dict.fromkeys(texts, prompts)
+        return dict.fromkeys(texts + negative_columns(list(columns), source), prompts)
     if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
         raise TypeError(f"prompts must be a str or a dict of text column -> str, got {prompts!r}")
+    numbered = negative_columns(list(columns), source)
+    if numbered:
+        texts.append("negative")
     unknown = [column for column in prompts if column not in texts]
     if unknown:
         raise ValueError(f"{source}: prompts names {unknown}, not a text column here ({', '.join(texts)})")
-    return dict(prompts)
+    chosen = dict(prompts)
+    if "negative" in chosen and numbered:
+        chosen |= dict.fromkeys(numbered, chosen.pop("negative"))
+    return chosen
 
 
 def check_fits(data: TrainingData, loss) -> None:
@@ -123,8 +147,9 @@ def check_fits(data: TrainingData, loss) -> None:
             )
     optional = set(getattr(loss, "optional_columns", ()))
     required = [column for column in loss.columns if column not in optional]
+    present = list(data.columns) + (["negative"] if negative_columns(list(data.columns)) else [])
     try:
-        require_columns(list(data.columns), required, data.source)
+        require_columns(present, required, data.source)
     except ValueError:
         raise ValueError(
             f"{type(loss).__name__} needs the columns {', '.join(loss.columns)}"

@@ -21,7 +21,7 @@ from sentsim.encode.devices import resolve_device
 from sentsim.encode.precision import Precision, best_gpu_precision
 from sentsim.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from sentsim.training.config import TrainingConfig
-from sentsim.training.data import TrainingData, check_fits
+from sentsim.training.data import TrainingData, check_fits, negative_columns
 from sentsim.training.distributed import rank_and_world
 from sentsim.training.metrics_log import MetricsLog
 from sentsim.training.run_folder import CHECKPOINT_DIR, prepare_output, run_fingerprint
@@ -226,12 +226,18 @@ def _loss_record(epoch: int, losses: list[float], scheduler) -> dict:
 
 
 def _batch_loss(model, encoder, loss, rows: dict, device: torch.device) -> Tensor:
-    """Encode every text column of the batch in one forward pass, then apply the loss."""
+    """Encode every text column of the batch in one forward pass, then apply the loss (``negative``
+    holds every numbered negative of each row, row by row)."""
     names = [column for column in loss.columns if column in rows]
+    size = len(rows[names[0]])
     texts = [text for column in names for text in rows[column]]
+    numbered = negative_columns(list(rows)) if "negative" in loss.columns else []  # negative_1 ... negative_n
+    texts += [rows[column][row] for row in range(size) for column in numbered]  # each row's negatives together
     features = encoder.tokenize(texts)
-    embeddings = model(features["input_ids"].to(device), features["attention_mask"].to(device))  # (columns * B, dim)
-    parts = list(embeddings.split(len(rows[names[0]])))
+    embeddings = model(features["input_ids"].to(device), features["attention_mask"].to(device))  # (texts, dim)
+    parts = list(embeddings[: len(names) * size].split(size))
+    if numbered:
+        parts.append(embeddings[len(names) * size :])  # (B * n, dim): row i's negatives at i * n ... i * n + n - 1
     anchor, positive, negative = parts + [None] * (3 - len(parts))
     return loss(anchor, positive, negative, _labels(loss, rows, device))
 

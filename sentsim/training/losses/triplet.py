@@ -19,6 +19,10 @@ class TripletLoss(nn.Module):
         |---|---|
         | anchor, positive, negative | with ``batch_hard``, optional group ids: a row's positive is never mined as a negative for rows of its group |
 
+    ``negative`` may hold ``n`` negatives per anchor (``(B * n, D)``, each anchor's together, from
+    the columns ``negative_1`` ... ``negative_n``): each makes a triplet with its anchor (with
+    ``batch_hard``, each is a candidate for every anchor).
+
     Relations: with ``batch_hard=True`` each anchor's negative is the closest of every
     negative and every other row's positive in the batch (its hardest in-batch negative);
     InBatchNegativesLoss uses all of them at once through a softmax instead of the hardest.
@@ -62,11 +66,14 @@ class TripletLoss(nn.Module):
         if self.batch_hard:
             if groups is None:
                 groups = torch.arange(len(anchor), device=anchor.device)
-            candidates = torch.cat([negative, positive])  # (2B, D)
-            distances = distance_matrix(anchor, candidates, self.distance)  # (B, 2B)
+            candidates = torch.cat([negative, positive])  # (B * n + B, D)
+            distances = distance_matrix(anchor, candidates, self.distance)  # (B, B * n + B)
             same_group = groups[:, None] == groups[None, :]  # (B, B): positive j belongs with anchor i
-            excluded = torch.cat([torch.zeros_like(same_group), same_group], dim=1)  # (B, 2B)
-            to_negative = distances.masked_fill(excluded, float("inf")).min(dim=1).values
-        else:
-            to_negative = pair_distance(anchor, negative, self.distance)
-        return F.relu(to_positive - to_negative + self.margin).mean()
+            any_negative = torch.zeros(len(anchor), len(negative), dtype=torch.bool, device=anchor.device)
+            excluded = torch.cat([any_negative, same_group], dim=1)  # (B, B * n + B)
+            to_negative = distances.masked_fill(excluded, float("inf")).min(dim=1).values[:, None]  # (B, 1)
+        else:  # n negatives per anchor (negative_1 ... negative_n): a triplet each
+            per_anchor = len(negative) // len(anchor)
+            to_negative = pair_distance(anchor.repeat_interleave(per_anchor, dim=0), negative, self.distance)
+            to_negative = to_negative.view(len(anchor), per_anchor)  # (B, n)
+        return F.relu(to_positive[:, None] - to_negative + self.margin).mean()
