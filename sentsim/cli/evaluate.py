@@ -121,7 +121,7 @@ def _task(tasks: argparse._SubParsersAction, name: str, run, description: str) -
         "--split", default=None, help="split of the Hub datasets and saved DatasetDicts read (default: test)"
     )
     add_output_options(parser)
-    add_model_options(parser)
+    add_model_options(parser, truncate=True)
     parser.set_defaults(run=run)
     return parser
 
