@@ -54,12 +54,13 @@ def main() -> None:
     }
     print(
         f"# Matryoshka: {args.model}, CoSENT on {limit} STS-B train pairs x {args.epochs} epoch(s), batch "
-        f"{args.batch_size}, lr {args.lr}; STS-B test Spearman x100 at each truncation; {machine()}"
+        f"{args.batch_size}, lr {args.lr}; STS-B test Spearman x100 at each truncation; {machine()}",
+        flush=True,
     )
     config = TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, warmup_ratio=0.1, show_progress=False
     )
-    losses = {"base": None, "sentsim CoSENT": CoSENTLoss(), "sentsim Matryoshka": MatryoshkaLoss(CoSENTLoss(), DIMS)}
+    losses = {"base": None, "sentsim Matryoshka": MatryoshkaLoss(CoSENTLoss(), DIMS), "sentsim CoSENT": CoSENTLoss()}
     scores: dict[str, dict[int, float]] = {}
     seconds: dict[str, float] = {}
     for name, loss in losses.items():
@@ -69,6 +70,7 @@ def main() -> None:
             train(encoder, load_training_data(columns), loss, config)
             seconds[name] = time.perf_counter() - start
         scores[name] = _spearman_by_dim(encoder, stsb["test"])
+        print(f"{name}: " + ", ".join(f"{dim} {value:.2f}" for dim, value in scores[name].items()), flush=True)
     if not args.skip_reference:
         seconds["s-t Matryoshka"], folder = _sentence_transformers(args, columns)
         scores["s-t Matryoshka"] = _spearman_by_dim(SentenceEncoder.from_pretrained(folder), stsb["test"])
