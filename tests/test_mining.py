@@ -148,7 +148,7 @@ def test_bad_input_is_refused_before_any_encoding(encoder):
 
 
 def test_numbered_negatives_train_each_loss_on_every_negative(encoder, tmp_path):
-    from sentsim.training.trainer import _batch_loss
+    from sentsim.training.trainer import _batch_inputs, _batch_loss
 
     corpus = corpus_texts()
     anchors, positives = pairs(corpus)
@@ -172,7 +172,9 @@ def test_numbered_negatives_train_each_loss_on_every_negative(encoder, tmp_path)
     for name in ("mnrl", "triplet"):
         loss = make_loss(name, **({"distance": "cosine", "margin": 0.5} if name == "triplet" else {}))
         with torch.no_grad():
-            got = _batch_loss(encoder, encoder, loss, rows, torch.device("cpu"))
+            got = _batch_loss(
+                encoder, encoder, loss, *_batch_inputs(loss, rows, torch.device("cpu")), torch.device("cpu")
+            )
             labels = None
             if name == "mnrl":
                 from sentsim.training.trainer import _labels

@@ -30,19 +30,29 @@ NAMED_SETS = {"stsb": ("scored pairs", load_stsb), "clinc150": ("labelled texts"
 NAME_AND_SPLIT = re.compile(r"^(\w+):(\w+)$")  # Hub dataset ids have no ":", so this is never one
 
 
-def add_model_options(parser: argparse.ArgumentParser, *, batch_size: bool = True) -> None:
-    """--model and friends; ``batch_size=False`` where the command has its own --batch-size."""
+def add_model_options(parser: argparse.ArgumentParser, *, batch_size: bool = True, truncate: bool = False) -> None:
+    """--model and friends; ``batch_size=False`` where the command has its own --batch-size;
+    ``truncate``: --truncate-dim (Matryoshka truncation)."""
     parser.add_argument("--model", default=None, help=f"model folder, short name or Hub id (default: {DEFAULT_MODEL})")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     if batch_size:
         parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default: 64)")
     parser.add_argument("--max-seq-length", type=int, default=None, help="truncate texts to this many tokens")
+    if truncate:
+        parser.add_argument(
+            "--truncate-dim",
+            type=int,
+            default=None,
+            metavar="D",
+            help="keep the first D dimensions of each embedding, re-normalized when the model normalizes "
+            "(for a model trained with train --matryoshka; any other warns)",
+        )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def add_precision_options(parser: argparse.ArgumentParser) -> None:
-    """--precision, --rescore-factor and --truncate-dim (index build, eval retrieval)."""
+    """--precision, --rescore-factor and --index-truncate-dim (index build, eval retrieval)."""
     parser.add_argument(
         "--precision",
         default=None,
@@ -54,13 +64,22 @@ def add_precision_options(parser: argparse.ArgumentParser) -> None:
         "--rescore-factor", type=int, default=None, help="candidates rescored per hit (default 4; int8, binary)"
     )
     parser.add_argument(
-        "--truncate-dim", type=int, default=None, help="the index holds the first N dimensions (Matryoshka models)"
+        "--index-truncate-dim",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the index holds the first N dimensions and rescores with whole vectors (Matryoshka models; "
+        "--truncate-dim instead cuts the model's embeddings everywhere)",
     )
 
 
 def precision_options(args: argparse.Namespace) -> dict:
-    """The DocumentIndex.create options of --precision, --rescore-factor and --truncate-dim given."""
-    given = {"precision": args.precision, "rescore_factor": args.rescore_factor, "truncate_dim": args.truncate_dim}
+    """The DocumentIndex.create options of --precision, --rescore-factor and --index-truncate-dim given."""
+    given = {
+        "precision": args.precision,
+        "rescore_factor": args.rescore_factor,
+        "truncate_dim": args.index_truncate_dim,
+    }
     return {name: value for name, value in given.items() if value is not None}
 
 
@@ -88,6 +107,7 @@ def load_encoder(args: argparse.Namespace) -> SentenceEncoder:
         device=args.device,
         max_seq_length=args.max_seq_length,
         trust_remote_code=args.trust_remote_code,
+        truncate_dim=getattr(args, "truncate_dim", None),
     )
 
 

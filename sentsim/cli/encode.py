@@ -87,12 +87,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ray.add_argument("--gpus-per-worker", type=float, help="GPUs for each actor, fractions allowed (default: 0)")
     ray.add_argument("--id-field", help="the id column (str or int ids) of the input (default: id)")
     ray.add_argument("--overwrite", action="store_true", help="replace an existing output folder of embeddings")
-    add_model_options(parser)
+    add_model_options(parser, truncate=True)
     parser.set_defaults(run=run)
 
 
 RAY_OPTIONS = ("ray_address", "workers", "cpus_per_worker", "gpus_per_worker", "id_field", "overwrite")
-LOCAL_OPTIONS = {"dtype": None, "max_tokens": None, "device": None, "runtime": "torch"}  # and their defaults
+LOCAL_OPTIONS = {
+    "dtype": None,
+    "max_tokens": None,
+    "device": None,
+    "runtime": "torch",
+    "truncate_dim": None,
+}  # and their defaults
 
 
 def run(args: argparse.Namespace) -> int:

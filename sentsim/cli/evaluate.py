@@ -147,7 +147,7 @@ def _task(tasks: argparse._SubParsersAction, name: str, run, description: str) -
         "--split", default=None, help="split of the Hub datasets and saved DatasetDicts read (default: test)"
     )
     add_output_options(parser)
-    add_model_options(parser)
+    add_model_options(parser, truncate=True)
     parser.set_defaults(run=run)
     return parser
 
@@ -226,10 +226,19 @@ def run_retrieval(args: argparse.Namespace) -> int:
 
 
 def _index_search(args: argparse.Namespace) -> IndexSearch | None:
-    """How ``eval retrieval`` searches: exact (None) unless --mode or an index option asks for a DocumentIndex."""
+    """How ``eval retrieval`` searches: exact (None) unless --mode asks for a DocumentIndex; the
+    index layout options imply ``--mode dense``, the keyword options need a --mode."""
+    if args.mode is None:
+        keyword = [
+            flag
+            for flag, value in (("--keyword-tokenizer", args.keyword_tokenizer), ("--weight", args.weight))
+            if value
+        ]
+        if keyword:
+            raise ValueError(f"{', '.join(keyword)} applies to a search through an index: add --mode keyword|hybrid")
     options = {"backend": args.backend, "keyword_tokenizer": args.keyword_tokenizer} | precision_options(args)
     options = {name: value for name, value in options.items() if value is not None}
-    if args.mode is None and not options and not args.weight:
+    if args.mode is None and not options:
         return None
     return IndexSearch(mode=args.mode or "dense", weights=weights(args.weight), **options)
 

@@ -81,7 +81,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     _document_fields(build)
     _embeddings_option(build)
-    add_model_options(build)
+    add_model_options(build, truncate=True)
     build.set_defaults(run=run_build)
 
     add = actions.add_parser(

@@ -21,7 +21,7 @@ from sentsim.evaluation.sts import check_sts_pairs, evaluate_sts
 from sentsim.lora import add_lora
 from sentsim.projection import DenseConfig
 from sentsim.towers import LSTMTower
-from sentsim.training import TrainingConfig, distill, load_training_data, make_loss, train
+from sentsim.training import MatryoshkaLoss, TrainingConfig, distill, load_training_data, make_loss, train
 from sentsim.training.config import PRECISIONS
 from sentsim.training.distributed import init_from_environment, rank_and_world
 
@@ -46,6 +46,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="JSON",
         help='settings of the loss, e.g. \'{"margin": 0.5, "distance": "cosine", "batch_hard": true}\' '
         "(the parameters of its class; see the README's loss table)",
+    )
+    parser.add_argument(
+        "--matryoshka",
+        type=_dims,
+        metavar="DIMS",
+        help="train embeddings that can be truncated to these dimensions, e.g. 384,256,128,64 (MatryoshkaLoss "
+        "around --loss; the model records them; encode with --truncate-dim)",
+    )
+    parser.add_argument(
+        "--mini-batch-size",
+        type=int,
+        metavar="N",
+        help="--loss mnrl: cached in-batch negatives (GradCache): embed each batch N rows at a time, so a large "
+        "--batch-size (1024+) fits in memory; the same gradients, about 1.3x the compute",
     )
     parser.add_argument("--output", help="run folder (run.json, metrics.jsonl, checkpoint/, best/, final/)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
@@ -118,6 +132,34 @@ def _json_object(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
     return value
+
+
+def _dims(text: str) -> list[int]:
+    """--matryoshka: comma-separated dimensions (their order and range are checked by MatryoshkaLoss)."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated dimensions such as 384,256,128,64, got {text!r}"
+        ) from None
+
+
+def _train_loss(args: argparse.Namespace):
+    """--loss with --loss-options, its cached mini-batches (--mini-batch-size), wrapped by --matryoshka."""
+    options = dict(args.loss_options)
+    if args.mini_batch_size is not None:
+        if args.loss != "mnrl":
+            raise ValueError(f"--mini-batch-size applies to --loss mnrl (cached in-batch negatives), not {args.loss}")
+        if "mini_batch_size" in options:
+            raise ValueError("give the mini-batch size once: --mini-batch-size or --loss-options, not both")
+        options["mini_batch_size"] = args.mini_batch_size
+    loss = _loss(args.loss, options)
+    if args.matryoshka is None:
+        return loss
+    try:
+        return MatryoshkaLoss(loss, args.matryoshka)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"--matryoshka: {error}") from None
 
 
 def _loss(name: str, options: dict):
@@ -244,7 +286,7 @@ def run_train(args: argparse.Namespace) -> int:
     lstm_options = _lstm_options_given(args)
     if lstm_options and not args.lstm_from:
         raise ValueError(f"{', '.join(lstm_options)} shape an LSTM tower: add --lstm-from MODEL")
-    loss = _loss(args.loss, args.loss_options)  # before the data and the model load
+    loss = _train_loss(args)  # before the data and the model load
     lora = lora_settings(args)
     check_split_used(args.split, [args.train])
     named = named_set(args.train)

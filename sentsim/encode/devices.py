@@ -79,11 +79,11 @@ class DeviceRunner:
         self._onnx: dict[bool, OnnxForward] = {}  # int8 -> the ONNX forward of the weights it was exported from
 
     def embedder(
-        self, runtime: Runtime, *, packed: bool, normalize: bool, int8: bool = False
+        self, runtime: Runtime, *, packed: bool, normalize: bool, int8: bool = False, dim: int | None = None
     ) -> Callable[[Batch], Tensor]:
-        """The function from a batch (on this device) to its embeddings ``(B, dim)``."""
+        """The function from a batch (on this device) to its embeddings ``(B, dim)`` (default: the model's dim)."""
         forward = self._tower_forward(runtime, packed, int8)
-        return lambda batch: self.model.embed(batch, normalize=normalize, tower_forward=forward)
+        return lambda batch: self.model.embed(batch, normalize=normalize, tower_forward=forward, dim=dim)
 
     def _tower_forward(self, runtime: Runtime, packed: bool, int8: bool) -> Callable | None:
         tower = self.model.tower

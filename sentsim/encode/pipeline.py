@@ -42,19 +42,19 @@ class EncodePlan:
     batch_size: int
     max_tokens: int | None
     show_progress: bool
+    dim: int  # of the embeddings: the model's, or a truncation of it
 
 
 def run(
     plan: EncodePlan,
     texts: list[str] | TokenizedBatch,
     tokenizer: TextTokenizer,
-    dim: int,
     output: str | Path | None = None,
 ) -> tuple[Tensor | np.memmap, int]:
     """Embeddings of ``texts`` (or of texts tokenized already) as a float32 ``(n, dim)`` tensor on
     the first device, or the memory map of the finished ``output`` file; and how many texts were
     truncated. On any error an existing ``output`` file is left as it was."""
-    device = plan.runners[0].device
+    device, dim = plan.runners[0].device, plan.dim
     sink = NpyOutput(output, len(texts), dim) if output is not None else TensorOutput(len(texts), dim, device)
     try:
         on_gpu = device.type == "cuda"
@@ -65,7 +65,7 @@ def run(
             workers = tokenizer_workers(len(texts)) if on_gpu else 0  # on CPU, the cores are the model's
             chunks = tokenized_chunks(texts, tokenizer, plan.batch_size, plan.max_tokens, workers=workers, **settings)
         embedders = [
-            runner.embedder(plan.runtime, packed=plan.packed, normalize=plan.normalize, int8=plan.int8)
+            runner.embedder(plan.runtime, packed=plan.packed, normalize=plan.normalize, int8=plan.int8, dim=dim)
             for runner in plan.runners
         ]
         devices = [runner.device for runner in plan.runners]

@@ -4,12 +4,14 @@ fingerprint differs from the recorded one (stored vectors would lose their meani
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from sentsim.encode.devices import resolve_device
 from sentsim.encoder import SentenceEncoder
 from sentsim.fingerprint import fingerprint_mismatch, model_fingerprint
 from sentsim.storage.hub import ModelNotFoundError
+from sentsim.validation import is_integer
 
 
 def index_encoder(encoder, name: str | None, device: str | None = None, trust_remote_code: bool = False):
@@ -57,6 +59,11 @@ def manifest_encoder(
             f"{error}. {folder} was built with this model; if its folder moved, pass the model "
             "(DocumentIndex.open(folder, encoder), or --model on the command line)"
         ) from None
+    truncated = recorded.get("dim") if is_integer(recorded.get("dim")) and recorded["dim"] < encoder.full_dim else None
+    if loaded_here and truncated:  # an index of truncated (Matryoshka) embeddings: the model loaded here truncates too
+        with warnings.catch_warnings():  # whether the model was trained for it was told when the index was built
+            warnings.simplefilter("ignore")
+            encoder.truncate_dim = truncated
     different = fingerprint_mismatch(recorded, model_fingerprint(encoder))
     if loaded_here:  # its length is the index's to set, once it is the same model (another may read fewer)
         different = [field for field in different if field != "max_seq_length"]
@@ -66,9 +73,10 @@ def manifest_encoder(
             "(changed, or fine-tuned after it was loaded); pass the encoder the index was built with"
         )
     if different:
+        hint = f" (the index holds embeddings truncated to {truncated}: truncate_dim={truncated})" if truncated else ""
         raise ModelMismatchError(
             f"{folder} was built with model {recorded.get('name') or '(unnamed)'}; the given encoder "
-            f"differs in {', '.join(different)}. Open it with the same model, or build a new index."
+            f"differs in {', '.join(different)}{hint}. Open it with the same model, or build a new index."
         )
     if loaded_here and recorded.get("max_seq_length") is not None:
         encoder.max_seq_length = recorded["max_seq_length"]

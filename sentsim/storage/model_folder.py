@@ -10,7 +10,8 @@ sentence-transformers loads::
     2_Dense/{config.json, model.safetensors}          optional projection
     N_Normalize/                                      when embeddings are L2-normalized
     config_sentence_transformers.json                 prompts, default prompt name (read from here)
-    config_sentsim.json                               sentsim's own description, its format and the sentsim version
+    config_sentsim.json                               sentsim's own description (the Matryoshka dimensions the
+                                                      model was trained for too), its format and the sentsim version
 
 An LSTM encoder keeps its weights and ``tokenizer.json`` at the root and is described, prompts
 included, by ``config_sentsim.json`` alone (sentence-transformers cannot load it).
@@ -37,12 +38,21 @@ from sentsim.storage.atomic import atomic_folder, check_replaceable
 from sentsim.storage.formats import check_format
 from sentsim.storage.weights import WeightsError, inside
 from sentsim.towers import LSTMTower, Tower, TransformerTower
+from sentsim.truncation import check_dims
 
 logger = logging.getLogger(__name__)
 
 SENTSIM_CONFIG = "config_sentsim.json"
 MODEL_FORMAT = 1  # of config_sentsim.json; any other is refused
-SAVED_KEYS = ("tower", "pooling", "normalize", "max_seq_length", "dense", "include_prompt")  # what save writes
+SAVED_KEYS = (
+    "tower",
+    "pooling",
+    "normalize",
+    "max_seq_length",
+    "dense",
+    "include_prompt",
+    "matryoshka_dims",
+)  # what save writes
 TOWER_KEYS = {"transformer": ("do_lower_case",), "lstm": ("lstm", "prompts", "default_prompt_name")}
 MODEL_MARKERS = (SENTSIM_CONFIG, "modules.json", "config.json", ADAPTER_CONFIG)  # a folder holding one holds a model
 DENSE_DIR = "2_Dense"
@@ -74,6 +84,7 @@ class EncoderParts:
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
     include_prompt: bool = True  # False: the pooling leaves out prompt tokens (sentence-transformers' option)
+    matryoshka_dims: tuple[int, ...] | None = None  # the truncations it was trained for (MatryoshkaLoss)
 
 
 def load_parts(folder: Path, *, max_seq_length: int | None = None, trust_remote_code: bool = False) -> EncoderParts:
@@ -128,6 +139,7 @@ def save_parts(
             "max_seq_length": parts.tower.max_seq_length,
             "dense": parts.dense.config.to_dict() if parts.dense is not None else None,
             "include_prompt": parts.include_prompt,
+            "matryoshka_dims": list(parts.matryoshka_dims) if parts.matryoshka_dims else None,
         }
         if isinstance(parts.tower, TransformerTower):  # its prompts are in config_sentence_transformers.json
             config["do_lower_case"] = parts.tower.do_lower_case
@@ -171,6 +183,9 @@ def _load_sentsim(folder: Path, *, max_seq_length: int | None, trust_remote_code
         dense,
         *_read_prompts(prompt_file),
         include_prompt=config["include_prompt"] is not False,
+        matryoshka_dims=None
+        if config["matryoshka_dims"] is None
+        else check_dims(config["matryoshka_dims"], name=f"{folder / SENTSIM_CONFIG}: matryoshka_dims"),
     )
 
 

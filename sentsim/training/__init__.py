@@ -9,6 +9,7 @@ from sentsim.training.losses import (
     CoSENTLoss,
     CosineSimilarityLoss,
     InBatchNegativesLoss,
+    MatryoshkaLoss,
     TripletLoss,
     make_loss,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "ContrastiveLoss",
     "CosineSimilarityLoss",
     "InBatchNegativesLoss",
+    "MatryoshkaLoss",
     "TrainingConfig",
     "TrainingData",
     "TrainingResult",

@@ -19,10 +19,12 @@ from tqdm import tqdm
 
 from sentsim.encode.devices import resolve_device
 from sentsim.encode.precision import Precision, best_gpu_precision
+from sentsim.training.cached import cached_backward, check_mini_batch
 from sentsim.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData, check_fits, negative_columns
 from sentsim.training.distributed import rank_and_world
+from sentsim.training.losses.matryoshka import trained_dims
 from sentsim.training.metrics_log import MetricsLog
 from sentsim.training.run_folder import CHECKPOINT_DIR, prepare_output, run_fingerprint
 from sentsim.validation import check_instance, is_real
@@ -83,6 +85,8 @@ def train(
         raise ValueError(f"batch_size {config.batch_size} is larger than the {len(data)} training examples")
     if config.checkpoint_steps and output_dir is None:
         raise ValueError("checkpoint_steps needs an output_dir")
+    mini_batch_size = check_mini_batch(loss, config.batch_size)
+    matryoshka_dims = trained_dims(loss, encoder.dim)
     output = Path(output_dir) if output_dir is not None else None
     run = run_fingerprint(encoder, data, loss, config, world)
     if output is not None:
@@ -92,6 +96,7 @@ def train(
 
     device = resolve_device(device or (f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else None))
     torch.manual_seed(config.seed)
+    encoder.matryoshka_dims = matryoshka_dims  # what the saved model records (None: not trained for truncation)
     encoder.to(device).train()
     model = encoder
     if world > 1:  # find_unused_parameters: some towers hold weights the embeddings never use (BERT's pooler)
@@ -139,9 +144,24 @@ def train(
         for batch in range(state.batch_in_epoch, batches_per_epoch):
             indices = order[batch * config.batch_size : (batch + 1) * config.batch_size]
             local = np.array_split(indices, world)[rank]  # this rank's share of the global batch
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                value = _batch_loss(model, encoder, loss, data.rows(local), device)
-            scaler.scale(value / config.gradient_accumulation).backward()
+            columns, labels = _batch_inputs(loss, data.rows(local), device)
+            if mini_batch_size is not None:  # GradCache: the loss of the whole batch, a mini-batch's memory
+                value = cached_backward(
+                    model,
+                    encoder,
+                    loss,
+                    columns,
+                    labels,
+                    mini_batch_size=mini_batch_size,
+                    device=device,
+                    autocast_dtype=autocast_dtype,
+                    scaler=scaler,
+                    accumulation=config.gradient_accumulation,
+                )
+            else:
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    value = _batch_loss(model, encoder, loss, columns, labels, device)
+                scaler.scale(value / config.gradient_accumulation).backward()
             running.append(_global_mean(value.detach(), world))
             examples += len(indices)
             last_of_group = (batch + 1) % config.gradient_accumulation == 0 or batch == batches_per_epoch - 1
@@ -225,21 +245,23 @@ def _loss_record(epoch: int, losses: list[float], scheduler) -> dict:
     return {"epoch": epoch, "loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0]}
 
 
-def _batch_loss(model, encoder, loss, rows: dict, device: torch.device) -> Tensor:
-    """Encode every text column of the batch in one forward pass, then apply the loss (``negative``
-    holds every numbered negative of each row, row by row)."""
-    names = [column for column in loss.columns if column in rows]
-    size = len(rows[names[0]])
-    texts = [text for column in names for text in rows[column]]
-    numbered = negative_columns(list(rows)) if "negative" in loss.columns else []  # negative_1 ... negative_n
-    texts += [rows[column][row] for row in range(size) for column in numbered]  # each row's negatives together
-    features = encoder.tokenize(texts)
-    embeddings = model(features["input_ids"].to(device), features["attention_mask"].to(device))  # (texts, dim)
-    parts = list(embeddings[: len(names) * size].split(size))
+def _batch_inputs(loss, rows: dict, device: torch.device) -> tuple[list[list[str]], Tensor | None]:
+    """The texts of each column the loss reads (in its order), and its labels. Numbered negatives
+    (``negative_1`` ... ``negative_n``) make one ``negative`` column of B * n texts, each row's together."""
+    columns = [rows[column] for column in loss.columns if column in rows]
+    numbered = negative_columns(list(rows)) if "negative" in loss.columns else []
     if numbered:
-        parts.append(embeddings[len(names) * size :])  # (B * n, dim): row i's negatives at i * n ... i * n + n - 1
+        columns.append([rows[column][row] for row in range(len(columns[0])) for column in numbered])
+    return columns, _labels(loss, rows, device)
+
+
+def _batch_loss(model, encoder, loss, columns: list[list[str]], labels: Tensor | None, device: torch.device) -> Tensor:
+    """Encode every text column of the batch in one forward pass, then apply the loss."""
+    features = encoder.tokenize([text for column in columns for text in column])
+    embeddings = model(features["input_ids"].to(device), features["attention_mask"].to(device))  # (texts, dim)
+    parts = list(embeddings.split([len(column) for column in columns]))  # negative: (B * n, dim), row by row
     anchor, positive, negative = parts + [None] * (3 - len(parts))
-    return loss(anchor, positive, negative, _labels(loss, rows, device))
+    return loss(anchor, positive, negative, labels)
 
 
 def _labels(loss, rows: dict, device: torch.device) -> Tensor | None:

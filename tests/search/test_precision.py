@@ -243,11 +243,11 @@ def test_cli_builds_quantized_indexes_and_evaluates_through_them(encoder, tmp_pa
     encoder.save_pretrained(model)
     docs.write_text("\n".join(TEXTS) + "\n")
     build = ["index", "build", "--model", str(model), "--docs", str(docs), "--no-progress"]
-    assert main(build + ["--output", str(tmp_path / "b"), "--precision", "binary", "--truncate-dim", "16"]) == 0
+    assert main(build + ["--output", str(tmp_path / "b"), "--precision", "binary", "--index-truncate-dim", "16"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["factory"], summary["precision"], summary["chunks"]) == ("BFlat", "binary", len(TEXTS))
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["truncate_dim"] == 16
-    assert main(build + ["--output", str(tmp_path / "x"), "--precision", "binary", "--truncate-dim", "20"]) == 2
+    assert main(build + ["--output", str(tmp_path / "x"), "--precision", "binary", "--index-truncate-dim", "20"]) == 2
     assert "must be a multiple of 8, got 20" in capsys.readouterr().err
 
     corpus = {f"d{i}": text for i, text in enumerate(TEXTS)}

@@ -13,6 +13,9 @@ loss needs, in the order they are passed, ``target`` the column given as ``label
 | ``triplet`` | TripletLoss (``batch_hard=True``: hardest in-batch negative) | anchor, positive, negative | none; with ``batch_hard``, optional group ids |
 | ``mnrl`` | InBatchNegativesLoss | anchor, positive [, negative] | optional group ids |
 | (distill) | EmbeddingMSELoss | text | the teacher's embedding |
+
+``MatryoshkaLoss(inner, dims=[384, 256, 128, 64])`` wraps any of the five named losses to train
+embeddings that can be truncated (``sentsim train --matryoshka 384,256,128,64``).
 """
 
 from sentsim.training.losses.contrastive import ContrastiveLoss
@@ -20,6 +23,7 @@ from sentsim.training.losses.cosent import CoSENTLoss
 from sentsim.training.losses.cosine_similarity import CosineSimilarityLoss
 from sentsim.training.losses.embedding_mse import EmbeddingMSELoss
 from sentsim.training.losses.in_batch_negatives import InBatchNegativesLoss
+from sentsim.training.losses.matryoshka import MatryoshkaLoss
 from sentsim.training.losses.triplet import TripletLoss
 from sentsim.validation import check_choice
 
@@ -44,6 +48,7 @@ __all__ = [
     "CosineSimilarityLoss",
     "EmbeddingMSELoss",
     "InBatchNegativesLoss",
+    "MatryoshkaLoss",
     "TripletLoss",
     "make_loss",
 ]

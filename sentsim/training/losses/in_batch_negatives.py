@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sentsim.training.distributed import gather_batch, rank_and_world
-from sentsim.validation import check_flag, positive_number
+from sentsim.validation import check_flag, check_int, positive_number
 
 
 class InBatchNegativesLoss(nn.Module):
@@ -32,20 +32,33 @@ class InBatchNegativesLoss(nn.Module):
         temperature: softmax temperature (0.05 = scale 20).
         symmetric: also classify each positive's anchor among all anchors.
         gather: gather candidates across DDP ranks (ignored without torch.distributed).
+        mini_batch_size: train with cached in-batch negatives (GradCache): the trainer embeds the
+            batch this many rows at a time, without gradients, takes the loss's gradient on the
+            whole batch, then re-embeds each mini-batch with gradients (:mod:`sentsim.training.cached`).
+            The same gradients as without it, with the activation memory of a mini-batch, at the cost
+            of a second forward pass; so batches of 1,024+ fit. None: one forward for the batch.
     """
 
     columns = ("anchor", "positive", "negative")
     optional_columns = ("negative",)
     target = "group"
 
-    def __init__(self, temperature: float = 0.05, symmetric: bool = False, gather: bool = True) -> None:
+    def __init__(
+        self,
+        temperature: float = 0.05,
+        symmetric: bool = False,
+        gather: bool = True,
+        mini_batch_size: int | None = None,
+    ) -> None:
         super().__init__()
         self.temperature = positive_number("temperature", temperature)
         self.symmetric, self.gather = check_flag("symmetric", symmetric), check_flag("gather", gather)
+        self.mini_batch_size = check_int("mini_batch_size", mini_batch_size, minimum=1, optional=True)
 
     def config(self) -> dict:
         """The settings, as a run records them (resuming with other settings is refused)."""
-        return {"temperature": self.temperature, "symmetric": self.symmetric, "gather": self.gather}
+        cached = {} if self.mini_batch_size is None else {"mini_batch_size": self.mini_batch_size}
+        return {"temperature": self.temperature, "symmetric": self.symmetric, "gather": self.gather, **cached}
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
