@@ -266,7 +266,7 @@ def _hybrid(data: dict, folder: Path) -> list[str]:
                 )
         speed = splits["test"]["qps"]
         rows.append(
-            f"| {task} | test | search QPS, k=10 (one query a call) | "
+            f"| {task} | test | searches/s, k=10, one query a call, embedded already | "
             + " / ".join(f"{m} {q:.0f}" for m, q in speed.items())
             + " | | |"
         )
