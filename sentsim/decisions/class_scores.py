@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from sentsim.decisions.logistic import LogisticHead
-from sentsim.decisions.multi_label import membership
 
-__all__ = ["Layout", "fit_head", "knn_scores", "prototype_scores", "prototypes"]
+__all__ = ["Layout", "fit_head", "knn_scores", "membership", "prototype_scores", "prototypes"]
 
 
 @dataclass(frozen=True)
@@ -106,3 +105,14 @@ def knn_scores(
         weight = label_weight if has_text[c] else 0.0
         columns.append((total + weight * label_cosines[:, c]) / (top + weight))
     return np.stack(columns, axis=1).astype(np.float32)
+
+
+def membership(rows: Sequence[tuple], classes: Sequence) -> np.ndarray:
+    """``(len(rows), len(classes))`` bool: row i carries class c (labels that are no class are ignored)."""
+    index = {label: c for c, label in enumerate(classes)}
+    matrix = np.zeros((len(rows), len(classes)), dtype=bool)
+    for i, labels in enumerate(rows):
+        for label in labels:
+            if label in index:
+                matrix[i, index[label]] = True
+    return matrix

@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sentsim.data.columns import class_column
+from sentsim.data.columns import class_column, label_set_column
 from sentsim.decisions import class_scores
 from sentsim.decisions import few_shot_store as store
 from sentsim.decisions.label_text import check_known, check_label_text, label_prompt, label_texts_for
 from sentsim.decisions.logistic import LogisticHead
 from sentsim.decisions.model_check import model_digest
-from sentsim.decisions.multi_label import label_sets, membership
 from sentsim.decisions.thresholds import out_of_scope_threshold, tune_class_thresholds
 from sentsim.training.few_shot import fine_tune_few_shot
 from sentsim.validation import (
@@ -138,7 +137,9 @@ class FewShotClassifier:
         return list(self._texts), list(self._labels)
 
     def label_texts(self) -> dict[Label, str]:
-        """The label text of each class that has one (without the prompt it is embedded with)."""
+        """The label text of each class that has one (without the prompt it is embedded with); a
+        ValueError when ``label_text`` describes a label that is no class (declared or met in the examples)."""
+        check_known(self.label_text, self.classes)
         return label_texts_for(self.label_text, self.classes)
 
     def add_examples(
@@ -155,7 +156,7 @@ class FewShotClassifier:
         if blank is not None:  # its embedding would say nothing about its class
             raise ValueError(f"texts[{blank}] is empty ({texts[blank]!r}); every support example needs a text")
         if self.multi_label:
-            labels = label_sets(_label_list(labels), "labels", "support set")
+            labels = label_set_column(_label_list(labels), "labels", "support set")
             flat = [label for row in labels for label in row]
         else:
             labels = flat = class_column(labels, "labels", "support set")
@@ -303,11 +304,7 @@ class FewShotClassifier:
             raise ValueError(
                 "fit_class_thresholds is for multi_label=True; a single-label classifier uses fit_threshold"
             )
-        rows = [() if _empty(row) else row for row in _label_list(labels)]  # tuning texts may belong to no class
-        rows = [
-            () if row == () else label_sets([row], "labels", f"fit_class_thresholds row {i}")[0]
-            for i, row in enumerate(rows)
-        ]
+        rows = label_set_column(_label_list(labels), "labels", "fit_class_thresholds", allow_empty=True)
         if len(texts) != len(rows):
             raise ValueError(f"fit_class_thresholds got {len(texts)} texts but {len(rows)} label sets")
         classes = self.classes
@@ -315,7 +312,7 @@ class FewShotClassifier:
         if unknown:
             raise ValueError(f"fit_class_thresholds: label(s) {', '.join(unknown[:5])} name no class of the classifier")
         scores = self.scores(texts)
-        thresholds = tune_class_thresholds(scores, membership(rows, classes), classes)
+        thresholds = tune_class_thresholds(scores, class_scores.membership(rows, classes), classes)
         self.class_thresholds = {label: float(t) for label, t in zip(classes, thresholds, strict=True)}
         return dict(self.class_thresholds)
 
@@ -386,7 +383,6 @@ class FewShotClassifier:
                 raise RuntimeError(
                     "the support set is empty and no class is declared: add_examples() first, or give labels= and label_text="
                 )
-            check_known(self.label_text, classes)
             texts = self.label_texts()
             missing = [text for text in dict.fromkeys(texts.values()) if text not in self._label_vectors]
             if missing:
@@ -437,10 +433,6 @@ def _label_list(labels: object) -> list:
     if isinstance(labels, str):
         raise TypeError(f"labels must be a list of labels, got the str {labels!r}")
     return [plain(label) for label in labels]
-
-
-def _empty(row: object) -> bool:
-    return isinstance(row, (list, tuple, set, frozenset, np.ndarray)) and len(row) == 0
 
 
 def _check_finite(embeddings: np.ndarray, name: str) -> None:
