@@ -71,7 +71,7 @@ def main() -> None:
     share = {} if args.label_share is None else {"label_share": args.label_share}
     train_set = load_clinc150("train", data_dir=args.data_dir)
     test = load_clinc150(args.eval_split, data_dir=args.data_dir)
-    oos = _oos_sets(args) if args.oos else None
+    oos = _oos_sets(args, test) if args.oos else None
     frozen_encoder = SentenceEncoder.from_pretrained(args.model)
     print(
         f"# CLINC150, evaluated on {args.eval_split} ({len(test)} in-scope texts), {args.model}; {machine()}; "
@@ -82,44 +82,66 @@ def main() -> None:
     classes = sorted(set(train_set.labels))
     results: dict = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}, "cells": []}
 
+    frozen_oos = _oos_embeddings(frozen_encoder, oos, frozen_test) if oos else None
     zero = FewShotClassifier(frozen_encoder, labels=classes, label_text="names", show_progress=False, **weight)
-    accuracy = _accuracy(zero, frozen_test, test.labels)
-    print(f"zero-shot, label names only (no examples): accuracy {accuracy:.2f}", flush=True)
-    results["zero_shot"] = {"accuracy": accuracy}
+    results["zero_shot"] = {"accuracy": _accuracy(zero, frozen_test, test.labels)}
     if oos:
-        results["zero_shot"] |= _out_of_scope(zero, oos)
-        print(f"  out-of-scope: {_oos_line(results['zero_shot'])}", flush=True)
+        results["zero_shot"] |= _out_of_scope(zero, oos, frozen_oos)
+    _print_cell({"shots": 0, "seed": "-", "zero-shot (names only)": results["zero_shot"]})
 
     for shots in args.shots:
         for seed in args.seeds:
             support = train_set.sample_per_class(shots, seed)
             cell = {"shots": shots, "seed": seed}
+            results["cells"].append(cell)
             if "frozen" in args.systems or args.sweep:
-                cell |= _frozen(frozen_encoder, support, frozen_test, test, weight, args.sweep)
+                found = _frozen(frozen_encoder, support, frozen_test, test, weight, args.sweep)
                 if oos and shots == 5:
                     for key, names in (("frozen", False), ("frozen_names", True)):
                         classifier = _classifier(frozen_encoder, support, names, weight)
-                        cell[f"{key}_oos"] = _out_of_scope(classifier, oos)
-            for system in ("tuned", "tuned-names"):
-                if system in args.systems:
-                    encoder = SentenceEncoder.from_pretrained(args.model)
-                    classifier = _classifier(encoder, support, system == "tuned-names", weight)
-                    config = TrainingConfig(epochs=1, batch_size=128, learning_rate=5e-5, show_progress=False)
-                    start = time.perf_counter()
-                    classifier.fine_tune(rounds=args.rounds, config=config, seed=seed, **share)
-                    seconds = time.perf_counter() - start
-                    embeddings = _encode(encoder, test.texts)
-                    cell[system] = _both_heads(classifier, embeddings, test.labels) | {"seconds": seconds}
+                        found[f"{key}_oos"] = _out_of_scope(classifier, oos, frozen_oos)
+                _print_cell({"shots": shots, "seed": seed, **found})
+                cell |= found
+            for system in ("tuned-names", "setfit", "tuned"):  # the main system first
+                if system not in args.systems:
+                    continue
+                if system == "setfit":
+                    found = {"setfit": _setfit(args, support, test, seed)}
+                else:
+                    found = _tuned(args, support, test, system == "tuned-names", weight, share, seed)
                     if oos and shots == 5 and system == "tuned-names":
-                        cell[f"{system}_oos"] = _out_of_scope(classifier, oos)
-            if "setfit" in args.systems:
-                cell["setfit"] = _setfit(args, support, test, seed)
-            _print_cell(cell)
-            results["cells"].append(cell)
+                        encoder, embeddings = found.pop("encoder"), found[system].pop("embeddings")
+                        found[f"{system}_oos"] = _out_of_scope(
+                            found.pop("classifier"), oos, _oos_embeddings(encoder, oos, embeddings)
+                        )
+                    found = {key: value for key, value in found.items() if key not in ("encoder", "classifier")}
+                    found[system].pop("embeddings", None)
+                _print_cell({"shots": shots, "seed": seed, **found})
+                cell |= found
+            if args.json:  # after every cell: a long run that is stopped keeps what it measured
+                _write_json(args.json, results)
     _print_summary(results["cells"], args)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        _write_json(args.json, results)
+
+
+def _write_json(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _tuned(args, support, test, names: bool, weight: dict, share: dict, seed: int) -> dict:
+    """sentsim's fine-tuning on a fresh copy of the model; accuracy of both heads on the eval texts."""
+    system = "tuned-names" if names else "tuned"
+    encoder = SentenceEncoder.from_pretrained(args.model)
+    classifier = _classifier(encoder, support, names, weight)
+    config = TrainingConfig(epochs=1, batch_size=128, learning_rate=5e-5, warmup_ratio=0.1, show_progress=False)
+    start = time.perf_counter()
+    classifier.fine_tune(rounds=args.rounds, config=config, seed=seed, **share)
+    seconds = time.perf_counter() - start
+    embeddings = _encode(encoder, test.texts)
+    result = _both_heads(classifier, embeddings, test.labels) | {"seconds": round(seconds, 1), "embeddings": embeddings}
+    return {system: result, "encoder": encoder, "classifier": classifier}
 
 
 def _classifier(encoder, support, names: bool, weight: dict, embeddings=None) -> FewShotClassifier:
@@ -161,18 +183,28 @@ def _encode(encoder, texts: list[str]) -> np.ndarray:
     return encoder.encode(texts, batch_size=128, normalize=True, show_progress=False)
 
 
-def _oos_sets(args) -> dict:
-    return {split: load_clinc150(split, data_dir=args.data_dir) for split in ("val", "oos_val", "test", "oos_test")}
+def _oos_sets(args, test) -> dict:
+    sets = {split: load_clinc150(split, data_dir=args.data_dir) for split in ("val", "oos_val", "test", "oos_test")}
+    return sets | {args.eval_split: test, "eval": test}  # the eval split is the same object: encoded once
 
 
-def _out_of_scope(classifier: FewShotClassifier, oos: dict) -> dict:
+def _oos_embeddings(encoder, oos: dict, eval_embeddings: np.ndarray) -> dict:
+    """The embeddings of val, oos_val, test and oos_test (the eval split's already computed)."""
+    found = {split: eval_embeddings for split in ("val", "test") if oos[split] is oos["eval"]}
+    return found | {
+        split: _encode(encoder, oos[split].texts)
+        for split in ("val", "oos_val", "test", "oos_test")
+        if split not in found
+    }
+
+
+def _out_of_scope(classifier: FewShotClassifier, oos: dict, embeddings: dict) -> dict:
     """Threshold chosen on val + oos_val (balanced), then in-scope accuracy and OOS recall on test + oos_test."""
-    encoder = classifier.encoder
-    tune = np.concatenate([_encode(encoder, oos["val"].texts), _encode(encoder, oos["oos_val"].texts)])
+    tune = np.concatenate([embeddings["val"], embeddings["oos_val"]])
     tune_labels = oos["val"].labels + [classifier.unknown_label] * len(oos["oos_val"])
     classifier.fit_threshold(tune, tune_labels)
-    inside = classifier.predict(_encode(encoder, oos["test"].texts))
-    outside = classifier.predict(_encode(encoder, oos["oos_test"].texts))
+    inside = classifier.predict(embeddings["test"])
+    outside = classifier.predict(embeddings["oos_test"])
     classifier.threshold = None
     return {
         "in_scope_accuracy": round(
@@ -201,7 +233,10 @@ def _setfit(args, support, test, seed: int) -> dict:
     trainer.train()
     seconds = time.perf_counter() - start
     predicted = [classes[int(i)] for i in model.predict(test.texts, batch_size=128)]
-    return {"accuracy": round(classification_metrics(test.labels, predicted)["accuracy"], 2), "seconds": seconds}
+    return {
+        "accuracy": round(classification_metrics(test.labels, predicted)["accuracy"], 2),
+        "seconds": round(seconds, 1),
+    }
 
 
 def _oos_line(result: dict) -> str:
@@ -209,7 +244,7 @@ def _oos_line(result: dict) -> str:
 
 
 def _print_cell(cell: dict) -> None:
-    head = f"{cell['shots']}-shot seed {cell['seed']}:"
+    head = f"{cell['shots']}-shot seed {cell['seed']}:" if cell["shots"] else ""
     for key, value in cell.items():
         if key in ("shots", "seed"):
             continue
@@ -222,7 +257,9 @@ def _print_cell(cell: dict) -> None:
             seconds = f" ({value['seconds']:.0f} s)" if "seconds" in value else ""
             print(f"{head} {key}: prototypes {value['prototype']:.2f} / logistic {value['logistic']:.2f}{seconds}")
         else:
-            print(f"{head} {key}: accuracy {value['accuracy']:.2f} ({value['seconds']:.0f} s)")
+            seconds = f" ({value['seconds']:.0f} s)" if "seconds" in value else ""
+            oos_part = f"; out-of-scope: {_oos_line(value)}" if "oos_recall" in value else ""
+            print(f"{head} {key}: accuracy {value['accuracy']:.2f}{seconds}{oos_part}")
     sys.stdout.flush()
 
 

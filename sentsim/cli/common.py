@@ -172,7 +172,7 @@ def add_label_options(parser: argparse.ArgumentParser) -> None:
         help="'names' (each class name in words is a weighted member of its class) or a .json object of "
         "label -> description (classes it leaves out use their names)",
     )
-    parser.add_argument("--label-weight", type=float, help="how many examples a label text is worth (default 2)")
+    parser.add_argument("--label-weight", type=float, help="how many examples a label text is worth (default 1)")
     parser.add_argument(
         "--multi-label",
         action="store_true",

@@ -42,7 +42,7 @@ __all__ = ["FewShotClassifier"]
 
 STRATEGIES = ("prototype", "knn", "logistic")
 THRESHOLD_OBJECTIVES = ("balanced", "accuracy")
-LABEL_WEIGHT = 2.0  # a label text is worth this many examples (chosen on CLINC150 val: bench_few_shot.py --sweep)
+LABEL_WEIGHT = 1.0  # a label text is worth this many examples (chosen on CLINC150 val: bench_few_shot.py --sweep)
 
 Label = str | int
 
