@@ -365,3 +365,27 @@ def test_cli_multi_label(model_dir, tmp_path, capsys):
         == 2
     )
     assert "row 1: no label" in capsys.readouterr().err
+
+
+def test_fine_tuning_pulls_label_texts_to_their_examples():
+    from sentsim.training import TrainingConfig
+
+    from .toy_task import TOPICS, toy_encoder
+
+    descriptions = {topic: texts[3] for topic, texts in TOPICS.items()}  # a text of each topic, not an example
+    texts = [texts[i] for texts in TOPICS.values() for i in range(2)]
+    labels = [topic for topic in TOPICS for _ in range(2)]
+    classifier = FewShotClassifier(toy_encoder(dropout=0.0, seed=1), label_text=descriptions, show_progress=False)
+    classifier.add_examples(texts, labels)
+
+    def margin():  # label text to its own examples minus to the others
+        described = classifier.encoder.encode(list(descriptions.values()), normalize=True)
+        cosines = described @ classifier.encoder.encode(texts, normalize=True).T
+        own = np.equal.outer(list(descriptions), labels)
+        return cosines[own].mean() - cosines[~own].mean()
+
+    before, scores = margin(), classifier.scores(texts)
+    config = TrainingConfig(epochs=1, batch_size=8, learning_rate=1e-3, show_progress=False)
+    assert classifier.fine_tune(rounds=20, config=config, label_share=1.0).steps == 20
+    assert margin() > before + 0.3
+    assert not np.allclose(classifier.scores(texts), scores)  # examples and label texts embedded again
