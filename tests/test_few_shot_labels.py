@@ -218,7 +218,9 @@ def test_label_text_bad_input():
     with pytest.raises(TypeError, match="label_text='names' needs str labels"):
         FewShotClassifier(encoder, label_text="names").add_examples(["t0"], [3])
     with pytest.raises(ValueError, match=r"describes 1 label\(s\) that are no class \('sout'\)"):
-        FewShotClassifier(encoder, labels=["east"], label_text={"sout": "S"})
+        FewShotClassifier(encoder, labels=["east"], label_text={"sout": "S"}).predict("t1")
+    declared = FewShotClassifier(encoder, labels=["east"], label_text={"west": "W"}).add_examples(["t18"], ["west"])
+    assert declared.label_texts() == {"east": "east", "west": "W"}  # described classes may come with examples
     typo = FewShotClassifier(encoder, label_text={"east": "E", "sout": "S"}).add_examples(*SUPPORT)
     with pytest.raises(ValueError, match=r"no class \('sout'\)"):  # found when the classes are known
         typo.predict("t1")

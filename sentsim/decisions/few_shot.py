@@ -111,8 +111,6 @@ class FewShotClassifier:
         if unknown_label in declared:
             raise ValueError(f"the label {unknown_label!r} is reserved for 'none of these' answers")
         label_texts_for(self.label_text, declared)  # "names" with int labels: refused now
-        if labels is not None:
-            check_known(self.label_text, declared)
         self.encoder = encoder
         self.strategy, self.k, self.threshold = strategy, k, threshold
         self.unknown_label, self.temperature, self.logistic_c = unknown_label, temperature, logistic_c

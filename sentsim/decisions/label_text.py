@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from sentsim.prompts import search_prompts
 from sentsim.validation import plain
 
-__all__ = ["check_label_text", "humanize", "label_prompt", "label_texts_for"]
+__all__ = ["check_known", "check_label_text", "humanize", "label_prompt", "label_texts_for"]
 
 NAMES = "names"
 Label = str | int
