@@ -336,8 +336,8 @@ def test_few_shot_save_and_load(tmp_path):
         (tmp_path / "clf" / "few_shot.json").write_text(json.dumps(broken))
         with pytest.raises(ValueError, match="few_shot.json is not a saved few-shot classifier"):
             FewShotClassifier.load(tmp_path / "clf", encoder)
-    assert config["format"] == 1
-    for written, message in ((2, r"format 2 is newer than this sentsim reads \(1\)"), (0, "format 0 is unknown")):
+    assert config["format"] == 2
+    for written, message in ((3, r"format 3 is newer than this sentsim reads \(2\)"), (1, "format 1 is unknown")):
         (tmp_path / "clf" / "few_shot.json").write_text(json.dumps(config | {"format": written}))
         with pytest.raises(ValueError, match="few_shot.json: few-shot classifier " + message):
             FewShotClassifier.load(tmp_path / "clf", encoder)

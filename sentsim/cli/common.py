@@ -11,12 +11,16 @@ from pathlib import Path
 
 from sentsim.data import (
     LabelledTexts,
+    MultiLabelTexts,
     SentencePairs,
     load_clinc150,
     load_stsb,
     read_labelled_texts,
+    read_multi_label_texts,
     read_sts,
 )
+from sentsim.data.jsonl import read_json
+from sentsim.data.lines import read_lines
 from sentsim.decisions.few_shot import FewShotClassifier
 from sentsim.encoder import SentenceEncoder
 from sentsim.evaluation.report import check_results_path, json_safe, write_results
@@ -150,8 +154,14 @@ def read_scored_pairs(source: str, args: argparse.Namespace, split: str | None =
     return _named_or_file(source, args, "stsb", lambda: read_sts(source, split=split))
 
 
-def read_texts_with_labels(source: str, args: argparse.Namespace, split: str | None = None) -> LabelledTexts:
-    """``clinc150:SPLIT`` or any source :func:`read_labelled_texts` reads (``split`` as above)."""
+def read_texts_with_labels(
+    source: str, args: argparse.Namespace, split: str | None = None
+) -> LabelledTexts | MultiLabelTexts:
+    """``clinc150:SPLIT`` or any source :func:`read_labelled_texts` reads (``split`` as above); label
+    sets (:func:`read_multi_label_texts`) with ``--multi-label``."""
+    if getattr(args, "multi_label", False):
+        refuse_named(source, "multi-label texts")
+        return read_multi_label_texts(source, split=split)
     return _named_or_file(source, args, "clinc150", lambda: read_labelled_texts(source, split=split))
 
 
@@ -195,8 +205,53 @@ def add_fine_tune_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="let --save-model replace an existing folder")
 
 
-def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> FewShotClassifier:
-    """A classifier over ``support`` with the --model, --strategy, --k, --threshold and fine-tuning options."""
+def add_label_options(parser: argparse.ArgumentParser) -> None:
+    """--labels, --label-text, --label-weight and --multi-label."""
+    parser.add_argument(
+        "--labels", help="the classes: a .json array or one label a line (zero-shot: with --label-text, no --support)"
+    )
+    parser.add_argument(
+        "--label-text",
+        help="'names' (each class name in words is a weighted member of its class) or a .json object of "
+        "label -> description (classes it leaves out use their names)",
+    )
+    parser.add_argument("--label-weight", type=float, help="how many examples a label text is worth (default 1)")
+    parser.add_argument(
+        "--multi-label",
+        action="store_true",
+        help="texts carry label sets: a 'labels' (or 'label') column holding a list, or labels joined by | in CSV/TSV",
+    )
+
+
+def read_label_list(path: str) -> list[str | int]:
+    """``--labels``: a JSON array of labels, or a file with one label a line (blank lines skipped)."""
+    if Path(path).suffix.lower() == ".json":
+        labels = read_json(Path(path))
+        if not isinstance(labels, list):
+            raise ValueError(f"{path}: expected a JSON array of labels, got a {type(labels).__name__}")
+        return labels
+    return [line.strip() for line in read_lines(path) if line.strip()]
+
+
+def read_label_text(value: str | None, classes: list) -> str | dict | None:
+    """``--label-text``: ``names``, or a JSON object of label -> description; a key that spells an int
+    class (JSON keys are strings) is read as that int."""
+    if value is None or value == "names":
+        return value
+    if Path(value).suffix.lower() != ".json":
+        raise ValueError(f"--label-text must be 'names' or a .json file of label -> description, got {value!r}")
+    descriptions = read_json(Path(value))
+    if not isinstance(descriptions, dict):
+        raise ValueError(
+            f"{value}: expected a JSON object of label -> description, got a {type(descriptions).__name__}"
+        )
+    ints = {str(label): label for label in classes if isinstance(label, int)}
+    return {ints.get(key, key): text for key, text in descriptions.items()}
+
+
+def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts | MultiLabelTexts | None) -> FewShotClassifier:
+    """A classifier over ``support`` (None: zero-shot, from --labels and --label-text) with the --model,
+    --strategy, --k, --threshold, label and fine-tuning options."""
     for option, value in (("--save-model", args.save_model), ("--rounds", args.rounds)):
         if value is not None and not args.fine_tune:
             raise ValueError(f"{option} needs --fine-tune")
@@ -204,6 +259,12 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
         raise ValueError(f"--rounds must be >= 1, got {args.rounds}")
     if args.k is not None and args.strategy != "knn":
         raise ValueError(f"--k is the neighbours per class of --strategy knn; --strategy {args.strategy} has none")
+    if support is None and (args.labels is None or args.label_text is None):
+        raise ValueError("give --support (labelled examples), or --labels and --label-text for zero-shot")
+    if support is None and args.fine_tune:
+        raise ValueError("--fine-tune trains on the --support examples; zero-shot has none")
+    if args.label_weight is not None and args.label_text is None:
+        raise ValueError("--label-weight weighs the label texts of --label-text")
     saved = Path(args.save_model) if args.save_model else None
     if saved is not None and saved.exists() and (not saved.is_dir() or any(saved.iterdir())):
         if not args.overwrite:
@@ -212,8 +273,14 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
             raise ValueError(
                 f"--save-model {saved} holds files that are not a model; --overwrite replaces a model only"
             )
+    labels = read_label_list(args.labels) if args.labels else None
+    known = [*(labels or []), *(label for row in (support.labels if support else []) for label in _as_row(row))]
     classifier = FewShotClassifier(
         load_encoder(args),
+        labels=labels,
+        label_text=read_label_text(args.label_text, known),
+        **({} if args.label_weight is None else {"label_weight": args.label_weight}),
+        multi_label=args.multi_label,
         strategy=args.strategy,
         **({} if args.k is None else {"k": args.k}),
         threshold=args.threshold,
@@ -221,7 +288,9 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
         batch_size=args.batch_size,
         show_progress=progress(args),
     )
-    classifier.add_examples(support.texts, support.labels)
+    if support is not None:
+        classifier.add_examples(support.texts, support.labels)
+    classifier.label_texts()  # a description of no class, or "names" with int labels: refused before any work
     if args.fine_tune:
         show = not args.no_progress and sys.stderr.isatty()
         config = TrainingConfig.from_dict(FEW_SHOT_CONFIG.to_dict() | {"show_progress": show})
@@ -230,6 +299,10 @@ def few_shot_classifier(args: argparse.Namespace, support: LabelledTexts) -> Few
         if args.save_model:
             classifier.encoder.save_pretrained(args.save_model)  # a model folder is replaced; others refused
     return classifier
+
+
+def _as_row(labels: object) -> tuple:
+    return labels if isinstance(labels, tuple) else (labels,)
 
 
 def add_weight_option(parser: argparse.ArgumentParser) -> None:

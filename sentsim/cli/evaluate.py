@@ -6,6 +6,7 @@ import argparse
 
 from sentsim.cli.common import (
     add_fine_tune_options,
+    add_label_options,
     add_model_options,
     add_output_options,
     add_precision_options,
@@ -110,10 +111,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         tasks,
         "classify",
         run_classify,
-        "Few-shot classification: accuracy and macro-F1, with optional out-of-scope detection.",
+        "Few-shot or zero-shot classification: accuracy and macro-F1, with optional out-of-scope detection; "
+        "micro/macro-F1 and subset accuracy with --multi-label.",
     )
     classify.add_argument(
-        "--support", required=True, help="labelled examples (text,label), or a named set such as clinc150:train"
+        "--support", help="labelled examples (text,label), or a named set such as clinc150:train; zero-shot: none"
     )
     classify.add_argument("--data", required=True, help="labelled test texts, or a named set such as clinc150:test")
     classify.add_argument("--shots", type=int, help="sample this many support examples per class")
@@ -136,8 +138,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--tune-out-of-scope",
         action="append",
         default=[],
-        help="... and these out-of-scope texts (e.g. clinc150:val, clinc150:oos_val)",
+        help="... and these out-of-scope texts (e.g. clinc150:val, clinc150:oos_val); "
+        "with --multi-label, --tune-data alone tunes a threshold per class",
     )
+    add_label_options(classify)
     add_fine_tune_options(classify)
 
 
@@ -257,20 +261,29 @@ def run_triplets(args: argparse.Namespace) -> int:
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    if bool(args.tune_data) != bool(args.tune_out_of_scope):
+    if args.multi_label:
+        _check_multi_label(args)
+    elif bool(args.tune_data) != bool(args.tune_out_of_scope):
         raise ValueError(
             "--tune-data (labelled in-scope texts) and --tune-out-of-scope (texts that belong to no class) "
             "tune the threshold together; give both"
         )
     _one_threshold(args)
+    if args.shots is not None and args.support is None:
+        raise ValueError("--shots samples the --support examples; zero-shot has none")
     sources = [args.support, args.data, *args.tune_data, *args.tune_out_of_scope, *args.out_of_scope]
     check_split_used(args.split, sources)
-    support = read_texts_with_labels(args.support, args, args.split)
+    support = read_texts_with_labels(args.support, args, args.split) if args.support else None
     if args.shots is not None:
         support = support.sample_per_class(args.shots, args.seed)
     test = read_texts_with_labels(args.data, args, args.split)
     classifier = few_shot_classifier(args, support)
-    if args.tune_data or args.tune_out_of_scope:
+    if args.multi_label and args.tune_data:
+        tune = [read_texts_with_labels(source, args, args.split) for source in args.tune_data]
+        classifier.fit_class_thresholds(
+            [text for part in tune for text in part.texts], [labels for part in tune for labels in part.labels]
+        )
+    elif args.tune_data or args.tune_out_of_scope:
         tune = [read_texts_with_labels(source, args, args.split) for source in args.tune_data]
         outside = [
             text for source in args.tune_out_of_scope for text in read_texts_with_labels(source, args, args.split).texts
@@ -282,12 +295,35 @@ def run_classify(args: argparse.Namespace) -> int:
         text for source in args.out_of_scope for text in read_texts_with_labels(source, args, args.split).texts
     ]
     results = evaluate_classifier(classifier, test.texts, test.labels, out_of_scope=out_of_scope)
-    results |= {"classes": len(classifier.classes), "support": len(support), "threshold": classifier.threshold}
+    results |= {"classes": len(classifier.classes), "support": len(support) if support else 0}
+    if args.multi_label:
+        results["thresholds"] = classifier.class_thresholds or classifier.threshold
+        emit(
+            results,
+            args,
+            f"n={results['n']}  micro_f1={results['micro_f1']:.2f}  macro_f1={results['macro_f1']:.2f}  "
+            f"subset_accuracy={results['subset_accuracy']:.2f}",
+        )
+        return 0
+    results["threshold"] = classifier.threshold
     summary = f"n={results['n']}  accuracy={results['accuracy']:.2f}  macro_f1={results['macro_f1']:.2f}"
     if out_of_scope:
         summary += f"  oos_recall={results['oos_recall']:.2f}"
     emit(results, args, summary)
     return 0
+
+
+def _check_multi_label(args: argparse.Namespace) -> None:
+    """Multi-label: a threshold per class (from --tune-data) or one for all; no out-of-scope texts or --shots."""
+    if args.out_of_scope or args.tune_out_of_scope:
+        raise ValueError(
+            "--multi-label answers an empty label set for texts of no class: put them in --data / --tune-data "
+            "with an empty label list instead of --out-of-scope / --tune-out-of-scope"
+        )
+    if args.shots is not None:
+        raise ValueError("--shots samples per class from single-label data; --multi-label takes --support as it is")
+    if args.threshold is None and not args.tune_data:
+        raise ValueError("--multi-label needs --tune-data (a threshold per class) or --threshold (one for all)")
 
 
 def _one_threshold(args: argparse.Namespace) -> None:

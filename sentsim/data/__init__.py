@@ -1,6 +1,6 @@
 """Data readers: local files or Hugging Face datasets, validated with errors naming column and row."""
 
-from sentsim.data.classification import LabelledTexts, read_labelled_texts
+from sentsim.data.classification import LabelledTexts, MultiLabelTexts, read_labelled_texts, read_multi_label_texts
 from sentsim.data.derived import same_label_retrieval, sts_pair_classification, sts_paraphrase_retrieval
 from sentsim.data.named import load_clinc150, load_stsb
 from sentsim.data.pairs import LabelledPairs, read_pairs
@@ -12,6 +12,7 @@ from sentsim.data.triplets import Triplets, read_triplets
 __all__ = [
     "LabelledPairs",
     "LabelledTexts",
+    "MultiLabelTexts",
     "RetrievalData",
     "SentencePairs",
     "Triplets",
@@ -19,6 +20,7 @@ __all__ = [
     "load_stsb",
     "read_beir",
     "read_labelled_texts",
+    "read_multi_label_texts",
     "read_pairs",
     "read_sts",
     "read_texts",

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sentsim.data.columns import ShortRepr, class_column, require_columns, same_lengths, text_column
+from sentsim.data.columns import (
+    LABEL_SEPARATOR,
+    ShortRepr,
+    class_column,
+    label_set_column,
+    require_columns,
+    same_lengths,
+    text_column,
+)
 from sentsim.data.tables import read_table
 
 COLUMNS = ["text", "label"]
@@ -51,6 +59,43 @@ def read_labelled_texts(
     table, name = read_table(source, split=split, columns=columns)
     require_columns(list(table), COLUMNS, name)
     data = LabelledTexts(text_column(table["text"], "text", name), class_column(table["label"], "label", name))
+    if len(data) == 0:
+        raise ValueError(f"{name}: no labelled texts")
+    return data
+
+
+@dataclass(frozen=True, repr=False)
+class MultiLabelTexts(ShortRepr):
+    """Texts with a set of labels each (a tuple, first-seen order; empty for a text of no class)."""
+
+    texts: list[str]
+    labels: list[tuple[str | int, ...]]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "texts", text_column(self.texts, "texts", "MultiLabelTexts"))
+        object.__setattr__(self, "labels", label_set_column(self.labels, "labels", "MultiLabelTexts", allow_empty=True))
+        same_lengths("MultiLabelTexts", texts=self.texts, labels=self.labels)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def read_multi_label_texts(
+    source: object, *, split: str | None = None, columns: dict[str, str] | None = None
+) -> MultiLabelTexts:
+    """Read ``text`` / ``labels`` rows (or ``text`` / ``label``) from a file, dataset or Hub name.
+
+    A row's labels are a list (JSON, JSONL, Parquet, ``datasets``) or, in a CSV/TSV cell, labels
+    joined by ``|`` (``billing|refund``). A row may have no label (an empty list or cell: a text of no
+    class, for evaluation and threshold tuning); a support set refuses it.
+    """
+    table, name = read_table(source, split=split, columns=columns)
+    column = "labels" if "labels" in table else "label"
+    require_columns(list(table), ["text", column], name)
+    texts = text_column(table["text"], "text", name)
+    data = MultiLabelTexts(
+        texts, label_set_column(table[column], column, name, separator=LABEL_SEPARATOR, allow_empty=True)
+    )
     if len(data) == 0:
         raise ValueError(f"{name}: no labelled texts")
     return data

@@ -77,6 +77,41 @@ def class_column(values: Sequence[object], column: str, source: str) -> list[str
     return [int(value) if isinstance(value, np.integer) else value for value in labels]
 
 
+LABEL_SEPARATOR = "|"  # between the labels of a multi-label CSV/TSV cell
+
+
+def label_set_column(
+    values: Sequence[object], column: str, source: str, *, separator: str | None = None, allow_empty: bool = False
+) -> list[tuple[str | int, ...]]:
+    """Each row's labels as a tuple (duplicates dropped, first-seen order).
+
+    A row is a list, tuple, set or array of labels, or one label (a set of one); with
+    ``separator``, a str row is split on it (the CSV layout). Labels are non-empty str or int.
+    A row with no label is an error unless ``allow_empty`` (texts of no class, in tuning data).
+    """
+    if isinstance(values, str):  # would read as one row per character
+        raise TypeError(f"{source}: {column} must be a list with one label set per text, got the str {values!r}")
+    rows = []
+    for row, value in enumerate(plain(item) for item in values):
+        if isinstance(value, str) and separator is not None:
+            items = [part.strip() for part in value.split(separator) if part.strip()]
+        elif isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
+            items = [plain(item) for item in value]
+        else:
+            items = [value]
+        if not items and not allow_empty:
+            raise ValueError(
+                f"{source}: column {column!r}, row {row}: no label; every multi-label row needs one or more"
+            )
+        bad = [item for item in items if isinstance(item, bool) or not isinstance(item, (str, int)) or item == ""]
+        if bad:
+            raise ValueError(
+                f"{source}: column {column!r}, row {row}: expected class labels (str or int), got {bad[0]!r} in {value!r}"
+            )
+        rows.append(tuple(dict.fromkeys(items)))
+    return rows
+
+
 class ShortRepr:
     """A data set's repr: its class and size, not every row (``load_stsb`` holds thousands)."""
 

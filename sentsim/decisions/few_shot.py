@@ -1,13 +1,14 @@
-"""Few-shot classification: label texts by their nearest classes in a small support set.
+"""Few-shot and zero-shot classification: texts labelled by their nearest classes in a small support set.
 
-New classes and examples are added without retraining: the support set is just embeddings.
-The tower can also be fine-tuned on pairs built from the support set (same class = similar,
-different = dissimilar); call :meth:`FewShotClassifier.refresh` afterwards to re-embed it.
+New classes and examples are added without retraining: the support set is just embeddings. A
+class may also be described by a label text (its name in words, or a description), which joins
+its examples as a weighted member; with label texts and no examples at all, the classifier is
+zero-shot. The tower can be fine-tuned on pairs built from the support set (and label texts);
+:meth:`FewShotClassifier.fine_tune` re-embeds everything afterwards.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,16 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sentsim._version import __version__
-from sentsim.data.columns import class_column
+from sentsim.data.columns import class_column, label_set_column
+from sentsim.decisions import class_scores
+from sentsim.decisions import few_shot_store as store
+from sentsim.decisions.label_text import check_known, check_label_text, label_prompt, label_texts_for
 from sentsim.decisions.logistic import LogisticHead
-from sentsim.decisions.model_check import fitted_with_another_model, model_digest
-from sentsim.storage.atomic import atomic_folder, check_replaceable, recover_folder
-from sentsim.storage.formats import check_format
-from sentsim.storage.weights import load_safetensors, save_safetensors
+from sentsim.decisions.model_check import model_digest
+from sentsim.decisions.thresholds import out_of_scope_threshold, tune_class_thresholds
 from sentsim.training.few_shot import fine_tune_few_shot
 from sentsim.validation import (
     check_choice,
+    check_flag,
     check_int,
     finite_or_none,
     nonfinite_row,
@@ -36,30 +38,41 @@ from sentsim.validation import (
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["FewShotClassifier"]
+
 STRATEGIES = ("prototype", "knn", "logistic")
 THRESHOLD_OBJECTIVES = ("balanced", "accuracy")
-CONFIG_NAME, EMBEDDINGS_NAME = "few_shot.json", "support.safetensors"
-FEW_SHOT_FORMAT = 1  # of few_shot.json; any other is refused
-SETTINGS = ("strategy", "k", "threshold", "unknown_label", "temperature", "logistic_c")  # saved, passed to __init__
-SAVED_KEYS = ("format", *SETTINGS, "texts", "labels", "model_sha256")  # what save writes and load needs
+LABEL_WEIGHT = 1.0  # a label text is worth this many examples (chosen on CLINC150 val: bench_few_shot.py --sweep)
 
 Label = str | int
 
 
 class FewShotClassifier:
-    """Nearest-class classification over a support set of ``(text, label)`` examples.
+    """Nearest-class classification over a support set of ``(text, label)`` examples and label texts.
 
     Args:
         encoder: a ``SentenceEncoder`` (embeddings are L2-normalized here; similarity is cosine).
+        labels: the classes, declared up front (needed for zero-shot; examples may add more).
+        label_text: ``"names"`` (each str label in words: ``card_arrival`` -> "card arrival") or a
+            dict of label -> description (a class it leaves out uses its name; see
+            :mod:`sentsim.decisions.label_text`). Label texts are embedded with the model's document
+            prompt where it has one, and count as ``label_weight`` examples of their class: in the
+            prototype, among the ``knn`` neighbours, as weighted points of the ``logistic`` head,
+            and as anchors of :meth:`fine_tune`.
+        label_weight: how many examples a label text is worth (> 0 for a class without examples).
+        multi_label: examples carry label sets; :meth:`predict` answers every class whose score
+            reaches its own threshold (:meth:`fit_class_thresholds`), :meth:`predict_proba` gives
+            independent sigmoids.
         strategy: ``"prototype"``: cosine to each class's mean embedding; ``"knn"``: the mean
             cosine of the ``k`` most similar examples of each class; ``"logistic"``: the class
             probabilities of a logistic-regression head fitted on the support embeddings (refitted
             on the next prediction whenever the support set changes; the encoder is untouched).
         k: neighbours per class for ``knn``.
         logistic_c: inverse L2 regularization strength of the ``logistic`` head (scikit-learn's ``C``).
-        threshold: below this best score the answer is ``unknown_label`` ("none of these");
-            ``None`` always answers a class. :meth:`fit_threshold` tunes it.
-        unknown_label: the "none of these" answer.
+        threshold: single-label: below this best score the answer is ``unknown_label`` ("none of
+            these"; ``None`` always answers a class; :meth:`fit_threshold` tunes it). Multi-label:
+            the threshold of every class without its own.
+        unknown_label: the "none of these" answer (single-label).
         temperature: softmax temperature of :meth:`predict_proba` over cosine scores.
         batch_size, show_progress: passed to ``encoder.encode``.
     """
@@ -68,6 +81,10 @@ class FewShotClassifier:
         self,
         encoder,
         *,
+        labels: Sequence[Label] | None = None,
+        label_text: str | dict[Label, str] | None = None,
+        label_weight: float = LABEL_WEIGHT,
+        multi_label: bool = False,
         strategy: str = "prototype",
         k: int = 3,
         threshold: float | None = None,
@@ -86,40 +103,66 @@ class FewShotClassifier:
             check_int("batch_size", batch_size, minimum=1),
         )  # as int: saved as JSON
         temperature, logistic_c = positive_number("temperature", temperature), positive_number("logistic_c", logistic_c)
+        self.label_weight = positive_number("label_weight", label_weight, allow_zero=True)
+        self.multi_label = check_flag("multi_label", multi_label)
         threshold = finite_or_none("threshold", threshold)
+        self.label_text = check_label_text(label_text)
+        declared = [] if labels is None else class_column(_label_list(labels), "labels", "FewShotClassifier")
+        if unknown_label in declared:
+            raise ValueError(f"the label {unknown_label!r} is reserved for 'none of these' answers")
+        label_texts_for(self.label_text, declared)  # "names" with int labels: refused now
         self.encoder = encoder
         self.strategy, self.k, self.threshold = strategy, k, threshold
         self.unknown_label, self.temperature, self.logistic_c = unknown_label, temperature, logistic_c
         self.batch_size, self.show_progress = batch_size, show_progress
+        self.class_thresholds: dict[Label, float] = {}  # multi-label, by fit_class_thresholds
+        self._declared: list[Label] = list(dict.fromkeys(declared))
         self._texts: list[str] = []
-        self._labels: list[Label] = []
+        self._labels: list = []  # one label per example, or a tuple of labels (multi_label)
         self._embeddings = np.zeros((0, encoder.dim), dtype=np.float32)
+        self._label_vectors: dict[str, np.ndarray] = {}  # label text -> unit embedding; kept until refresh()
+        self._layout_cache: class_scores.Layout | None = None
         self._head: LogisticHead | None = None  # fitted on first use after the support set changes
 
     @property
     def classes(self) -> list[Label]:
-        """The labels of the support set, in the order they were first added."""
-        return list(dict.fromkeys(self._labels))
+        """The declared labels, then those of the examples, in the order they were first met."""
+        found = (label for labels in self._labels for label in labels) if self.multi_label else self._labels
+        return list(dict.fromkeys([*self._declared, *found]))
 
-    def support(self) -> tuple[list[str], list[Label]]:
-        """The support set's texts and labels (for building fine-tuning pairs)."""
+    def support(self) -> tuple[list[str], list]:
+        """The support set's texts and labels (a tuple of labels per text when ``multi_label``)."""
         return list(self._texts), list(self._labels)
 
+    def label_texts(self) -> dict[Label, str]:
+        """The label text of each class that has one (without the prompt it is embedded with); a
+        ValueError when ``label_text`` describes a label that is no class (declared or met in the examples)."""
+        check_known(self.label_text, self.classes)
+        return label_texts_for(self.label_text, self.classes)
+
     def add_examples(
-        self, texts: Sequence[str], labels: Sequence[Label], *, embeddings: np.ndarray | None = None
+        self, texts: Sequence[str], labels: Sequence, *, embeddings: np.ndarray | None = None
     ) -> FewShotClassifier:
-        """Add labelled examples (new classes welcome); ``embeddings`` skips encoding when already computed."""
+        """Add labelled examples (new classes welcome); ``embeddings`` skips encoding when already computed.
+
+        With ``multi_label``, each label is a list of labels (or one label, a set of one).
+        """
         texts = validate_texts(texts)
         if isinstance(labels, str):  # would read as one label per character
             raise TypeError(f"labels must be a list with one label per text, got the str {labels!r}")
         blank = next((index for index, text in enumerate(texts) if not text.strip()), None)
         if blank is not None:  # its embedding would say nothing about its class
             raise ValueError(f"texts[{blank}] is empty ({texts[blank]!r}); every support example needs a text")
-        labels = class_column(labels, "labels", "support set")
+        if self.multi_label:
+            labels = label_set_column(_label_list(labels), "labels", "support set")
+            flat = [label for row in labels for label in row]
+        else:
+            labels = flat = class_column(labels, "labels", "support set")
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-        if self.unknown_label in labels:
+        if self.unknown_label in flat:
             raise ValueError(f"the label {self.unknown_label!r} is reserved for 'none of these' answers")
+        label_texts_for(self.label_text, list(dict.fromkeys(flat)))  # "names" with an int label: refused
         if embeddings is None:
             embeddings = self._encode(texts)
         embeddings = np.asarray(embeddings, dtype=np.float32)
@@ -133,29 +176,40 @@ class FewShotClassifier:
         self._texts += texts
         self._labels += labels
         self._embeddings = np.concatenate([self._embeddings, embeddings])
-        self._head = None
+        self._changed()
         return self
 
     def remove_class(self, label: Label) -> None:
-        """Forget every example of ``label``."""
-        if label not in self._labels:
+        """Forget ``label``: its examples (multi-label: its place in their label sets), declaration and description."""
+        if label not in self.classes:
             raise KeyError(f"no class {label!r}; classes are {self.classes[:10]}")
-        keep = [i for i, known in enumerate(self._labels) if known != label]
+        if self.multi_label:
+            kept = [tuple(other for other in labels if other != label) for labels in self._labels]
+            keep = [i for i, labels in enumerate(kept) if labels]
+            self._labels = [kept[i] for i in keep]
+        else:
+            keep = [i for i, known in enumerate(self._labels) if known != label]
+            self._labels = [self._labels[i] for i in keep]
         self._texts = [self._texts[i] for i in keep]
-        self._labels = [self._labels[i] for i in keep]
         self._embeddings = self._embeddings[keep]
-        self._head = None
+        self._declared = [known for known in self._declared if known != label]
+        if isinstance(self.label_text, dict):
+            self.label_text = {known: text for known, text in self.label_text.items() if known != label}
+        self.class_thresholds.pop(label, None)
+        self._changed()
 
     def fine_tune(self, **options):
-        """Siamese fine-tuning of the encoder on pairs from the support set; the support set is
-        re-embedded after. ``options`` (``rounds``, ``config``, ``temperature``, ``symmetric``,
-        ``seed``) and their defaults are those of :func:`sentsim.training.few_shot.fine_tune_few_shot`."""
+        """Siamese fine-tuning of the encoder on pairs from the support set and its label texts; the
+        support set and label texts are re-embedded after. ``options`` (``rounds``, ``config``,
+        ``temperature``, ``symmetric``, ``label_share``, ``seed``) and their defaults are those of
+        :func:`sentsim.training.few_shot.fine_tune_few_shot`."""
         return fine_tune_few_shot(self, **options)
 
     def refresh(self) -> None:
-        """Re-embed the support set with the (fine-tuned) encoder."""
+        """Re-embed the support set and label texts with the (fine-tuned) encoder."""
         self._embeddings = self._encode(self._texts) if self._texts else self._embeddings
-        self._head = None
+        self._label_vectors = {}
+        self._changed()
 
     def scores(self, texts: str | Sequence[str] | np.ndarray) -> np.ndarray:
         """Score of each text (or embedding row) for each class, ``(n, len(classes))``: cosine
@@ -163,42 +217,47 @@ class FewShotClassifier:
         one = _as_batch_of_one(texts)
         if one is not None:
             return self.scores(one)[0]
-        if not self._labels:
-            raise RuntimeError("the support set is empty: add_examples() first")
+        layout = self._layout()
         queries = self._queries(texts)
         if self.strategy == "logistic":
-            return self._logistic_head().probabilities(queries)
-        similarities = torch.from_numpy(queries @ self._embeddings.T)  # (n, support)
-        labels = np.asarray(self._labels, dtype=object)
-        columns = []
-        for label in self.classes:
-            members = similarities[:, torch.from_numpy(np.flatnonzero(labels == label))]
-            if self.strategy == "prototype":
-                prototype = self._embeddings[labels == label].mean(axis=0)
-                prototype /= max(float(np.linalg.norm(prototype)), 1e-12)
-                columns.append(torch.from_numpy(queries @ prototype))
-            else:
-                columns.append(members.topk(min(self.k, members.shape[1]), dim=1).values.mean(dim=1))
-        return torch.stack(columns, dim=1).numpy()
+            return self._logistic_head(layout).probabilities(queries)
+        parts = (self._embeddings, layout.members, layout.label_vectors, layout.has_text, self.label_weight)
+        if self.strategy == "prototype":
+            return class_scores.prototype_scores(queries, class_scores.prototypes(*parts))
+        return class_scores.knn_scores(queries, *parts, self.k)
 
     def predict_proba(self, texts: str | Sequence[str] | np.ndarray) -> np.ndarray:
-        """Class probabilities, ``(n, len(classes))``, rows sum to 1: the head's (``logistic``) or a
-        softmax over classes of ``scores / temperature``; ``(len(classes),)`` for one string or embedding."""
+        """Class probabilities, ``(n, len(classes))``; ``(len(classes),)`` for one string or embedding.
+
+        Single-label: rows sum to 1 (the head's with ``logistic``, else a softmax over classes of
+        ``scores / temperature``). Multi-label: independent sigmoids, the head's with ``logistic``,
+        else ``sigmoid((score - class threshold) / temperature)`` (0.5 at the threshold).
+        """
         one = _as_batch_of_one(texts)
         if one is not None:
             return self.predict_proba(one)[0]
+        scores = self.scores(texts)
         if self.strategy == "logistic":
-            return self.scores(texts)
-        return torch.softmax(torch.from_numpy(self.scores(texts)) / self.temperature, dim=1).numpy()
+            return scores
+        if self.multi_label:
+            return torch.sigmoid(torch.from_numpy((scores - self._thresholds()) / self.temperature)).numpy()
+        return torch.softmax(torch.from_numpy(scores) / self.temperature, dim=1).numpy()
 
-    def predict(self, texts: str | Sequence[str] | np.ndarray) -> list[Label] | Label:
+    def predict(self, texts: str | Sequence[str] | np.ndarray) -> list:
         """The best class of each text, or ``unknown_label`` where its score is under ``threshold``
-        (one label for one string or embedding)."""
+        (one label for one string or embedding). Multi-label: the list of classes whose score
+        reaches their threshold, best first (empty for none)."""
         one = _as_batch_of_one(texts)
         if one is not None:
             return self.predict(one)[0]
         scores = self.scores(texts)
         classes = self.classes
+        if self.multi_label:
+            passed = scores >= self._thresholds()
+            return [
+                [classes[c] for c in np.argsort(-row, kind="stable") if ok[c]]
+                for row, ok in zip(scores, passed, strict=True)
+            ]
         best = scores.argmax(axis=1)
         return [
             self.unknown_label if self.threshold is not None and row[i] < self.threshold else classes[i]
@@ -213,6 +272,8 @@ class FewShotClassifier:
         ``balanced`` maximizes the mean of in-scope accuracy and out-of-scope recall;
         ``accuracy`` maximizes accuracy over all the texts.
         """
+        if self.multi_label:
+            raise ValueError("a multi-label classifier has a threshold per class: use fit_class_thresholds()")
         check_choice("objective", objective, THRESHOLD_OBJECTIVES)
         labels = class_column(labels, "labels", "fit_threshold")
         if len(texts) != len(labels):
@@ -230,108 +291,146 @@ class FewShotClassifier:
                 f"fit_threshold needs in-scope texts and out-of-scope ones labelled {self.unknown_label!r}"
             )
         scores = self.scores(texts)
-        classes = self.classes
-        best_score = scores.max(axis=1)
-        correct = np.array([classes[i] == label for i, label in zip(scores.argmax(axis=1), labels, strict=True)])
-        candidates = np.unique(np.r_[best_score, best_score.max() + 1e-6])
-        # For each candidate t: in-scope right when correct and score >= t; out-of-scope right when score < t.
-        in_right = np.array([(correct & ~out & (best_score >= t)).sum() for t in candidates])
-        out_right = np.array([(out & (best_score < t)).sum() for t in candidates])
-        if objective == "balanced":
-            values = in_right / (~out).sum() + out_right / out.sum()
-        else:
-            values = (in_right + out_right) / len(labels)
-        self.threshold = float(candidates[int(np.argmax(values))])
+        correct = np.array([self.classes[i] == label for i, label in zip(scores.argmax(axis=1), labels, strict=True)])
+        self.threshold = out_of_scope_threshold(scores.max(axis=1), correct, out, objective)
         return self.threshold
 
-    def save(self, folder: str | Path, *, overwrite: bool = False) -> None:
-        """Write the support set (texts, labels, embeddings) and settings to ``folder``, atomically.
+    def fit_class_thresholds(self, texts: Sequence[str] | np.ndarray, labels: Sequence) -> dict[Label, float]:
+        """Multi-label: tune one threshold per class on labelled texts (each with its label set, which
+        may be empty), maximizing each class's F1; stored in ``class_thresholds`` and returned."""
+        if not self.multi_label:
+            raise ValueError(
+                "fit_class_thresholds is for multi_label=True; a single-label classifier uses fit_threshold"
+            )
+        rows = label_set_column(_label_list(labels), "labels", "fit_class_thresholds", allow_empty=True)
+        if len(texts) != len(rows):
+            raise ValueError(f"fit_class_thresholds got {len(texts)} texts but {len(rows)} label sets")
+        classes = self.classes
+        unknown = sorted({repr(label) for row in rows for label in row if label not in classes})
+        if unknown:
+            raise ValueError(f"fit_class_thresholds: label(s) {', '.join(unknown[:5])} name no class of the classifier")
+        scores = self.scores(texts)
+        thresholds = tune_class_thresholds(scores, class_scores.membership(rows, classes), classes)
+        self.class_thresholds = {label: float(t) for label, t in zip(classes, thresholds, strict=True)}
+        return dict(self.class_thresholds)
 
-        It replaces the whole folder, so a non-empty folder that holds no saved classifier is
-        refused unless ``overwrite``.
-        """
-        check_replaceable(folder, (CONFIG_NAME,), "few-shot classifier", overwrite=overwrite)
-        config = {
-            "format": FEW_SHOT_FORMAT,
-            "sentsim_version": __version__,
-            "strategy": self.strategy,
-            "k": self.k,
-            "threshold": self.threshold,
-            "unknown_label": self.unknown_label,
-            "temperature": self.temperature,
-            "logistic_c": self.logistic_c,
+    def save(self, folder: str | Path, *, overwrite: bool = False) -> None:
+        """Write the support set, label texts and settings to ``folder``, atomically (a non-empty folder
+        that holds no saved classifier is refused unless ``overwrite``)."""
+        layout = self._layout() if self.classes else None  # label texts embedded: saved, not embedded again on load
+        embedded = list(dict.fromkeys(self.label_texts().values())) if layout else []
+        label_text = self.label_text
+        config = {name: getattr(self, name) for name in store.SETTINGS} | {
+            "labels": self._declared,
+            "label_text": list(map(list, label_text.items())) if isinstance(label_text, dict) else label_text,
             "texts": self._texts,
-            "labels": self._labels,
+            "example_labels": [list(row) for row in self._labels] if self.multi_label else self._labels,
+            "class_thresholds": list(map(list, self.class_thresholds.items())),
+            "label_prompt": label_prompt(self.encoder),
+            "embedded_label_texts": embedded,
             "model_sha256": model_digest(self.encoder),
         }
-        with atomic_folder(folder) as staging:
-            (staging / CONFIG_NAME).write_text(json.dumps(config, ensure_ascii=False) + "\n", encoding="utf-8")
-            save_safetensors({"embeddings": torch.from_numpy(self._embeddings)}, staging / EMBEDDINGS_NAME)
+        vectors = [self._label_vectors[text] for text in embedded]
+        arrays = {
+            "embeddings": self._embeddings,
+            "label_embeddings": np.stack(vectors) if vectors else np.zeros((0, self.encoder.dim), np.float32),
+        }
+        store.write_classifier(folder, config, arrays, overwrite=overwrite)
 
     @classmethod
     def load(cls, folder: str | Path, encoder) -> FewShotClassifier:
-        """Read a classifier saved by :meth:`save`; the support set is re-embedded if ``encoder`` has another dimension."""
-        folder = Path(folder)
-        recover_folder(folder)  # a save that a crash interrupted between its two renames
+        """Read a classifier saved by :meth:`save`; the support set and label texts are embedded again
+        if ``encoder`` is another model, has another dimension or another document prompt."""
+        config, arrays = store.read_classifier(folder)
+        path = Path(folder) / store.CONFIG_NAME
         try:
-            config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
-            missing = [key for key in SAVED_KEYS if key not in config]
-            if missing:
-                raise KeyError(f"no {', '.join(missing)}")
-        except (ValueError, KeyError, TypeError) as error:  # not JSON, or JSON of another shape
-            raise ValueError(
-                f"{folder / CONFIG_NAME} is not a saved few-shot classifier ({type(error).__name__}: {error})"
-            ) from None
-        check_format(folder / CONFIG_NAME, config, FEW_SHOT_FORMAT, "few-shot classifier")  # before the other fields
-        texts, labels = config["texts"], config["labels"]
-        try:
-            classifier = cls(encoder, **{name: config[name] for name in SETTINGS})
+            label_text = config["label_text"]
+            if isinstance(label_text, list):
+                label_text = store.pairs_to_dict(label_text, "label_text", path)
+            classifier = cls(
+                encoder,
+                labels=config["labels"] or None,
+                label_text=label_text,
+                **{k: config[k] for k in store.SETTINGS},
+            )
+            thresholds = store.pairs_to_dict(config["class_thresholds"], "class_thresholds", path)
+            classifier.class_thresholds = {
+                label: finite_or_none("a class threshold", t) for label, t in thresholds.items()
+            }
         except (ValueError, TypeError) as error:  # a setting of the wrong type or value
-            raise ValueError(f"{folder / CONFIG_NAME}: {error}") from None
-        embeddings = load_safetensors(folder / EMBEDDINGS_NAME)["embeddings"].numpy()
-        if fitted_with_another_model(config["model_sha256"], encoder):
-            logger.warning(
-                "%s was saved with another model: the support set is embedded again with this one, "
-                "and a saved threshold may no longer fit",
-                folder,
-            )
-            embeddings = None
-        elif embeddings.shape[1] != encoder.dim:
-            logger.warning(
-                "%s was saved with %d-dimensional embeddings; the encoder gives %d: the support set is "
-                "embedded again, and a saved threshold may no longer fit",
-                folder,
-                embeddings.shape[1],
-                encoder.dim,
-            )
-            embeddings = None
-        if texts:
-            classifier.add_examples(texts, labels, embeddings=embeddings)
-            if embeddings is not None:
+            raise ValueError(f"{path}: {error}") from None
+        embeddings = arrays["embeddings"]
+        stale = store.stale(folder, config, embeddings.shape[1], encoder, label_prompt(encoder))
+        if config["texts"]:
+            classifier.add_examples(config["texts"], config["example_labels"], embeddings=None if stale else embeddings)
+            if not stale:
                 classifier._embeddings = embeddings  # exactly as saved (normalized then), so scores match to the bit
+        if not stale:
+            classifier._label_vectors = dict(
+                zip(config["embedded_label_texts"], arrays["label_embeddings"], strict=True)
+            )
         return classifier
 
-    def _logistic_head(self) -> LogisticHead:
+    def _changed(self) -> None:
+        self._layout_cache, self._head = None, None
+
+    def _layout(self) -> class_scores.Layout:
+        if self._layout_cache is None:
+            classes = self.classes
+            if not classes:
+                raise RuntimeError(
+                    "the support set is empty and no class is declared: add_examples() first, or give labels= and label_text="
+                )
+            texts = self.label_texts()
+            missing = [text for text in dict.fromkeys(texts.values()) if text not in self._label_vectors]
+            if missing:
+                vectors = self._encode(missing, prompt=label_prompt(self.encoder))
+                self._label_vectors |= dict(zip(missing, vectors, strict=True))
+            rows = self._labels if self.multi_label else [(label,) for label in self._labels]
+            vectors = {label: self._label_vectors[text] for label, text in texts.items()}
+            self._layout_cache = class_scores.Layout.build(classes, rows, vectors, self.label_weight, self.encoder.dim)
+        return self._layout_cache
+
+    def _logistic_head(self, layout: class_scores.Layout) -> LogisticHead:
         if self._head is None:
-            if len(self.classes) < 2:
-                raise ValueError("the logistic strategy needs a support set with at least 2 classes")
-            index = {label: i for i, label in enumerate(self.classes)}
-            targets = np.array([index[label] for label in self._labels])
-            self._head = LogisticHead.fit(self._embeddings, targets, len(index), c=self.logistic_c)
+            self._head = class_scores.fit_head(
+                self._embeddings, layout, self.label_weight, c=self.logistic_c, multi_label=self.multi_label
+            )
         return self._head
 
+    def _thresholds(self) -> np.ndarray:
+        """Multi-label: ``(classes,)`` the threshold of each class (its own, else ``threshold``)."""
+        values = [self.class_thresholds.get(label, self.threshold) for label in self.classes]
+        missing = [label for label, value in zip(self.classes, values, strict=True) if value is None]
+        if missing:
+            raise ValueError(
+                f"no threshold for class {missing[0]!r} ({len(missing)} class(es) without one): call "
+                "fit_class_thresholds() on labelled validation texts, or give threshold="
+            )
+        return np.asarray(values, dtype=np.float32)
+
     def _queries(self, texts: Sequence[str] | np.ndarray) -> np.ndarray:
+        dim = self._embeddings.shape[1]
         if isinstance(texts, np.ndarray) and texts.dtype.kind == "f":
-            dim = self._embeddings.shape[1]
             if texts.ndim not in (1, 2) or texts.shape[-1] != dim:
                 raise ValueError(f"query embeddings must have shape (n, {dim}) or ({dim},), got {texts.shape}")
             queries = texts.astype(np.float32).reshape(-1, dim)
             _check_finite(queries, "query embeddings")
             return queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-        return self._encode(validate_texts(texts)).reshape(-1, self._embeddings.shape[1])
+        return self._encode(validate_texts(texts)).reshape(-1, dim)
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        return self.encoder.encode(texts, normalize=True, batch_size=self.batch_size, show_progress=self.show_progress)
+    def _encode(self, texts: list[str], prompt: str | None = None) -> np.ndarray:
+        options = {} if prompt is None else {"prompt": prompt}
+        return self.encoder.encode(
+            texts, normalize=True, batch_size=self.batch_size, show_progress=self.show_progress, **options
+        )
+
+
+def _label_list(labels: object) -> list:
+    """A sequence of labels (list, tuple, array, Series) as a list; a str is refused (one label per character)."""
+    if isinstance(labels, str):
+        raise TypeError(f"labels must be a list of labels, got the str {labels!r}")
+    return [plain(label) for label in labels]
 
 
 def _check_finite(embeddings: np.ndarray, name: str) -> None:

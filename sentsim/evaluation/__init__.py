@@ -1,7 +1,7 @@
 """Evaluators: each returns a dict of metrics with a ``primary_metric``; ``write_results`` saves one."""
 
 from sentsim.evaluation.binary import average_precision, best_threshold, brier_score, expected_calibration_error
-from sentsim.evaluation.classification import classification_metrics, evaluate_classifier
+from sentsim.evaluation.classification import classification_metrics, evaluate_classifier, multi_label_metrics
 from sentsim.evaluation.correlation import pearson, spearman
 from sentsim.evaluation.indexed import IndexSearch
 from sentsim.evaluation.pairs import evaluate_pairs
@@ -23,6 +23,7 @@ __all__ = [
     "evaluate_sts",
     "evaluate_triplets",
     "expected_calibration_error",
+    "multi_label_metrics",
     "pearson",
     "retrieval_metrics",
     "spearman",
