@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,14 @@ STAMP_MARK, STAMP_TAIL = b"\nsentsim-state:", 128
 # int8 (SQ8) ranges are trained on the first vectors added; when more than this share of an added
 # batch's values falls outside them, the index is retrained on every vector at the next save.
 SQ_RETRAIN_SHARE = 0.01
+
+
+def save_stamped(path: Path, write: Callable[[str], None], stamp: str) -> None:
+    """``write`` an index to ``path`` through a temporary file and a rename, followed by ``stamp``."""
+    with atomic_file(path) as tmp:
+        write(tmp)
+        with open(tmp, "ab") as handle:
+            handle.write(STAMP_MARK + stamp.encode("ascii"))
 
 
 def resolve_factory(backend: str, dim: int, n: int, precision: str = "float32") -> str:
@@ -196,10 +205,7 @@ class VectorBackend:
     def save(self, path: Path, stamp: str) -> None:
         """Write the index to ``path`` through a temporary file and a rename, followed by ``stamp``
         (what :func:`saved_stamp` reads back)."""
-        with atomic_file(path) as tmp:
-            faiss.write_index(self.index, tmp)
-            with open(tmp, "ab") as handle:
-                handle.write(STAMP_MARK + stamp.encode("ascii"))
+        save_stamped(path, lambda tmp: faiss.write_index(self.index, tmp), stamp)
 
     @classmethod
     def load(cls, path: Path, factory: str, dim: int, metric: str, tombstones: set[int]) -> VectorBackend:

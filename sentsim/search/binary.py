@@ -16,9 +16,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from sentsim.search.backends import STAMP_MARK, VectorBackend, _pad, check_tuning_values
+from sentsim.search.backends import VectorBackend, _pad, check_tuning_values, save_stamped
 from sentsim.search.store import IndexCorruptedError
-from sentsim.storage.atomic import atomic_file
 
 BINARY_FACTORY = "BFlat"
 
@@ -103,10 +102,7 @@ class BinaryBackend:
 
     def save(self, path: Path, stamp: str) -> None:
         """As :meth:`VectorBackend.save`: atomically, followed by ``stamp``."""
-        with atomic_file(path) as tmp:
-            faiss.write_index_binary(self.index, tmp)
-            with open(tmp, "ab") as handle:
-                handle.write(STAMP_MARK + stamp.encode("ascii"))
+        save_stamped(path, lambda tmp: faiss.write_index_binary(self.index, tmp), stamp)
 
     @classmethod
     def load(cls, path: Path, factory: str, dim: int, metric: str, tombstones: set[int]) -> BinaryBackend:
