@@ -30,6 +30,7 @@ from sentsim.storage.hub import ModelNotFoundError, resolve_model_path
 from sentsim.storage.model_folder import MODEL_MARKERS, EncoderParts, load_parts, save_parts
 from sentsim.tokenization import TokenizedBatch
 from sentsim.towers import Tower
+from sentsim.towers.packed import PackedLayout
 from sentsim.truncation import check_dims, check_truncate_dim, truncate, untrained_truncation
 from sentsim.validation import check_flag, check_int, single_text, validate_texts
 
@@ -254,8 +255,13 @@ class SentenceEncoder(nn.Module):
         """Padded ``input_ids`` and ``attention_mask`` ``(B, L)`` for ``texts``, ready for :meth:`forward`."""
         return self.tower.tokenizer(validate_texts(texts))
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Embeddings ``(B, dim)`` with gradients: the path used for training."""
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, layout: PackedLayout | None = None
+    ) -> Tensor:
+        """Embeddings ``(B, dim)`` with gradients, the path used for training: of padded ``(B, L)``
+        ids with their ``attention_mask``, or of packed ``(T,)`` ids with their ``layout``."""
+        if layout is not None:
+            return self._packed_head(self.tower.forward_packed(input_ids, layout), layout, self.normalize, self.dim)
         return self._head(self.tower(input_ids, attention_mask), attention_mask, self.normalize, self.dim)
 
     def embed(
@@ -267,15 +273,17 @@ class SentenceEncoder(nn.Module):
         if isinstance(batch, PackedBatch):
             layout = batch.layout
             forward = self.tower.forward_packed if tower_forward is None else tower_forward
-            tokens = forward(batch.input_ids, layout)  # (T, D)
-            pooled = pool_packed(tokens, layout.cu_seqlens, layout.sequence_ids, self.pooling)  # (B, D)
-            return self._project(pooled, normalize, dim)
+            return self._packed_head(forward(batch.input_ids, layout), layout, normalize, dim)
         forward = self.tower if tower_forward is None else tower_forward  # a compiled module has no truth value
         tokens = forward(batch.input_ids, batch.attention_mask)  # (B, L, D)
         return self._head(tokens, batch.attention_mask, normalize, dim)
 
     def _head(self, tokens: Tensor, attention_mask: Tensor, normalize: bool, dim: int) -> Tensor:
         return self._project(pool(tokens, attention_mask, self.pooling), normalize, dim)  # (B, dim)
+
+    def _packed_head(self, tokens: Tensor, layout: PackedLayout, normalize: bool, dim: int) -> Tensor:
+        pooled = pool_packed(tokens, layout.cu_seqlens, layout.sequence_ids, self.pooling)  # (B, D) from (T, D)
+        return self._project(pooled, normalize, dim)
 
     def _project(self, embeddings: Tensor, normalize: bool, dim: int) -> Tensor:
         if self.dense is not None:

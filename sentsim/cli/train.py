@@ -212,6 +212,13 @@ def _add_training_options(parser: argparse.ArgumentParser, *, epochs: int, batch
     parser.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
     parser.add_argument("--max-grad-norm", type=float, default=1.0)
     parser.add_argument("--precision", default="auto", choices=PRECISIONS)
+    parser.add_argument(
+        "--packed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run each batch's texts end to end without padding (default: on CUDA in bf16/fp16 for BERT/RoBERTa "
+        "towers); the same weights as the padded path up to float rounding",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-steps", type=int, default=None, help="evaluate every N steps (and at each epoch end)")
     parser.add_argument("--log-steps", type=int, default=10, help="log the loss every N steps (and at the end)")
@@ -237,6 +244,7 @@ def _config(args: argparse.Namespace) -> TrainingConfig:
         log_steps=args.log_steps,
         early_stopping_patience=args.patience,
         show_progress=not args.no_progress,
+        packed=args.packed,
     )
 
 

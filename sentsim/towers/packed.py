@@ -7,6 +7,10 @@ stays inside a text: on CUDA in bf16/fp16 through ``torch.nn.attention.varlen.va
 ``scaled_dot_product_attention``. No compute goes to padding, and the results equal the
 padded forward (to 1e-5 in fp32).
 
+In training mode the model's dropout applies as in its padded forward (embeddings, attention
+output, feed-forward output), and on attention probabilities in the padded fallback; the
+FlashAttention varlen kernel has no attention dropout, so packed CUDA training runs without it.
+
 Supported: ``bert``, ``roberta`` and ``xlm-roberta`` models with absolute positions, which
 covers most sentence-embedding checkpoints (MiniLM, BGE, E5, GTE, multilingual MiniLM).
 Other models (MPNet, for one) take the padded path.
@@ -77,7 +81,7 @@ def supports_packing(model: nn.Module) -> bool:
     layers = getattr(getattr(model, "encoder", None), "layer", None)
     if embeddings is None or layers is None:
         return False
-    names = ("word_embeddings", "position_embeddings", "token_type_embeddings", "LayerNorm")
+    names = ("word_embeddings", "position_embeddings", "token_type_embeddings", "LayerNorm", "dropout")
     return all(hasattr(embeddings, name) for name in names) and all(_is_bert_layer(layer) for layer in layers)
 
 
@@ -98,7 +102,7 @@ def _embed(model: nn.Module, input_ids: Tensor, positions: Tensor) -> Tensor:
         + embeddings.position_embeddings(positions + first)
         + embeddings.token_type_embeddings.weight[0]
     )
-    return embeddings.LayerNorm(hidden)
+    return embeddings.dropout(embeddings.LayerNorm(hidden))
 
 
 def _layer(layer: nn.Module, hidden: Tensor, layout: PackedLayout) -> Tensor:
@@ -110,22 +114,26 @@ def _layer(layer: nn.Module, hidden: Tensor, layout: PackedLayout) -> Tensor:
         attention.key(hidden).view(shape),
         attention.value(hidden).view(shape),
         layout,
+        dropout=attention.dropout.p if attention.training else 0.0,
     ).reshape(hidden.shape[0], heads * head_size)
     output = layer.attention.output
-    hidden = output.LayerNorm(output.dense(context) + hidden)
+    hidden = output.LayerNorm(output.dropout(output.dense(context)) + hidden)
     intermediate = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(hidden))
-    return layer.output.LayerNorm(layer.output.dense(intermediate) + hidden)
+    return layer.output.LayerNorm(layer.output.dropout(layer.output.dense(intermediate)) + hidden)
 
 
-def variable_length_attention(query: Tensor, key: Tensor, value: Tensor, layout: PackedLayout) -> Tensor:
-    """Attention within each text of ``(T, heads, head_size)`` packed tensors."""
+def variable_length_attention(
+    query: Tensor, key: Tensor, value: Tensor, layout: PackedLayout, *, dropout: float = 0.0
+) -> Tensor:
+    """Attention within each text of ``(T, heads, head_size)`` packed tensors (``dropout`` on the
+    attention probabilities where the kernel has it: not in FlashAttention varlen)."""
     if varlen_attn is not None and query.is_cuda and query.dtype in (torch.float16, torch.bfloat16):
         cu_seqlens, length = layout.cu_seqlens, layout.max_length
         return varlen_attn(query, key, value, cu_seqlens, cu_seqlens, length, length)
-    return _padded_attention(query, key, value, layout)
+    return _padded_attention(query, key, value, layout, dropout)
 
 
-def _padded_attention(query: Tensor, key: Tensor, value: Tensor, layout: PackedLayout) -> Tensor:
+def _padded_attention(query: Tensor, key: Tensor, value: Tensor, layout: PackedLayout, dropout: float) -> Tensor:
     """The fallback: scatter into ``(N, heads, L, head_size)``, masked SDPA, gather back."""
     index = (layout.sequence_ids, layout.positions)
 
@@ -136,7 +144,7 @@ def _padded_attention(query: Tensor, key: Tensor, value: Tensor, layout: PackedL
 
     valid = torch.arange(layout.max_length, device=query.device) < layout.lengths[:, None].to(query.device)
     context = F.scaled_dot_product_attention(
-        padded(query), padded(key), padded(value), attn_mask=valid[:, None, None, :]
+        padded(query), padded(key), padded(value), attn_mask=valid[:, None, None, :], dropout_p=dropout
     )
     return context.transpose(1, 2)[index]
 
@@ -146,8 +154,11 @@ def _is_bert_layer(layer: nn.Module) -> bool:
     own = getattr(attention, "self", None)
     return (
         own is not None
-        and all(hasattr(own, name) for name in ("query", "key", "value", "num_attention_heads", "attention_head_size"))
-        and hasattr(getattr(attention, "output", None), "LayerNorm")
+        and all(
+            hasattr(own, name)
+            for name in ("query", "key", "value", "num_attention_heads", "attention_head_size", "dropout")
+        )
+        and all(hasattr(getattr(attention, "output", None), name) for name in ("dense", "dropout", "LayerNorm"))
         and hasattr(getattr(layer, "intermediate", None), "intermediate_act_fn")
-        and hasattr(getattr(layer, "output", None), "LayerNorm")
+        and all(hasattr(getattr(layer, "output", None), name) for name in ("dense", "dropout", "LayerNorm"))
     )

@@ -21,6 +21,8 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor
 
+from sentsim.training.features import embed_inputs, text_inputs
+
 __all__ = ["cached_backward", "check_mini_batch"]
 
 
@@ -47,6 +49,7 @@ def cached_backward(
     autocast_dtype: torch.dtype | None,
     scaler: torch.amp.GradScaler,
     accumulation: int = 1,
+    packed: bool = False,
 ) -> Tensor:
     """Backpropagate ``loss`` of the batch whose texts are ``columns`` (one list per loss column)
     through ``model`` (the encoder, or its DDP wrapper) one mini-batch of rows at a time; the
@@ -57,7 +60,12 @@ def cached_backward(
     starts = range(0, rows, mini_batch_size)
     spans = [[(s * w, min(s + mini_batch_size, rows) * w) for w in widths] for s in starts]  # per column
     features = [
-        encoder.tokenize([text for column, (a, b) in zip(columns, span, strict=True) for text in column[a:b]])
+        text_inputs(
+            encoder,
+            [text for column, (a, b) in zip(columns, span, strict=True) for text in column[a:b]],
+            device,
+            packed=packed,
+        )
         for span in spans
     ]
     autocast = {"device_type": device.type, "dtype": autocast_dtype, "enabled": autocast_dtype is not None}
@@ -66,7 +74,7 @@ def cached_backward(
     with torch.no_grad(), torch.autocast(**autocast):
         for feature in features:
             states.append(_rng_state(device))
-            pieces.append(_embed(encoder, feature, device))  # (texts of the mini-batch, dim)
+            pieces.append(embed_inputs(encoder, feature))  # (texts of the mini-batch, dim)
     split = [piece.split([b - a for a, b in span]) for piece, span in zip(pieces, spans, strict=True)]
     embeddings = [torch.cat([parts[c] for parts in split]).requires_grad_() for c in range(len(columns))]  # (B*w, dim)
 
@@ -82,13 +90,9 @@ def cached_backward(
         _set_rng_state(state, device)
         with sync:
             with torch.autocast(**autocast):
-                output = _embed(model, feature, device)  # the same dropout as in pass 1
+                output = embed_inputs(model, feature)  # the same dropout as in pass 1
             output.backward(cached.to(output.dtype))
     return value.detach()
-
-
-def _embed(model, features: dict[str, Tensor], device: torch.device) -> Tensor:
-    return model(features["input_ids"].to(device), features["attention_mask"].to(device))
 
 
 def _rng_state(device: torch.device) -> tuple[Tensor, Tensor | None]:

@@ -30,6 +30,9 @@ class TrainingConfig:
         early_stopping_patience: stop after this many evaluations without a better primary metric.
         log_steps: log the running loss every this many optimizer steps.
         show_progress: a progress bar with the running loss.
+        packed: run each batch's texts end to end without padding (variable-length attention);
+            None: on CUDA with bf16/fp16 where the tower supports it (BERT/RoBERTa family), as
+            ``encode`` does. Equal to the padded forward up to float rounding.
     """
 
     epochs: int = 1
@@ -46,6 +49,7 @@ class TrainingConfig:
     early_stopping_patience: int | None = None
     log_steps: int = 10
     show_progress: bool = True
+    packed: bool | None = None
 
     def __post_init__(self) -> None:
         # each number is checked, then stored as a plain int / float: the config is written to run.json
@@ -62,6 +66,7 @@ class TrainingConfig:
         if self.max_grad_norm is not None:
             self._store("max_grad_norm", positive_number("max_grad_norm", self.max_grad_norm))
         self._store("show_progress", check_flag("show_progress", self.show_progress))
+        self._store("packed", check_flag("packed", self.packed, optional=True))
         check_choice("precision", self.precision, PRECISIONS)
 
     def _store(self, name: str, value: object) -> None:

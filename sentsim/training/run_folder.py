@@ -94,7 +94,7 @@ def _read_json(path: Path) -> dict:
 
 def run_fingerprint(encoder, data: TrainingData, loss, config: TrainingConfig, world: int) -> dict:
     """What a run trains (model, data, loss and its settings, config), recorded in ``run.json``."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in ("show_progress", "log_steps")}
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("show_progress", "log_steps", "packed")}
     shapes = {name: list(tensor.shape) for name, tensor in encoder.state_dict().items()}
     return {
         "format": RUN_FORMAT,

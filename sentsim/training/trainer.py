@@ -1,4 +1,8 @@
-"""The training loop: plain and readable (AdamW, linear warm-up/decay, AMP on CUDA, DDP-aware)."""
+"""The training loop: plain and readable (AdamW, linear warm-up/decay, AMP on CUDA, DDP-aware).
+
+On CUDA a step never waits for the GPU: inputs are packed (no padding) and copied without
+blocking, AdamW is fused, and the loss stays on the device until it is logged (every
+``log_steps``), so the host prepares the next batch while the GPU runs this one."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from sentsim.training.checkpoint import TrainState, load_checkpoint, save_checkp
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData, check_fits, negative_columns
 from sentsim.training.distributed import rank_and_world
+from sentsim.training.features import embed_inputs, text_inputs, to_device
 from sentsim.training.losses.matryoshka import trained_dims
 from sentsim.training.metrics_log import MetricsLog
 from sentsim.training.run_folder import CHECKPOINT_DIR, prepare_output, run_fingerprint
@@ -103,11 +108,14 @@ def train(
         device_ids = [device] if device.type == "cuda" else None
         model = DistributedDataParallel(encoder, device_ids=device_ids, find_unused_parameters=True)
     autocast_dtype = _autocast_dtype(config.precision, device)
+    packed = encoder.use_packing(config.packed, device, autocast_dtype)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
     batches_per_epoch = len(data) // config.batch_size if world > 1 else math.ceil(len(data) / config.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
     total_steps = steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW(_parameter_groups(encoder, config.weight_decay), lr=config.learning_rate)
+    optimizer = torch.optim.AdamW(
+        _parameter_groups(encoder, config.weight_decay), lr=config.learning_rate, fused=device.type == "cuda"
+    )
     scheduler = _linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     state = TrainState()
     if resume:
@@ -138,7 +146,8 @@ def train(
         unit="step",
         disable=not (config.show_progress and rank == 0),
     )
-    start, examples, running, logged, stopped_early = time.perf_counter(), 0, [], 0, False
+    losses = LossTrack(world)
+    start, examples, logged, stopped_early = time.perf_counter(), 0, 0, False
     for epoch in range(state.epoch, config.epochs):
         order = np.random.default_rng(config.seed + epoch).permutation(len(data))
         for batch in range(state.batch_in_epoch, batches_per_epoch):
@@ -157,12 +166,13 @@ def train(
                     autocast_dtype=autocast_dtype,
                     scaler=scaler,
                     accumulation=config.gradient_accumulation,
+                    packed=packed,
                 )
             else:
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    value = _batch_loss(model, encoder, loss, columns, labels, device)
+                    value = _batch_loss(model, encoder, loss, columns, labels, device, packed)
                 scaler.scale(value / config.gradient_accumulation).backward()
-            running.append(_global_mean(value.detach(), world))
+            losses.add(value)
             examples += len(indices)
             last_of_group = (batch + 1) % config.gradient_accumulation == 0 or batch == batches_per_epoch - 1
             if not last_of_group:
@@ -177,10 +187,11 @@ def train(
             state.global_step += 1
             state.batch_in_epoch = batch + 1
             progress.update(1)
-            progress.set_postfix(loss=f"{np.mean(running[-20:]):.4f}")
             if on_step is not None:
-                on_step(state.global_step, running[-1])
+                on_step(state.global_step, losses.values()[-1])
             if state.global_step % config.log_steps == 0:
+                running = losses.values()
+                progress.set_postfix(loss=f"{np.mean(running[-20:]):.4f}")
                 metrics.log(state.global_step, _loss_record(epoch, running[logged:], scheduler))
                 logged = len(running)
             if config.eval_steps and state.global_step % config.eval_steps == 0 and evaluator is not None:
@@ -209,6 +220,7 @@ def train(
                 "early stopping after %d evaluations without improvement", state.evaluations_without_improvement
             )
             break
+    running = losses.values()
     if len(running) > logged:  # the last steps of the run (all of a run shorter than log_steps)
         metrics.log(state.global_step, _loss_record(state.epoch - 1, running[logged:], scheduler))
     progress.close()
@@ -231,13 +243,29 @@ def train(
     )
 
 
-def _global_mean(loss: Tensor, world: int) -> float:
-    """The loss of the global batch: the mean of every rank's loss on its equal share."""
-    if world > 1:
-        loss = loss.clone()
-        dist.all_reduce(loss)  # a sum: gloo has no average
-        loss /= world
-    return float(loss)
+class LossTrack:
+    """The loss of each batch, kept on the device until read: reading waits for the GPU once
+    (and under DDP all-reduces once) for every batch since the last read. Every rank must read
+    at the same steps."""
+
+    def __init__(self, world: int) -> None:
+        self.world = world
+        self._read: list[float] = []
+        self._pending: list[Tensor] = []
+
+    def add(self, loss: Tensor) -> None:
+        self._pending.append(loss.detach().float())
+
+    def values(self) -> list[float]:
+        """The global batch's loss (the mean over ranks of each rank's equal share) of every batch so far."""
+        if self._pending:
+            stacked = torch.stack(self._pending)
+            if self.world > 1:
+                dist.all_reduce(stacked)  # a sum: gloo has no average
+                stacked /= self.world
+            self._read.extend(stacked.tolist())
+            self._pending.clear()
+        return self._read
 
 
 def _loss_record(epoch: int, losses: list[float], scheduler) -> dict:
@@ -255,26 +283,25 @@ def _batch_inputs(loss, rows: dict, device: torch.device) -> tuple[list[list[str
     return columns, _labels(loss, rows, device)
 
 
-def _batch_loss(model, encoder, loss, columns: list[list[str]], labels: Tensor | None, device: torch.device) -> Tensor:
+def _batch_loss(
+    model, encoder, loss, columns: list[list[str]], labels: Tensor | None, device: torch.device, packed: bool
+) -> Tensor:
     """Encode every text column of the batch in one forward pass, then apply the loss."""
-    features = encoder.tokenize([text for column in columns for text in column])
-    embeddings = model(features["input_ids"].to(device), features["attention_mask"].to(device))  # (texts, dim)
+    inputs = text_inputs(encoder, [text for column in columns for text in column], device, packed=packed)
+    embeddings = embed_inputs(model, inputs)  # (texts, dim)
     parts = list(embeddings.split([len(column) for column in columns]))  # negative: (B * n, dim), row by row
     anchor, positive, negative = parts + [None] * (3 - len(parts))
     return loss(anchor, positive, negative, labels)
 
 
 def _labels(loss, rows: dict, device: torch.device) -> Tensor | None:
-    if loss.target == "score":
-        return torch.as_tensor(rows["score"], dtype=torch.float32, device=device)
-    if loss.target == "label":
-        return torch.as_tensor(rows["label"], dtype=torch.float32, device=device)
-    if loss.target == "embedding":
-        return torch.as_tensor(rows["embedding"], dtype=torch.float32, device=device)
+    if loss.target in ("score", "label", "embedding"):
+        column = "score" if loss.target == "score" else loss.target
+        return to_device(torch.as_tensor(rows[column], dtype=torch.float32), device)
     if loss.target == "group":
         if "label" in rows:
-            return torch.as_tensor(rows["label"], dtype=torch.long, device=device)
-        return torch.tensor([_text_id(text) for text in rows["positive"]], dtype=torch.long, device=device)
+            return to_device(torch.as_tensor(rows["label"], dtype=torch.long), device)
+        return to_device(torch.tensor([_text_id(text) for text in rows["positive"]], dtype=torch.long), device)
     return None
 
 
