@@ -4,7 +4,8 @@
 
 writes (into the git-ignored ``gpu_payload/``, about 46 MB) an fp16 copy of all-MiniLM-L6-v2
 (safetensors; sentsim loads it as fp32, and STS-B test Spearman is unchanged: 82.03) and the
-STS Benchmark CSVs, then prints the command that runs the GPU tests and the encode benchmarks
+STS Benchmark CSVs, then prints the command that runs the GPU tests, the training benchmark (sentsim packed and
+padded beside sentence-transformers) and the encode benchmarks
 there from a copy of this working tree. The fp32 weights (90 MB) are over the size a lent machine takes along.
 """
 
@@ -26,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMAND = (
     "export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 SENTSIM_DATA_DIR=$PWD/gpu_payload/data "
     "SENTSIM_MINILM=$PWD/gpu_payload/model HF_HUB_OFFLINE=1; "
-    "python3 -m pytest -q -m gpu tests/test_packed.py -p no:cacheprovider 2>&1 | tail -3; "
+    "python3 -m pytest -q -m gpu tests/test_packed.py tests/test_packed_training.py -p no:cacheprovider 2>&1 | tail -3; "
+    "timeout 240 python3 benchmarks/bench_train.py --model gpu_payload/model --compare-padded "
+    "--json $OUT/train.json 2>&1 | tee $OUT/train.log; "
     "timeout 200 python3 benchmarks/bench_encode_pipeline.py --model gpu_payload/model --workers 0 6 "
     "--first-chunks 1024 --budgets 65536 --json $OUT/pipeline.json 2>&1 | tee $OUT/pipeline.log; "
     "RAYON_NUM_THREADS=12 timeout 150 python3 benchmarks/bench_encode_pipeline.py --model gpu_payload/model "

@@ -112,3 +112,27 @@ def test_cli_train_packed(tmp_path, tiny_lstm, capsys):
     assert main([*args, "--model", str(tmp_path / "bert"), "--output", str(tmp_path / "out")]) == 0
     trained = SentenceEncoder.from_pretrained(tmp_path / "out" / "final")
     assert not np.allclose(trained.encode(TEXTS[:2]), toy_encoder().encode(TEXTS[:2]))
+
+
+@pytest.mark.gpu
+def test_packed_bf16_training_on_cuda_follows_the_padded_run():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pairs = toy_pairs()
+    data = load_training_data({"sentence1": pairs.sentences1, "sentence2": pairs.sentences2, "score": pairs.scores})
+    runs = {}
+    for packed in (False, True):
+        encoder, steps = toy_encoder(dropout=0.0), []
+        config = TrainingConfig(epochs=2, batch_size=8, learning_rate=1e-3, precision="bf16", packed=packed)
+        train(
+            encoder,
+            data,
+            CoSENTLoss(),
+            config,
+            device="cuda",
+            on_step=lambda step, value, steps=steps: steps.append(value),
+        )
+        runs[packed] = steps, encoder.encode(TEXTS, dtype="fp32")
+    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=0.05, atol=0.05)  # bf16 rounding
+    cosine = (runs[True][1] * runs[False][1]).sum(1)
+    assert cosine.min() > 0.99
