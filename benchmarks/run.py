@@ -1,6 +1,6 @@
 """Run the benchmark suite (or named parts) and write JSON, a Markdown table and plots.
 
-    python benchmarks/run.py --quick                  # every part, small settings (< 10 min on 2 CPU cores)
+    python benchmarks/run.py --quick                  # every part, small settings (about an hour on 2 CPU cores)
     python benchmarks/run.py                          # full settings (meant for a GPU machine)
     python benchmarks/run.py --only encode index      # some parts
 
@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 PARTS = {
     # part: (script, quick arguments, full arguments)
@@ -34,7 +36,15 @@ PARTS = {
     "quality": ("bench_quality.py", ["--seeds", "2"], []),
     "hybrid": ("bench_hybrid.py", ["--max-queries", "500"], []),
     "train": ("bench_train.py", ["--epochs", "1", "--limit", "400"], []),
-    "few_shot": ("bench_few_shot.py", ["--rounds", "2", "--batch-size", "64"], []),
+    "few_shot": (
+        "bench_few_shot.py",
+        ["--shots", "5", "--seeds", "0", "--rounds", "2", "--systems", "frozen", "tuned-names"],
+        ["--shots", "1", "5", "10", "--seeds", "0", "1", "2", "3", "4", "--oos"],
+    ),
+    "matryoshka": ("bench_matryoshka.py", ["--limit", "400", "--skip-reference"], []),
+    "cached": ("bench_cached.py", ["--quick"], []),
+    "mining": ("bench_mining.py", ["--skip-reference"], []),
+    "lora": ("bench_lora.py", ["--limit", "400"], ["--limit", "0", "--epochs", "4"]),
     "distill": (
         "bench_distill.py",
         ["--hidden-size", "256", "--distill-epochs", "1", "--finetune-epochs", "1", "--speed-texts", "500"],
@@ -83,7 +93,10 @@ def render(folder: Path) -> str:
     lines = [f"# Benchmark results: {folder.name}", "", f"Machine: {machine}.", ""]
     for part, renderer in RENDERERS.items():
         if part in results:
-            lines += renderer(results[part], folder) + [""]
+            try:
+                lines += renderer(results[part], folder) + [""]
+            except (KeyError, TypeError):  # written by an earlier version of the part's script
+                lines += [f"## {part}", "", f"`{part}.json` has another layout: rerun `--only {part}`.", ""]
     return "\n".join(lines)
 
 
@@ -183,21 +196,88 @@ def _train(data: dict, folder: Path) -> list[str]:
 
 
 def _few_shot(data: dict, folder: Path) -> list[str]:
-    return [
-        "## CLINC150 few-shot: frozen vs Siamese fine-tuning",
+    shots = sorted({cell["shots"] for cell in data["cells"]})
+    rows = [
+        f"## CLINC150 few-shot ({data['args']['eval_split']}, accuracy, mean over the support samples of seeds "
+        f"{sorted({cell['seed'] for cell in data['cells']})}; mean train s)",
         "",
-        "| | accuracy | reference |",
-        "|---|---|---|",
-        f"| frozen prototypes | {data['frozen']['accuracy']:.2f} | 86.0 |",
-        f"| fine-tuned ({data['args']['rounds']} rounds, batch {data['args']['batch_size']}, lr {data['args']['lr']}; {data['seconds']:.0f} s) | {data['fine_tuned']['accuracy']:.2f} | 90.2 (target 91) |",
-    ] + (
-        [
-            f"| frozen, logistic head | {data['frozen_logistic']['accuracy']:.2f} | |",
-            f"| fine-tuned, logistic head | {data['fine_tuned_logistic']['accuracy']:.2f} | target 91 |",
-        ]
-        if "fine_tuned_logistic" in data
-        else []
+        "| system | " + " | ".join(f"{n}-shot" for n in shots) + " |",
+        "|---|" + "---|" * len(shots),
+        f"| zero-shot from label names | {data['zero_shot']['accuracy']:.2f} |" + " |" * (len(shots) - 1),
+    ]
+    systems = ["frozen", "frozen_names", "tuned", "tuned+names-at-scoring", "tuned-names"]
+    for system, head in [(s, h) for s in systems for h in ("prototype", "logistic")] + [("setfit", "accuracy")]:
+        columns = []
+        for n in shots:
+            found = [cell[system] for cell in data["cells"] if cell["shots"] == n and system in cell]
+            seconds = [entry["seconds"] for entry in found if "seconds" in entry]
+            note = f" ({np.mean(seconds):.0f} s)" if seconds else ""
+            columns.append(f"{np.mean([entry[head] for entry in found]):.2f}{note}" if found else "")
+        if any(columns):
+            rows.append(f"| {system} {head} | " + " | ".join(columns) + " |")
+    return rows
+
+
+def _matryoshka(data: dict, folder: Path) -> list[str]:
+    names = list(data["spearman"])
+    dims = list(data["spearman"][names[0]])
+    return [
+        f"## Matryoshka: STS-B test Spearman by truncation (CoSENT, {data['pairs']} pairs x {data['epochs']} epoch)",
+        "",
+        "| dims | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+        *(f"| {dim} | " + " | ".join(f"{data['spearman'][name][dim]:.2f}" for name in names) + " |" for dim in dims),
+    ]
+
+
+def _cached(data: dict, folder: Path) -> list[str]:
+    rows = [
+        "## Cached in-batch negatives: peak memory of one step",
+        "",
+        "| library | batch | mini-batch | peak MB | step s |",
+    ]
+    rows.append("|---|---|---|---|---|")
+    for r in data["results"]:
+        rows.append(
+            f"| {r['library']} | {r['batch']} | {r['mini_batch'] or '-'} | {r['peak_mb']:.0f} | {r['seconds']:.1f} |"
+        )
+    return rows
+
+
+def _mining(data: dict, folder: Path) -> list[str]:
+    rows = [
+        f"## Hard-negative mining: in-batch negatives training on {data['pairs']} STS-B pairs",
+        "",
+        "| training | rows | nDCG@10 | MRR@10 | Recall@10 | STS-B Spearman |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in data.items():
+        if isinstance(r, dict) and "ndcg@10" in r:
+            rows.append(
+                f"| {name} | {r.get('rows', '')} | {r['ndcg@10']:.2f} | {r['mrr@10']:.2f} | {r['recall@10']:.2f} "
+                f"| {r['sts']:.2f} |"
+            )
+    return rows
+
+
+def _lora(data: dict, folder: Path) -> list[str]:
+    rows = [
+        "## LoRA vs full fine-tuning (CoSENT on STS-B train)",
+        "",
+        "| run | trainable | lr | STS-B Spearman | size on disk MiB |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in data.items():
+        if isinstance(r, dict) and "trainable" in r:
+            rows.append(
+                f"| {name} | {r['trainable']:,} ({r['trainable'] / r['parameters']:.2%}) | {r['lr']:g} "
+                f"| {r['spearman']:.2f} | {r['bytes_on_disk'] / 2**20:.2f} |"
+            )
+    rows.append(f"| frozen | | | {data['frozen']['spearman']:.2f} | |")
+    rows.append(
+        f"| LoRA reloaded / merged | | | {data['lora_reloaded_spearman']:.2f} / {data['lora_merged_spearman']:.2f} | |"
     )
+    return rows
 
 
 def _distill(data: dict, folder: Path) -> list[str]:
@@ -280,6 +360,10 @@ RENDERERS = {
     "hybrid": _hybrid,
     "train": _train,
     "few_shot": _few_shot,
+    "matryoshka": _matryoshka,
+    "cached": _cached,
+    "mining": _mining,
+    "lora": _lora,
     "distill": _distill,
     "index": _index,
 }
