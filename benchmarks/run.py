@@ -1,6 +1,6 @@
 """Run the benchmark suite (or named parts) and write JSON, a Markdown table and plots.
 
-    python benchmarks/run.py --quick                  # every part, small settings (about an hour on 2 CPU cores)
+    python benchmarks/run.py --quick                  # every part, small settings for a CPU
     python benchmarks/run.py                          # full settings (meant for a GPU machine)
     python benchmarks/run.py --only encode index      # some parts
 
