@@ -41,6 +41,7 @@ from sentsim import SentenceEncoder  # noqa: E402
 from sentsim.encode import batches, pipeline  # noqa: E402
 from sentsim.encode import chunks as chunking  # noqa: E402
 from sentsim.encode.precision import autocast_dtype  # noqa: E402
+from sentsim.towers.packed import use_packing  # noqa: E402
 
 
 def main() -> None:
@@ -64,7 +65,7 @@ def main() -> None:
     texts = sets["short"]
     tokenizer, on_gpu = encoder.tower.tokenizer, device.type == "cuda"
     dtype = autocast_dtype(None, device)
-    packed = encoder.use_packing(None, device, dtype)
+    packed = use_packing(encoder.tower, None, device, dtype)
     encoder.encode(texts[:20000], show_progress=False)  # warm-up
     figures: dict = {"machine": machine(), "cpus": os.cpu_count(), "packed": packed, "n": args.n}
     rayon = os.environ.get("RAYON_NUM_THREADS", "all cores")

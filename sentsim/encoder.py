@@ -30,7 +30,7 @@ from sentsim.storage.hub import ModelNotFoundError, resolve_model_path
 from sentsim.storage.model_folder import MODEL_MARKERS, EncoderParts, load_parts, save_parts
 from sentsim.tokenization import TokenizedBatch
 from sentsim.towers import Tower
-from sentsim.towers.packed import PackedLayout
+from sentsim.towers.packed import PackedLayout, use_packing
 from sentsim.truncation import check_dims, check_truncate_dim, truncate, untrained_truncation
 from sentsim.validation import check_flag, check_int, single_text, validate_texts
 
@@ -431,7 +431,7 @@ class SentenceEncoder(nn.Module):
             self.to(devices[0])
         int8 = dtype == "int8"
         autocast = None if int8 else autocast_dtype(dtype, devices[0])
-        packed = self.use_packing(packed, devices[0], autocast)
+        packed = use_packing(self.tower, packed, devices[0], autocast)
         check_runtime(runtime, tower_kind=self.tower.kind, devices=devices, autocast=autocast, packed=packed, int8=int8)
         runners = self.runners.for_devices(self, devices)
         normalize = self.normalize if normalize is None else normalize
@@ -450,19 +450,6 @@ class SentenceEncoder(nn.Module):
             return run(plan, source, self.tower.tokenizer, output)
         finally:
             self.train(was_training)
-
-    def use_packing(self, packed: bool | None, device: torch.device, autocast: torch.dtype | None) -> bool:
-        """Whether encode runs packed batches: as asked (refused for a tower without a packed
-        forward), or by default on CUDA in bf16/fp16 where the tower supports it."""
-        supported = bool(getattr(self.tower, "supports_packing", False))
-        if packed is None:
-            return supported and device.type == "cuda" and autocast is not None
-        if packed and not supported:
-            raise ValueError(
-                f"packed=True needs a BERT/RoBERTa-family transformer tower; this {self.tower.kind} tower "
-                f"({type(getattr(self.tower, 'model', self.tower)).__name__}) has no packed forward"
-            )
-        return bool(packed)
 
     def similarity(
         self,

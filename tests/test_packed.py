@@ -10,7 +10,7 @@ from transformers import RobertaConfig
 from sentsim import SentenceEncoder, TransformerTower
 from sentsim.encode import batches, chunks
 from sentsim.encode.batches import plan_packed
-from sentsim.towers.packed import supports_packing
+from sentsim.towers.packed import supports_packing, use_packing
 
 TEXTS = [
     "The cat sat on the mat.",
@@ -67,9 +67,9 @@ def test_packed_roberta_counts_positions_from_padding_idx(tokenizer):
 
 def test_packing_is_automatic_only_on_cuda_in_half_precision(tiny_transformer):
     encoder = SentenceEncoder(tiny_transformer)
-    assert encoder.use_packing(None, torch.device("cpu"), None) is False
-    assert encoder.use_packing(None, torch.device("cuda"), torch.bfloat16) is True
-    assert encoder.use_packing(None, torch.device("cuda"), None) is False
+    assert use_packing(encoder.tower, None, torch.device("cpu"), None) is False
+    assert use_packing(encoder.tower, None, torch.device("cuda"), torch.bfloat16) is True
+    assert use_packing(encoder.tower, None, torch.device("cuda"), None) is False
 
 
 def test_packed_needs_a_packable_tower(tiny_lstm):

@@ -85,6 +85,20 @@ def supports_packing(model: nn.Module) -> bool:
     return all(hasattr(embeddings, name) for name in names) and all(_is_bert_layer(layer) for layer in layers)
 
 
+def use_packing(tower: nn.Module, packed: bool | None, device: torch.device, autocast: torch.dtype | None) -> bool:
+    """Whether encode and training run ``tower`` on packed batches: as asked (refused for a tower
+    without a packed forward), or by default on CUDA in bf16/fp16 where the tower supports it."""
+    supported = bool(getattr(tower, "supports_packing", False))
+    if packed is None:
+        return supported and device.type == "cuda" and autocast is not None
+    if packed and not supported:
+        raise ValueError(
+            f"packed=True needs a BERT/RoBERTa-family transformer tower; this {tower.kind} tower "
+            f"({type(getattr(tower, 'model', tower)).__name__}) has no packed forward"
+        )
+    return bool(packed)
+
+
 def packed_forward(model: nn.Module, input_ids: Tensor, layout: PackedLayout) -> Tensor:
     """Last hidden states ``(T, D)`` of the packed tokens ``input_ids`` ``(T,)``."""
     hidden = _embed(model, input_ids, layout.positions)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from sentsim.encode.devices import resolve_device
 from sentsim.encode.precision import Precision, best_gpu_precision
+from sentsim.towers.packed import use_packing
 from sentsim.training.cached import cached_backward, check_mini_batch
 from sentsim.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from sentsim.training.config import TrainingConfig
@@ -108,7 +109,7 @@ def train(
         device_ids = [device] if device.type == "cuda" else None
         model = DistributedDataParallel(encoder, device_ids=device_ids, find_unused_parameters=True)
     autocast_dtype = _autocast_dtype(config.precision, device)
-    packed = encoder.use_packing(config.packed, device, autocast_dtype)
+    packed = use_packing(encoder.tower, config.packed, device, autocast_dtype)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
     batches_per_epoch = len(data) // config.batch_size if world > 1 else math.ceil(len(data) / config.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
