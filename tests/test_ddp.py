@@ -3,6 +3,7 @@
 import json
 import os
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -50,14 +51,19 @@ def contrastive_data():
 
 
 DATA = {"mnrl": mnrl_data, "cosine": cosine_data, "cosent": cosine_data, "triplet": triplet_data}
-DATA |= {"contrastive": contrastive_data, "mnrl-cached": mnrl_data}
+DATA |= {"contrastive": contrastive_data, "mnrl-cached": mnrl_data, "mnrl-packed": mnrl_data}
 # losses that compare examples across the batch (ranking, mining) see the global batch too
 OPTIONS = {"triplet": {"batch_hard": True, "distance": "cosine", "margin": 0.5}, "contrastive": {"online": True}}
 OPTIONS["mnrl-cached"] = {"mini_batch_size": 3}  # each rank embeds its 4 rows as 3 + 1 (GradCache)
 
 
 def _loss(name: str):
-    return make_loss(name.removesuffix("-cached"), **OPTIONS.get(name, {}))
+    return make_loss(name.split("-")[0], **OPTIONS.get(name, {}))
+
+
+def _config(name: str) -> TrainingConfig:
+    """Packed batches on the ranks (``-packed``): the padded single process's losses and weights still."""
+    return replace(CONFIG, packed=True) if name.endswith("-packed") else CONFIG
 
 
 # (cosine: a euclidean distance near 0, between a text and its copy, has an unbounded gradient)
@@ -73,7 +79,7 @@ def _worker(rank: int, world: int, loss_name: str, folder: str) -> None:
             encoder,
             load_training_data(DATA[loss_name]()),
             _loss(loss_name),
-            CONFIG,
+            _config(loss_name),
             output_dir=os.path.join(folder, "run"),  # a new run: rank 0 writes run.json, rank 1 must not trip on it
             on_step=lambda s, v: losses.append(v),
         )
@@ -85,7 +91,9 @@ def _worker(rank: int, world: int, loss_name: str, folder: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("loss_name", ["mnrl", "cosine", "cosent", "triplet", "contrastive", "mnrl-cached"])
+@pytest.mark.parametrize(
+    "loss_name", ["mnrl", "cosine", "cosent", "triplet", "contrastive", "mnrl-cached", "mnrl-packed"]
+)
 def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_name):
     mp.spawn(_worker, args=(2, loss_name, str(tmp_path)), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"losses{r}.json").read_text()) for r in range(2)]
@@ -98,7 +106,7 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_na
     train(
         encoder,
         load_training_data(DATA[loss_name]()),
-        _loss(loss_name.removesuffix("-cached")),  # one process, one forward over the global batch
+        _loss(loss_name.split("-")[0]),  # one process, one padded forward over the global batch
         CONFIG,
         on_step=lambda s, v: single_losses.append(v),
     )
