@@ -391,3 +391,32 @@ def test_fine_tuning_pulls_label_texts_to_their_examples():
     assert classifier.fine_tune(rounds=20, config=config, label_share=1.0).steps == 20
     assert margin() > before + 0.3
     assert not np.allclose(classifier.scores(texts), scores)  # examples and label texts embedded again
+
+
+def test_multi_label_fine_tuning_never_takes_a_pair_sharing_a_class_as_a_negative(monkeypatch):
+    from sentsim.training import TrainingConfig
+    from sentsim.training import few_shot as few_shot_training
+
+    from .toy_task import toy_encoder
+
+    texts = ["the cat sleeps", "a kitten naps", "stocks fell", "markets dropped", "it rains today", "the rain came"]
+    labels = [["cat"], ["cat", "rain"], ["market"], ["market", "cat"], ["rain"], ["rain"]]
+    classifier = FewShotClassifier(toy_encoder(dropout=0.0), multi_label=True, show_progress=False)
+    classifier.add_examples(texts, labels)
+    seen = {}
+    real_train = few_shot_training.train
+
+    def recording_train(encoder, data, loss, config):
+        seen["data"] = data
+        return real_train(encoder, data, loss, config)
+
+    monkeypatch.setattr(few_shot_training, "train", recording_train)
+    config = TrainingConfig(epochs=1, batch_size=6, learning_rate=1e-3, show_progress=False)
+    classifier.fine_tune(rounds=4, config=config)
+    columns = seen["data"].columns
+    classes = list(classifier.classes)
+    by_text = dict(zip(texts, labels, strict=True))
+    assert columns["label"].shape == (24, len(classes))  # multi-hot rows, one per pair
+    for anchor, positive, hot in zip(columns["anchor"], columns["positive"], columns["label"], strict=True):
+        expected = set(by_text[anchor]) | set(by_text[positive])  # the anchor's classes and the positive's
+        assert {classes[i] for i in np.flatnonzero(hot)} == expected

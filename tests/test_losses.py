@@ -133,12 +133,17 @@ def test_batch_hard_triplet_gradients_equal_a_naive_loop(batch, distance):
         torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-6)
 
 
+def shared(a, b) -> bool:
+    """One group id each, or multi-hot class rows: do the two rows share a group?"""
+    return bool((a * b).sum() > 0) if a.ndim else bool(a == b)
+
+
 def naive_in_batch(a, p, n=None, groups=None, temperature=0.05):
     total = 0.0
     for i in range(len(a)):
         logits = []
         for j in range(len(p)):
-            if j != i and groups is not None and groups[i] == groups[j]:
+            if j != i and groups is not None and shared(groups[i], groups[j]):
                 continue
             logits.append((cos(a[i], p[j]) / temperature, j == i))
         if n is not None:
@@ -164,6 +169,19 @@ def test_in_batch_negatives_masks_duplicates(batch):
     loss = InBatchNegativesLoss()(a, p, labels=groups)
     assert float(loss) == pytest.approx(naive_in_batch(a, p, groups=groups), rel=1e-5)
     assert float(loss) < float(InBatchNegativesLoss()(a, p))
+
+
+def test_in_batch_negatives_with_multi_hot_classes_masks_rows_sharing_any(batch):
+    a, p, _ = batch
+    classes = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [1, 0, 1]])  # (B, C)
+    for symmetric in (False, True):
+        loss = float(InBatchNegativesLoss(symmetric=symmetric)(a, p, labels=classes))
+        expected = naive_in_batch(a, p, groups=classes)
+        if symmetric:
+            expected = (expected + naive_in_batch(p, a, groups=classes)) / 2
+        assert loss == pytest.approx(expected, rel=1e-5)
+    one_hot = torch.eye(6, dtype=torch.long)  # no class shared: every other row is a negative
+    assert float(InBatchNegativesLoss()(a, p, labels=one_hot)) == pytest.approx(naive_in_batch(a, p), rel=1e-5)
 
 
 def test_symmetric_in_batch_negatives(batch):

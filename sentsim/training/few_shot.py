@@ -32,7 +32,8 @@ def fine_tune_few_shot(
     itself). In-batch negatives train the anchor to pick its positive out of the batch (and,
     ``symmetric``, the positive its anchor); texts of the same class are never counted as
     negatives. In a multi-label set, each pair is drawn for one of the anchor's classes, and
-    only that class shields other texts from being negatives. The defaults (20 rounds, batch
+    two pairs are never each other's negatives where the classes of one (its anchor's and its
+    positive's) meet the other's. The defaults (20 rounds, batch
     128, lr 5e-5, temperature 0.05, symmetric) are the recipe measured by
     ``benchmarks/bench_few_shot.py``; without a ``config``, the progress bar follows the
     classifier's ``show_progress``.
@@ -62,19 +63,25 @@ def fine_tune_few_shot(
     for index, row in enumerate(rows):
         for label in row:
             members.setdefault(label, []).append(index)
-    anchors, positives, groups = [], [], []
+    anchors, positives, groups = [], [], []  # groups: the pair's class id, or (multi-label) its classes
     for _ in range(rounds):
         for index in rng.permutation(len(texts)):
             row = rows[index]
             label = row[int(rng.integers(len(row)))] if len(row) > 1 else row[0]
             if label in label_texts and rng.random() < label_share:
-                positive = label_texts[label]
+                positive, classes = label_texts[label], {label}
             else:
                 same = [other for other in members[label] if other != index] or [index]
-                positive = texts[int(rng.choice(same))]
+                other = int(rng.choice(same))
+                positive, classes = texts[other], set(rows[other])
             anchors.append(texts[index])
             positives.append(positive)
-            groups.append(class_ids[label])
+            groups.append(classes | set(row) if classifier.multi_label else class_ids[label])
+    if classifier.multi_label:
+        hot = np.zeros((len(groups), len(class_ids)), dtype=np.int8)  # (pairs, classes)
+        for pair, classes in enumerate(groups):
+            hot[pair, [class_ids[label] for label in classes]] = 1
+        groups = hot
     data = TrainingData(
         {"anchor": anchors, "positive": positives, "label": np.asarray(groups, dtype=np.int64)}, "support set pairs"
     )

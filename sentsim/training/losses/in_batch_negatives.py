@@ -20,10 +20,11 @@ class InBatchNegativesLoss(nn.Module):
     Inputs:
         | columns | labels |
         |---|---|
-        | anchor, positive [, negative] | optional group ids: rows of one group are never each other's negatives |
+        | anchor, positive [, negative] | optional group ids ``(B,)``: rows of one group are never each other's negatives; or multi-hot ``(B, C)``: rows sharing any class are not |
 
     The training loop passes as labels a hash of each positive text, so a text repeated in
-    a batch is never its own negative; the few-shot fine-tuning passes class ids.
+    a batch is never its own negative; the few-shot fine-tuning passes class ids (multi-hot
+    classes for a multi-label support set).
 
     Relations: the loss of SimCSE / multiple-negatives ranking; ``symmetric=True`` adds the
     positive -> anchor direction (as in CLIP). TripletLoss uses one negative per anchor.
@@ -79,9 +80,16 @@ class InBatchNegativesLoss(nn.Module):
 
     def _direction(self, queries, candidates, extra, groups, candidate_groups, targets) -> Tensor:
         scores = queries @ candidates.T / self.temperature  # (B, world * B)
-        same_group = groups[:, None] == candidate_groups[None, :]
+        same_group = _shared_group(groups, candidate_groups)  # (B, world * B)
         same_group[torch.arange(len(queries)), targets] = False  # the target itself stays
         scores = scores.masked_fill(same_group, float("-inf"))
         if extra is not None:
             scores = torch.cat([scores, queries @ extra.T / self.temperature], dim=1)  # (B, world * 2B)
         return F.cross_entropy(scores, targets)
+
+
+def _shared_group(groups: Tensor, candidates: Tensor) -> Tensor:
+    """True where a row and a candidate share a group: equal ids ``(B,)``, or any class of multi-hot ``(B, C)`` rows."""
+    if groups.ndim == 2:
+        return (groups.float() @ candidates.float().T) > 0
+    return groups[:, None] == candidates[None, :]
