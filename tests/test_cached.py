@@ -38,7 +38,9 @@ def uncached(loss, columns, labels, dropout=0.0):
 def cached(loss, columns, labels, mini_batch_size, dropout=0.0):
     encoder = toy_encoder(dropout=dropout).train()
     options = {"device": CPU, "autocast_dtype": None, "scaler": NO_SCALING}
-    value = cached_backward(encoder, encoder, loss, columns, labels, mini_batch_size=mini_batch_size, **options)
+    value = cached_backward(
+        encoder, encoder, loss, columns, {"labels": labels}, mini_batch_size=mini_batch_size, **options
+    )
     return float(value), gradients(encoder)
 
 
@@ -85,7 +87,7 @@ def test_dropout_is_the_same_in_both_passes():
     encoder = toy_encoder(dropout=0.3).train()
     torch.manual_seed(7)
     options = {"device": CPU, "autocast_dtype": None, "scaler": NO_SCALING}
-    value = float(cached_backward(encoder, encoder, loss, columns, None, mini_batch_size=size, **options))
+    value = float(cached_backward(encoder, encoder, loss, columns, {"labels": None}, mini_batch_size=size, **options))
     actual = gradients(encoder)
     reference_encoder = toy_encoder(dropout=0.3).train()
     torch.manual_seed(7)  # the same draws, mini-batch by mini-batch, with gradients kept

@@ -52,6 +52,7 @@ def contrastive_data():
 
 DATA = {"mnrl": mnrl_data, "cosine": cosine_data, "cosent": cosine_data, "triplet": triplet_data}
 DATA |= {"contrastive": contrastive_data, "mnrl-cached": mnrl_data, "mnrl-packed": mnrl_data}
+DATA["mnrl-negatives"] = triplet_data  # hard negatives and their text ids gathered from every rank
 # losses that compare examples across the batch (ranking, mining) see the global batch too
 OPTIONS = {"triplet": {"batch_hard": True, "distance": "cosine", "margin": 0.5}, "contrastive": {"online": True}}
 OPTIONS["mnrl-cached"] = {"mini_batch_size": 3}  # each rank embeds its 4 rows as 3 + 1 (GradCache)
@@ -92,7 +93,8 @@ def _worker(rank: int, world: int, loss_name: str, folder: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "loss_name", ["mnrl", "cosine", "cosent", "triplet", "contrastive", "mnrl-cached", "mnrl-packed"]
+    "loss_name",
+    ["mnrl", "cosine", "cosent", "triplet", "contrastive", "mnrl-cached", "mnrl-packed", "mnrl-negatives"],
 )
 def test_two_processes_match_one_process_with_the_global_batch(tmp_path, loss_name):
     mp.spawn(_worker, args=(2, loss_name, str(tmp_path)), nprocs=2, join=True)

@@ -138,7 +138,7 @@ def shared(a, b) -> bool:
     return bool((a * b).sum() > 0) if a.ndim else bool(a == b)
 
 
-def naive_in_batch(a, p, n=None, groups=None, temperature=0.05):
+def naive_in_batch(a, p, n=None, groups=None, temperature=0.05, negative_groups=None):
     total = 0.0
     for i in range(len(a)):
         logits = []
@@ -147,7 +147,11 @@ def naive_in_batch(a, p, n=None, groups=None, temperature=0.05):
                 continue
             logits.append((cos(a[i], p[j]) / temperature, j == i))
         if n is not None:
-            logits += [(cos(a[i], n[j]) / temperature, False) for j in range(len(n))]
+            logits += [
+                (cos(a[i], n[j]) / temperature, False)
+                for j in range(len(n))
+                if negative_groups is None or not shared(groups[i], negative_groups[j])
+            ]
         log_z = math.log(sum(math.exp(v) for v, _ in logits))
         total += log_z - next(v for v, target in logits if target)
     return total / len(a)
@@ -182,6 +186,20 @@ def test_in_batch_negatives_with_multi_hot_classes_masks_rows_sharing_any(batch)
         assert loss == pytest.approx(expected, rel=1e-5)
     one_hot = torch.eye(6, dtype=torch.long)  # no class shared: every other row is a negative
     assert float(InBatchNegativesLoss()(a, p, labels=one_hot)) == pytest.approx(naive_in_batch(a, p), rel=1e-5)
+
+
+def test_in_batch_negatives_skips_a_hard_negative_in_the_rows_group(batch):
+    a, p, n = batch
+    groups = torch.tensor([10, 11, 12, 13, 14, 15])  # ids of the positive texts
+    negative_groups = torch.tensor([20, 21, 10, 23, 24, 11, 26, 27, 28, 29, 30, 31])  # two negatives a row
+    n = torch.cat([n, torch.randn(6, 8)])  # (12, 8): rows 0 and 1's positives come back as negatives 2 and 5
+    loss = InBatchNegativesLoss()(a, p, n, labels=groups, negative_labels=negative_groups)
+    expected = naive_in_batch(a, p, n, groups=groups, negative_groups=negative_groups)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert float(loss) != pytest.approx(naive_in_batch(a, p, n, groups=groups), rel=1e-3)  # unmasked differs
+    assert float(InBatchNegativesLoss()(a, p, n, negative_labels=negative_groups)) == pytest.approx(
+        naive_in_batch(a, p, n), rel=1e-5
+    )  # without row labels there is nothing to compare them with
 
 
 def test_symmetric_in_batch_negatives(batch):

@@ -171,16 +171,11 @@ def test_numbered_negatives_train_each_loss_on_every_negative(encoder, tmp_path)
     negative = torch.stack([embed[rows[c][i]] for i in range(4) for c in ("negative_1", "negative_2")])  # row by row
     for name in ("mnrl", "triplet"):
         loss = make_loss(name, **({"distance": "cosine", "margin": 0.5} if name == "triplet" else {}))
+        columns, targets = _batch_inputs(loss, rows, torch.device("cpu"))
+        assert ("negative_labels" in targets) == (name == "mnrl")  # text ids of the negatives, row by row
         with torch.no_grad():
-            got = _batch_loss(
-                encoder, encoder, loss, *_batch_inputs(loss, rows, torch.device("cpu")), torch.device("cpu")
-            )
-            labels = None
-            if name == "mnrl":
-                from sentsim.training.trainer import _labels
-
-                labels = _labels(loss, rows, torch.device("cpu"))
-            want = loss(anchor, positive, negative, labels)
+            got = _batch_loss(encoder, encoder, loss, columns, targets, torch.device("cpu"), packed=False)
+            want = loss(anchor, positive, negative, **targets)
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     triplet = make_loss("triplet", distance="cosine", margin=0.5)
     per_negative = [triplet(anchor, positive, negative[j::2]) for j in range(2)]  # a triplet loss for each column

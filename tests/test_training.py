@@ -501,3 +501,22 @@ def test_a_start_killed_while_writing_run_json_can_start_again(tmp_path):
     config = TrainingConfig(epochs=1, batch_size=8, **QUIET)
     result = train(toy_encoder(), data, make_loss("cosent"), config, output_dir=tmp_path / "run")
     assert result.steps > 0 and not list((tmp_path / "run").glob(".run.json.*.tmp"))
+
+
+def test_a_mined_negative_that_is_another_rows_positive_is_masked_for_that_row():
+    from sentsim.training.losses import InBatchNegativesLoss
+    from sentsim.training.trainer import _batch_inputs
+
+    rows = {
+        "anchor": ["a0", "a1", "a2"],
+        "positive": ["p0", "p1", "p2"],
+        "negative_1": ["p1", "n1", "n2"],  # row 0's mined negative is row 1's positive
+        "negative_2": ["m0", "m1", "p0"],
+    }
+    columns, targets = _batch_inputs(InBatchNegativesLoss(), rows, torch.device("cpu"))
+    assert columns[2] == ["p1", "m0", "n1", "m1", "n2", "p0"]  # row by row
+    labels, negative_labels = targets["labels"].tolist(), targets["negative_labels"].tolist()
+    assert negative_labels[0] == labels[1] and negative_labels[5] == labels[0]
+    assert len(set(negative_labels[1:5]) | set(labels)) == 7  # the other texts share no id
+    _, grouped = _batch_inputs(InBatchNegativesLoss(), rows | {"label": [0, 1, 2]}, torch.device("cpu"))
+    assert "negative_labels" not in grouped  # class ids for the rows: negatives have none

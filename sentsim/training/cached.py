@@ -42,7 +42,7 @@ def cached_backward(
     encoder,
     loss,
     columns: list[list[str]],
-    labels: Tensor | None,
+    targets: dict[str, Tensor],
     *,
     mini_batch_size: int,
     device: torch.device,
@@ -52,7 +52,7 @@ def cached_backward(
     packed: bool = False,
 ) -> Tensor:
     """Backpropagate ``loss`` of the batch whose texts are ``columns`` (one list per loss column)
-    through ``model`` (the encoder, or its DDP wrapper) one mini-batch of rows at a time; the
+    and whose ``targets`` are the loss's keyword inputs (``labels``, ...) through ``model`` (the encoder, or its DDP wrapper) one mini-batch of rows at a time; the
     gradients accumulate in the parameters, scaled as ``scaler.scale(loss / accumulation)``.
     Returns the (detached) loss of the whole batch."""
     rows = len(columns[0])
@@ -79,7 +79,7 @@ def cached_backward(
     embeddings = [torch.cat([parts[c] for parts in split]).requires_grad_() for c in range(len(columns))]  # (B*w, dim)
 
     with torch.autocast(**autocast):
-        value = loss(*embeddings, *[None] * (3 - len(embeddings)), labels)
+        value = loss(*embeddings, *[None] * (3 - len(embeddings)), **targets)
     scaler.scale(value / accumulation).backward()  # gradients of the loss w.r.t. the embeddings only
     gradients = [embedding.grad for embedding in embeddings]
 

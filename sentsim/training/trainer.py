@@ -154,14 +154,14 @@ def train(
         for batch in range(state.batch_in_epoch, batches_per_epoch):
             indices = order[batch * config.batch_size : (batch + 1) * config.batch_size]
             local = np.array_split(indices, world)[rank]  # this rank's share of the global batch
-            columns, labels = _batch_inputs(loss, data.rows(local), device)
+            columns, targets = _batch_inputs(loss, data.rows(local), device)
             if mini_batch_size is not None:  # GradCache: the loss of the whole batch, a mini-batch's memory
                 value = cached_backward(
                     model,
                     encoder,
                     loss,
                     columns,
-                    labels,
+                    targets,
                     mini_batch_size=mini_batch_size,
                     device=device,
                     autocast_dtype=autocast_dtype,
@@ -171,7 +171,7 @@ def train(
                 )
             else:
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    value = _batch_loss(model, encoder, loss, columns, labels, device, packed)
+                    value = _batch_loss(model, encoder, loss, columns, targets, device, packed)
                 scaler.scale(value / config.gradient_accumulation).backward()
             losses.add(value)
             examples += len(indices)
@@ -274,25 +274,30 @@ def _loss_record(epoch: int, losses: list[float], scheduler) -> dict:
     return {"epoch": epoch, "loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0]}
 
 
-def _batch_inputs(loss, rows: dict, device: torch.device) -> tuple[list[list[str]], Tensor | None]:
-    """The texts of each column the loss reads (in its order), and its labels. Numbered negatives
-    (``negative_1`` ... ``negative_n``) make one ``negative`` column of B * n texts, each row's together."""
+def _batch_inputs(loss, rows: dict, device: torch.device) -> tuple[list[list[str]], dict[str, Tensor]]:
+    """The texts of each column the loss reads (in its order), and its targets (``labels``, and
+    ``negative_labels`` where the loss masks hard negatives). Numbered negatives (``negative_1``
+    ... ``negative_n``) make one ``negative`` column of B * n texts, each row's together."""
     columns = [rows[column] for column in loss.columns if column in rows]
     numbered = negative_columns(list(rows)) if "negative" in loss.columns else []
     if numbered:
         columns.append([rows[column][row] for row in range(len(columns[0])) for column in numbered])
-    return columns, _labels(loss, rows, device)
+    targets = {"labels": _labels(loss, rows, device)}
+    if getattr(loss, "masks_negatives", False) and len(columns) == 3 and "label" not in rows:
+        # text ids, as the positives' labels: a hard negative that is some row's positive is not that row's negative
+        targets["negative_labels"] = to_device(torch.tensor([_text_id(text) for text in columns[2]]), device)
+    return columns, targets
 
 
 def _batch_loss(
-    model, encoder, loss, columns: list[list[str]], labels: Tensor | None, device: torch.device, packed: bool
+    model, encoder, loss, columns: list[list[str]], targets: dict[str, Tensor], device: torch.device, packed: bool
 ) -> Tensor:
     """Encode every text column of the batch in one forward pass, then apply the loss."""
     inputs = text_inputs(encoder, [text for column in columns for text in column], device, packed=packed)
     embeddings = embed_inputs(model, inputs)  # (texts, dim)
     parts = list(embeddings.split([len(column) for column in columns]))  # negative: (B * n, dim), row by row
     anchor, positive, negative = parts + [None] * (3 - len(parts))
-    return loss(anchor, positive, negative, labels)
+    return loss(anchor, positive, negative, **targets)
 
 
 def _labels(loss, rows: dict, device: torch.device) -> Tensor | None:

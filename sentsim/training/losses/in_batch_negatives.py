@@ -43,6 +43,7 @@ class InBatchNegativesLoss(nn.Module):
     columns = ("anchor", "positive", "negative")
     optional_columns = ("negative",)
     target = "group"
+    masks_negatives = True  # takes negative_labels: a hard negative equal to a row's positive is not its negative
 
     def __init__(
         self,
@@ -62,18 +63,29 @@ class InBatchNegativesLoss(nn.Module):
         return {"temperature": self.temperature, "symmetric": self.symmetric, "gather": self.gather, **cached}
 
     def forward(
-        self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
+        self,
+        anchor: Tensor,
+        positive: Tensor,
+        negative: Tensor | None = None,
+        labels: Tensor | None = None,
+        negative_labels: Tensor | None = None,
     ) -> Tensor:
+        """``negative_labels`` ``(len(negative),)``: group ids of the hard negatives (with ``(B,)``
+        labels): a hard negative in a row's group is not that row's negative (the trainer passes
+        text ids, so a mined negative that is another row's positive text does not count against it)."""
         anchor, positive = F.normalize(anchor.float(), dim=-1), F.normalize(positive.float(), dim=-1)
         negative = F.normalize(negative.float(), dim=-1) if negative is not None else None
         rank, world = rank_and_world() if self.gather else (0, 1)
         groups = labels if labels is not None else torch.arange(len(anchor), device=anchor.device) + rank * len(anchor)
+        negative_groups = negative_labels if negative is not None and labels is not None else None
         all_anchors, all_positives, all_groups = anchor, positive, groups
-        all_negatives = negative
+        all_negatives, all_negative_groups = negative, negative_groups
         if world > 1:
-            all_anchors, all_positives, all_groups, all_negatives = gather_batch(anchor, positive, groups, negative)
+            gathered = gather_batch(anchor, positive, groups, negative, negative_groups)
+            all_anchors, all_positives, all_groups, all_negatives, all_negative_groups = gathered
         targets = torch.arange(len(anchor), device=anchor.device) + rank * len(anchor)  # (B,)
-        loss = self._direction(anchor, all_positives, all_negatives, groups, all_groups, targets)
+        extra = None if all_negatives is None else (all_negatives, all_negative_groups)
+        loss = self._direction(anchor, all_positives, extra, groups, all_groups, targets)
         if self.symmetric:
             loss = (loss + self._direction(positive, all_anchors, None, groups, all_groups, targets)) / 2
         return loss
@@ -84,7 +96,11 @@ class InBatchNegativesLoss(nn.Module):
         same_group[torch.arange(len(queries)), targets] = False  # the target itself stays
         scores = scores.masked_fill(same_group, float("-inf"))
         if extra is not None:
-            scores = torch.cat([scores, queries @ extra.T / self.temperature], dim=1)  # (B, world * 2B)
+            negatives, negative_groups = extra
+            extra_scores = queries @ negatives.T / self.temperature  # (B, world * B * n)
+            if negative_groups is not None:
+                extra_scores = extra_scores.masked_fill(_shared_group(groups, negative_groups), float("-inf"))
+            scores = torch.cat([scores, extra_scores], dim=1)
         return F.cross_entropy(scores, targets)
 
 

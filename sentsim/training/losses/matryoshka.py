@@ -76,6 +76,10 @@ class MatryoshkaLoss(nn.Module):
         return getattr(self.inner, "score_bounds", None)
 
     @property
+    def masks_negatives(self) -> bool:
+        return getattr(self.inner, "masks_negatives", False)
+
+    @property
     def mini_batch_size(self) -> int | None:
         """The inner loss's (cached in-batch negatives), else None."""
         return getattr(self.inner, "mini_batch_size", None)
@@ -90,7 +94,12 @@ class MatryoshkaLoss(nn.Module):
         }
 
     def forward(
-        self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, labels: Tensor | None = None
+        self,
+        anchor: Tensor,
+        positive: Tensor,
+        negative: Tensor | None = None,
+        labels: Tensor | None = None,
+        **options: Tensor,
     ) -> Tensor:
         if self.dims[0] > anchor.shape[-1]:
             raise ValueError(f"MatryoshkaLoss dims {list(self.dims)} go above the {anchor.shape[-1]} dimensions given")
@@ -99,7 +108,7 @@ class MatryoshkaLoss(nn.Module):
             cut = [
                 None if x is None else truncate(x.float(), dim, normalize=True) for x in (anchor, positive, negative)
             ]
-            total = total + weight * self.inner(*cut, labels)  # each embedding (B, dim)
+            total = total + weight * self.inner(*cut, labels, **options)  # each embedding (B, dim)
         return total
 
 
