@@ -15,20 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA_DIR, machine  # noqa: E402
+from common import DEFAULT_DATA_DIR, machine, train_sentence_transformers  # noqa: E402
 
 from sentsim import SentenceEncoder  # noqa: E402
 from sentsim.data import load_stsb  # noqa: E402
 from sentsim.evaluation import evaluate_sts  # noqa: E402
-from sentsim.storage.hub import resolve_model_path  # noqa: E402
 from sentsim.training import CoSENTLoss, MatryoshkaLoss, TrainingConfig, load_training_data, train  # noqa: E402
 
 DIMS = (384, 256, 128, 64)
@@ -101,46 +97,10 @@ def _spearman_by_dim(encoder: SentenceEncoder, test) -> dict[int, float]:
     return results
 
 
-def _sentence_transformers(args, columns: dict) -> tuple[float, str]:
-    import datasets
-    from sentence_transformers import (
-        SentenceTransformer,
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
+def _sentence_transformers(args, columns: dict) -> tuple[float, Path]:
+    return train_sentence_transformers(
+        args, columns, lambda model, losses: losses.MatryoshkaLoss(model, losses.CoSENTLoss(model), list(DIMS))
     )
-
-    try:
-        from sentence_transformers.sentence_transformer.losses import CoSENTLoss as STCoSENT
-        from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss as STMatryoshka
-    except ImportError:  # sentence-transformers < 6.2
-        from sentence_transformers.losses import CoSENTLoss as STCoSENT
-        from sentence_transformers.losses import MatryoshkaLoss as STMatryoshka
-
-    model = SentenceTransformer(str(resolve_model_path(args.model))).float()
-    cuda = torch.cuda.is_available()
-    with tempfile.TemporaryDirectory() as output:
-        training_args = SentenceTransformerTrainingArguments(
-            output_dir=output,
-            num_train_epochs=args.epochs,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=args.lr,
-            warmup_ratio=0.1,
-            bf16=cuda and torch.cuda.is_bf16_supported(),
-            save_strategy="no",
-            report_to=[],
-            disable_tqdm=True,
-            seed=0,
-        )
-        loss = STMatryoshka(model, STCoSENT(model), list(DIMS))
-        trainer = SentenceTransformerTrainer(
-            model=model, args=training_args, train_dataset=datasets.Dataset.from_dict(columns), loss=loss
-        )
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
-    folder = tempfile.mkdtemp()
-    model.save(folder)
-    return seconds, folder
 
 
 if __name__ == "__main__":

@@ -15,19 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA_DIR, machine  # noqa: E402
+from common import DEFAULT_DATA_DIR, machine, train_sentence_transformers  # noqa: E402
 
 from sentsim import SentenceEncoder  # noqa: E402
 from sentsim.data import load_stsb  # noqa: E402
 from sentsim.evaluation import evaluate_sts  # noqa: E402
-from sentsim.storage.hub import resolve_model_path  # noqa: E402
 from sentsim.training import TrainingConfig, load_training_data, make_loss, train  # noqa: E402
 
 
@@ -102,43 +98,8 @@ def main() -> None:
 
 
 def _sentence_transformers(args, columns: dict, test) -> tuple[float, float]:
-    import datasets
-    from sentence_transformers import (
-        SentenceTransformer,
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-
-    try:
-        from sentence_transformers.sentence_transformer.losses import CoSENTLoss
-    except ImportError:  # sentence-transformers < 6.2
-        from sentence_transformers.losses import CoSENTLoss
-
-    model = SentenceTransformer(str(resolve_model_path(args.model))).float()  # fp32 master weights, as sentsim
-    cuda = torch.cuda.is_available()
-    with tempfile.TemporaryDirectory() as output:
-        training_args = SentenceTransformerTrainingArguments(
-            output_dir=output,
-            num_train_epochs=args.epochs,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=args.lr,
-            warmup_ratio=0.1,
-            bf16=cuda and torch.cuda.is_bf16_supported(),
-            save_strategy="no",
-            report_to=[],
-            disable_tqdm=True,
-            seed=0,
-        )
-        trainer = SentenceTransformerTrainer(
-            model=model, args=training_args, train_dataset=datasets.Dataset.from_dict(columns), loss=CoSENTLoss(model)
-        )
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
-    path = Path(tempfile.mkdtemp())
-    model.save(str(path))
-    spearman = evaluate_sts(SentenceEncoder.from_pretrained(path), test, show_progress=False)["spearman"]
-    return seconds, spearman
+    seconds, folder = train_sentence_transformers(args, columns, lambda model, losses: losses.CoSENTLoss(model))
+    return seconds, evaluate_sts(SentenceEncoder.from_pretrained(folder), test, show_progress=False)["spearman"]
 
 
 if __name__ == "__main__":

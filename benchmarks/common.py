@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,53 @@ def fp32_gemm_gflops(size: int = 2048, repeats: int = 5) -> float:
     left, right = torch.randn(size, size), torch.randn(size, size)
     left @ right  # warm-up
     return 2 * size**3 / best_time(lambda: left @ right, repeats) / 1e9
+
+
+def train_sentence_transformers(args, columns: dict, make_loss: Callable) -> tuple[float, Path]:
+    """sentence-transformers' trainer on ``columns`` with the benchmarks' recipe (``args.model``,
+    ``args.epochs``, ``args.batch_size``, ``args.lr``; 10% warm-up, bf16 on a GPU, seed 0), its loss
+    ``make_loss(model, losses)`` from its losses module. Returns the train seconds and the saved model folder."""
+    import datasets
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+
+    try:
+        from sentence_transformers.sentence_transformer import losses
+    except ImportError:  # sentence-transformers < 6.2
+        from sentence_transformers import losses
+
+    from sentsim.storage.hub import resolve_model_path
+
+    model = SentenceTransformer(str(resolve_model_path(args.model))).float()  # fp32 master weights, as sentsim
+    cuda = torch.cuda.is_available()
+    with tempfile.TemporaryDirectory() as output:
+        training_args = SentenceTransformerTrainingArguments(
+            output_dir=output,
+            num_train_epochs=args.epochs,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=args.lr,
+            warmup_ratio=0.1,
+            bf16=cuda and torch.cuda.is_bf16_supported(),
+            save_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            seed=0,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=datasets.Dataset.from_dict(columns),
+            loss=make_loss(model, losses),
+        )
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    folder = Path(tempfile.mkdtemp())
+    model.save(str(folder))
+    return seconds, folder
 
 
 def machine() -> str:
