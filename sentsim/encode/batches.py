@@ -118,7 +118,7 @@ def batched(
     """Each ``(start, tokens)`` part as a chunk of padded (or packed) batches."""
     for start, tokens in parts:
         if packed:
-            batches = [_packed_batch(tokens, rows) for rows in plan_packed(tokens.lengths, max_tokens or PACKED_TOKENS)]
+            batches = [packed_batch(tokens, rows) for rows in plan_packed(tokens.lengths, max_tokens or PACKED_TOKENS)]
         else:
             plan = plan_batches(tokens.lengths, batch_size, max_tokens)
             batches = [PaddedBatch(rows, *tokenizer.pad(tokens.take(rows))) for rows in plan]
@@ -127,7 +127,8 @@ def batched(
         yield Chunk(start, len(tokens), batches, tokens.truncated)
 
 
-def _packed_batch(tokens: TokenizedBatch, rows: slice) -> PackedBatch:
+def packed_batch(tokens: TokenizedBatch, rows: slice) -> PackedBatch:
+    """The texts ``rows`` of ``tokens`` laid end to end, with their offsets."""
     part = tokens.take(rows)
     cu_seqlens = np.zeros(len(part) + 1, dtype=np.int32)
     np.cumsum(part.lengths, out=cu_seqlens[1:])

@@ -52,9 +52,10 @@ def cached_backward(
     packed: bool = False,
 ) -> Tensor:
     """Backpropagate ``loss`` of the batch whose texts are ``columns`` (one list per loss column)
-    and whose ``targets`` are the loss's keyword inputs (``labels``, ...) through ``model`` (the encoder, or its DDP wrapper) one mini-batch of rows at a time; the
-    gradients accumulate in the parameters, scaled as ``scaler.scale(loss / accumulation)``.
-    Returns the (detached) loss of the whole batch."""
+    and whose ``targets`` are the loss's keyword inputs (``labels``, ...) through ``model`` (the
+    encoder, or its DDP wrapper) one mini-batch of rows at a time; the gradients accumulate in the
+    parameters, scaled as ``scaler.scale(loss / accumulation)``. Returns the (detached) loss of
+    the whole batch."""
     rows = len(columns[0])
     widths = [len(column) // rows for column in columns]  # texts a row: n for numbered negatives, else 1
     starts = range(0, rows, mini_batch_size)

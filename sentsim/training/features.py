@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from sentsim.encode.batches import packed_batch
 from sentsim.towers.packed import PackedLayout
 
 
@@ -32,12 +32,8 @@ def text_inputs(encoder, texts: Sequence[str], device: torch.device, *, packed: 
     if not packed:
         input_ids, attention_mask = encoder.tower.tokenizer.pad(tokens)
         return TextInputs(to_device(input_ids, device), to_device(attention_mask, device))
-    cu_seqlens = np.zeros(len(tokens) + 1, dtype=np.int32)
-    np.cumsum(tokens.lengths, out=cu_seqlens[1:])
-    layout = PackedLayout.from_offsets(
-        to_device(torch.from_numpy(cu_seqlens), device), int(tokens.lengths.max()), int(cu_seqlens[-1])
-    )
-    return TextInputs(to_device(torch.from_numpy(tokens.flat_ids), device), layout=layout)
+    batch = packed_batch(tokens, slice(0, len(tokens))).apply(lambda tensor: to_device(tensor, device))
+    return TextInputs(batch.input_ids, layout=batch.layout)  # the layout built once, on the device
 
 
 def embed_inputs(model, inputs: TextInputs) -> Tensor:

@@ -285,7 +285,7 @@ def _batch_inputs(loss, rows: dict, device: torch.device) -> tuple[list[list[str
     targets = {"labels": _labels(loss, rows, device)}
     if getattr(loss, "masks_negatives", False) and len(columns) == 3 and "label" not in rows:
         # text ids, as the positives' labels: a hard negative that is some row's positive is not that row's negative
-        targets["negative_labels"] = to_device(torch.tensor([_text_id(text) for text in columns[2]]), device)
+        targets["negative_labels"] = _text_ids(columns[2], device)
     return columns, targets
 
 
@@ -302,13 +302,17 @@ def _batch_loss(
 
 def _labels(loss, rows: dict, device: torch.device) -> Tensor | None:
     if loss.target in ("score", "label", "embedding"):
-        column = "score" if loss.target == "score" else loss.target
-        return to_device(torch.as_tensor(rows[column], dtype=torch.float32), device)
+        return to_device(torch.as_tensor(rows[loss.target], dtype=torch.float32), device)
     if loss.target == "group":
         if "label" in rows:
             return to_device(torch.as_tensor(rows["label"], dtype=torch.long), device)
-        return to_device(torch.tensor([_text_id(text) for text in rows["positive"]], dtype=torch.long), device)
+        return _text_ids(rows["positive"], device)
     return None
+
+
+def _text_ids(texts: list[str], device: torch.device) -> Tensor:
+    """``(len(texts),)`` int64 ids of ``texts``, equal for equal texts (:func:`_text_id`)."""
+    return to_device(torch.tensor([_text_id(text) for text in texts], dtype=torch.long), device)
 
 
 def _text_id(text: str) -> int:
