@@ -18,7 +18,7 @@ import torch
 from sentsim._version import __version__
 from sentsim.decisions.model_check import fitted_with_another_model
 from sentsim.storage.atomic import atomic_folder, check_replaceable, recover_folder
-from sentsim.storage.formats import check_format
+from sentsim.storage.formats import check_format, read_json_object
 from sentsim.storage.weights import load_safetensors, save_safetensors
 
 __all__ = ["FEW_SHOT_FORMAT", "read_classifier", "stale", "write_classifier"]
@@ -62,19 +62,12 @@ def read_classifier(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     folder = Path(folder)
     path = folder / CONFIG_NAME
     recover_folder(folder)  # a save that a crash interrupted between its two renames
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(config, dict):
-            raise TypeError(f"a JSON {type(config).__name__}, not an object")
-        missing = [key for key in SAVED_KEYS if key not in config]
-        if missing and "format" not in missing:  # another format may lack them: its check comes first
-            check_format(path, config, FEW_SHOT_FORMAT, "few-shot classifier")
-        if missing:
-            raise KeyError(f"no {', '.join(missing)}")
-    except (ValueError, KeyError, TypeError) as error:  # not JSON, or JSON of another shape
-        if str(error).startswith(str(path)):  # check_format's message names the file already
-            raise
-        raise ValueError(f"{path} is not a saved few-shot classifier ({type(error).__name__}: {error})") from None
+    config = read_json_object(path, "saved few-shot classifier")
+    missing = [key for key in SAVED_KEYS if key not in config]
+    if missing and "format" not in missing:  # another format may lack them: its check comes first
+        check_format(path, config, FEW_SHOT_FORMAT, "few-shot classifier")
+    if missing:
+        raise ValueError(f"{path} is not a saved few-shot classifier (no {', '.join(missing)})")
     check_format(path, config, FEW_SHOT_FORMAT, "few-shot classifier")
     tensors = load_safetensors(folder / EMBEDDINGS_NAME)
     return config, {name: tensors[name].numpy() for name in ARRAYS}

@@ -25,7 +25,7 @@ from sentsim.evaluation.binary import (
 from sentsim.evaluation.pairs import pair_scores
 from sentsim.similarity import Metric
 from sentsim.storage.atomic import write_text_atomic
-from sentsim.storage.formats import check_format
+from sentsim.storage.formats import check_format, read_json_object
 from sentsim.validation import check_flag, check_int, finite_or_none, is_real, single_text, validate_texts
 
 logger = logging.getLogger(__name__)
@@ -167,13 +167,10 @@ class PairClassifier:
     @classmethod
     def load(cls, path: str | Path, encoder) -> PairClassifier:
         """Read a classifier saved by :meth:`save`, to run with ``encoder``."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            missing = [key for key in SAVED_KEYS if key not in data]
-            if missing:  # e.g. a file of evaluation results, which has a metric and a threshold too
-                raise KeyError(f"no {', '.join(missing)}")
-        except (ValueError, KeyError, TypeError) as error:  # not JSON, or JSON of another shape
-            raise ValueError(f"{path} is not a saved pair classifier ({type(error).__name__}: {error})") from None
+        data = read_json_object(Path(path), "saved pair classifier")
+        missing = [key for key in SAVED_KEYS if key not in data]
+        if missing:  # e.g. a file of evaluation results, which has a metric and a threshold too
+            raise ValueError(f"{path} is not a saved pair classifier (no {', '.join(missing)})")
         check_format(Path(path), data, PAIR_CLASSIFIER_FORMAT, "pair classifier")  # before the other fields
         try:
             calibrator = calibrator_from_dict(data["calibrator"]) if data["calibrator"] is not None else None

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from sentsim._version import __version__
 from sentsim.fingerprint import model_fingerprint
 from sentsim.storage.atomic import atomic_folder, holds_other_files
-from sentsim.storage.formats import check_format
+from sentsim.storage.formats import read_versioned
 from sentsim.validation import check_path, document_id, is_integer, nonfinite_row
 
 EMBEDDINGS_FORMAT = 1  # any other is refused
@@ -131,15 +131,7 @@ def read_embeddings(folder: str | Path) -> tuple[dict, list[str], np.ndarray]:
 
 
 def _read_info(path: Path) -> dict:
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no embeddings in {path.parent}: {INFO_FILE} is missing") from None
-    except (ValueError, RecursionError) as error:
-        raise ValueError(f"{path} is corrupted: {error}") from None
-    if not isinstance(info, dict):
-        raise ValueError(f"{path} is not an embeddings record: expected a JSON object")
-    check_format(path, info, EMBEDDINGS_FORMAT, "embeddings")
+    info = read_versioned(path, EMBEDDINGS_FORMAT, "embeddings")
     for key in ("dim", "count"):
         if not is_integer(info.get(key)) or info[key] < (1 if key == "dim" else 0):
             raise ValueError(f"{path}: {key!r} is missing or not a valid count ({info.get(key)!r})")

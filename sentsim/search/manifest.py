@@ -12,7 +12,6 @@ keyword index: ``"keywords": null``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from sentsim._version import __version__
@@ -24,7 +23,7 @@ from sentsim.search.precision import RESCORE_FACTOR, check_layout, layout_proble
 from sentsim.search.store import IndexCorruptedError
 from sentsim.search.stores import STORE_KINDS, store_class
 from sentsim.similarity import Metric
-from sentsim.storage.formats import check_format
+from sentsim.storage.formats import check_format, read_json_object
 from sentsim.validation import is_integer
 
 MANIFEST = "manifest.json"
@@ -89,12 +88,7 @@ def _faiss_fields() -> dict:
 def read_manifest(folder: Path) -> dict:
     """The manifest of the index in ``folder``; FileNotFoundError without one, IndexCorruptedError
     (naming the file and field) for one that is not JSON or not of the shape an index writes."""
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no index in {folder}: {MANIFEST} is missing") from None
-    except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, a 5,000-digit number, nested too deeply
-        raise IndexCorruptedError(f"{folder / MANIFEST} is corrupted: {error}") from None
+    manifest = read_json_object(folder / MANIFEST, "index", IndexCorruptedError)
     _check_manifest(manifest, folder / MANIFEST)
     return manifest
 

@@ -17,7 +17,7 @@ from sentsim._version import __version__
 from sentsim.fingerprint import fingerprint_mismatch, model_fingerprint
 from sentsim.lora import Adapter, LoraSettings, adapter_weights, add_lora, load_adapter_weights
 from sentsim.storage.atomic import atomic_folder, check_replaceable
-from sentsim.storage.formats import check_format
+from sentsim.storage.formats import read_versioned
 from sentsim.storage.weights import load_safetensors, save_safetensors
 
 ADAPTER_CONFIG = "adapter_sentsim.json"
@@ -73,13 +73,7 @@ def save_adapter(encoder, folder: Path, *, markers: tuple[str, ...], overwrite: 
 def read_adapter(folder: Path) -> dict:
     """``adapter_sentsim.json`` of ``folder``, checked."""
     path = Path(folder) / ADAPTER_CONFIG
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read the adapter record {path}: {error}") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    check_format(path, record, ADAPTER_FORMAT, "adapter")
+    record = read_versioned(path, ADAPTER_FORMAT, "adapter")
     missing = [key for key in ("lora", "base", "base_fingerprint") if key not in record]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(map(repr, missing))}")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from sentsim.storage.atomic import atomic_folder
-from sentsim.storage.formats import check_format
+from sentsim.storage.formats import read_versioned
 from sentsim.storage.weights import load_safetensors, save_safetensors
 
 STATE_FILE = "state.json"
@@ -102,12 +102,7 @@ def load_checkpoint(folder: Path, *, model: nn.Module, optimizer, scheduler, sca
 
 def _read_state(folder: Path) -> dict:
     """``state.json``, refused unless it is a checkpoint of this format."""
-    path = folder / STATE_FILE
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a checkpoint: expected a JSON object")
-    check_format(path, data, CHECKPOINT_FORMAT, "checkpoint")
-    return data
+    return read_versioned(folder / STATE_FILE, CHECKPOINT_FORMAT, "checkpoint")
 
 
 def _json_default(value: object) -> object:

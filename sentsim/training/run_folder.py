@@ -13,7 +13,7 @@ import numpy as np
 import torch.distributed as dist
 
 from sentsim.storage.atomic import recover_folder, write_text_atomic
-from sentsim.storage.formats import check_format
+from sentsim.storage.formats import check_format, read_json_object
 from sentsim.training.checkpoint import STATE_FILE, read_checkpoint_run
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData
@@ -55,7 +55,9 @@ def _prepare_here(output: Path, run: dict, resume: bool) -> bool:
         checkpointed = (output / CHECKPOINT_DIR / STATE_FILE).exists()
         if not checkpointed and not existing.exists():
             raise ValueError(f"nothing to resume in {output}: it has no {CHECKPOINT_DIR}/")
-        saved = read_checkpoint_run(output / CHECKPOINT_DIR) if checkpointed else _read_json(existing)
+        saved = (
+            read_checkpoint_run(output / CHECKPOINT_DIR) if checkpointed else read_json_object(existing, "run record")
+        )
         check_format(
             output / CHECKPOINT_DIR / STATE_FILE if checkpointed else existing, saved, RUN_FORMAT, "run record"
         )
@@ -80,16 +82,6 @@ def _prepare_here(output: Path, run: dict, resume: bool) -> bool:
     output.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output / RUN_FILE, json.dumps(run, indent=2) + "\n")
     return False
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot resume from {path}: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"cannot resume from {path}: it is not a run record (expected a JSON object)")
-    return data
 
 
 def run_fingerprint(encoder, data: TrainingData, loss, config: TrainingConfig, world: int) -> dict:

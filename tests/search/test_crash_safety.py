@@ -61,7 +61,7 @@ def test_corrupted_files_give_clear_errors(index, tmp_path):
     assert faiss_file.read_bytes() == stamped
     manifest = json.loads((folder / "manifest.json").read_text())
     for broken, message in (
-        ([], "not a sentsim index manifest"),
+        ([], r"manifest.json: expected a JSON object \(index\), got list"),
         ({"format": manifest["format"]}, "'model' is missing or has the wrong type"),
         (manifest | {"keywords": None}, "'keywords' must name a tokenizer"),
         (manifest | {"keywords": {"tokenizer": "icu"}}, "'keywords' must name a tokenizer"),
