@@ -334,7 +334,9 @@ def test_few_shot_save_and_load(tmp_path):
     config = json.loads((tmp_path / "clf" / "few_shot.json").read_text())
     for broken in ([], *({k: v for k, v in config.items() if k != key} for key in ("k", "logistic_c", "model_sha256"))):
         (tmp_path / "clf" / "few_shot.json").write_text(json.dumps(broken))
-        with pytest.raises(ValueError, match=r"few_shot.json( is not a saved few-shot classifier|: expected a JSON object)"):
+        with pytest.raises(
+            ValueError, match=r"few_shot.json( is not a saved few-shot classifier|: expected a JSON object)"
+        ):
             FewShotClassifier.load(tmp_path / "clf", encoder)
     assert config["format"] == 2
     for written, message in ((3, r"format 3 is newer than this sentsim reads \(2\)"), (1, "format 1 is unknown")):
