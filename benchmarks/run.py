@@ -39,7 +39,24 @@ PARTS = {
     "few_shot": (
         "bench_few_shot.py",
         ["--shots", "5", "--seeds", "0", "--rounds", "2", "--systems", "frozen", "tuned-names"],
-        ["--shots", "1", "5", "10", "--seeds", "0", "1", "2", "3", "4", "--oos"],
+        ["--shots", "1", "5", "10", "--seeds", "0", "1", "2", "3", "4", "--oos", "--systems", "frozen", "tuned-names"],
+    ),
+    "few_shot_setfit": (  # SetFit trains 1,875 steps at 5 shots, 3,750 at 10: one seed
+        "bench_few_shot.py",
+        [
+            "--shots",
+            "1",
+            "--seeds",
+            "0",
+            "--rounds",
+            "2",
+            "--setfit-iterations",
+            "1",
+            "--systems",
+            "tuned-names",
+            "setfit",
+        ],
+        ["--shots", "1", "5", "10", "--seeds", "0", "--systems", "tuned-names", "setfit"],
     ),
     "matryoshka": ("bench_matryoshka.py", ["--limit", "400", "--skip-reference"], []),
     "cached": ("bench_cached.py", ["--quick"], []),
@@ -199,7 +216,7 @@ def _few_shot(data: dict, folder: Path) -> list[str]:
     shots = sorted({cell["shots"] for cell in data["cells"]})
     rows = [
         f"## CLINC150 few-shot ({data['args']['eval_split']}, accuracy, mean over the support samples of seeds "
-        f"{sorted({cell['seed'] for cell in data['cells']})}; mean train s)",
+        f"{sorted({cell['seed'] for cell in data['cells']})}; mean train s; systems {data['args']['systems']})",
         "",
         "| system | " + " | ".join(f"{n}-shot" for n in shots) + " |",
         "|---|" + "---|" * len(shots),
@@ -360,6 +377,7 @@ RENDERERS = {
     "hybrid": _hybrid,
     "train": _train,
     "few_shot": _few_shot,
+    "few_shot_setfit": _few_shot,
     "matryoshka": _matryoshka,
     "cached": _cached,
     "mining": _mining,
