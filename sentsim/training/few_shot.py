@@ -11,7 +11,7 @@ from sentsim.training.trainer import TrainingResult, train
 from sentsim.validation import check_int, positive_number
 
 FEW_SHOT_CONFIG = TrainingConfig(epochs=1, batch_size=128, learning_rate=5e-5, warmup_ratio=0.1)
-LABEL_SHARE = 0.25  # of the pairs whose positive is the label text (set a priori; not yet swept on CLINC150 val)
+LABEL_SHARE = 0.25  # of the pairs whose positive is the label text (best of 0 / 0.25 / 0.5 on CLINC150 val, 5-shot)
 
 
 def fine_tune_few_shot(
