@@ -93,15 +93,17 @@ def test_pair_classifier_save_and_load(tmp_path):
     saved = json.loads((tmp_path / "pairs.json").read_text())
     results = {"accuracy": 93.2, "threshold": 0.66, "metric": "cosine", "primary_metric": "accuracy"}  # eval output
     no_digest = {key: value for key, value in saved.items() if key != "model_sha256"}
+    (tmp_path / "pairs.json").write_text("[]")
+    with pytest.raises(ValueError, match=r"pairs.json: expected a JSON object \(saved pair classifier\), got list"):
+        PairClassifier.load(tmp_path / "pairs.json", encoder)
     for broken in (
-        [],
         saved | {"calibrator": saved["calibrator"] | {"extra": 1}},
         {"threshold": 0.5},
         results,
         no_digest,
     ):
         (tmp_path / "pairs.json").write_text(json.dumps(broken))
-        with pytest.raises(ValueError, match=r"pairs.json( is not a saved pair classifier|: expected a JSON object)"):
+        with pytest.raises(ValueError, match="pairs.json is not a saved pair classifier"):
             PairClassifier.load(tmp_path / "pairs.json", encoder)
     assert saved["format"] == 1
     for written, message in ((2, r"format 2 is newer than this sentsim reads \(1\)"), ("1", "format '1' is unknown")):
@@ -332,11 +334,14 @@ def test_few_shot_save_and_load(tmp_path):
     (tmp_path / "clf").rename(tmp_path / ".clf.abcd1234.ready")  # a save killed between its two renames
     assert FewShotClassifier.load(tmp_path / "clf", encoder).classes == classifier.classes  # put back
     config = json.loads((tmp_path / "clf" / "few_shot.json").read_text())
-    for broken in ([], *({k: v for k, v in config.items() if k != key} for key in ("k", "logistic_c", "model_sha256"))):
+    (tmp_path / "clf" / "few_shot.json").write_text("[]")
+    with pytest.raises(
+        ValueError, match=r"few_shot.json: expected a JSON object \(saved few-shot classifier\), got list"
+    ):
+        FewShotClassifier.load(tmp_path / "clf", encoder)
+    for broken in ({k: v for k, v in config.items() if k != key} for key in ("k", "logistic_c", "model_sha256")):
         (tmp_path / "clf" / "few_shot.json").write_text(json.dumps(broken))
-        with pytest.raises(
-            ValueError, match=r"few_shot.json( is not a saved few-shot classifier|: expected a JSON object)"
-        ):
+        with pytest.raises(ValueError, match="few_shot.json is not a saved few-shot classifier"):
             FewShotClassifier.load(tmp_path / "clf", encoder)
     assert config["format"] == 2
     for written, message in ((3, r"format 3 is newer than this sentsim reads \(2\)"), (1, "format 1 is unknown")):

@@ -63,12 +63,11 @@ def read_classifier(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     path = folder / CONFIG_NAME
     recover_folder(folder)  # a save that a crash interrupted between its two renames
     config = read_json_object(path, "saved few-shot classifier")
-    missing = [key for key in SAVED_KEYS if key not in config]
-    if missing and "format" not in missing:  # another format may lack them: its check comes first
+    if "format" in config:  # before the other keys: another format may lack them
         check_format(path, config, FEW_SHOT_FORMAT, "few-shot classifier")
+    missing = [key for key in SAVED_KEYS if key not in config]
     if missing:
         raise ValueError(f"{path} is not a saved few-shot classifier (no {', '.join(missing)})")
-    check_format(path, config, FEW_SHOT_FORMAT, "few-shot classifier")
     tensors = load_safetensors(folder / EMBEDDINGS_NAME)
     return config, {name: tensors[name].numpy() for name in ARRAYS}
 

@@ -23,7 +23,7 @@ from sentsim.search.precision import RESCORE_FACTOR, check_layout, layout_proble
 from sentsim.search.store import IndexCorruptedError
 from sentsim.search.stores import STORE_KINDS, store_class
 from sentsim.similarity import Metric
-from sentsim.storage.formats import check_format, read_json_object
+from sentsim.storage.formats import read_versioned
 from sentsim.validation import is_integer
 
 MANIFEST = "manifest.json"
@@ -88,17 +88,14 @@ def _faiss_fields() -> dict:
 def read_manifest(folder: Path) -> dict:
     """The manifest of the index in ``folder``; FileNotFoundError without one, IndexCorruptedError
     (naming the file and field) for one that is not JSON or not of the shape an index writes."""
-    manifest = read_json_object(folder / MANIFEST, "index", IndexCorruptedError)
+    manifest = read_versioned(folder / MANIFEST, MANIFEST_FORMAT, "index", IndexCorruptedError)
     _check_manifest(manifest, folder / MANIFEST)
     return manifest
 
 
-def _check_manifest(manifest: object, path: Path) -> None:
+def _check_manifest(manifest: dict, path: Path) -> None:
     """An IndexCorruptedError naming the field unless ``manifest`` has the shape :meth:`DocumentIndex.create` writes."""
     fields = {"model": dict, "metric": str, "backend": str, "chunk_size": (int, type(None)), "chunk_overlap": int}
-    if not isinstance(manifest, dict):
-        raise IndexCorruptedError(f"{path} is not a sentsim index manifest: expected a JSON object")
-    check_format(path, manifest, MANIFEST_FORMAT, "index", IndexCorruptedError)
     for name, kind in fields.items():
         if name not in manifest or not isinstance(manifest[name], kind) or isinstance(manifest[name], bool):
             raise IndexCorruptedError(f"{path}: {name!r} is missing or has the wrong type ({manifest.get(name)!r})")

@@ -13,7 +13,7 @@ import numpy as np
 import torch.distributed as dist
 
 from sentsim.storage.atomic import recover_folder, write_text_atomic
-from sentsim.storage.formats import check_format, read_json_object
+from sentsim.storage.formats import check_format, read_versioned
 from sentsim.training.checkpoint import STATE_FILE, read_checkpoint_run
 from sentsim.training.config import TrainingConfig
 from sentsim.training.data import TrainingData
@@ -55,12 +55,11 @@ def _prepare_here(output: Path, run: dict, resume: bool) -> bool:
         checkpointed = (output / CHECKPOINT_DIR / STATE_FILE).exists()
         if not checkpointed and not existing.exists():
             raise ValueError(f"nothing to resume in {output}: it has no {CHECKPOINT_DIR}/")
-        saved = (
-            read_checkpoint_run(output / CHECKPOINT_DIR) if checkpointed else read_json_object(existing, "run record")
-        )
-        check_format(
-            output / CHECKPOINT_DIR / STATE_FILE if checkpointed else existing, saved, RUN_FORMAT, "run record"
-        )
+        if checkpointed:
+            saved = read_checkpoint_run(output / CHECKPOINT_DIR)
+            check_format(output / CHECKPOINT_DIR / STATE_FILE, saved, RUN_FORMAT, "run record")
+        else:
+            saved = read_versioned(existing, RUN_FORMAT, "run record")
         different = sorted(key for key in run if saved.get(key) != run[key])
         if different:
             raise ValueError(
